@@ -1,0 +1,13 @@
+"""Built-in data sources (filled in by its issue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from serifu.hookspecs import hookimpl
+
+
+@hookimpl
+def register_data_sources(register: Callable[[Any], None]) -> None:
+    pass

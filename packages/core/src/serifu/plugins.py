@@ -1,0 +1,299 @@
+"""Plugin loading and typed registries.
+
+Built-in plugins are modules registered directly; third-party plugins come from the
+``serifu`` entry-point group, each loaded in its own ``try`` so that a broken one is
+reported and skipped. ``SERIFU_LOAD_PLUGINS=a,b`` restricts which entry points load
+(by entry-point or distribution name; empty loads none); ``SERIFU_TRACE_PLUGINS=1``
+prints each hook call to stderr.
+
+Every ``pm.hook.register_*`` call is wrapped by an accessor here (``data_sources()``,
+``base_models()`` …) that validates items, rejects duplicate ids naming both providers,
+and returns a typed registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from serifu import hookspecs
+from serifu.errors import SerifuError
+from serifu.kinds import ID_PATTERN
+
+T = TypeVar("T")
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "serifu.builtin.data_sources",
+    "serifu.builtin.prompt_templates",
+    "serifu.builtin.evaluators",
+    "serifu.builtin.sample_cast",
+    "serifu.builtin.commands",
+)
+
+KINDS: dict[str, str] = {
+    "data_sources": "register_data_sources",
+    "prompt_templates": "register_prompt_templates",
+    "base_models": "register_base_models",
+    "evaluators": "register_evaluators",
+    "characters": "register_characters",
+}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Who provided a plugin: a distribution and its version, or a built-in module."""
+
+    name: str
+    version: str
+    module: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version} ({self.module})"
+
+
+@dataclass(frozen=True)
+class Registered(Generic[T]):
+    """One registered item and who registered it."""
+
+    id: str
+    item: T
+    provider: Provider
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A plugin (or one of its items) that was rejected, with the reason."""
+
+    plugin: str
+    error: str
+    provider: str = ""
+
+
+@dataclass
+class PluginState:
+    pm: pluggy.PluginManager
+    providers: dict[str, Provider] = field(default_factory=dict)  # plugin name -> provider
+    failed: list[Failure] = field(default_factory=list)
+
+
+_state: PluginState | None = None
+
+
+def _trace_enabled() -> bool:
+    return os.environ.get("SERIFU_TRACE_PLUGINS", "") not in ("", "0", "false", "no")
+
+
+def _allowed_entry_points() -> set[str] | None:
+    raw = os.environ.get("SERIFU_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _core_provider(module: str) -> Provider:
+    from serifu import __version__
+
+    return Provider("serifu", __version__, module)
+
+
+def _build() -> PluginState:
+    pm = pluggy.PluginManager("serifu")
+    pm.add_hookspecs(hookspecs)
+    state = PluginState(pm)
+    for modname in BUILTIN_PLUGINS:
+        module = importlib.import_module(modname)
+        pm.register(module, name=modname)
+        state.providers[modname] = _core_provider(modname)
+    allowed = _allowed_entry_points()
+    for ep in metadata.entry_points(group="serifu"):
+        dist = ep.dist
+        dist_name = dist.name if dist is not None else "?"
+        dist_version = dist.version if dist is not None else "?"
+        if allowed is not None and ep.name not in allowed and dist_name not in allowed:
+            continue
+        name = f"{dist_name}:{ep.name}"
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=name)
+        except Exception as exc:  # a broken plugin must never break Serifu
+            state.failed.append(
+                Failure(name, f"{type(exc).__name__}: {exc}", f"{dist_name} {dist_version}")
+            )
+            continue
+        state.providers[name] = Provider(dist_name, dist_version, ep.value)
+    if _trace_enabled():
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+    return state
+
+
+def state() -> PluginState:
+    """The process-wide plugin state, built on first use."""
+    global _state
+    if _state is None:
+        _state = _build()
+    return _state
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests, or after changing SERIFU_LOAD_PLUGINS)."""
+    global _state
+    _state = None
+    _registry_cache.clear()
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    return state().pm
+
+
+def _validator(kind: str) -> Callable[[Any], str | None]:
+    """Returns a function that says what is wrong with an item of ``kind`` (or None)."""
+    from serifu import kinds
+
+    def check_protocol(proto: type) -> Callable[[Any], str | None]:
+        def check(item: Any) -> str | None:
+            if not isinstance(item, proto):
+                missing = [
+                    a
+                    for a in getattr(proto, "__protocol_attrs__", ())
+                    if not hasattr(item, a)
+                ]
+                return f"is not a {proto.__name__} (missing: {', '.join(sorted(missing)) or '?'})"
+            return None
+
+        return check
+
+    if kind == "characters":
+        from serifu.characters import CharacterPack
+
+        return lambda item: (
+            None if isinstance(item, CharacterPack) else "is not a serifu.characters.CharacterPack"
+        )
+    proto = {
+        "data_sources": kinds.DataSource,
+        "prompt_templates": kinds.PromptTemplate,
+        "base_models": kinds.BaseModelPlugin,
+        "evaluators": kinds.Evaluator,
+    }[kind]
+    return check_protocol(proto)
+
+
+_registry_cache: dict[str, dict[str, Registered[Any]]] = {}
+
+
+def registry(kind: str) -> dict[str, Registered[Any]]:
+    """All valid items of one kind, by id. Invalid or duplicate items go to ``failed()``."""
+    if kind in _registry_cache:
+        return _registry_cache[kind]
+    st = state()
+    hook = getattr(st.pm.hook, KINDS[kind])
+    check = _validator(kind)
+    items: dict[str, Registered[Any]] = {}
+    for impl in hook.get_hookimpls():  # registration order: built-ins first
+        provider = st.providers.get(impl.plugin_name, Provider(impl.plugin_name, "?", "?"))
+
+        def register(item: Any, _provider: Provider = provider, _plugin: str = impl.plugin_name) -> None:
+            item_id = getattr(item, "id", None)
+            problem = check(item)
+            if problem is None and (not isinstance(item_id, str) or not ID_PATTERN.match(item_id)):
+                problem = f"has an invalid id {item_id!r} (lowercase letters, digits, '.', '_', '-')"
+            if problem is not None:
+                st.failed.append(Failure(_plugin, f"{kind} item {item_id!r} {problem}", str(_provider)))
+                return
+            assert isinstance(item_id, str)
+            if item_id in items:
+                first = items[item_id].provider
+                st.failed.append(
+                    Failure(
+                        _plugin,
+                        f"duplicate {kind} id {item_id!r}: provided by {first} and again by {_provider}; "
+                        "the second was rejected",
+                        str(_provider),
+                    )
+                )
+                return
+            items[item_id] = Registered(item_id, item, _provider)
+
+        if _trace_enabled():
+            sys.stderr.write(f"serifu: {KINDS[kind]}() -> {impl.plugin_name}\n")
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            st.failed.append(
+                Failure(impl.plugin_name, f"{KINDS[kind]} raised {type(exc).__name__}: {exc}", str(provider))
+            )
+    _registry_cache[kind] = items
+    return items
+
+
+def failed() -> list[Failure]:
+    """Plugins or items that failed to load or register (after building every registry)."""
+    for kind in KINDS:
+        registry(kind)
+    return list(state().failed)
+
+
+def _get(kind: str, item_id: str, what: str) -> Any:
+    reg = registry(kind)
+    if item_id not in reg:
+        known = ", ".join(sorted(reg)) or "none"
+        raise SerifuError(f"unknown {what} {item_id!r}; known: {known}")
+    return reg[item_id].item
+
+
+def data_sources() -> dict[str, Registered[Any]]:
+    """Registered data sources (script readers) by id."""
+    return registry("data_sources")
+
+
+def prompt_templates() -> dict[str, Registered[Any]]:
+    """Registered prompt templates by id."""
+    return registry("prompt_templates")
+
+
+def base_models() -> dict[str, Registered[Any]]:
+    """Registered base models by id."""
+    return registry("base_models")
+
+
+def evaluators() -> dict[str, Registered[Any]]:
+    """Registered evaluators by id."""
+    return registry("evaluators")
+
+
+def characters() -> dict[str, Registered[Any]]:
+    """Registered character packs by id."""
+    return registry("characters")
+
+
+def get_data_source(item_id: str) -> Any:
+    return _get("data_sources", item_id, "data source")
+
+
+def get_prompt_template(item_id: str) -> Any:
+    return _get("prompt_templates", item_id, "prompt template")
+
+
+def get_base_model(item_id: str) -> Any:
+    return _get("base_models", item_id, "base model")
+
+
+def get_evaluator(item_id: str) -> Any:
+    return _get("evaluators", item_id, "evaluator")
+
+
+def get_character(item_id: str) -> Any:
+    return _get("characters", item_id, "character")
+
+
+def iter_registered() -> Iterator[tuple[str, Registered[Any]]]:
+    for kind in KINDS:
+        for reg in registry(kind).values():
+            yield kind, reg

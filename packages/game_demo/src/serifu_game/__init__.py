@@ -1,0 +1,1 @@
+"""Serifu's terminal dating-sim (Textual)."""

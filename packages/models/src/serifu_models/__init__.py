@@ -1,0 +1,1 @@
+"""Base-model plugins for Serifu."""
