@@ -43,7 +43,7 @@ def _run(cmd: list[str], **kw: object) -> None:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on any python3
         sys.exit(f"Serifu needs Python >= 3.11 (this is {sys.version.split()[0]}).")
     if not PY.exists():
         print(f"Creating {VENV} ...", flush=True)

@@ -12,7 +12,9 @@ nox.options.default_venv_backend = "none"
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the CPU test suite (tiny models, small data); extra args go to pytest."""
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env={"OMP_NUM_THREADS": "1"})
+    session.run(
+        "python", "-m", "pytest", *(session.posargs or ["-q"]), env={"OMP_NUM_THREADS": "1"}
+    )
 
 
 @nox.session

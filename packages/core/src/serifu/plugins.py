@@ -160,11 +160,10 @@ def _validator(kind: str) -> Callable[[Any], str | None]:
     def check_protocol(proto: type) -> Callable[[Any], str | None]:
         def check(item: Any) -> str | None:
             if not isinstance(item, proto):
-                missing = [
-                    a
-                    for a in getattr(proto, "__protocol_attrs__", ())
-                    if not hasattr(item, a)
-                ]
+                members = set(getattr(proto, "__annotations__", {})) | {
+                    n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")
+                }
+                missing = [a for a in members if not hasattr(item, a)]
                 return f"is not a {proto.__name__} (missing: {', '.join(sorted(missing)) or '?'})"
             return None
 
@@ -199,13 +198,19 @@ def registry(kind: str) -> dict[str, Registered[Any]]:
     for impl in hook.get_hookimpls():  # registration order: built-ins first
         provider = st.providers.get(impl.plugin_name, Provider(impl.plugin_name, "?", "?"))
 
-        def register(item: Any, _provider: Provider = provider, _plugin: str = impl.plugin_name) -> None:
+        def register(
+            item: Any, _provider: Provider = provider, _plugin: str = impl.plugin_name
+        ) -> None:
             item_id = getattr(item, "id", None)
             problem = check(item)
             if problem is None and (not isinstance(item_id, str) or not ID_PATTERN.match(item_id)):
-                problem = f"has an invalid id {item_id!r} (lowercase letters, digits, '.', '_', '-')"
+                problem = (
+                    f"has an invalid id {item_id!r} (lowercase letters, digits, '.', '_', '-')"
+                )
             if problem is not None:
-                st.failed.append(Failure(_plugin, f"{kind} item {item_id!r} {problem}", str(_provider)))
+                st.failed.append(
+                    Failure(_plugin, f"{kind} item {item_id!r} {problem}", str(_provider))
+                )
                 return
             assert isinstance(item_id, str)
             if item_id in items:
@@ -227,7 +232,11 @@ def registry(kind: str) -> dict[str, Registered[Any]]:
             impl.function(register=register)
         except Exception as exc:
             st.failed.append(
-                Failure(impl.plugin_name, f"{KINDS[kind]} raised {type(exc).__name__}: {exc}", str(provider))
+                Failure(
+                    impl.plugin_name,
+                    f"{KINDS[kind]} raised {type(exc).__name__}: {exc}",
+                    str(provider),
+                )
             )
     _registry_cache[kind] = items
     return items

@@ -47,7 +47,9 @@ def build_app() -> typer.Typer:
             impl.function(cli=app)
         except Exception as exc:  # a broken plugin must not break the CLI
             st.failed.append(
-                plugins.Failure(impl.plugin_name, f"register_commands raised {type(exc).__name__}: {exc}")
+                plugins.Failure(
+                    impl.plugin_name, f"register_commands raised {type(exc).__name__}: {exc}"
+                )
             )
     return app
 

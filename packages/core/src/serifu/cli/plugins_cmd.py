@@ -39,4 +39,6 @@ def plugins_command(
             if kind == "failed":
                 typer.echo(f"  {it['plugin']}: {it['error']}")
             else:
-                typer.echo(f"  {it['id']:<24} {it['provider']} {it['version']}  {it['description']}")
+                typer.echo(
+                    f"  {it['id']:<24} {it['provider']} {it['version']}  {it['description']}"
+                )

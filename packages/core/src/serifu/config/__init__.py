@@ -83,7 +83,9 @@ def load_config(
         except FileNotFoundError:
             raise SerifuError("config file not found", path=path) from None
         except UnicodeDecodeError as exc:
-            raise SerifuError(f"config file is not UTF-8 (byte offset {exc.start})", path=path) from None
+            raise SerifuError(
+                f"config file is not UTF-8 (byte offset {exc.start})", path=path
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise SerifuError(f"not valid TOML: {exc}", path=path) from None
     for item in overrides or []:

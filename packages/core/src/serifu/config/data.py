@@ -15,7 +15,13 @@ class DataConfig(BaseModel):
         default="report", description="Cleaning preset: 'report' = the report's rules exactly."
     )
     format: Literal["lines", "dialogue"] = Field(default="dialogue", description="Dataset format.")
-    context_lines: int = Field(default=1, ge=1, le=16, description="Dialogue: previous lines kept as context.")
-    validation_fraction: float = Field(default=0.1, ge=0.0, lt=0.5, description="Share of scenes for validation.")
-    test_fraction: float = Field(default=0.1, ge=0.0, lt=0.5, description="Share of scenes for test.")
+    context_lines: int = Field(
+        default=1, ge=1, le=16, description="Dialogue: previous lines kept as context."
+    )
+    validation_fraction: float = Field(
+        default=0.1, ge=0.0, lt=0.5, description="Share of scenes for validation."
+    )
+    test_fraction: float = Field(
+        default=0.1, ge=0.0, lt=0.5, description="Share of scenes for test."
+    )
     seed: int = Field(default=0, description="Seed of the scene split.")

@@ -1,0 +1,5 @@
+"""``python -m serifu`` = the ``serifu`` command."""
+
+from serifu.cli import main
+
+main()

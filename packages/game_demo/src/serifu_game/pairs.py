@@ -1,0 +1,58 @@
+"""The heroine's real dialogue pairs (protagonist line -> her reply), for retrieval and openers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from serifu.characters import CharacterPack
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One exchange from her scripts: what was said to her, and what she answered."""
+
+    query: str
+    reply: str
+    scene: str = ""
+
+
+def load_pairs(pack: CharacterPack) -> list[Pair]:
+    """Her dialogue pairs, from ``serifu.data.characters.character_pairs`` when available."""
+    from serifu.data import characters as data_characters
+
+    character_pairs: Any = getattr(data_characters, "character_pairs", None)
+    if character_pairs is not None:
+        try:
+            return [
+                Pair(str(p.query), str(p.reply), str(getattr(p, "scene", "")))
+                for p in character_pairs(pack)
+            ]
+        except NotImplementedError:
+            pass
+    return _parse_sample_scripts(pack)
+
+
+_SPOKEN = re.compile(r"^【(?P<speaker>[^】]+)】「(?P<text>.*)」\s*$")
+
+
+def _parse_sample_scripts(pack: CharacterPack) -> list[Pair]:
+    """Fallback reader for the sample-cast script format (cast/FORMAT.md)."""
+    card = pack.card()
+    pairs: list[Pair] = []
+    for path in pack.scripts:
+        scene, previous = "", None
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            line = raw.strip()
+            if line.startswith("[scene]"):
+                scene, previous = line.removeprefix("[scene]").strip(), None
+                continue
+            match = _SPOKEN.match(line)
+            if match is None:
+                continue
+            speaker, text = match["speaker"], match["text"]
+            if speaker == card.short_name and previous and previous[0] != speaker:
+                pairs.append(Pair(previous[1], text, scene))
+            previous = (speaker, text)
+    return pairs
