@@ -68,6 +68,25 @@ class BaseModelPlugin(Protocol):
     template: str
     """Prompt template id."""
     lora_targets: tuple[str, ...]
+    """Default LoRA target modules."""
+    hub_id: str | None
+    """Hugging Face hub id of the weights (None for weights made locally)."""
+    add_special_tokens: bool
+    """Encode prompts with the tokenizer's special tokens (BOS)."""
+    generation: Mapping[str, Any]
+    """Sampling defaults (``do_sample``, ``temperature``, ``top_p``, ``repetition_penalty``)."""
+
+    def build_config(self) -> Any:
+        """The architecture as a ``transformers`` config (to build a random-init model)."""
+        ...
+
+    def weights(self) -> str:
+        """A local folder or hub id to load from; may convert or build weights on first use."""
+        ...
+
+    def load_tokenizer(self, source: str) -> Any:
+        """The model's tokenizer from ``source`` (with its quirks, e.g. ``use_fast=False``)."""
+        ...
 
 
 @runtime_checkable

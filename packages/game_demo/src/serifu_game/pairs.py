@@ -34,6 +34,27 @@ def load_pairs(pack: CharacterPack) -> list[Pair]:
     return _parse_sample_scripts(pack)
 
 
+def her_lines(pack: CharacterPack) -> list[str]:
+    """Every line she speaks in her scripts (from ``character_utterances`` when available)."""
+    from serifu.data import characters as data_characters
+
+    card = pack.card()
+    character_utterances: Any = getattr(data_characters, "character_utterances", None)
+    if character_utterances is not None:
+        try:
+            names = {card.short_name, card.name}
+            return [u.text for u in character_utterances(pack) if u.speaker in names]
+        except NotImplementedError:
+            pass
+    lines = []
+    for path in pack.scripts:
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            match = _SPOKEN.match(raw.strip())
+            if match and match["speaker"] == card.short_name:
+                lines.append(match["text"])
+    return lines
+
+
 _SPOKEN = re.compile(r"^【(?P<speaker>[^】]+)】「(?P<text>.*)」\s*$")
 
 

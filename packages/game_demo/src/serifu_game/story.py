@@ -18,17 +18,17 @@ class Place:
     """Opening narration; ``{name}`` (her name), ``{club}`` and ``{food}`` are filled in."""
     keywords: str
     """What her opening line should be about (retrieval query over her lines)."""
-    likes: str = ""
-    """Card field that makes this place her favourite (bonus affection)."""
+    likes: tuple[str, ...] = ()
+    """Hints in her hobbies, specialty or club that make this place a favourite of hers."""
 
 
 PLACES: tuple[Place, ...] = (
     Place("classroom", "教室", "▤", "朝の教室。窓から差し込む光の中、{name}が席に着いている。", "おはよう 教室 席 授業"),
-    Place("rooftop", "屋上", "☁", "昼休みの屋上。風が気持ちいい。フェンスのそばに{name}の姿があった。", "屋上 お昼 弁当 空 風"),
-    Place("club", "部活", "♪", "放課後、{club}の活動場所をのぞくと、{name}が一生懸命に打ち込んでいた。", "部活 練習 放課後 頑張", "club"),
-    Place("shops", "商店街", "☕", "夕方の商店街。{food}の香りにつられて歩いていると、{name}とばったり会った。", "商店街 買い物 おいしい 食べ", "favorite_food"),
-    Place("library", "図書室", "✎", "静かな図書室。窓際の席で、{name}が本を広げている。", "図書室 本 勉強 静か"),
-    Place("park", "公園", "✿", "休日の公園。ベンチに座る{name}が、こちらに気づいて顔を上げた。", "公園 休み 散歩 天気"),
+    Place("rooftop", "屋上", "☁", "昼休みの屋上。風が気持ちいい。フェンスのそばに{name}の姿があった。", "屋上 お昼 弁当 空 風", ("天体", "星", "昼寝")),
+    Place("club", "部活", "♪", "放課後、{club}の活動場所をのぞくと、{name}が一生懸命に打ち込んでいた。", "部活 練習 放課後 頑張", ("部",)),
+    Place("shops", "商店街", "☕", "夕方の商店街。{food}の香りにつられて歩いていると、{name}とばったり会った。", "商店街 買い物 おいしい 食べ", ("カラオケ", "お菓子", "買い物", "たこ焼き", "お笑い")),
+    Place("library", "図書室", "✎", "静かな図書室。窓際の席で、{name}が本を広げている。", "図書室 本 勉強 静か", ("読書", "本", "チェス", "お絵かき")),
+    Place("park", "公園", "✿", "休日の公園。ベンチに座る{name}が、こちらに気づいて顔を上げた。", "公園 休み 散歩 天気", ("ランニング", "散歩", "押し花", "天体", "花")),
 )
 
 
@@ -42,8 +42,9 @@ def opening_narration(p: Place, card: CharacterCard) -> str:
 
 
 def place_bonus(p: Place, card: CharacterCard) -> int:
-    """Affection bonus for meeting her at a place she likes."""
-    return 3 if p.likes else 0
+    """Affection bonus for meeting her at a place she likes (0 elsewhere)."""
+    about_her = " ".join([*card.hobbies, card.specialty, card.club])
+    return 3 if any(hint in about_her for hint in p.likes) else 0
 
 
 FIRST_DAY_NARRATION = "春。転校初日の朝、案内された席の隣にいたのは――{name}だった。"
@@ -62,7 +63,7 @@ class Event:
 
 EVENTS: tuple[Event, ...] = (
     Event("smile", 35, "{name}が、ふっと柔らかく笑った。少し打ち解けられた気がする。"),
-    Event("contact", 60, "別れ際、{name}が連絡先を教えてくれた。「……べつに、なんとなくやから」なんて言いながら。"),
+    Event("contact", 60, "別れ際、{name}が連絡先を教えてくれた。その名前を、つい何度も見返してしまう。"),
     Event("blush", 80, "目が合うと、{name}の頬がほんのり赤く染まった。"),
 )
 
@@ -73,10 +74,7 @@ def new_events(affection: int, seen: list[str]) -> list[Event]:
 
 
 def event_text(e: Event, card: CharacterCard) -> str:
-    text = e.text.format(name=card.short_name)
-    if e.id == "contact":  # the quoted aside must sound like her, not like one fixed heroine
-        text = f"別れ際、{card.short_name}が連絡先を教えてくれた。"
-    return text
+    return e.text.format(name=card.short_name)
 
 
 @dataclass(frozen=True)

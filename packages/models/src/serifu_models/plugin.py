@@ -10,4 +10,9 @@ from serifu.hookspecs import hookimpl
 
 @hookimpl
 def register_base_models(register: Callable[[Any], None]) -> None:
-    pass
+    from serifu_models.gemma import GEMMA_3_270M
+    from serifu_models.report_models import REPORT_MODELS
+    from serifu_models.tiny import TINY_MODELS
+
+    for spec in (*REPORT_MODELS, GEMMA_3_270M, *TINY_MODELS):
+        register(spec)

@@ -1,4 +1,4 @@
-"""Built-in data sources (filled in by its issue)."""
+"""Built-in data sources: ``lines``, ``table``, ``aozora-play``, ``script``."""
 
 from __future__ import annotations
 
@@ -10,4 +10,12 @@ from serifu.hookspecs import hookimpl
 
 @hookimpl
 def register_data_sources(register: Callable[[Any], None]) -> None:
-    pass
+    from serifu.data.aozora_play import AozoraPlayReader
+    from serifu.data.lines_reader import LinesReader
+    from serifu.data.script_reader import ScriptReader
+    from serifu.data.table_reader import TableReader
+
+    register(LinesReader())
+    register(TableReader())
+    register(AozoraPlayReader())
+    register(ScriptReader())

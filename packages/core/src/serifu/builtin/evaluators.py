@@ -1,13 +1,157 @@
-"""Built-in evaluators (filled in by its issue)."""
+"""Built-in evaluators: each wraps a pure function of :mod:`serifu.evaluation` as a plugin.
+
+``evaluate(run)`` gets a :class:`serifu.evaluation.run.EvalRun` and returns a dict with a
+``"summary"`` of headline numbers (or ``{"skipped": reason}``).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serifu.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from serifu.evaluation.run import EvalRun
+
+
+class CharacterClassifierEvaluator:
+    id = "character-classifier"
+    description = "Share of replies a 'which character said this' classifier attributes to her."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.attribution import fit_and_test
+
+        ref = run.reference
+        key = ("classifier", id(ref))
+        if key not in run.shared:  # fitted once per evaluation, shared by its conditions
+            run.shared[key] = fit_and_test(ref.lines, seed=ref.seed)
+        clf, held = run.shared[key]
+        if ref.target not in clf.classes:
+            return {"skipped": f"{ref.target!r} has no lines in the classifier's training split"}
+        texts = run.texts()
+        column = clf.classes.index(ref.target)
+        probs = clf.predict_proba(texts)
+        predicted = [clf.classes[i] for i in probs.argmax(axis=1)] if texts else []
+        # An empty reply says nothing about who speaks: never count it as hers.
+        hers = [bool(t.strip()) and p == ref.target for t, p in zip(texts, predicted, strict=True)]
+        by_kind: dict[str, float] = {}
+        for kind in sorted({r.kind for r in run.replies}):
+            flags = [h for h, r in zip(hers, run.replies, strict=True) if r.kind == kind]
+            by_kind[kind] = round(sum(flags) / len(flags), 4)
+        share = sum(hers) / len(hers) if hers else 0.0
+        return {
+            "summary": {
+                "target_share": round(share, 4),
+                "mean_target_prob": round(float(probs[:, column].mean()), 4) if texts else 0.0,
+                "heldout_accuracy": round(held.accuracy, 4),
+                "chance": round(1 / len(clf.classes), 4),
+            },
+            "target": ref.target,
+            "share_by_kind": by_kind,
+            "attributed_to": dict(Counter(predicted).most_common()),
+            "heldout": held.to_json(),
+            "per_reply": [round(float(p), 4) for p in probs[:, column]] if texts else [],
+        }
+
+
+class ProfileQAEvaluator:
+    id = "profile-qa"
+    description = "Accuracy on the card's profile questions by expected-answer keywords."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.profile_qa import profile_qa
+
+        replies = run.profile()
+        if not replies:
+            return {"skipped": "no profile questions (no character card, or --limit 0)"}
+        result = profile_qa([r.query for r in replies], [r.text for r in replies], [r.answers for r in replies])
+        return {"summary": {"accuracy": result["accuracy"], "correct": result["correct"], "n": result["n"]}, **result}
+
+
+class PerplexityEvaluator:
+    id = "perplexity"
+    description = "Perplexity of her held-out real replies given the protagonist's line, base vs tuned."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.perplexity import perplexity, reduction
+
+        pairs = run.reference.heldout_pairs
+        if not pairs or "model" not in run.scorers:
+            return {"skipped": "no held-out pairs or no model to score them"}
+        queries, replies = [q for q, _ in pairs], [r for _, r in pairs]
+        key = ("perplexity", run.condition)
+        if key not in run.shared:
+            run.shared[key] = {name: perplexity(scorer(queries, replies)) for name, scorer in run.scorers.items()}
+        ppl = run.shared[key]
+        summary: dict[str, Any] = {"perplexity": _round(ppl["model"])}
+        if "base" in ppl:
+            summary["base_perplexity"] = _round(ppl["base"])
+            summary["reduction"] = _round(reduction(ppl["base"], ppl["model"]))
+        return {"summary": summary, "n_pairs": len(pairs)}
+
+
+class StyleMarkersEvaluator:
+    id = "style-markers"
+    description = "Sentence endings, first person, … and ！ rates, length: Jensen-Shannon divergence to her real lines."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.style import compare_style
+
+        real = run.reference.target_lines()
+        if not real:
+            return {"skipped": "no real lines of the character"}
+        result = compare_style(run.texts(), real)
+        gen = result["generated"]
+        return {
+            "summary": {
+                "jsd_mean": result["jsd_mean"],
+                "ellipsis_rate": gen["ellipsis_rate"],
+                "exclamation_rate": gen["exclamation_rate"],
+                "mean_length": gen["mean_length"],
+            },
+            **result,
+        }
+
+
+class DiversityEvaluator:
+    id = "diversity"
+    description = "Distinct-1/2 over morphemes of the replies."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.diversity import diversity
+
+        result = diversity(run.texts())
+        return {"summary": result}
+
+
+class FormatEvaluator:
+    id = "format"
+    description = "Share of one-line replies that stop at the reply end; empty and cut-off replies."
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.reply_format import reply_format
+
+        result = reply_format(run.texts(), [r.stopped for r in run.replies])
+        return {"summary": {"ok_rate": result["ok_rate"], "empty_rate": result["empty_rate"]}, **result}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+BUILTIN_EVALUATORS = (
+    CharacterClassifierEvaluator,
+    ProfileQAEvaluator,
+    PerplexityEvaluator,
+    StyleMarkersEvaluator,
+    DiversityEvaluator,
+    FormatEvaluator,
+)
 
 
 @hookimpl
 def register_evaluators(register: Callable[[Any], None]) -> None:
-    pass
+    for evaluator in BUILTIN_EVALUATORS:
+        register(evaluator())

@@ -1,4 +1,4 @@
-"""Built-in prompt templates (filled in by its issue)."""
+"""Built-in prompt templates: ``line``, ``llama2``, ``novel``, ``gemma``."""
 
 from __future__ import annotations
 
@@ -10,4 +10,7 @@ from serifu.hookspecs import hookimpl
 
 @hookimpl
 def register_prompt_templates(register: Callable[[Any], None]) -> None:
-    pass
+    from serifu.prompts import builtin_templates
+
+    for template in builtin_templates():
+        register(template)

@@ -57,11 +57,28 @@ class CharacterClassifier:
             raise SerifuError(
                 f"the character classifier needs lines of at least two speakers, got {sorted(set(labels))}"
             )
-        vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=self.ngram_range, lowercase=False, sublinear_tf=True
+        prepared = [_prepare(t) for t in texts]
+        try:  # n-grams seen at least twice; tiny corpora fall back to every n-gram
+            vectorizer = TfidfVectorizer(
+                analyzer="char",
+                ngram_range=self.ngram_range,
+                lowercase=False,
+                sublinear_tf=True,
+                min_df=2,
+            )
+            features = vectorizer.fit_transform(prepared)
+        except ValueError:
+            vectorizer = TfidfVectorizer(
+                analyzer="char", ngram_range=self.ngram_range, lowercase=False, sublinear_tf=True
+            )
+            features = vectorizer.fit_transform(prepared)
+        model = LogisticRegression(
+            C=self.c,
+            solver="newton-cg",
+            max_iter=1000,
+            class_weight="balanced",
+            random_state=self.seed,
         )
-        features = vectorizer.fit_transform([_prepare(t) for t in texts])
-        model = LogisticRegression(C=self.c, max_iter=2000, class_weight="balanced", random_state=self.seed)
         model.fit(features, list(labels))
         self.classes = [str(c) for c in model.classes_]
         self._weights = _Weights(
@@ -85,7 +102,10 @@ class CharacterClassifier:
 
         weights = self._require()
         counts = CountVectorizer(
-            analyzer="char", ngram_range=self.ngram_range, lowercase=False, vocabulary=weights.vocabulary
+            analyzer="char",
+            ngram_range=self.ngram_range,
+            lowercase=False,
+            vocabulary=weights.vocabulary,
         ).transform([_prepare(t) for t in texts])
         counts = counts.astype("float64")
         counts.data = 1.0 + np.log(counts.data)  # sublinear tf, as fitted
@@ -157,7 +177,10 @@ class CharacterClassifier:
             raise SerifuError(f"classifier file missing: {exc.filename}", path=path) from None
         except (ValueError, KeyError) as exc:
             raise SerifuError(f"not a Serifu classifier file ({exc})", path=path) from None
-        if meta.get("format") != "serifu-character-classifier" or meta.get("version") != FORMAT_VERSION:
+        if (
+            meta.get("format") != "serifu-character-classifier"
+            or meta.get("version") != FORMAT_VERSION
+        ):
             raise SerifuError("not a Serifu classifier file (format/version mismatch)", path=path)
         clf = cls(ngram_range=tuple(meta["ngram_range"]), c=meta["c"], seed=meta["seed"])  # type: ignore[arg-type]
         clf.classes = list(meta["classes"])

@@ -24,6 +24,7 @@ class LabeledLine:
     label: str
     source: str = ""
     scene: int = 0
+    line: int = 0
 
 
 def _scene_keys(lines: Sequence[LabeledLine]) -> list[tuple[int, int]]:

@@ -55,10 +55,12 @@ def choose_backend(
     model: str | None = None,
     adapter: str | None = None,
 ) -> BackendChoice:
-    """Resolve ``auto``/``llm``/``retrieval`` plus optional model and adapter for ``pack``."""
+    """Resolve ``auto``/``llm``/``retrieval`` plus optional model and adapter for ``pack``.
+
+    ``auto`` means ``llm`` when an adapter is given or ships with her for ``model``
+    (default :data:`DEFAULT_MODEL`), else ``retrieval``.
+    """
     name = pack.card().short_name
-    if backend == "auto" and (model or adapter):
-        backend = "llm"
     if backend == "retrieval":
         return BackendChoice("retrieval", notice=f"台本検索モード：{name}の本物のセリフから返事を選びます。")
     model_id = model or DEFAULT_MODEL

@@ -52,7 +52,7 @@ class RetrievalBackend:
     def prepare(self) -> None:
         """Nothing to load: the index is built in the constructor."""
 
-    def _scores(self, text: str) -> list[float]:
+    def scores(self, text: str) -> list[float]:
         terms = Counter(char_bigrams(text))
         k1, b = 1.5, 0.75
         scores = []
@@ -69,7 +69,7 @@ class RetrievalBackend:
 
     def best(self, text: str, *, remember: bool = True) -> Match:
         """The best pair for ``text``; with ``remember`` its reply counts as recently said."""
-        scores = self._scores(text)
+        scores = self.scores(text)
         for i, pair in enumerate(self.pairs):
             if pair.reply in self._recent:
                 scores[i] *= 0.3

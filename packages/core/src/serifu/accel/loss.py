@@ -1,0 +1,71 @@
+"""Causal-LM loss without materialising the full logits.
+
+``model(labels=...)`` builds ``tokens x vocab`` logits and upcasts them to float32: for
+Gemma's 262k vocabulary that is 1 MiB per token, more than the rest of the step. Here
+the decoder's hidden states are gathered at the positions that have a label, and the
+output head runs over chunks of them, each chunk recomputed in backward (checkpointed),
+so at most one chunk of logits is alive at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+IGNORE = -100
+
+
+def decoder_and_head(model: Any) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor]]:
+    """The transformer stack (returns hidden states) and a hidden -> logits function.
+
+    Works for a plain ``*ForCausalLM`` or a PEFT-wrapped one (LoRA layers live inside).
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(base, base.base_model_prefix)
+    head = base.get_output_embeddings()
+    softcap = getattr(base.config, "final_logit_softcapping", None)
+
+    def to_logits(h: torch.Tensor) -> torch.Tensor:
+        logits = head(h)
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return logits
+
+    return decoder, to_logits
+
+
+def _chunk_loss(
+    to_logits: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    logits = to_logits(h).float()
+    return torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+
+
+def chunked_lm_loss(
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    to_logits: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk_tokens: int = 4096,
+) -> tuple[torch.Tensor, int]:
+    """Sum of next-token cross-entropy and the number of labelled tokens.
+
+    ``hidden`` is ``[batch, seq, dim]`` and ``labels`` ``[batch, seq]`` aligned with the
+    inputs (the shift by one happens here); ``-100`` marks positions without a label.
+    """
+    h = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
+    y = labels[:, 1:].reshape(-1)
+    keep = (y != IGNORE).nonzero(as_tuple=True)[0]
+    h, y = h.index_select(0, keep), y.index_select(0, keep)
+    n = int(y.numel())
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, n, chunk_tokens):
+        hs, ys = h[start : start + chunk_tokens], y[start : start + chunk_tokens]
+        if torch.is_grad_enabled() and hs.requires_grad:
+            total = total + checkpoint(_chunk_loss, to_logits, hs, ys, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(to_logits, hs, ys)
+    return total, n

@@ -1,0 +1,119 @@
+"""Where an evaluation's real lines come from: the registered cast, or any multi-speaker script."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from serifu.errors import SerifuError
+from serifu.evaluation.run import Reference
+from serifu.evaluation.splits import LabeledLine, split_by_scene
+from serifu.kinds import Utterance
+
+
+def labeled(utterances: Sequence[Utterance], labels: dict[str, str]) -> list[LabeledLine]:
+    """Lines of the speakers in ``labels`` (speaker -> label), the rest dropped."""
+    return [
+        LabeledLine(u.text, labels[u.speaker], u.source, u.scene, u.line)
+        for u in utterances
+        if u.speaker in labels and u.text.strip()
+    ]
+
+
+def heldout_pairs(
+    utterances: Sequence[Utterance], speaker: str, test: Sequence[LabeledLine]
+) -> list[tuple[str, str]]:
+    """(previous line by someone else in the same scene, her reply) for her held-out lines."""
+    held = {(x.source, x.line) for x in test}
+    pairs = []
+    for prev, cur in zip(utterances, utterances[1:], strict=False):
+        same_scene = (prev.source, prev.scene) == (cur.source, cur.scene)
+        if cur.speaker == speaker and prev.speaker != speaker and same_scene and (cur.source, cur.line) in held:
+            if prev.text.strip() and cur.text.strip():
+                pairs.append((prev.text.strip(), cur.text.strip()))
+    return pairs
+
+
+def cast_reference(character_id: str, *, seed: int = 0) -> Reference:
+    """Every registered character's own lines (labels = character ids); pairs for ``character_id``."""
+    from serifu import plugins
+    from serifu.data.characters import character_utterances
+
+    target_pack = plugins.get_character(character_id)
+    lines: list[LabeledLine] = []
+    target_utterances: list[Utterance] = []
+    target_speaker = ""
+    for pack_id, registered in sorted(plugins.characters().items()):
+        pack = registered.item
+        speaker = pack.card().short_name
+        utterances = character_utterances(pack)
+        lines += labeled(utterances, {speaker: pack_id})
+        if pack is target_pack:
+            target_utterances, target_speaker = utterances, speaker
+    ref = Reference(target=character_id, lines=lines, seed=seed, description="registered characters")
+    _, test = split_by_scene(lines, seed=seed)
+    ref.heldout_pairs = heldout_pairs(target_utterances, target_speaker, [x for x in test if x.label == character_id])
+    if not ref.target_lines():
+        raise SerifuError(f"character {character_id!r} has no lines of her own in her scripts")
+    return ref
+
+
+def speaker_counts(utterances: Sequence[Utterance]) -> Counter[str]:
+    return Counter(u.speaker for u in utterances if u.text.strip())
+
+
+def script_reference(
+    paths: Sequence[Path],
+    source: str,
+    *,
+    speaker: str | None = None,
+    min_lines: int = 30,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    encoding: str | None = None,
+) -> Reference:
+    """Speakers of a script with at least ``min_lines`` lines; ``speaker`` (optional) is the target."""
+    from serifu.data.io import read_utterances
+
+    utterances = read_utterances(list(paths), source, options=options, encoding=encoding)
+    counts = speaker_counts(utterances)
+    kept = sorted(name for name, n in counts.items() if n >= min_lines)
+    where = ", ".join(str(p) for p in paths)
+    if speaker is not None and speaker not in counts:
+        top = ", ".join(f"{n} ({c})" for n, c in counts.most_common(8))
+        raise SerifuError(f"speaker {speaker!r} does not occur in {where}; most frequent: {top}")
+    if speaker is not None and speaker not in kept:
+        kept.append(speaker)
+    if len(kept) < 2:
+        raise SerifuError(
+            f"{where}: fewer than two speakers have at least {min_lines} lines "
+            f"({dict(counts.most_common(5))}); lower --min-lines"
+        )
+    lines = labeled(utterances, {name: name for name in kept})
+    ref = Reference(target=speaker or "", lines=lines, seed=seed, description=f"speakers of {where}")
+    if speaker is not None:
+        _, test = split_by_scene(lines, seed=seed)
+        ref.heldout_pairs = heldout_pairs(utterances, speaker, [x for x in test if x.label == speaker])
+    return ref
+
+
+def dataset_pairs(data_dir: Path) -> list[tuple[str, str]]:
+    """(query, reply) pairs of a dialogue dataset's ``test`` split (the one its adapter never saw)."""
+    import json
+
+    build = Path(data_dir) / "build.json"
+    try:
+        meta = json.loads(build.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SerifuError("not a Serifu dataset folder (no build.json)", path=data_dir) from None
+    if meta.get("format") != "dialogue":
+        raise SerifuError(
+            f"perplexity needs a dialogue dataset (query -> reply); this one is {meta.get('format')!r}",
+            path=data_dir,
+        )
+    import datasets
+
+    split = datasets.load_from_disk(str(data_dir))["test"]
+    return [(q, r) for q, r in zip(split["query"], split["reply"], strict=True) if r.strip()]

@@ -1,0 +1,1 @@
+"""The game's screens: title, scene, day choice, save/load, settings, ending."""

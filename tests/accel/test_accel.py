@@ -1,0 +1,108 @@
+"""GPU fast paths, run on the CPU: they must give exactly what the slow paths give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from serifu.accel.decode import StaticDecoder
+from serifu.accel.loss import chunked_lm_loss, decoder_and_head
+
+
+def _models() -> dict[str, Any]:
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        GPTJConfig,
+        GPTJForCausalLM,
+        GPTNeoXConfig,
+        GPTNeoXForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
+
+    torch.manual_seed(0)
+    small = {"vocab_size": 300, "num_attention_heads": 4}
+    return {
+        "llama": LlamaForCausalLM(
+            LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, **small)
+        ),
+        "gemma3": Gemma3ForCausalLM(
+            Gemma3TextConfig(
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=3,
+                num_key_value_heads=1,
+                head_dim=16,
+                sliding_window=64,
+                final_logit_softcapping=30.0,
+                **small,
+            )
+        ),
+        "neox": GPTNeoXForCausalLM(
+            GPTNeoXConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, **small)
+        ),
+        "gptj": GPTJForCausalLM(
+            GPTJConfig(
+                n_embd=64, n_layer=2, n_head=4, rotary_dim=8, n_positions=256, vocab_size=300
+            )
+        ),
+    }
+
+
+MODELS = _models()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_static_decoder_matches_generate(name: str) -> None:
+    model = MODELS[name].eval()
+    torch.manual_seed(1)
+    ids = torch.randint(3, 300, (2, 20))
+    mask = torch.ones_like(ids)
+    mask[1, :6] = 0  # the second prompt is left-padded
+    ref = model.generate(
+        input_ids=ids, attention_mask=mask, max_new_tokens=10, do_sample=False, pad_token_id=0
+    )[:, 20:]
+    decoder = StaticDecoder(model, max_len=40, batch_size=2)
+    got = torch.stack(list(decoder.generate(ids, mask, max_new_tokens=10)), dim=1)
+    assert got.shape == ref.shape
+    assert torch.equal(got, ref)
+    # a second conversation reuses the decoder (the cache is reset)
+    again = torch.stack(list(decoder.generate(ids, mask, max_new_tokens=10)), dim=1)
+    assert torch.equal(again, ref)
+
+
+def test_static_decoder_stops_and_respects_room() -> None:
+    model = MODELS["neox"].eval()
+    ids = torch.randint(3, 300, (1, 30))
+    decoder = StaticDecoder(model, max_len=36, batch_size=1)
+    tokens = list(decoder.generate(ids, max_new_tokens=50))
+    assert len(tokens) == 6  # only the room left in the cache
+    first = int(tokens[0])
+    stopped = list(decoder.generate(ids, max_new_tokens=50, should_stop=lambda t: t == first))
+    assert len(stopped) == 1
+
+
+@pytest.mark.parametrize("name", ["gemma3", "neox"])
+def test_chunked_loss_equals_full_loss_and_gradients(name: str) -> None:
+    model = MODELS[name].train()
+    torch.manual_seed(2)
+    ids = torch.randint(0, 300, (2, 30))
+    labels = ids.clone()
+    labels[:, :10] = -100
+    model.zero_grad()
+    ref = model(input_ids=ids, labels=labels).loss
+    ref.backward()
+    ref_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    decoder, to_logits = decoder_and_head(model)
+    total, n = chunked_lm_loss(
+        decoder(input_ids=ids).last_hidden_state, labels, to_logits, chunk_tokens=7
+    )
+    assert n == 2 * 20
+    (total / n).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.allclose(total / n, ref, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, ref_grads, strict=True))
