@@ -1,0 +1,218 @@
+"""Shared pieces of the GPU benchmarks: architecture-exact random models, workloads, timing,
+result records. Speed does not depend on weight values, so random weights are honest here.
+
+Every script also runs on the CPU with ``--tiny`` (tiny-* plugins, few examples), which is
+how the harness itself is tested before a GPU lease.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+LENGTHS = ROOT / "bench" / "data" / "cast_token_lengths.json"
+REPORT_MODELS = ["line-3.6b", "novel-gptj-6b", "stablelm-beta-7b", "gemma-3-270m"]
+TINY = {
+    "line-3.6b": "tiny-neox",
+    "novel-gptj-6b": "tiny-gptj",
+    "stablelm-beta-7b": "tiny-llama",
+    "gemma-3-270m": "tiny-gemma",
+}
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gpu_name() -> str:
+    return (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu-{platform.machine()}"
+    )
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "peft", "bitsandbytes", "accelerate"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "-"
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+        out["gpu"] = gpu_name()
+    return out
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def peak_gib_reset() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def median_time(
+    fn: Callable[[], Any], *, repeats: int, warmup: int = 1
+) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+# -- models ----------------------------------------------------------------------------
+def quantize_nf4_(model: Any, compute_dtype: torch.dtype) -> Any:
+    """Swap every ``nn.Linear`` but the output head for a bitsandbytes NF4 (double-quant) layer,
+    as ``from_pretrained(quantization_config=...)`` would, without a trip through the disk."""
+    import bitsandbytes as bnb
+    from transformers import BitsAndBytesConfig
+
+    head = model.get_output_embeddings()
+    dev = next(model.parameters()).device
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if not isinstance(child, torch.nn.Linear) or child is head:
+                continue
+            q = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=compute_dtype,
+                compress_statistics=True,
+                quant_type="nf4",
+                device="meta",
+            )
+            q.weight = bnb.nn.Params4bit(
+                child.weight.data.to("cpu" if dev.type == "cpu" else dev),
+                requires_grad=False,
+                compress_statistics=True,
+                quant_type="nf4",
+            ).to(dev)
+            if child.bias is not None:
+                q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, child_name, q)
+            del child
+    model.is_loaded_in_4bit = True
+    model.config.quantization_config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+    return model
+
+
+def random_model(model_id: str, *, quantize: bool, dtype: torch.dtype | None = None) -> Any:
+    """The plugin's exact architecture with random weights, on the benchmark device."""
+    from transformers import AutoModelForCausalLM
+
+    from serifu import plugins
+
+    dev = device()
+    dtype = dtype or (torch.bfloat16 if dev == "cuda" else torch.float32)
+    config = plugins.get_base_model(model_id).build_config()
+    config.use_cache = False
+    torch.manual_seed(0)
+    with torch.device(dev):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+    if quantize:
+        quantize_nf4_(model, dtype)
+    return model
+
+
+def count_params(model: Any) -> int:
+    """Parameters of the architecture (4-bit weights counted as their full matrices)."""
+    n = 0
+    for p in model.parameters():
+        shape = getattr(p, "quant_state", None)
+        n += int(torch.Size(shape.shape).numel()) if shape is not None else p.numel()
+    return n
+
+
+# -- workloads -------------------------------------------------------------------------
+def _lengths() -> dict[str, Any]:
+    return json.loads(LENGTHS.read_text(encoding="utf-8"))
+
+
+def lines_workload(n: int, vocab: int, seed: int = 0) -> list[list[int]]:
+    """``n`` monologue lines with the token lengths of the sample cast's real lines."""
+    import random
+
+    rng = random.Random(seed)
+    lengths = _lengths()["lines"]
+    return [[rng.randrange(3, vocab) for _ in range(rng.choice(lengths))] for _ in range(n)]
+
+
+def dialogue_workload(n: int, vocab: int, seed: int = 0) -> list[tuple[list[int], int]]:
+    """``n`` (token ids, prompt length) examples: profile system prompt + turn, then a reply."""
+    import random
+
+    rng = random.Random(seed)
+    pairs = _lengths()["dialogue"]
+    out = []
+    for _ in range(n):
+        prompt, reply = rng.choice(pairs)
+        out.append(([rng.randrange(3, vocab) for _ in range(prompt + reply)], prompt))
+    return out
+
+
+# -- results ---------------------------------------------------------------------------
+@dataclass
+class Record:
+    model: str
+    workload: str
+    metric: str
+    serifu: float
+    baseline: float
+    unit: str
+    peak_gib: dict[str, float] = field(default_factory=dict)
+    mfu: dict[str, float] = field(default_factory=dict)
+    repeats: int = 3
+    notes: str = ""
+    versions: dict[str, str] = field(default_factory=versions)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratio"] = round(self.serifu / self.baseline, 3) if self.baseline else None
+        return d
+
+
+def results_path(tag: str = "") -> Path:
+    name = f"{dt.date.today().isoformat()}-{gpu_name().replace(' ', '-').lower()}{tag}.json"
+    return ROOT / "bench" / "results" / name
+
+
+def append_results(records: list[Record], path: Path) -> None:
+    """Merge records into ``path`` (replacing same model/workload/metric), atomically."""
+    from serifu.fsutil import atomic_write_text
+
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    keys = {(r.model, r.workload, r.metric) for r in records}
+    kept = [r for r in old if (r["model"], r["workload"], r["metric"]) not in keys]
+    atomic_write_text(
+        path, json.dumps(kept + [r.as_dict() for r in records], ensure_ascii=False, indent=1)
+    )
