@@ -3,6 +3,7 @@
 Target: <= 60 s per evaluation (median of 3) on a 2-core machine.
 
     .venv/bin/python bench/bench_eval.py [--model tiny-gemma] [--character kaede] [--repeats 3]
+        [--batch-size 32] [--threads 2]
 
 Prints one JSON object: per-repeat wall times, the median, and the stage timings of the
 last run (model load, generation, evaluators).
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("--character", default="kaede")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--system-prompt", default="on", choices=["on", "off", "both"])
     args = parser.parse_args()
 
@@ -40,6 +42,7 @@ def main() -> None:
                 character=args.character,
                 out=Path(tmp) / f"run{i}",
                 system_prompt=args.system_prompt,
+                batch_size=args.batch_size,
                 device="cpu",
             )
             started = time.perf_counter()
@@ -63,6 +66,7 @@ def main() -> None:
                     for k, v in next(iter(report["conditions"].values()))["evaluators"].items()
                 },
                 "threads": args.threads,
+                "batch_size": args.batch_size,
             },
             ensure_ascii=False,
             indent=2,

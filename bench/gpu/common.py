@@ -93,7 +93,7 @@ def quantize_nf4_(model: Any, compute_dtype: torch.dtype) -> Any:
 
     head = model.get_output_embeddings()
     dev = next(model.parameters()).device
-    for name, module in list(model.named_modules()):
+    for _name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if not isinstance(child, torch.nn.Linear) or child is head:
                 continue

@@ -13,6 +13,7 @@ first new token. Batches of 8 and 32 are concurrent conversations (throughput ov
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 import time
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.gpu.common import (  # noqa: E402
+from bench.gpu.common import (
     REPORT_MODELS,
     TINY,
     Record,
@@ -72,6 +73,18 @@ def _serifu(decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int) -> No
         pass
 
 
+def _graph_matches_eager(model: Any, decoder: Any, ids: torch.Tensor, mask: torch.Tensor) -> bool:
+    """Greedy tokens from the CUDA-graph path equal those of plain eager steps."""
+    from serifu.accel.decode import StaticDecoder
+
+    eager = StaticDecoder(
+        model, max_len=decoder.max_len, batch_size=decoder.batch_size, graph=False
+    )
+    a = torch.stack(list(decoder.generate(ids, mask, max_new_tokens=16)), 1)
+    b = torch.stack(list(eager.generate(ids, mask, max_new_tokens=16)), 1)
+    return bool(torch.equal(a, b))
+
+
 def bench_model(model_id: str, label: str, repeats: int) -> list[Record]:
     from serifu import plugins
     from serifu.accel.decode import StaticDecoder
@@ -87,12 +100,17 @@ def bench_model(model_id: str, label: str, repeats: int) -> list[Record]:
         ids, mask = ids.to(dev), mask.to(dev)
         decoder = StaticDecoder(fast, max_len=PROMPT + NEW + 8, batch_size=batch)
         peak_gib_reset()
-        t_base, _ = median_time(lambda: _baseline(slow, ids, mask, NEW), repeats=repeats)
+        t_base, _ = median_time(functools.partial(_baseline, slow, ids, mask, NEW), repeats=repeats)
         peak_base = peak_gib()
         peak_gib_reset()
-        t_fast, _ = median_time(lambda: _serifu(decoder, ids, mask, NEW), repeats=repeats)
+        t_fast, _ = median_time(
+            functools.partial(_serifu, decoder, ids, mask, NEW), repeats=repeats
+        )
         peak_fast = peak_gib()
         new_tokens = NEW * batch
+        graph_ok = (
+            _graph_matches_eager(fast, decoder, ids, mask) if decoder._graph is not None else None
+        )
         workload = "generate" if batch == 1 else f"generate-batch{batch}"
         note = (
             "CUDA graph"
@@ -109,12 +127,18 @@ def bench_model(model_id: str, label: str, repeats: int) -> list[Record]:
                 "tok/s",
                 {"serifu": round(peak_fast, 2), "baseline": round(peak_base, 2)},
                 repeats=repeats,
-                notes=f"serifu: merged bf16 + static cache, {note}; baseline: NF4+LoRA generate",
+                notes=f"serifu: merged bf16 + static cache, {note}"
+                + (f" (greedy tokens equal eager: {graph_ok})" if graph_ok is not None else "")
+                + "; baseline: NF4+LoRA generate; peak: both models resident",
             )
         )
         if batch == 1:
-            ttft_base, _ = median_time(lambda: _baseline(slow, ids, mask, 1), repeats=repeats)
-            ttft_fast, _ = median_time(lambda: _serifu(decoder, ids, mask, 1), repeats=repeats)
+            ttft_base, _ = median_time(
+                functools.partial(_baseline, slow, ids, mask, 1), repeats=repeats
+            )
+            ttft_fast, _ = median_time(
+                functools.partial(_serifu, decoder, ids, mask, 1), repeats=repeats
+            )
             records.append(
                 Record(
                     label,

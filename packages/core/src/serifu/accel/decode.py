@@ -45,6 +45,9 @@ class StaticDecoder:
         self.device = next(model.parameters()).device
         self.use_graph = (self.device.type == "cuda") if graph is None else graph
         self._kw = _cache_kwarg(model)
+        params = inspect.signature(model.forward).parameters
+        # only the last position's logits: a prompt x 262k-vocabulary tensor is gigabytes
+        self._extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.cache = StaticCache(config=model.config, max_cache_len=max_len)
         _unslide(self.cache, max_len)
         b = batch_size
@@ -62,6 +65,7 @@ class StaticDecoder:
             attention_mask=self.mask,
             position_ids=pos,
             use_cache=True,
+            **self._extra,
             **{self._kw: self.cache},
         )
         return out.logits[:, -1, :]
@@ -92,7 +96,7 @@ class StaticDecoder:
             for _ in range(2):
                 self._step_body()
         torch.cuda.current_stream().wait_stream(stream)
-        self.cache.crop(2)
+        self.cache.crop(-2)  # rewind the two warm-up steps
         self.mask.copy_(saved[0])
         self.step_pos.copy_(saved[1])
         graph = torch.cuda.CUDAGraph()
