@@ -63,6 +63,20 @@ class _Model:
     description = "test"
     template = "test-template"
     lora_targets = ("q_proj",)
+    hub_id = None
+    add_special_tokens = True
+    generation: dict[str, Any] = {}
+
+    def build_config(self) -> Any:
+        from transformers import LlamaConfig
+
+        return LlamaConfig(hidden_size=32, num_hidden_layers=1)
+
+    def weights(self) -> str:
+        return "/nonexistent"
+
+    def load_tokenizer(self, source: str) -> Any:
+        return None
 
 
 class _Evaluator:

@@ -94,7 +94,11 @@ class SerifuGame(App[None]):
             self.pack, backend=s.backend, model=s.model, adapter=s.adapter or None
         )
         self.backend = create_backend(
-            self.choice, self.pack, seed=self.seed, pace=s.text_speed, max_new_tokens=s.max_new_tokens
+            self.choice,
+            self.pack,
+            seed=self.seed,
+            pace=s.text_speed,
+            max_new_tokens=s.max_new_tokens,
         )
 
     def start_new_game(self, character: str, *, first: bool = False) -> None:

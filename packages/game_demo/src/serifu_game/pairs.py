@@ -16,6 +16,7 @@ class Pair:
     query: str
     reply: str
     scene: str = ""
+    query_speaker: str = ""
 
 
 def load_pairs(pack: CharacterPack) -> list[Pair]:
@@ -26,7 +27,7 @@ def load_pairs(pack: CharacterPack) -> list[Pair]:
     if character_pairs is not None:
         try:
             return [
-                Pair(str(p.query), str(p.reply), str(getattr(p, "scene", "")))
+                Pair(str(p.query), str(p.reply), str(p.scene), str(p.query_speaker))
                 for p in character_pairs(pack)
             ]
         except NotImplementedError:
@@ -74,6 +75,6 @@ def _parse_sample_scripts(pack: CharacterPack) -> list[Pair]:
                 continue
             speaker, text = match["speaker"], match["text"]
             if speaker == card.short_name and previous and previous[0] != speaker:
-                pairs.append(Pair(previous[1], text, scene))
+                pairs.append(Pair(previous[1], text, scene, previous[0]))
             previous = (speaker, text)
     return pairs

@@ -19,7 +19,9 @@ class GameSettings(BaseModel):
     backend: Literal["auto", "llm", "retrieval"] = "auto"
     model: str = "gemma-3-270m"
     adapter: str | None = Field(default=None, description="Adapter folder; None: her shipped one.")
-    text_speed: float = Field(default=0.04, ge=0.0, le=0.5, description="Seconds per word (retrieval).")
+    text_speed: float = Field(
+        default=0.04, ge=0.0, le=0.5, description="Seconds per word (retrieval)."
+    )
     max_new_tokens: int = Field(default=48, ge=4, le=256)
 
 

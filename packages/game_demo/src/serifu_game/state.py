@@ -31,6 +31,7 @@ class GameState(BaseModel):
     character: str = Field(description="Character id.")
     day: int = 1
     place: str = "classroom"
+    script_scene: str = Field(default="", description="Her script scene the day's opener is from.")
     affection: int = START_AFFECTION
     turns_left: int = TURNS_PER_SCENE
     log: list[LogEntry] = Field(default_factory=list)

@@ -20,6 +20,7 @@ def word_pieces(text: str) -> list[str]:
 
 
 def char_bigrams(text: str) -> list[str]:
-    """Character unigrams and bigrams of ``text`` without punctuation or spaces (retrieval terms)."""
+    """Retrieval terms: character bigrams, plus unigrams except hiragana (too common to tell)."""
     chars = [c for c in text if c.isalnum() or c == "ー"]
-    return chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]
+    unigrams = [c for c in chars if not "\u3041" <= c <= "\u309f"]
+    return unigrams + [a + b for a, b in zip(chars, chars[1:], strict=False)]

@@ -80,7 +80,12 @@ def _prepare(spec_id: str, model_type: str, config: Mapping[str, Any]) -> str:
 
 
 def _tiny(
-    spec_id: str, arch: str, template: str, targets: tuple[str, ...], model_type: str, config: dict[str, Any]
+    spec_id: str,
+    arch: str,
+    template: str,
+    targets: tuple[str, ...],
+    model_type: str,
+    config: dict[str, Any],
 ) -> ModelSpec:
     config = {**config, **IDS, "vocab_size": MODEL_VOCAB}
     return ModelSpec(
@@ -96,24 +101,62 @@ def _tiny(
 
 TINY_MODELS = (
     _tiny(
-        "tiny-neox", "GPT-NeoX", "line", ("query_key_value",), "gpt_neox",
-        {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
-         "max_position_embeddings": 1024, "tie_word_embeddings": True, "use_parallel_residual": False},
+        "tiny-neox",
+        "GPT-NeoX",
+        "line",
+        ("query_key_value",),
+        "gpt_neox",
+        {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 256,
+            "max_position_embeddings": 1024,
+            "tie_word_embeddings": True,
+            "use_parallel_residual": False,
+        },
     ),
     _tiny(
-        "tiny-gptj", "GPT-J", "novel", ("q_proj", "v_proj"), "gptj",
+        "tiny-gptj",
+        "GPT-J",
+        "novel",
+        ("q_proj", "v_proj"),
+        "gptj",
         {"n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8, "n_positions": 1024},
     ),
     _tiny(
-        "tiny-llama", "Llama", "llama2", ("q_proj", "v_proj"), "llama",
-        {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-         "intermediate_size": 128, "max_position_embeddings": 1024},
+        "tiny-llama",
+        "Llama",
+        "llama2",
+        ("q_proj", "v_proj"),
+        "llama",
+        {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 128,
+            "max_position_embeddings": 1024,
+        },
     ),
     _tiny(
-        "tiny-gemma", "Gemma 3", "gemma", ("q_proj", "v_proj"), "gemma3_text",
-        {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1,
-         "head_dim": 16, "intermediate_size": 128, "max_position_embeddings": 1024, "sliding_window": 16,
-         "layer_types": ["sliding_attention", "full_attention"], "query_pre_attn_scalar": 16},
+        "tiny-gemma",
+        "Gemma 3",
+        "gemma",
+        ("q_proj", "v_proj"),
+        "gemma3_text",
+        {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "intermediate_size": 128,
+            "max_position_embeddings": 1024,
+            "sliding_window": 16,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "query_pre_attn_scalar": 32,
+        },
     ),
 )
 
@@ -122,8 +165,15 @@ def main() -> None:
     """Rebuild ``data/tiny_tokenizer.json`` from the sample cast's scripts (run by hand)."""
     from serifu import plugins
 
-    texts = [p.read_text(encoding="utf-8") for reg in plugins.characters().values() for p in reg.item.scripts if p.is_file()]
-    texts += [reg.item.card_path.read_text(encoding="utf-8") for reg in plugins.characters().values()]
+    texts = [
+        p.read_text(encoding="utf-8")
+        for reg in plugins.characters().values()
+        for p in reg.item.scripts
+        if p.is_file()
+    ]
+    texts += [
+        reg.item.card_path.read_text(encoding="utf-8") for reg in plugins.characters().values()
+    ]
     texts.append("ユーザー: システム: [INST] <<SYS>> <</SYS>> [/INST] 主人公「」\n")
     build_tiny_tokenizer(texts).save(str(tokenizer_file()))
 

@@ -66,13 +66,24 @@ class ProfileQAEvaluator:
         replies = run.profile()
         if not replies:
             return {"skipped": "no profile questions (no character card, or --limit 0)"}
-        result = profile_qa([r.query for r in replies], [r.text for r in replies], [r.answers for r in replies])
-        return {"summary": {"accuracy": result["accuracy"], "correct": result["correct"], "n": result["n"]}, **result}
+        result = profile_qa(
+            [r.query for r in replies], [r.text for r in replies], [r.answers for r in replies]
+        )
+        return {
+            "summary": {
+                "accuracy": result["accuracy"],
+                "correct": result["correct"],
+                "n": result["n"],
+            },
+            **result,
+        }
 
 
 class PerplexityEvaluator:
     id = "perplexity"
-    description = "Perplexity of her held-out real replies given the protagonist's line, base vs tuned."
+    description = (
+        "Perplexity of her held-out real replies given the protagonist's line, base vs tuned."
+    )
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.perplexity import perplexity, reduction
@@ -83,7 +94,9 @@ class PerplexityEvaluator:
         queries, replies = [q for q, _ in pairs], [r for _, r in pairs]
         key = ("perplexity", run.condition)
         if key not in run.shared:
-            run.shared[key] = {name: perplexity(scorer(queries, replies)) for name, scorer in run.scorers.items()}
+            run.shared[key] = {
+                name: perplexity(scorer(queries, replies)) for name, scorer in run.scorers.items()
+            }
         ppl = run.shared[key]
         summary: dict[str, Any] = {"perplexity": _round(ppl["model"])}
         if "base" in ppl:
@@ -134,7 +147,10 @@ class FormatEvaluator:
         from serifu.evaluation.reply_format import reply_format
 
         result = reply_format(run.texts(), [r.stopped for r in run.replies])
-        return {"summary": {"ok_rate": result["ok_rate"], "empty_rate": result["empty_rate"]}, **result}
+        return {
+            "summary": {"ok_rate": result["ok_rate"], "empty_rate": result["empty_rate"]},
+            **result,
+        }
 
 
 def _round(value: float | None) -> float | None:

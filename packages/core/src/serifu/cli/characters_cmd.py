@@ -28,7 +28,13 @@ def list_characters(as_json: bool = typer.Option(False, "--json", help="Print JS
             }
         )
     if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                [{k: r[k] for k in ("id", "name", "lines")} for r in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     for r in rows:
         typer.echo(f"{r['id']:<10} {r['name']:<12} {r['lines']:>5} lines  ({r['provider']})")

@@ -1,9 +1,220 @@
-"""CLI commands for evaluate (filled in by its issue)."""
+"""``serifu eval``: run the 111-query evaluation, compare runs, test the character classifier."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from serifu.errors import SerifuError
+
+app = typer.Typer(
+    help="Evaluate a character chatbot: `serifu eval --model … --character … --out DIR`, or a subcommand.",
+    invoke_without_command=True,
+)
+
+AS_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@app.callback(invoke_without_command=True)
+def run_eval(
+    ctx: typer.Context,
+    model: str | None = typer.Option(
+        None, "--model", help="Base-model id (see `serifu plugins`), hub id or path."
+    ),
+    adapter: Path | None = typer.Option(
+        None, "--adapter", help="LoRA adapter folder (from `serifu train`)."
+    ),
+    character: str | None = typer.Option(
+        None, "--character", help="Character id (see `serifu characters list`)."
+    ),
+    script: list[Path] = typer.Option(
+        [], "--script", help="Instead of --character: a multi-speaker script (repeatable)."
+    ),
+    source: str | None = typer.Option(
+        None, "--source", help="Data source of --script (e.g. aozora-play)."
+    ),
+    speaker: str | None = typer.Option(
+        None, "--speaker", help="With --script: the speaker to evaluate."
+    ),
+    min_lines: int = typer.Option(
+        30, "--min-lines", min=1, help="With --script: classifier speakers need this many lines."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (replaced atomically)."),
+    system_prompt: str | None = typer.Option(
+        None, "--system-prompt", help="on, off or both (default: config, on)."
+    ),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=0,
+        help="Only the first N openers, N profile questions and N held-out pairs.",
+    ),
+    evaluator: list[str] = typer.Option(
+        [], "--evaluator", "-e", help="Evaluator id, repeatable (default: all)."
+    ),
+    queries: Path | None = typer.Option(
+        None, "--queries", help="Your own openers file (UTF-8, one per line)."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Dialogue dataset whose test split gives the perplexity pairs."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Replies per batch."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Tokens per reply."
+    ),
+    quantize: bool | None = typer.Option(
+        None, "--quantize/--no-quantize", help="Load the base in 4-bit (default: the model's)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu, cuda, … (default: best available)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="serifu.toml to read [eval] defaults from."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="Override KEY=VALUE, e.g. eval.seed=1."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Generate replies to the openers and profile questions, score them, write the report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None or out is None or (character is None and not script):
+        raise SerifuError(
+            "serifu eval needs --model, --out and --character (or --script/--source/--speaker); "
+            "subcommands: compare, classifier. See `serifu eval --help`."
+        )
+    from serifu.config import load_config
+    from serifu.evaluation.runner import EvalRequest, evaluate
+
+    flags = list(overrides)
+    if system_prompt is not None:
+        if system_prompt not in ("on", "off", "both"):
+            raise SerifuError(f"--system-prompt must be on, off or both, got {system_prompt!r}")
+        flags.append(f'eval.system_prompt="{system_prompt}"')
+    for key, value in (
+        ("limit", limit),
+        ("seed", seed),
+        ("batch_size", batch_size),
+        ("max_new_tokens", max_new_tokens),
+    ):
+        if value is not None:
+            flags.append(f"eval.{key}={value}")
+    cfg = load_config(config, flags).eval
+    request = EvalRequest(
+        model=model,
+        character=character,
+        out=out,
+        script=list(script),
+        source=source,
+        speaker=speaker,
+        min_lines=min_lines,
+        adapter=adapter,
+        system_prompt=cfg.system_prompt,
+        limit=cfg.limit,
+        evaluators=list(evaluator) or cfg.evaluators,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        openers_file=queries,
+        data=data,
+        quantize=quantize,
+        device=device,
+        progress=None if as_json else _progress_printer(),
+    )
+    report = evaluate(request)
+    summary = {
+        "out": str(out),
+        "conditions": {c: d["summary"] for c, d in report["conditions"].items()},
+    }
+    if as_json:
+        _echo_json(summary)
+        return
+    from serifu.evaluation.compare import compare_rows, render_compare
+
+    typer.echo(render_compare(compare_rows([out])))
+    typer.echo(f"Wrote {out}/report.md, report.json, generations.jsonl and plots.")
+
+
+def _progress_printer() -> Any:
+    import sys
+
+    tty = sys.stderr.isatty()
+
+    def show(stage: str, done: int, total: int) -> None:
+        if tty or done >= total:
+            typer.echo(f"\r{stage}: {done}/{total} replies", nl=done >= total, err=True)
+
+    return show
+
+
+@app.command("compare")
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Output folders of `serifu eval`."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """One table across runs: base vs tuned, with vs without system prompt, model vs model."""
+    from serifu.evaluation.compare import compare_rows, render_compare
+
+    rows = compare_rows(runs)
+    if as_json:
+        _echo_json({"runs": rows})
+        return
+    typer.echo(render_compare(rows))
+
+
+@app.command("classifier")
+def classifier(
+    files: list[Path] = typer.Argument(..., help="Multi-speaker script files."),
+    source: str = typer.Option(
+        ..., "--source", "-s", help="Data source that reads them (aozora-play, script, table …)."
+    ),
+    min_lines: int = typer.Option(
+        30, "--min-lines", min=1, help="Keep speakers with at least this many lines."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the by-scene split."),
+    save: Path | None = typer.Option(
+        None, "--save", help="Also save the fitted classifier (JSON + .npz)."
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """How well a 'which speaker said this' classifier separates a script's speakers (held-out by scene)."""
+    from serifu.evaluation.attribution import fit_and_test
+    from serifu.evaluation.reference import script_reference
+
+    reference = script_reference(files, source, min_lines=min_lines, seed=seed)
+    clf, held = fit_and_test(reference.lines, seed=seed)
+    if save is not None:
+        clf.save(save)
+    result = {
+        "accuracy": round(held.accuracy, 4),
+        "chance": round(held.chance, 4),
+        "uniform": round(1 / len(clf.classes), 4),
+        "speakers": held.speakers,
+        "n_train": held.n_train,
+        "n_test": held.n_test,
+        "confusions": held.confusions,
+    }
+    if as_json:
+        _echo_json(result)
+        return
+    typer.echo(
+        f"held-out accuracy {result['accuracy']:.3f} vs chance {result['chance']:.3f} (majority) / "
+        f"{result['uniform']:.3f} (uniform); {held.n_train} train, {held.n_test} test lines"
+    )
+    for row in held.speakers:
+        recall = "–" if row["recall"] is None else f"{row['recall']:.2f}"
+        typer.echo(f"  {row['name']}: {row['train']} train, {row['test']} test, recall {recall}")
+    for c in held.confusions[:5]:
+        typer.echo(f"  confused: {c['true']} → {c['predicted']} ×{c['count']}")
 
 
 def register(cli: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``serifu eval`` to the root app."""
+    cli.add_typer(app, name="eval")

@@ -1,9 +1,64 @@
-"""CLI commands for quickstart (filled in by its issue)."""
+"""``serifu quickstart``: data -> 4-bit tuning -> evaluation -> game, on the embedded default."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
+def quickstart(
+    character: str = typer.Option(
+        "akane", "--character", help="Sample heroine (serifu characters list)."
+    ),
+    model: str = typer.Option("gemma-3-270m", "--model", help="Base model id."),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
+    steps: int = typer.Option(80, "--steps", min=1, help="Training steps (8 replies each)."),
+    limit: int = typer.Option(24, "--limit", min=0, help="Queries per evaluation (0: all 111)."),
+    system_prompt: bool = typer.Option(
+        False,
+        "--system-prompt/--no-system-prompt",
+        help="Train and evaluate with her profile prompt (slower on a CPU).",
+    ),
+    play: bool = typer.Option(
+        True, "--play/--no-play", help="Open the game with the new adapter at the end."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Build a heroine's data, 4-bit-tune Gemma 3 270M on it, compare base vs tuned, then play."""
+    from serifu import quickstart as qs
+
+    plan = qs.QuickstartPlan(
+        character=character,
+        model=model,
+        out=out,
+        steps=steps,
+        limit=limit,
+        system_prompt=system_prompt,
+    )
+    say = (lambda _msg: None) if as_json else typer.echo
+    summary = qs.run(plan, say=say)
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    if play:
+        from serifu.cli import main
+
+        typer.echo(f"Opening the game with {character} and the adapter in {summary['adapter']} ...")
+        main(
+            [
+                "play",
+                "--character",
+                character,
+                "--backend",
+                "llm",
+                "--model",
+                model,
+                "--adapter",
+                summary["adapter"],
+            ]
+        )
+
+
 def register(cli: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    cli.command("quickstart")(quickstart)

@@ -15,12 +15,20 @@ class DataConfig(BaseModel):
         default="report", description="Cleaning preset: 'report' = the report's rules exactly."
     )
     format: Literal["lines", "dialogue"] = Field(default="dialogue", description="Dataset format.")
-    context_lines: int = Field(default=1, ge=1, le=16, description="Dialogue: previous lines kept as context.")
-    validation_fraction: float = Field(default=0.1, ge=0.0, lt=0.5, description="Share of scenes for validation.")
-    test_fraction: float = Field(default=0.1, ge=0.0, lt=0.5, description="Share of scenes for test.")
+    context_lines: int = Field(
+        default=1, ge=1, le=16, description="Dialogue: previous lines kept as context."
+    )
+    validation_fraction: float = Field(
+        default=0.1, ge=0.0, lt=0.5, description="Share of scenes for validation."
+    )
+    test_fraction: float = Field(
+        default=0.1, ge=0.0, lt=0.5, description="Share of scenes for test."
+    )
     seed: int = Field(default=0, description="Seed of the scene split.")
     nfkc: bool = Field(default=False, description="Extra rule: Unicode NFKC normalisation first.")
-    drop_directions: bool = Field(default=False, description="Extra rule: remove bracketed directions （…）.")
+    drop_directions: bool = Field(
+        default=False, description="Extra rule: remove bracketed directions （…）."
+    )
     min_chars: int | None = Field(default=None, ge=1, description="Extra rule: drop shorter lines.")
     max_chars: int | None = Field(default=None, ge=1, description="Extra rule: drop longer lines.")
     dedupe: bool = Field(default=False, description="Extra rule: drop exact duplicate lines.")
@@ -28,6 +36,10 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> DataConfig:
-        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+        if (
+            self.min_chars is not None
+            and self.max_chars is not None
+            and self.min_chars > self.max_chars
+        ):
             raise ValueError("min_chars must not exceed max_chars")
         return self

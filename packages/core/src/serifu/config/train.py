@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,10 +28,39 @@ class TrainConfig(BaseModel):
         default=None, ge=1, description="Stop after this many optimizer steps."
     )
     learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
+        default="linear", description="Learning-rate schedule after warm-up."
+    )
+    warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(
+        default=1.0, gt=0, description="Gradient clipping (None: off)."
+    )
     batch_size: int = Field(default=8, ge=1, description="Examples per step (the report used 8).")
-    seed: int = Field(default=0, description="Random seed.")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Token budget per step: batches are filled up to this many tokens instead of batch_size examples.",
+    )
+    max_length: int = Field(
+        default=1024, ge=8, description="Examples longer than this are truncated (tokens)."
+    )
+    packing: bool = Field(
+        default=True,
+        description="Padding-free batches: examples concatenated with per-example position ids, no attention across examples.",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute activations in backward (less memory)."
+    )
+    seed: int = Field(default=0, description="Random seed (LoRA init, dropout, data order).")
     quantize_4bit: bool = Field(default=True, description="Load the base in NF4 4-bit (QLoRA).")
     system_prompt: bool = Field(
         default=True, description="Dialogue data: include the character's system prompt."
+    )
+    save_steps: int = Field(
+        default=50, ge=0, description="Checkpoint every N steps (0: only on Ctrl-C)."
+    )
+    eval: bool = Field(
+        default=True, description="Report the loss on the validation split after training."
     )
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel, description="LoRA settings.")

@@ -54,7 +54,8 @@ class AozoraPlayOptions(BaseModel):
         default="の声", description="Labels ending with this map to the speaker ('' keeps them)."
     )
     gaiji: GaijiMode = Field(
-        default="resolve", description="Gaiji ※［＃…］: resolve to the character, drop, or placeholder."
+        default="resolve",
+        description="Gaiji ※［＃…］: resolve to the character, drop, or placeholder.",
     )
     gaiji_placeholder: str = Field(default="〓", description="Stands for an unresolved gaiji.")
     odoriji: bool = Field(default=True, description="Write ／＼ and ／″＼ as 〱 and 〲.")
@@ -123,7 +124,7 @@ class AozoraPlayReader:
         lines = text.split("\n")
         start, end = _body_range(lines)
         body = [(i + 1, ln) for i, ln in enumerate(lines[start:end], start=start)]
-        style = opts.label_style
+        style: str = opts.label_style
         if style == "auto":
             style = _detect_style(body, opts)
         speeches = (
@@ -162,7 +163,9 @@ def _structural(raw: str, st: _State) -> bool:
 
 
 def _parse_space_style(body: list[tuple[int, str]], opts: AozoraPlayOptions) -> list[_Speech]:
-    label_re = re.compile(rf"^(?P<label>{_LABEL_CHARS}{{1,{opts.max_label_chars}}}?)　+(?P<rest>\S.*)$")
+    label_re = re.compile(
+        rf"^(?P<label>{_LABEL_CHARS}{{1,{opts.max_label_chars}}}?)　+(?P<rest>\S.*)$"
+    )
     st = _State()
     direction_level = 0
     seen_speech = False

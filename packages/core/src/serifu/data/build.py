@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,7 +74,9 @@ def _rows(
     cleaner = cleaner_for(config)
     if config.format == "dialogue":
         assert speaker is not None
-        result = make_pairs(utterances, speaker, context_lines=config.context_lines, cleaner=cleaner)
+        result = make_pairs(
+            utterances, speaker, context_lines=config.context_lines, cleaner=cleaner
+        )
         rows = [p.to_row() for p in result.pairs]
         counts = {"pairs": len(rows), "pairs_dropped_for_query": result.dropped_query}
         return rows, result.rules, counts
@@ -137,7 +140,12 @@ def build_dataset(
         utts, used_encoding = read_file(path, reader, options, encoding)
         utterances.extend(utts)
         sources_info.append(
-            {"path": str(path), "sha256": sha256_file(Path(path)), "encoding": used_encoding, "utterances": len(utts)}
+            {
+                "path": str(path),
+                "sha256": sha256_file(Path(path)),
+                "encoding": used_encoding,
+                "utterances": len(utts),
+            }
         )
     if reader.has_speakers:
         assert speaker is not None
@@ -176,8 +184,15 @@ def build_dataset(
     return BuildResult(out, info["splits"], rules, info)
 
 
-def _write(out: Path, by_split: dict[str, list[dict[str, Any]]], info: dict[str, Any], config: DataConfig) -> None:
+def _write(
+    out: Path, by_split: dict[str, list[dict[str, Any]]], info: dict[str, Any], config: DataConfig
+) -> None:
     from datasets import Dataset, DatasetDict
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     from serifu.fsutil import atomic_output_dir
 
@@ -189,13 +204,32 @@ def _write(out: Path, by_split: dict[str, list[dict[str, Any]]], info: dict[str,
             for split, rows in by_split.items()
         }
     )
-    with atomic_output_dir(out) as tmp:
-        dd.save_to_disk(str(tmp))
-        if config.jsonl:
-            for split, rows in by_split.items():
-                text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-                (tmp / f"{split}.jsonl").write_text(text, encoding="utf-8")
-        (tmp / BUILD_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    bars_were_on = not are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        with atomic_output_dir(out) as tmp:
+            _save(tmp, dd, by_split, info, config)
+    finally:
+        if bars_were_on:
+            enable_progress_bars()
+
+
+def _save(
+    tmp: Path,
+    dd: Any,
+    by_split: dict[str, list[dict[str, Any]]],
+    info: dict[str, Any],
+    config: DataConfig,
+) -> None:
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; give it a normal folder's mode
+    dd.save_to_disk(str(tmp), num_shards={split: 1 for split in dd})  # 1: empty splits load too
+    if config.jsonl:
+        for split, rows in by_split.items():
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            (tmp / f"{split}.jsonl").write_text(text, encoding="utf-8")
+    (tmp / BUILD_JSON).write_text(
+        json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def build_character_dataset(
@@ -207,7 +241,12 @@ def build_character_dataset(
     pack = plugins.get_character(character_id)
     card = pack.card()
     return build_dataset(
-        pack.scripts, out, source=pack.source, speaker=card.short_name, config=config, character_id=character_id
+        pack.scripts,
+        out,
+        source=pack.source,
+        speaker=card.short_name,
+        config=config,
+        character_id=character_id,
     )
 
 
@@ -218,7 +257,8 @@ def load_build_info(folder: Path | str) -> dict[str, Any]:
         info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SerifuError(
-            "not a Serifu dataset folder (no build.json); build one with `serifu data build`", path=folder
+            "not a Serifu dataset folder (no build.json); build one with `serifu data build`",
+            path=folder,
         ) from None
     except json.JSONDecodeError as exc:
         raise SerifuError(f"build.json is not valid JSON ({exc.msg})", path=path) from None

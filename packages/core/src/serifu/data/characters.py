@@ -14,11 +14,15 @@ def character_utterances(pack: CharacterPack) -> list[Utterance]:
     return read_utterances(pack.scripts, pack.source)
 
 
-def character_pairs(pack: CharacterPack, *, context_lines: int = 1, preset: str = "report") -> list[DialoguePair]:
+def character_pairs(
+    pack: CharacterPack, *, context_lines: int = 1, preset: str = "report"
+) -> list[DialoguePair]:
     """Her dialogue pairs (previous line by someone else -> her reply), cleaned by ``preset``."""
     speaker = pack.card().short_name
     cleaner = Cleaner.build(preset)
-    return make_pairs(character_utterances(pack), speaker, context_lines=context_lines, cleaner=cleaner).pairs
+    return make_pairs(
+        character_utterances(pack), speaker, context_lines=context_lines, cleaner=cleaner
+    ).pairs
 
 
 def count_character_lines(pack: CharacterPack) -> int:

@@ -62,26 +62,40 @@ def _remove_directions(text: str) -> str:
 REMOVE_GAIJI = remove_string("gaiji", "remove_gaiji")
 REMOVE_AT = remove_string("@", "remove_at")
 REMOVE_WHITESPACE = Rule(
-    "remove_whitespace", "remove whitespace (half- and full-width)", lambda t: _WHITESPACE.sub("", t)
+    "remove_whitespace",
+    "remove whitespace (half- and full-width)",
+    lambda t: _WHITESPACE.sub("", t),
 )
 DROP_COMMENTS = Rule(
     "drop_double_slash", "drop lines containing '//'", lambda t: None if "//" in t else t
 )
-APPEND_NEWLINE = Rule("append_newline", "append '\\n' to every line", lambda t: t + "\n", final=True)
+APPEND_NEWLINE = Rule(
+    "append_newline", "append '\\n' to every line", lambda t: t + "\n", final=True
+)
 NFKC = Rule("nfkc", "Unicode NFKC normalisation", lambda t: unicodedata.normalize("NFKC", t))
 DROP_DIRECTIONS = Rule(
     "drop_directions", "remove bracketed directions （…） and (…)", _remove_directions
 )
 
-REPORT_RULES: tuple[Rule, ...] = (REMOVE_GAIJI, REMOVE_AT, REMOVE_WHITESPACE, DROP_COMMENTS, APPEND_NEWLINE)
+REPORT_RULES: tuple[Rule, ...] = (
+    REMOVE_GAIJI,
+    REMOVE_AT,
+    REMOVE_WHITESPACE,
+    DROP_COMMENTS,
+    APPEND_NEWLINE,
+)
 
 
 def min_chars_rule(n: int) -> Rule:
-    return Rule("min_chars", f"drop lines shorter than {n} characters", lambda t: t if len(t) >= n else None)
+    return Rule(
+        "min_chars", f"drop lines shorter than {n} characters", lambda t: t if len(t) >= n else None
+    )
 
 
 def max_chars_rule(n: int) -> Rule:
-    return Rule("max_chars", f"drop lines longer than {n} characters", lambda t: t if len(t) <= n else None)
+    return Rule(
+        "max_chars", f"drop lines longer than {n} characters", lambda t: t if len(t) <= n else None
+    )
 
 
 DEDUPE_ID = "dedupe"
@@ -157,19 +171,18 @@ class Cleaner:
         for i, text in enumerate(texts):
             current: str | None = text
             for rule in plain:
-                current = self._apply(rule.id, rule.fn, current, reports[rule.id])
+                assert current is not None
+                current = self._apply(rule.fn, current, reports[rule.id])
                 if current is None:
                     break
+            if current is not None and self.dedupe:
+                key = current
+                current = self._apply(lambda t: None if t in seen else t, key, reports[DEDUPE_ID])
+                seen.add(key)
             if current is None:
                 continue
-            if self.dedupe:
-                key = current
-                current = self._apply(DEDUPE_ID, lambda t, k=key: None if k in seen else t, current, reports[DEDUPE_ID])
-                seen.add(key)
-                if current is None:
-                    continue
             for rule in finals:
-                current = self._apply(rule.id, rule.fn, current, reports[rule.id])
+                current = self._apply(rule.fn, current, reports[rule.id])
                 assert current is not None
             kept.append(i)
             out.append(current)
@@ -178,9 +191,7 @@ class Cleaner:
         return CleanResult(kept, out, {k: v.to_dict(descriptions[k]) for k, v in reports.items()})
 
     @staticmethod
-    def _apply(
-        rule_id: str, fn: Callable[[str], str | None], text: str, report: RuleReport
-    ) -> str | None:
+    def _apply(fn: Callable[[str], str | None], text: str, report: RuleReport) -> str | None:
         result = fn(text)
         if result is None:
             report.dropped += 1

@@ -97,6 +97,14 @@ def make_pairs(
             j -= 1
         context.reverse()
         pairs.append(
-            DialoguePair(context, query, q.speaker, reply, character, scene_key(u), {"line": u.line, "source": u.source})
+            DialoguePair(
+                context,
+                query,
+                q.speaker,
+                reply,
+                character,
+                scene_key(u),
+                {"line": u.line, "source": u.source},
+            )
         )
     return PairsResult(pairs, replies.rules, dropped_query)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ class Decoded:
     encoding: str
 
 
+_IMPLAUSIBLE = re.compile("[\u0080-\u009f\ue000-\uf8ff]")
+
+
 def _japanese_score(text: str) -> float:
     """Share of characters that are plausible in Japanese text (kana, kanji, ASCII, punctuation)."""
     if not text:
@@ -33,7 +37,7 @@ def _japanese_score(text: str) -> float:
             o < 0x80
             or 0x3000 <= o <= 0x30FF  # punctuation, hiragana, katakana
             or 0x4E00 <= o <= 0x9FFF  # common kanji
-            or 0xFF01 <= o <= 0xFF9F  # full-width forms, half-width kana
+            or 0xFF01 <= o <= 0xFF5E  # full-width forms (half-width kana count as unlikely)
         ):
             good += 1
     return good / len(text)
@@ -62,7 +66,9 @@ def decode_bytes(data: bytes, *, path: Path | str, encoding: str | None = None) 
         try:
             codecs.lookup(name)
         except LookupError:
-            raise SerifuError(f"unknown encoding {encoding!r} (try utf-8, cp932 or euc-jp)") from None
+            raise SerifuError(
+                f"unknown encoding {encoding!r} (try utf-8, cp932 or euc-jp)"
+            ) from None
         if name.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(codecs.BOM_UTF8):
             name = "utf-8-sig"
         try:
@@ -92,11 +98,15 @@ def decode_bytes(data: bytes, *, path: Path | str, encoding: str | None = None) 
             text = data.decode(name)
         except UnicodeDecodeError:
             continue
+        if _IMPLAUSIBLE.search(text):  # C1 controls or private-use: a lucky decode, not text
+            continue
         decoded.append((_japanese_score(text), name, text))
     if decoded:
         _, name, text = max(decoded, key=lambda item: item[0])
         return Decoded(_normalize_newlines(text), name)
-    offsets = ", ".join(f"{name} at byte offset {_first_bad_offset(data, name)}" for name in CANDIDATES)
+    offsets = ", ".join(
+        f"{name} at byte offset {_first_bad_offset(data, name)}" for name in CANDIDATES
+    )
     raise SerifuError(
         f"cannot be decoded as UTF-8, Shift_JIS (cp932) or EUC-JP ({offsets}); "
         "pass --encoding if you know the file's encoding",

@@ -30,12 +30,16 @@ _COLON = re.compile(r"^(?P<name>[^\s:：「」【】#＃/]{1,16})\s*[:：]\s*(?P
 _HASH = re.compile(r"^[#＃](?P<name>[^\s#＃].{0,15})$")
 
 
+def _default_styles() -> list[TagStyle]:
+    return ["bracket"]
+
+
 class ScriptOptions(BaseModel):
     """Options of the ``script`` reader; the defaults read the sample cast's format."""
 
     model_config = ConfigDict(extra="forbid")
     tag_styles: list[TagStyle] = Field(
-        default_factory=lambda: ["bracket"], description="Speaker-tag styles accepted."
+        default_factory=_default_styles, description="Speaker-tag styles accepted."
     )
     scene_pattern: str = Field(
         default=r"^\[scene\]", description="Regex of a scene-start line (e.g. '^\\*scene')."
@@ -65,7 +69,9 @@ class ScriptReader:
     """Data source ``script``."""
 
     id = "script"
-    description = "game scripts: 【名前】「…」 (or 名前：「…」, #名前), [scene], [choice], // comments"
+    description = (
+        "game scripts: 【名前】「…」 (or 名前：「…」, #名前), [scene], [choice], // comments"
+    )
     has_speakers = True
     options_model = ScriptOptions
 
@@ -89,7 +95,13 @@ class ScriptReader:
             nonlocal hash_speaker, hash_parts
             if hash_speaker is not None and hash_parts:
                 out.append(
-                    Utterance(hash_speaker[0], text_of("".join(hash_parts)), scene, hash_speaker[1], str(path))
+                    Utterance(
+                        hash_speaker[0],
+                        text_of("".join(hash_parts)),
+                        scene,
+                        hash_speaker[1],
+                        str(path),
+                    )
                 )
             hash_speaker, hash_parts = None, []
 
@@ -107,7 +119,11 @@ class ScriptReader:
             if m := choice_re.match(line):
                 flush_hash()
                 if opts.choices == "protagonist":
-                    out.append(Utterance(opts.protagonist, text_of(m.group("text")), scene, lineno, str(path)))
+                    out.append(
+                        Utterance(
+                            opts.protagonist, text_of(m.group("text")), scene, lineno, str(path)
+                        )
+                    )
                 continue
             if "bracket" in styles and line.startswith("【"):
                 flush_hash()
@@ -120,7 +136,13 @@ class ScriptReader:
                     )
                 if m.group("text").strip():
                     out.append(
-                        Utterance(m.group("name").strip(), text_of(m.group("text")), scene, lineno, str(path))
+                        Utterance(
+                            m.group("name").strip(),
+                            text_of(m.group("text")),
+                            scene,
+                            lineno,
+                            str(path),
+                        )
                     )
                 continue
             if "hash" in styles and (m := _HASH.match(line)):
@@ -131,7 +153,9 @@ class ScriptReader:
                 hash_parts.append(line)
                 continue
             if "colon" in styles and (m := _COLON.match(line)):
-                out.append(Utterance(m.group("name"), text_of(m.group("text")), scene, lineno, str(path)))
+                out.append(
+                    Utterance(m.group("name"), text_of(m.group("text")), scene, lineno, str(path))
+                )
             # anything else is narration
         flush_hash()
         return out

@@ -25,8 +25,12 @@ class TableOptions(BaseModel):
     )
     speaker_column: str = Field(default="speaker", description="Column holding the speaker.")
     text_column: str = Field(default="text", description="Column holding the spoken line.")
-    scene_column: str = Field(default="scene", description="Optional scene column (used when present).")
-    line_column: str = Field(default="line", description="Optional line-id column (used when present).")
+    scene_column: str = Field(
+        default="scene", description="Optional scene column (used when present)."
+    )
+    line_column: str = Field(
+        default="line", description="Optional line-id column (used when present)."
+    )
 
 
 def _table_format(path: Path, opts: TableOptions) -> str:
@@ -57,7 +61,9 @@ def _rows(text: str, fmt: str, path: Path) -> Iterator[tuple[int, dict[str, Any]
         for row in reader:
             yield reader.line_num, row
     except csv.Error as exc:
-        raise SerifuError(f"not valid {fmt.upper()} ({exc})", path=path, line=reader.line_num) from None
+        raise SerifuError(
+            f"not valid {fmt.upper()} ({exc})", path=path, line=reader.line_num
+        ) from None
 
 
 class TableReader:
@@ -93,5 +99,7 @@ class TableReader:
             raw_id = row.get(opts.line_column)
             if raw_id not in (None, "") and str(raw_id).isdigit():
                 line = int(str(raw_id))
-            out.append(Utterance(str(speaker or "").strip(), str(line_text), scene, line, str(path)))
+            out.append(
+                Utterance(str(speaker or "").strip(), str(line_text), scene, line, str(path))
+            )
         return out

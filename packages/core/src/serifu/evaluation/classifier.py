@@ -182,7 +182,7 @@ class CharacterClassifier:
             or meta.get("version") != FORMAT_VERSION
         ):
             raise SerifuError("not a Serifu classifier file (format/version mismatch)", path=path)
-        clf = cls(ngram_range=tuple(meta["ngram_range"]), c=meta["c"], seed=meta["seed"])  # type: ignore[arg-type]
+        clf = cls(ngram_range=tuple(meta["ngram_range"]), c=meta["c"], seed=meta["seed"])
         clf.classes = list(meta["classes"])
         clf._weights = _Weights(meta["vocabulary"], idf, coef, intercept)
         return clf

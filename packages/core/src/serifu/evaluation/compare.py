@@ -30,11 +30,17 @@ def load_report(run_dir: Path) -> dict[str, Any]:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SerifuError("no report.json here; is this a `serifu eval` output folder?", path=run_dir) from None
+        raise SerifuError(
+            "no report.json here; is this a `serifu eval` output folder?", path=run_dir
+        ) from None
     except json.JSONDecodeError as exc:
-        raise SerifuError(f"report.json is not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        raise SerifuError(
+            f"report.json is not valid JSON ({exc.msg})", path=path, line=exc.lineno
+        ) from None
     if report.get("schema") != SCHEMA:
-        raise SerifuError(f"unsupported report schema {report.get('schema')!r} (expected {SCHEMA})", path=path)
+        raise SerifuError(
+            f"unsupported report schema {report.get('schema')!r} (expected {SCHEMA})", path=path
+        )
     return report
 
 
@@ -67,7 +73,12 @@ def render_compare(rows: Sequence[dict[str, Any]]) -> str:
     keys = [k for k in HEADLINE_ORDER if k in present]
     header = ["run", "character", "condition", *[SHORT_NAMES.get(k, k) for k in keys]]
     body = [
-        [row["label"], row["character"], row["condition"], *[_fmt(row["metrics"].get(k)) for k in keys]]
+        [
+            row["label"],
+            row["character"],
+            row["condition"],
+            *[_fmt(row["metrics"].get(k)) for k in keys],
+        ]
         for row in rows
     ]
     return markdown_table(header, body)

@@ -26,4 +26,6 @@ def morphemes(text: str) -> list[Morpheme]:
     """Morphemes of ``text`` (empty for empty text)."""
     if not text.strip():
         return []
-    return [Morpheme(w.surface, w.feature.pos1 or "", w.feature.pos2 or "") for w in _tagger()(text)]
+    return [
+        Morpheme(w.surface, w.feature.pos1 or "", w.feature.pos2 or "") for w in _tagger()(text)
+    ]

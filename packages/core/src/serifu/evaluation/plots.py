@@ -44,7 +44,11 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[float]]) -> None:
 
 def style_rates_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     """… / ！ / ？ rates of the replies of each condition next to her real lines."""
-    styles = {c: r["style-markers"] for c, r in conditions.items() if "generated" in r.get("style-markers", {})}
+    styles = {
+        c: r["style-markers"]
+        for c, r in conditions.items()
+        if "generated" in r.get("style-markers", {})
+    }
     if not styles:
         return None
     markers = ["ellipsis_rate", "exclamation_rate", "question_rate"]
@@ -60,13 +64,20 @@ def style_rates_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
 
 def lengths_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     """Binned reply lengths (characters) of each condition and of her real lines."""
-    styles = {c: r["style-markers"] for c, r in conditions.items() if "generated" in r.get("style-markers", {})}
+    styles = {
+        c: r["style-markers"]
+        for c, r in conditions.items()
+        if "generated" in r.get("style-markers", {})
+    }
     if not styles:
         return None
     from serifu.evaluation.style import LENGTH_BINS, length_bin
 
     bins = [length_bin(b) for b in LENGTH_BINS] + [length_bin(LENGTH_BINS[-1] + 1)]
-    series = {c: [s["length_distribution"]["generated"].get(b, 0.0) for b in bins] for c, s in styles.items()}
+    series = {
+        c: [s["length_distribution"]["generated"].get(b, 0.0) for b in bins]
+        for c, s in styles.items()
+    }
     real = next(iter(styles.values()))["length_distribution"]["real"]
     series["real lines"] = [real.get(b, 0.0) for b in bins]
     fig, ax = _figure()
@@ -77,7 +88,11 @@ def lengths_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
 
 def attribution_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     """Who the classifier thinks said each condition's replies."""
-    found = {c: r["character-classifier"] for c, r in conditions.items() if "attributed_to" in r.get("character-classifier", {})}
+    found = {
+        c: r["character-classifier"]
+        for c, r in conditions.items()
+        if "attributed_to" in r.get("character-classifier", {})
+    }
     if not found:
         return None
     labels = sorted({label for r in found.values() for label in r["attributed_to"]})
@@ -88,7 +103,9 @@ def attribution_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     fig, ax = _figure(max(7.0, 0.7 * len(labels) + 2))
     _bars(ax, labels, series)
     ax.set_ylim(0, 1)
-    ax.set_title(f"Classifier attribution of replies (target: {next(iter(found.values()))['target']})")
+    ax.set_title(
+        f"Classifier attribution of replies (target: {next(iter(found.values()))['target']})"
+    )
     return _png(fig)
 
 

@@ -16,7 +16,9 @@ def answer_is_correct(reply: str, answers: Sequence[Sequence[str]]) -> bool:
     return all(any(v in text for kw in group for v in keyword_variants(kw)) for group in answers)
 
 
-def profile_qa(questions: Sequence[str], replies: Sequence[str], answers: Sequence[Sequence[Sequence[str]]]) -> dict[str, Any]:
+def profile_qa(
+    questions: Sequence[str], replies: Sequence[str], answers: Sequence[Sequence[Sequence[str]]]
+) -> dict[str, Any]:
     """Accuracy plus each question's verdict."""
     verdicts = [answer_is_correct(r, a) for r, a in zip(replies, answers, strict=True)]
     return {
@@ -24,6 +26,7 @@ def profile_qa(questions: Sequence[str], replies: Sequence[str], answers: Sequen
         "correct": sum(verdicts),
         "accuracy": round(sum(verdicts) / len(verdicts), 4) if verdicts else 0.0,
         "items": [
-            {"q": q, "reply": r, "correct": v} for q, r, v in zip(questions, replies, verdicts, strict=True)
+            {"q": q, "reply": r, "correct": v}
+            for q, r, v in zip(questions, replies, verdicts, strict=True)
         ],
     }

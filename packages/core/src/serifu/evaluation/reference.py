@@ -9,7 +9,7 @@ from typing import Any
 
 from serifu.errors import SerifuError
 from serifu.evaluation.run import Reference
-from serifu.evaluation.splits import LabeledLine, split_by_scene
+from serifu.evaluation.splits import LabeledLine
 from serifu.kinds import Utterance
 
 
@@ -22,18 +22,35 @@ def labeled(utterances: Sequence[Utterance], labels: dict[str, str]) -> list[Lab
     ]
 
 
-def heldout_pairs(
-    utterances: Sequence[Utterance], speaker: str, test: Sequence[LabeledLine]
-) -> list[tuple[str, str]]:
-    """(previous line by someone else in the same scene, her reply) for her held-out lines."""
-    held = {(x.source, x.line) for x in test}
-    pairs = []
-    for prev, cur in zip(utterances, utterances[1:], strict=False):
-        same_scene = (prev.source, prev.scene) == (cur.source, cur.scene)
-        if cur.speaker == speaker and prev.speaker != speaker and same_scene and (cur.source, cur.line) in held:
-            if prev.text.strip() and cur.text.strip():
-                pairs.append((prev.text.strip(), cur.text.strip()))
-    return pairs
+def heldout_pairs(utterances: Sequence[Utterance], speaker: str) -> list[tuple[str, str]]:
+    """Her (query, reply) pairs in the ``test`` split of the dataset ``serifu data build`` makes by default.
+
+    Same pairing, cleaning (preset ``report``) and seeded scene split as the data pipeline,
+    so an adapter trained on that dataset never saw these replies.
+    """
+    from serifu.config.data import DataConfig
+    from serifu.data.cleaning import Cleaner
+    from serifu.data.dialogue import make_pairs
+    from serifu.data.splits import split_by_scene as dataset_split
+
+    config = DataConfig()
+    pairs = make_pairs(
+        utterances,
+        speaker,
+        context_lines=config.context_lines,
+        cleaner=Cleaner.build(config.preset),
+    ).pairs
+    plan = dataset_split(
+        [p.scene for p in pairs],
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    return [
+        (p.query, p.reply)
+        for p, split in zip(pairs, plan.assignment, strict=True)
+        if split == "test" and p.reply
+    ]
 
 
 def cast_reference(character_id: str, *, seed: int = 0) -> Reference:
@@ -52,9 +69,10 @@ def cast_reference(character_id: str, *, seed: int = 0) -> Reference:
         lines += labeled(utterances, {speaker: pack_id})
         if pack is target_pack:
             target_utterances, target_speaker = utterances, speaker
-    ref = Reference(target=character_id, lines=lines, seed=seed, description="registered characters")
-    _, test = split_by_scene(lines, seed=seed)
-    ref.heldout_pairs = heldout_pairs(target_utterances, target_speaker, [x for x in test if x.label == character_id])
+    ref = Reference(
+        target=character_id, lines=lines, seed=seed, description="registered characters"
+    )
+    ref.heldout_pairs = heldout_pairs(target_utterances, target_speaker)
     if not ref.target_lines():
         raise SerifuError(f"character {character_id!r} has no lines of her own in her scripts")
     return ref
@@ -92,10 +110,11 @@ def script_reference(
             f"({dict(counts.most_common(5))}); lower --min-lines"
         )
     lines = labeled(utterances, {name: name for name in kept})
-    ref = Reference(target=speaker or "", lines=lines, seed=seed, description=f"speakers of {where}")
+    ref = Reference(
+        target=speaker or "", lines=lines, seed=seed, description=f"speakers of {where}"
+    )
     if speaker is not None:
-        _, test = split_by_scene(lines, seed=seed)
-        ref.heldout_pairs = heldout_pairs(utterances, speaker, [x for x in test if x.label == speaker])
+        ref.heldout_pairs = heldout_pairs(utterances, speaker)
     return ref
 
 

@@ -13,7 +13,13 @@ def reply_format(texts: Sequence[str], stopped: Sequence[bool]) -> dict[str, flo
     """Shares over all replies; ``ok`` = non-empty, one line, ended at the reply end/EOS."""
     n = len(texts)
     if n == 0:
-        return {"n": 0, "ok_rate": 0.0, "empty_rate": 0.0, "multi_line_rate": 0.0, "cut_off_rate": 0.0}
+        return {
+            "n": 0,
+            "ok_rate": 0.0,
+            "empty_rate": 0.0,
+            "multi_line_rate": 0.0,
+            "cut_off_rate": 0.0,
+        }
     ok = sum(is_one_line(t) and s for t, s in zip(texts, stopped, strict=True))
     empty = sum(not t.strip() for t in texts)
     multi = sum(bool(t.strip()) and not is_one_line(t) for t in texts)

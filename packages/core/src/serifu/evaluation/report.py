@@ -51,11 +51,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: dict[str, Any], samples: dict[str, list[dict[str, Any]]], plots: list[str]) -> str:
+def render_markdown(
+    report: dict[str, Any], samples: dict[str, list[dict[str, Any]]], plots: list[str]
+) -> str:
     """The human report: settings, headline table across conditions, details, samples, plots."""
     conditions = list(report["conditions"])
     out = [
-        f"# Evaluation: {report['model']}" + (f" + {report['adapter']}" if report.get("adapter") else ""),
+        f"# Evaluation: {report['model']}"
+        + (f" + {report['adapter']}" if report.get("adapter") else ""),
         "",
         f"Character: **{report['target']}** · queries: {report['queries']['opener']} openers + "
         f"{report['queries']['profile']} profile questions · seed {report['settings']['seed']} · "
@@ -68,7 +71,10 @@ def render_markdown(report: dict[str, Any], samples: dict[str, list[dict[str, An
     keys: list[str] = []
     for cond in conditions:
         keys += [k for k in report["conditions"][cond]["summary"] if k not in keys]
-    rows = [[key] + [_fmt(report["conditions"][c]["summary"].get(key)) for c in conditions] for key in keys]
+    rows = [
+        [key] + [_fmt(report["conditions"][c]["summary"].get(key)) for c in conditions]
+        for key in keys
+    ]
     out += [markdown_table(["metric", *conditions], rows), ""]
     for cond in conditions:
         results = report["conditions"][cond]["evaluators"]
@@ -81,7 +87,10 @@ def render_markdown(report: dict[str, Any], samples: dict[str, list[dict[str, An
             out += [
                 markdown_table(
                     ["query", "reply", "stopped"],
-                    [[s["query"], s["text"] or "(empty)", "yes" if s["stopped"] else "no"] for s in picks],
+                    [
+                        [s["query"], s["text"] or "(empty)", "yes" if s["stopped"] else "no"]
+                        for s in picks
+                    ],
                 ),
                 "",
             ]
@@ -107,11 +116,17 @@ def _details(evaluator: str, result: dict[str, Any]) -> list[str]:
             "",
         ]
         if held["confusions"]:
-            out += ["Most confused (true → predicted): " + ", ".join(
-                f"{c['true']}→{c['predicted']} ×{c['count']}" for c in held["confusions"][:5]
-            ), ""]
+            out += [
+                "Most confused (true → predicted): "
+                + ", ".join(
+                    f"{c['true']}→{c['predicted']} ×{c['count']}" for c in held["confusions"][:5]
+                ),
+                "",
+            ]
     elif evaluator == "profile-qa":
-        rows = [[i["q"], i["reply"] or "(empty)", "✓" if i["correct"] else "✗"] for i in result["items"]]
+        rows = [
+            [i["q"], i["reply"] or "(empty)", "✓" if i["correct"] else "✗"] for i in result["items"]
+        ]
         out += [markdown_table(["question", "reply", "ok"], rows), ""]
     elif evaluator == "style-markers":
         gen, real = result["generated"], result["real"]
@@ -119,12 +134,42 @@ def _details(evaluator: str, result: dict[str, Any]) -> list[str]:
             markdown_table(
                 ["marker", "generated", "real", "JSD"],
                 [
-                    ["top endings", _top(gen["top_endings"]), _top(real["top_endings"]), _fmt(result["jsd"]["endings"])],
-                    ["first person", _top(gen["first_person"]), _top(real["first_person"]), _fmt(result["jsd"]["first_person"])],
-                    ["… rate", _fmt(gen["ellipsis_rate"]), _fmt(real["ellipsis_rate"]), _fmt(result["jsd"]["ellipsis"])],
-                    ["！ rate", _fmt(gen["exclamation_rate"]), _fmt(real["exclamation_rate"]), _fmt(result["jsd"]["exclamation"])],
-                    ["？ rate", _fmt(gen["question_rate"]), _fmt(real["question_rate"]), _fmt(result["jsd"]["question"])],
-                    ["mean length", _fmt(gen["mean_length"]), _fmt(real["mean_length"]), _fmt(result["jsd"]["length"])],
+                    [
+                        "top endings",
+                        _top(gen["top_endings"]),
+                        _top(real["top_endings"]),
+                        _fmt(result["jsd"]["endings"]),
+                    ],
+                    [
+                        "first person",
+                        _top(gen["first_person"]),
+                        _top(real["first_person"]),
+                        _fmt(result["jsd"]["first_person"]),
+                    ],
+                    [
+                        "… rate",
+                        _fmt(gen["ellipsis_rate"]),
+                        _fmt(real["ellipsis_rate"]),
+                        _fmt(result["jsd"]["ellipsis"]),
+                    ],
+                    [
+                        "！ rate",
+                        _fmt(gen["exclamation_rate"]),
+                        _fmt(real["exclamation_rate"]),
+                        _fmt(result["jsd"]["exclamation"]),
+                    ],
+                    [
+                        "？ rate",
+                        _fmt(gen["question_rate"]),
+                        _fmt(real["question_rate"]),
+                        _fmt(result["jsd"]["question"]),
+                    ],
+                    [
+                        "mean length",
+                        _fmt(gen["mean_length"]),
+                        _fmt(real["mean_length"]),
+                        _fmt(result["jsd"]["length"]),
+                    ],
                 ],
             ),
             "",

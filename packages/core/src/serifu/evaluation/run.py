@@ -73,7 +73,7 @@ class EvalRun:
     card: CharacterCard | None = None
     scorers: dict[str, Scorer] = field(default_factory=dict)
     """``"model"`` (the evaluated model) and ``"base"`` (the base without adapter, if any)."""
-    shared: dict[str, Any] = field(default_factory=dict)
+    shared: dict[Any, Any] = field(default_factory=dict)
     """A cache shared by the conditions of one evaluation (e.g. the fitted classifier)."""
 
     def texts(self, kind: str | None = None) -> list[str]:

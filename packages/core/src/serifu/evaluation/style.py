@@ -19,8 +19,23 @@ from serifu.evaluation.morph import Morpheme, morphemes
 from serifu.evaluation.textnorm import katakana_to_hiragana
 
 FIRST_PERSON = frozenset(
-    "わたし わたくし あたし あたい ぼく おれ うち じぶん わし われ わい おいら せっしゃ わがはい".split()
-    + "私 僕 俺 自分 我 儂 拙者 吾輩".split()
+    [
+        "わたし",
+        "わたくし",
+        "あたし",
+        "あたい",
+        "ぼく",
+        "おれ",
+        "うち",
+        "じぶん",
+        "わし",
+        "われ",
+        "わい",
+        "おいら",
+        "せっしゃ",
+        "わがはい",
+    ]
+    + ["私", "僕", "俺", "自分", "我", "儂", "拙者", "吾輩"]
 )
 NO_PRONOUN = "(none)"
 ENDING_POS = frozenset({"助詞", "助動詞"})

@@ -2,8 +2,8 @@
 
 from serifu.prompts.templates import (
     GemmaTemplate,
-    Llama2Template,
     LineTemplate,
+    Llama2Template,
     NovelTemplate,
     builtin_templates,
     reply_text,

@@ -107,7 +107,9 @@ class GemmaTemplate:
     """Gemma turns; the system prompt opens the first user turn (Gemma has no system role)."""
 
     id: str = "gemma"
-    description: str = "Gemma chat turns: '<start_of_turn>user\\n{q}<end_of_turn>\\n<start_of_turn>model\\n'"
+    description: str = (
+        "Gemma chat turns: '<start_of_turn>user\\n{q}<end_of_turn>\\n<start_of_turn>model\\n'"
+    )
     reply_end: str = "<end_of_turn>\n"
 
     def render(

@@ -36,10 +36,14 @@ def parse_query_lines(text: str, *, path: Path | str) -> list[str]:
         if not line or line.startswith("#"):
             continue
         if "\t" in line:
-            raise SerifuError("a query may not contain a tab; write one query per line", path=path, line=number)
+            raise SerifuError(
+                "a query may not contain a tab; write one query per line", path=path, line=number
+            )
         queries.append(line)
     if not queries:
-        raise SerifuError("the query file has no queries (one per line, '#' starts a comment)", path=path)
+        raise SerifuError(
+            "the query file has no queries (one per line, '#' starts a comment)", path=path
+        )
     return queries
 
 
@@ -70,5 +74,7 @@ def build_queries(
     if limit is not None:
         opener_texts, questions = opener_texts[:limit], questions[:limit]
     result = [Query(OPENER, text, i) for i, text in enumerate(opener_texts)]
-    result += [Query(PROFILE, q.q, i, [list(g) for g in q.answers]) for i, q in enumerate(questions)]
+    result += [
+        Query(PROFILE, q.q, i, [list(g) for g in q.answers]) for i, q in enumerate(questions)
+    ]
     return result

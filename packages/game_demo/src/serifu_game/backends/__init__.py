@@ -62,7 +62,9 @@ def choose_backend(
     """
     name = pack.card().short_name
     if backend == "retrieval":
-        return BackendChoice("retrieval", notice=f"台本検索モード：{name}の本物のセリフから返事を選びます。")
+        return BackendChoice(
+            "retrieval", notice=f"台本検索モード：{name}の本物のセリフから返事を選びます。"
+        )
     model_id = model or DEFAULT_MODEL
     shipped = pack.adapters.get(model_id)
     chosen = adapter or (str(shipped) if shipped else None)

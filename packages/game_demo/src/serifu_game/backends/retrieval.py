@@ -20,15 +20,21 @@ class Match:
 
     pair: Pair
     score: float
+    weak: bool = False
+    """Nothing fitted well, so she answers with a scene-opening line instead."""
 
 
 class RetrievalBackend:
     """Answers with the reply of the pair whose query is closest to the player's line.
 
-    Scoring is BM25 over character unigrams and bigrams of the pairs' queries; replies she
-    gave recently are penalised so that she does not repeat herself; ties are broken by a
-    seeded random draw, so a game is reproducible.
+    Scoring is BM25 over character bigrams (and non-hiragana unigrams) of the pairs'
+    queries; replies she gave recently are penalised so that she does not repeat herself;
+    ties are broken by a seeded random draw, so a game is reproducible. When nothing fits
+    (a greeting, small talk the script never had), she answers with the first line she says
+    in one of her scenes: those are her reactions to the protagonist turning up.
     """
+
+    weak_score = 7.0
 
     kind = "retrieval"
     label = "台本検索 (retrieval)"
@@ -48,6 +54,12 @@ class RetrievalBackend:
         n = len(self._docs)
         self._idf = {t: math.log(1 + (n - k + 0.5) / (k + 0.5)) for t, k in df.items()}
         self.last_match: Match | None = None
+        seen: set[str] = set()
+        self._openers = []
+        for p in self.pairs:
+            if p.scene not in seen:
+                seen.add(p.scene)
+                self._openers.append(p)
 
     def prepare(self) -> None:
         """Nothing to load: the index is built in the constructor."""
@@ -74,8 +86,12 @@ class RetrievalBackend:
             if pair.reply in self._recent:
                 scores[i] *= 0.3
         top = max(scores)
-        tied = [i for i, s in enumerate(scores) if s >= top - 1e-9]
-        match = Match(self.pairs[self._rng.choice(tied)], top)
+        if top < self.weak_score:
+            fresh = [p for p in self._openers if p.reply not in self._recent] or self._openers
+            match = Match(self._rng.choice(fresh), top, weak=True)
+        else:
+            tied = [i for i, s in enumerate(scores) if s >= top - 1e-9]
+            match = Match(self.pairs[self._rng.choice(tied)], top)
         if remember:
             self._recent = ([*self._recent, match.pair.reply])[-20:]
         return match
@@ -101,4 +117,8 @@ class RetrievalBackend:
             return "(まだ返事がありません)"
         m = self.last_match
         scene = f"［{m.pair.scene}］\n" if m.pair.scene else ""
-        return f"{scene}主人公「{m.pair.query}」\n→ 彼女「{m.pair.reply}」\nBM25 = {m.score:.2f}（{len(self.pairs)}組から）"
+        how = "（一致が弱いので場面の最初のセリフ）" if m.weak else ""
+        return (
+            f"{scene}主人公「{m.pair.query}」\n→ 彼女「{m.pair.reply}」\n"
+            f"BM25 = {m.score:.2f}（{len(self.pairs)}組から）{how}"
+        )

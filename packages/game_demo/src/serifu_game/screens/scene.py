@@ -17,7 +17,7 @@ from serifu_game import story
 from serifu_game.affection import judge, mood
 from serifu_game.backends.retrieval import RetrievalBackend
 from serifu_game.pairs import load_pairs
-from serifu_game.state import TURNS_PER_SCENE
+from serifu_game.state import DAYS, TURNS_PER_SCENE
 from serifu_game.suggestions import Suggester
 from serifu_game.widgets.affection_meter import AffectionMeter
 from serifu_game.widgets.debug_panel import DebugPanel, ReplyStats
@@ -62,11 +62,15 @@ class SceneScreen(Screen[None]):
                 yield Portrait(card.id, mood=mood(game.state.affection), id="portrait")
                 yield Static(f"[b]{card.name}[/b]\n[dim]{card.reading}[/dim]", id="name")
                 yield AffectionMeter(id="meter")
-                yield Static(f"{card.grade}・{card.club}\n趣味：{'、'.join(card.hobbies)}", id="profile")
+                yield Static(
+                    f"{card.grade}・{card.club}\n趣味：{'、'.join(card.hobbies)}", id="profile"
+                )
             with Vertical(id="talk"):
                 yield DialogueLog(color=_readable(hair), id="log")
-                yield Horizontal(id="suggestions")
-                yield Input(placeholder=f"{card.short_name}に話しかける…（1〜3で提案を選択）", id="say")
+                yield Vertical(id="suggestions")
+                yield Input(
+                    placeholder=f"{card.short_name}に話しかける…（1〜3で提案を選択）", id="say"
+                )
                 yield Static(id="status")
             yield DebugPanel(id="debug")
         yield Footer()
@@ -76,7 +80,7 @@ class SceneScreen(Screen[None]):
         assert game.state is not None and game.pack is not None
         self.card = game.pack.card()
         self.pairs = load_pairs(game.pack)
-        self.suggester = Suggester(self.pairs)
+        self.suggester = Suggester(self.pairs, self.card.protagonist)
         self._opener = RetrievalBackend(self.pairs, seed=game.state.seed) if self.pairs else None
         self.query_one(AffectionMeter).value = game.state.affection
         self.query_one("#debug").display = False
@@ -100,7 +104,7 @@ class SceneScreen(Screen[None]):
         place = story.place(state.place)
         turns = "◆" * state.turns_left + "◇" * (TURNS_PER_SCENE - state.turns_left)
         self.query_one("#topbar", Static).update(
-            f"[b]{state.day}日目[/b] / {story.DAYS_LABEL}  {place.icon} {place.name}"
+            f"[b]{state.day}日目[/b] / 全{DAYS}日   {place.icon} {place.name}"
             f"    残りの会話 [#ff7aa2]{turns}[/]"
         )
 
@@ -124,37 +128,44 @@ class SceneScreen(Screen[None]):
         log = self.query_one(DialogueLog)
         if state.day == 1:
             narration = story.FIRST_DAY_NARRATION.format(name=self.card.name)
-            opener = self.pairs[0].reply if self.pairs else "……"
+            opener = self.pairs[0] if self.pairs else None
         else:
             narration = story.opening_narration(place, self.card)
-            opener = self._opener.best(place.keywords, remember=False).pair.reply if self._opener else "……"
+            opener = self._opener.best(place.keywords).pair if self._opener else None
+        state.script_scene = opener.scene if opener else ""
         log.add(state.add("narration", narration))
         bonus = story.place_bonus(place, self.card) if state.day > 1 else 0
         if bonus:
             state.change_affection(bonus)
-            log.add(state.add("event", f"{self.card.short_name}はこの場所が好きみたいだ。（♥ +{bonus}）"))
+            log.add(
+                state.add(
+                    "event", f"{self.card.short_name}はこの場所が好きみたいだ。（♥ +{bonus}）"
+                )
+            )
             self.query_one(AffectionMeter).value = state.affection
-        log.add(state.add("heroine", opener, self.card.short_name))
+        log.add(state.add("heroine", opener.reply if opener else "……", self.card.short_name))
 
     def refresh_suggestions(self) -> None:
         state = self.game.state
         assert state is not None
-        box = self.query_one("#suggestions", Horizontal)
+        box = self.query_one("#suggestions", Vertical)
         box.remove_children()
         if state.scene_over:
             self._suggestions = []
             return
         topic = story.place(state.place).keywords
         seed = state.seed * 1000 + state.day * 10 + state.turns_left
-        self._suggestions = self.suggester.suggest(topic, seed=seed, exclude=[u for u, _ in state.history])
+        self._suggestions = self.suggester.suggest(
+            topic, seed=seed, scene=state.script_scene, exclude=[u for u, _ in state.history]
+        )
         box.mount_all(
-            Button(f"{i}. {text}", id=f"suggest-{i}", classes="suggestion", compact=True)
+            Button(f"{i}. {text}", name=str(i), classes="suggestion", compact=True)
             for i, text in enumerate(self._suggestions, 1)
         )
 
     @on(Button.Pressed, ".suggestion")
     def _suggestion_pressed(self, event: Button.Pressed) -> None:
-        index = int((event.button.id or "suggest-1").rsplit("-", 1)[1]) - 1
+        index = int(event.button.name or "1") - 1
         self.say(self._suggestions[index])
         self.query_one("#say", Input).focus()
 
@@ -240,7 +251,12 @@ class SceneScreen(Screen[None]):
         if error and not reply:
             view.entry.text = "……"
             view.refresh_entry()
-            log.add(state.add("system", f"返事を作れませんでした（{error}）。設定（Ctrl+O）でバックエンドを変えられます。"))
+            log.add(
+                state.add(
+                    "system",
+                    f"返事を作れませんでした（{error}）。設定（Ctrl+O）でバックエンドを変えられます。",
+                )
+            )
             self.set_status("エラー：" + error)
             return
         if cancelled:
@@ -275,12 +291,12 @@ class SceneScreen(Screen[None]):
         if not state.log or state.log[-1].text != story.DAY_END:
             self.query_one(DialogueLog).add(state.add("narration", story.DAY_END))
         label = "エンディングへ" if state.last_day else "次の日へ"
-        self.query_one("#suggestions", Horizontal).mount(
-            Button(f"▶ {label}（Enter）", id="next", classes="next", compact=True)
+        self.query_one("#suggestions", Vertical).mount(
+            Button(f"▶ {label}（Enter）", classes="next", compact=True)
         )
         self.query_one("#say", Input).placeholder = f"Enterで{label}"
 
-    @on(Button.Pressed, "#next")
+    @on(Button.Pressed, ".next")
     def _next_pressed(self) -> None:
         self.next_day()
 
@@ -304,7 +320,9 @@ class SceneScreen(Screen[None]):
             state.log.clear()
             self.query_one(DialogueLog).reset([])
             self.begin_scene()
-            self.query_one("#say", Input).placeholder = f"{self.card.short_name}に話しかける…（1〜3で提案を選択）"
+            self.query_one(
+                "#say", Input
+            ).placeholder = f"{self.card.short_name}に話しかける…（1〜3で提案を選択）"
             self.refresh_top()
             self.refresh_suggestions()
             self.query_one("#say", Input).focus()
@@ -334,7 +352,9 @@ class SceneScreen(Screen[None]):
         state = game.state
         assert state is not None
         self.query_one(DialogueLog).add(
-            state.add("system", f"LLMを読み込めなかったため台本検索モードに切り替えました（{error}）")
+            state.add(
+                "system", f"LLMを読み込めなかったため台本検索モードに切り替えました（{error}）"
+            )
         )
         assert game.choice is not None
         self.set_status(game.choice.notice)

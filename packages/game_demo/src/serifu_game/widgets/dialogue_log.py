@@ -22,7 +22,7 @@ def render_entry(entry: LogEntry, color: str = "#ff9ebb") -> Text:
         text.append("あなた ", "bold #7ec8e3")
         text.append(entry.text, "#e6f4fa")
         return text
-    text.append(f"{entry.speaker} ", f"bold {color}")
+    text.append(f"{entry.speaker}\n", f"bold {color}")
     text.append(f"「{entry.text}」", "#fff0f5")
     return text
 

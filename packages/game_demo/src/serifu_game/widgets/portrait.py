@@ -37,12 +37,20 @@ _FACE = """\
 ...CCCCCCCCCCCCCCCCCC...
 ..CCCCCCCCCCCCCCCCCCCC.."""
 
-_SHORT_HAIR_ROWS = {15: "...HHHHSSSSSSSSSSHHHH...", 16: "......H.SSSSSSSS.H......",
-                    17: ".........SSSSSS.........", 18: "........CCCRRCCC........",
-                    19: "......CCCCCRRCCCCC......", 20: ".....CCCCCCCCCCCCCC.....",
-                    21: "....CCCCCCCCCCCCCCCC...."}
-_TWIN_TAIL_ROWS = {5: ".HHHHHHHHHHHHHHHHHHHHHH.", 6: "HHHHHSHHHHHHHHHHHHSHHHHH",
-                   7: "HH.HSSSSHHHHHHSSSSH.HHHH"}
+_SHORT_HAIR_ROWS = {
+    15: "...HHHHSSSSSSSSSSHHHH...",
+    16: "......H.SSSSSSSS.H......",
+    17: ".........SSSSSS.........",
+    18: "........CCCRRCCC........",
+    19: "......CCCCCRRCCCCC......",
+    20: ".....CCCCCCCCCCCCCC.....",
+    21: "....CCCCCCCCCCCCCCCC....",
+}
+_TWIN_TAIL_ROWS = {
+    5: ".HHHHHHHHHHHHHHHHHHHHHH.",
+    6: "HHHHHSHHHHHHHHHHHHSHHHHH",
+    7: "HH.HSSSSHHHHHHSSSSH.HHHH",
+}
 
 # Per heroine: (hair, eyes, ribbon, style). Others get colours from a hash of their id.
 _LOOKS: dict[str, tuple[str, str, str, str]] = {
@@ -70,7 +78,10 @@ def looks(character: str) -> tuple[str, str, str, str]:
 def pixel_rows(style: str, mood: str) -> list[str]:
     """The pixel map for a hair style and mood (mouth and blush change with mood)."""
     rows = _FACE.splitlines()
-    for overlay in (_SHORT_HAIR_ROWS if style == "short" else {}, _TWIN_TAIL_ROWS if style == "twin" else {}):
+    for overlay in (
+        _SHORT_HAIR_ROWS if style == "short" else {},
+        _TWIN_TAIL_ROWS if style == "twin" else {},
+    ):
         for i, row in overlay.items():
             rows[i] = row
     if mood in ("ご機嫌", "ときめき"):
@@ -89,8 +100,17 @@ def pixel_rows(style: str, mood: str) -> list[str]:
 def render_portrait(character: str, mood: str = "ふつう") -> Text:
     """Rich text of the portrait: 24 columns by 12 rows of half blocks."""
     hair, eyes, ribbon, style = looks(character)
-    palette = {"H": hair, "S": SKIN, "E": eyes, "W": LIGHT, "B": BLUSH, "M": MOUTH,
-               "C": UNIFORM, "R": ribbon, ".": BACK}
+    palette = {
+        "H": hair,
+        "S": SKIN,
+        "E": eyes,
+        "W": LIGHT,
+        "B": BLUSH,
+        "M": MOUTH,
+        "C": UNIFORM,
+        "R": ribbon,
+        ".": BACK,
+    }
     rows = pixel_rows(style, mood)
     text = Text(no_wrap=True, overflow="crop")
     for top, bottom in zip(rows[0::2], rows[1::2], strict=True):

@@ -1,0 +1,84 @@
+"""Serifu's decoding loop: left-padded batch, KV cache, stop at the reply's newline or EOS.
+
+Each step yields the tokens chosen for every row still running; the caller decodes
+and decides when a row is done (its text reached a newline), so streaming and batched
+generation share one loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(list(r))
+            mask[i, width - len(r) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def decode_steps(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    eos_ids: set[int],
+    params: Mapping[str, Any],
+    max_new_tokens: int,
+    is_done: Callable[[int, list[int]], bool],
+    seed: int | None = None,
+) -> Iterator[list[list[int]]]:
+    """Yield, after each step, every row's generated ids; rows stop at EOS or ``is_done``."""
+    import torch
+
+    device = str(next(model.parameters()).device)
+    ids, mask = left_pad(prompts, pad_id, device)
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    generated: list[list[int]] = [[] for _ in prompts]
+    running = [True] * len(prompts)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    seen = ids
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        for _ in range(max_new_tokens):
+            chosen = next_tokens_for(out.logits[:, -1, :], seen, params, generator)
+            chosen = torch.where(
+                torch.tensor(running, device=device), chosen, torch.full_like(chosen, pad_id)
+            )
+            for row, token in enumerate(chosen.tolist()):
+                if not running[row]:
+                    continue
+                if token in eos_ids:
+                    running[row] = False
+                    continue
+                generated[row].append(token)
+                if is_done(row, generated[row]):
+                    running[row] = False
+            yield generated
+            if not any(running):
+                return
+            seen = torch.cat([seen, chosen[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            out = model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                cache=out.cache,  # transformers 5: `cache` (was past_key_values)
+                use_cache=True,
+            )
+
+
+def next_tokens_for(logits: Any, seen: Any, params: Mapping[str, Any], generator: Any) -> Any:
+    from serifu.inference.sampling import next_tokens
+
+    return next_tokens(logits, seen, params, generator)

@@ -1,0 +1,78 @@
+"""Batch planning and collation: padded batches, or padding-free packed rows.
+
+A *plan* is the list of example indices of each step, fixed by (seed, epoch), so a
+resumed run sees exactly the same data order. With ``max_tokens`` a step takes examples
+until the token budget is reached (natural for packing); otherwise ``batch_size`` of them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from serifu.training.examples import IGNORE, Example
+
+
+def plan_epoch(
+    lengths: Sequence[int], *, batch_size: int, max_tokens: int | None, seed: int, epoch: int
+) -> list[list[int]]:
+    """Shuffled steps of one epoch; the last step may be smaller."""
+    order = list(range(len(lengths)))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    steps: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for i in order:
+        full = (
+            tokens + lengths[i] > max_tokens
+            if max_tokens is not None
+            else len(current) >= batch_size
+        )
+        if current and full:
+            steps.append(current)
+            current, tokens = [], 0
+        current.append(i)
+        tokens += lengths[i]
+    if current:
+        steps.append(current)
+    return steps
+
+
+def pad_batch(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (padding masked)."""
+    import torch
+
+    width = max(len(ex) for ex in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex)
+        ids[row, :n] = torch.tensor(ex.input_ids)
+        labels[row, :n] = torch.tensor(ex.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack_batch(examples: Sequence[Example]) -> dict[str, Any]:
+    """One row, no padding: ``position_ids`` restart at 0 for each example.
+
+    ``transformers`` turns restarting position ids into a block-diagonal causal mask
+    (no attention across examples) when ``attention_mask`` is None. The first label of
+    each example is masked so no token is predicted from the previous example.
+    """
+    import torch
+
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for ex in examples:
+        ids += ex.input_ids
+        labels += [IGNORE, *ex.labels[1:]]
+        positions += range(len(ex))
+    return {
+        "input_ids": torch.tensor([ids]),
+        "position_ids": torch.tensor([positions]),
+        "labels": torch.tensor([labels]),
+    }

@@ -1,0 +1,317 @@
+"""Serifu's QLoRA trainer: a compact loop over padded or packed (padding-free) batches.
+
+The base is loaded in NF4 4-bit (``prepare_model_for_kbit_training``) and a PEFT LoRA
+adapter is trained with AdamW. Checkpoints (every ``save_steps`` and on Ctrl-C) hold
+the LoRA weights, optimizer, scheduler, RNG states and progress, and the data order is
+a pure function of (seed, epoch), so ``resume=True`` continues exactly. The result is
+written to a temporary folder and renamed to ``out`` only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serifu.config.train import TrainConfig
+from serifu.fsutil import atomic_output_dir
+from serifu.training.batches import pack_batch, pad_batch, plan_epoch
+from serifu.training.checkpoint import Progress, load_checkpoint, save_checkpoint, work_dir
+from serifu.training.examples import Example, encode_rows
+from serifu.training.loss import loss_sum
+
+StepCallback = Callable[[int, float], None]
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    loss_first: float
+    loss_last: float
+    tokens_per_s: float
+    eval_loss: float | None
+    info: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """What ``serifu train --json`` prints."""
+        return {
+            "out": str(self.out),
+            "steps": self.steps,
+            "loss_first": self.loss_first,
+            "loss_last": self.loss_last,
+            "tokens_per_s": self.tokens_per_s,
+        }
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def step_plan(lengths: Sequence[int], config: TrainConfig) -> tuple[list[list[int]], int]:
+    """Example indices of every step, and the steps of one epoch."""
+
+    def epoch(e: int) -> list[list[int]]:
+        return plan_epoch(
+            lengths,
+            batch_size=config.batch_size,
+            max_tokens=config.max_tokens,
+            seed=config.seed,
+            epoch=e,
+        )
+
+    per_epoch = len(epoch(0))
+    total = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
+    steps = list(
+        itertools.islice(itertools.chain.from_iterable(epoch(e) for e in itertools.count()), total)
+    )
+    return steps, per_epoch
+
+
+def collate(
+    examples: Sequence[Example], *, packing: bool, pad_id: int, device: str
+) -> dict[str, Any]:
+    batch = pack_batch(examples) if packing else pad_batch(examples, pad_id)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def add_lora(model: Any, config: TrainConfig, targets: Sequence[str], quantized: bool) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    target = list(config.lora.targets or targets)
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=target[0] if target == ["all-linear"] else target,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def peak_gib(device: str) -> float:
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return float(torch.cuda.max_memory_allocated()) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def evaluate(
+    model: Any, examples: Sequence[Example], config: TrainConfig, pad_id: int, device: str
+) -> float | None:
+    """Mean token NLL on ``examples`` (None when there are none)."""
+    import torch
+
+    if not examples:
+        return None
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), config.batch_size):
+            batch = collate(
+                examples[start : start + config.batch_size],
+                packing=config.packing,
+                pad_id=pad_id,
+                device=device,
+            )
+            s, n = loss_sum(model, batch)
+            total, count = total + float(s), count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def fingerprint(model: str, build_sha: str, config: TrainConfig) -> str:
+    keep = config.model_dump(mode="json", exclude={"save_steps", "eval"})
+    raw = json.dumps({"model": model, "data": build_sha, "config": keep}, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def train(
+    model: str,
+    data: Path,
+    out: Path,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    on_step: StepCallback | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter for ``model`` on the dataset folder ``data``; write it to ``out``."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from serifu import plugins
+    from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
+    from serifu.training.data import load_dataset_folder
+    from serifu.training.interrupt import deferred_interrupt
+
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    out = Path(out)
+    device = device or default_device()
+    base = resolve_base(model)
+    folder = load_dataset_folder(Path(data))
+    template = plugins.get_prompt_template(base.template)
+    system = (
+        folder.system_prompt() if (config.system_prompt and folder.format == "dialogue") else None
+    )
+    tokenizer = load_tokenizer(base)
+
+    def encode(split: str) -> list[Example]:
+        if split not in folder.splits:
+            return []
+        return encode_rows(
+            folder.splits[split],
+            fmt=folder.format,
+            tokenizer=tokenizer,
+            template=template,
+            system=system,
+            add_special_tokens=base.add_special_tokens,
+            max_length=config.max_length,
+        )
+
+    train_ex, val_ex = encode("train"), encode("validation") if config.eval else []
+    seed_everything(config.seed)
+    lm = load_model(base, quantize=config.quantize_4bit, device=device)
+    load_s = time.perf_counter() - started
+    peft_model = add_lora(lm, config, base.lora_targets, config.quantize_4bit)
+    peft_model.train()
+    steps, per_epoch = step_plan([len(ex) for ex in train_ex], config)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=len(steps),
+    )
+    fp = fingerprint(base.id, folder.build_sha256, config)
+    if resume:
+        state = load_checkpoint(out, peft_model, optimizer, scheduler, fp)
+    else:
+        shutil.rmtree(work_dir(out), ignore_errors=True)
+        state = Progress(fingerprint=fp)
+    pad_id = int(tokenizer.pad_token_id)
+    bar = tqdm(
+        total=len(steps), initial=state.step, desc="train", unit="step", disable=not progress
+    )
+    with deferred_interrupt() as stop:
+        try:
+            for indices in steps[state.step :]:
+                t0 = time.perf_counter()
+                examples = [train_ex[i] for i in indices]
+                batch = collate(examples, packing=config.packing, pad_id=pad_id, device=device)
+                total, count = loss_sum(peft_model, batch)
+                loss = total / max(count, 1)
+                loss.backward()
+                if config.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.tokens += sum(len(ex) for ex in examples)
+                state.train_seconds += time.perf_counter() - t0
+                state.losses.append(loss.item())
+                bar.update()
+                bar.set_postfix(
+                    loss=f"{state.losses[-1]:.3f}",
+                    tok_s=f"{state.tokens / state.train_seconds:.0f}",
+                )
+                if on_step is not None:
+                    on_step(state.step, state.losses[-1])
+                if (
+                    config.save_steps
+                    and state.step % config.save_steps == 0
+                    and state.step < len(steps)
+                ):
+                    save_checkpoint(out, peft_model, optimizer, scheduler, state)
+                if stop.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            bar.close()
+            where = save_checkpoint(out, peft_model, optimizer, scheduler, state)
+            import sys
+
+            print(
+                f"Interrupted at step {state.step}: checkpoint saved in {where}; continue with --resume.",
+                file=sys.stderr,
+            )
+            raise
+    bar.close()
+    eval_loss = evaluate(peft_model, val_ex, config, pad_id, device) if config.eval else None
+    tokens_per_s = state.tokens / state.train_seconds if state.train_seconds else 0.0
+    info = {
+        "out": str(out),
+        "base_model": base.id,
+        "base_source": base.source(),
+        "template": base.template,
+        "lora_targets": list(config.lora.targets or base.lora_targets),
+        "system_prompt": system is not None,
+        "dataset": {
+            "path": str(folder.path),
+            "build_sha256": folder.build_sha256,
+            "format": folder.format,
+            "character": folder.build.get("character"),
+            "character_id": folder.build.get("character_id"),
+            "train_examples": len(train_ex),
+            "validation_examples": len(val_ex),
+        },
+        "config": config.model_dump(mode="json"),
+        "steps": state.step,
+        "epochs": state.step / max(per_epoch, 1),
+        "loss": state.losses,
+        "loss_first": state.losses[0],
+        "loss_last": state.losses[-1],
+        "eval_loss": eval_loss,
+        "tokens": state.tokens,
+        "tokens_per_s": tokens_per_s,
+        "steps_per_s": state.step / state.train_seconds if state.train_seconds else 0.0,
+        "load_s": load_s,
+        "wall_s": time.perf_counter() - started,
+        "peak_gib": peak_gib(device),
+        "device": device,
+        "versions": _versions(),
+    }
+    with atomic_output_dir(out) as tmp:
+        peft_model.save_pretrained(str(tmp))
+        from serifu.training.outputs import write_run_files
+
+        write_run_files(tmp, info)
+    shutil.rmtree(work_dir(out), ignore_errors=True)
+    return TrainResult(
+        out, state.step, state.losses[0], state.losses[-1], tokens_per_s, eval_loss, info
+    )
+
+
+def _versions() -> dict[str, str]:
+    from serifu.training.outputs import versions
+
+    return versions()

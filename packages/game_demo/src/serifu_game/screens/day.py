@@ -1,0 +1,50 @@
+"""Choosing where to spend the day."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from serifu_game import story
+
+if TYPE_CHECKING:
+    from serifu_game.app import SerifuGame
+
+
+class DayScreen(ModalScreen[str | None]):
+    """Returns the chosen place id (None with Esc)."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "戻る")]
+
+    def compose(self) -> ComposeResult:
+        game = cast("SerifuGame", self.app)
+        assert game.state is not None and game.pack is not None
+        card = game.pack.card()
+        with Vertical(id="day-box", classes="dialog"):
+            yield Static(
+                f"[b]{game.state.day + 1}日目[/b]　今日はどこへ行こう？", classes="dialog-title"
+            )
+            options = []
+            for place in story.PLACES:
+                hint = (
+                    f"  [#ff7aa2]♥ {card.short_name}の好きな場所かも[/]"
+                    if story.place_bonus(place, card)
+                    else ""
+                )
+                options.append(Option(f"{place.icon}  {place.name}{hint}", id=place.id))
+            yield OptionList(*options, id="places")
+            yield Static("↑↓で選んでEnter", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#places")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)

@@ -1,0 +1,130 @@
+"""Dataset folders: columns, build.json, scene splits, atomic writes, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from serifu.config.data import DataConfig
+from serifu.data.build import build_dataset
+from serifu.data.splits import split_by_scene
+from serifu.errors import SerifuError
+
+
+def _script(tmp_path: Path, scenes: int = 12) -> Path:
+    lines = []
+    for s in range(scenes):
+        lines.append(f"[scene] 第{s}場")
+        for i in range(4):
+            lines.append(f"【主人公】「質問{s}-{i}」")
+            lines.append(f"【茜】「答え@{s}-{i} やで」")
+        lines.append(f"【茜】「gaiji独り言 {s}」")
+    f = tmp_path / "script.txt"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f
+
+
+def test_dialogue_dataset_columns_context_and_build_json(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    src = _script(tmp_path)
+    out = tmp_path / "ds"
+    config = DataConfig(format="dialogue", context_lines=2, seed=3)
+    result = build_dataset([src], out, source="script", speaker="茜", config=config)
+    assert sum(result.splits.values()) == 48  # the monologue after 茜's own line is no pair
+    dd = load_from_disk(str(out))
+    assert set(dd) == {"train", "validation", "test"}
+    row = next(r for r in dd["train"] if r["query"].endswith("-1"))
+    k = row["query"].removeprefix("質問").split("-")[0]
+    assert row["reply"] == f"答え{k}-1やで"
+    assert row["context"] == [f"主人公「質問{k}-0」", f"茜「答え{k}-0やで」"]
+    assert row["query_speaker"] == "主人公" and row["character"] == "茜"
+    assert not row["reply"].endswith("\n") and "@" not in row["reply"]
+    info = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    for key in (
+        "format",
+        "character",
+        "character_id",
+        "sources",
+        "options",
+        "rules",
+        "splits",
+        "lengths",
+    ):
+        assert key in info
+    assert info["sources"][0]["sha256"] and info["character_id"] is None
+    assert info["rules"]["remove_at"]["changed"] == 48
+    assert "append_newline" not in info["rules"]
+    # a scene never spans two splits
+    scenes = {split: set(dd[split]["scene"]) for split in dd}
+    assert not (scenes["train"] & scenes["test"]) and not (scenes["train"] & scenes["validation"])
+    assert scenes["test"] and scenes["validation"]
+
+
+def test_lines_dataset_and_seeded_reproducibility(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    src = _script(tmp_path)
+    config = DataConfig(format="lines", seed=7)
+    a = build_dataset([src], tmp_path / "a", source="script", speaker="茜", config=config)
+    b = build_dataset([src], tmp_path / "b", source="script", speaker="茜", config=config)
+    assert a.splits == b.splits and sum(a.splits.values()) == 60
+    texts = load_from_disk(str(tmp_path / "a"))["train"]["text"]
+    assert texts == load_from_disk(str(tmp_path / "b"))["train"]["text"]
+    assert all(t.endswith("\n") and " " not in t and "gaiji" not in t for t in texts)
+    other = split_by_scene([f"s{i}" for i in range(20)], seed=8).assignment
+    assert other != split_by_scene([f"s{i}" for i in range(20)], seed=7).assignment
+
+
+def test_sources_without_scenes_are_split_in_blocks(tmp_path: Path) -> None:
+    f = tmp_path / "lines.txt"
+    f.write_text("".join(f"行{i}@\n" for i in range(100)), encoding="utf-8")
+    result = build_dataset([f], tmp_path / "out", source="lines", config=DataConfig(format="lines"))
+    assert result.splits["validation"] > 0 and result.splits["test"] > 0
+    assert "block" in result.info["split_unit"]
+
+
+def test_tiny_file_gives_loadable_empty_splits(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    f = tmp_path / "report.txt"
+    f.write_text(
+        "はい、参りましょう@\ngaiji髙gaiji橋さん、 おはよう\n//voice_031 落とす行\n",
+        encoding="utf-8",
+    )
+    result = build_dataset([f], tmp_path / "out", source="lines", config=DataConfig(format="lines"))
+    assert result.splits == {"train": 2, "validation": 0, "test": 0}
+    dd = load_from_disk(str(tmp_path / "out"))
+    assert dd["train"]["text"] == ["はい、参りましょう\n", "髙橋さん、おはよう\n"]
+    assert len(dd["validation"]) == 0 and len(dd["test"]) == 0
+
+
+def test_errors_leave_nothing_in_out(tmp_path: Path) -> None:
+    src = _script(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(
+        SerifuError, match=r"speaker '玲' has no lines; speakers found: 茜 \(60\), 主人公 \(48\)"
+    ):
+        build_dataset([src], out, source="script", speaker="玲")
+    with pytest.raises(SerifuError, match="name the character with --speaker"):
+        build_dataset([src], out, source="script")
+    with pytest.raises(SerifuError, match="needs a data source with speakers"):
+        build_dataset([src], out, source="lines", config=DataConfig(format="dialogue"))
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["script.txt"]  # no temporary folder left
+
+
+def test_rebuilding_replaces_the_folder(tmp_path: Path) -> None:
+    src = _script(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old", encoding="utf-8")
+    build_dataset(
+        [src], out, source="script", speaker="茜", config=DataConfig(format="lines", jsonl=True)
+    )
+    assert not (out / "stale.txt").exists()
+    assert {"build.json", "dataset_dict.json", "train", "train.jsonl"} <= {
+        p.name for p in out.iterdir()
+    }

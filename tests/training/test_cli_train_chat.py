@@ -1,0 +1,63 @@
+"""``serifu chat --once`` and ``serifu train --json`` through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from serifu.cli import main
+
+
+def test_train_json_then_chat_once(
+    dialogue_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "adapter"
+    code = main(
+        [
+            "train",
+            "--model",
+            "tiny-gptj",
+            "--data",
+            str(dialogue_dir),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--set",
+            "train.batch_size=4",
+            "--json",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"out", "steps", "loss_first", "loss_last", "tokens_per_s"}
+    assert summary["steps"] == 2 and summary["out"] == str(out)
+    code = main(
+        [
+            "chat",
+            "--adapter",
+            str(out),
+            "--character",
+            "rei",
+            "--once",
+            "こんにちは",
+            "--max-new-tokens",
+            "5",
+            "--seed",
+            "0",
+        ]
+    )
+    assert code == 0
+    reply = capsys.readouterr().out
+    assert reply.endswith("\n") and reply.count("\n") == 1
+
+
+def test_chat_with_unreachable_hub_model_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["chat", "--model", "line-3.6b", "--character", "rei", "--once", "やあ"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        "line-corporation/japanese-large-lm-3.6b-instruction-sft" in err and "Traceback" not in err
+    )
