@@ -106,3 +106,33 @@ def test_chunked_loss_equals_full_loss_and_gradients(name: str) -> None:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert torch.allclose(total / n, ref, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, ref_grads, strict=True))
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_chat_decoding_loop_on_the_static_decoder_matches_the_eager_loop(name: str) -> None:
+    """serifu.inference's loop (stops, EOS, padding rows) gives the same tokens on both paths."""
+    from serifu.inference.decoding import _static_steps, decode_steps
+
+    model = MODELS[name].eval()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [14, 15, 16, 17]]
+    kwargs: dict[str, Any] = {
+        "pad_id": 0,
+        "eos_ids": {42},
+        "params": {"do_sample": False, "repetition_penalty": 1.1},
+        "max_new_tokens": 12,
+    }
+
+    def done(row: int, ids: list[int]) -> bool:
+        return len(ids) >= 4 + row * 3  # rows finish at different steps
+
+    eager = [list(map(list, step)) for step in decode_steps(model, prompts, is_done=done, **kwargs)]
+    from serifu.inference.decoding import left_pad
+
+    ids, mask = left_pad(prompts, 0, "cpu")
+    decoder = StaticDecoder(model, max_len=32, batch_size=3, graph=False)
+    static = [
+        list(map(list, step))
+        for step in _static_steps(decoder, ids, mask, is_done=done, generator=None, **kwargs)
+    ]
+    assert static == eager
+    assert [len(r) for r in eager[-1]] == [4, 7, 10]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,36 @@ def test_tiny_tokenizer_is_deterministic_and_round_trips() -> None:
     assert ids[0] == 1 and a.decode(ids) == text
 
 
-def test_hub_model_offline_gives_one_clear_error() -> None:
+def _stale_online_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub imported while HF_HUB_OFFLINE was unset, as in a long-lived process."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def test_hub_model_offline_gives_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _stale_online_hub(monkeypatch)  # HF_HUB_OFFLINE=1 (conftest) must be read at load time
     base = resolve_base("stablelm-beta-7b")
+    started = time.perf_counter()
     with pytest.raises(SerifuError) as info:
         load_model(base, quantize=False, device="cpu")
     message = str(info.value)
     assert "stabilityai/japanese-stablelm-instruct-beta-7b" in message and "--model DIR" in message
+    assert "\n" not in message and time.perf_counter() - started < 5  # no hub retries
+
+
+def test_unreachable_hub_fails_fast_without_offline_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    _stale_online_hub(monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    base = resolve_base("line-3.6b")
+    started = time.perf_counter()
+    with pytest.raises(SerifuError) as info:
+        load_model(base, quantize=False, device="cpu")
+    assert "line-corporation/japanese-large-lm-3.6b-instruction-sft" in str(info.value)
+    assert "hub cannot be reached" in str(info.value) and time.perf_counter() - started < 5
 
 
 def test_resolve_local_folder_and_unknown(tmp_path: Path) -> None:

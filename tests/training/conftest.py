@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CAST = ROOT / "packages" / "core" / "src" / "serifu" / "cast"
-LINE = re.compile(r"^【(?P<speaker>[^】]+)】「(?P<text>.*)」$")
 
+def cast_pairs(char_id: str = "rei", limit: int = 40) -> list[dict[str, object]]:
+    """(protagonist line -> heroine reply) rows of a sample heroine, from the real data module."""
+    from serifu import plugins
+    from serifu.data.characters import character_pairs
 
-def cast_pairs(
-    char_id: str = "rei", speaker: str = "玲", limit: int = 40
-) -> list[dict[str, object]]:
-    """(protagonist line -> heroine reply) pairs read from a sample-cast script."""
-    rows: list[dict[str, object]] = []
-    prev: tuple[str, str] | None = None
-    scene = 0
-    for raw in (CAST / char_id / "script.txt").read_text(encoding="utf-8").splitlines():
-        if raw.startswith("[scene]"):
-            scene += 1
-            prev = None
-            continue
-        m = LINE.match(raw.strip())
-        if not m:
-            continue
-        spk, text = m["speaker"], m["text"]
-        if spk == speaker and prev is not None and prev[0] != speaker:
-            rows.append(
-                {
-                    "context": [],
-                    "query": prev[1],
-                    "query_speaker": prev[0],
-                    "reply": text,
-                    "character": speaker,
-                    "scene": str(scene),
-                }
-            )
-        prev = (spk, text)
-    return rows[:limit]
+    return [p.to_row() for p in character_pairs(plugins.get_character(char_id))][:limit]
 
 
 def write_dataset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,15 @@ def test_train_json_then_chat_once(
     assert reply.endswith("\n") and reply.count("\n") == 1
 
 
-def test_chat_with_unreachable_hub_model_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_chat_with_unreachable_hub_model_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # stale: only the env says offline
+    started = time.perf_counter()
     code = main(["chat", "--model", "line-3.6b", "--character", "rei", "--once", "やあ"])
+    assert time.perf_counter() - started < 5  # no hub retries with backoff
     assert code == 2
     err = capsys.readouterr().err
     assert (

@@ -54,6 +54,23 @@ def build_app() -> typer.Typer:
     return app
 
 
+def apply_thread_cap() -> None:
+    """Honour ``SERIFU_THREADS``: the number of CPU threads torch may use.
+
+    Set as ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` so torch picks it up when (and only if)
+    a command imports it; a torch already imported (in-process callers) is capped directly.
+    """
+    value = os.environ.get("SERIFU_THREADS", "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise SerifuError(f"SERIFU_THREADS must be a positive whole number, not {value!r}")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = value
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(value))
+
+
 def fail(message: str) -> None:
     """Print a user-facing error paragraph to stderr."""
     typer.echo(f"Error: {message}", err=True)
@@ -65,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = _debug_requested(args)
     code = 0
     try:
+        apply_thread_cap()
         command = typer.main.get_command(build_app())
         result = command.main(args=args, prog_name="serifu", standalone_mode=False)
         code = result if isinstance(result, int) else 0

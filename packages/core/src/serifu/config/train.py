@@ -49,6 +49,11 @@ class TrainConfig(BaseModel):
         default=True,
         description="Padding-free batches: examples concatenated with per-example position ids, no attention across examples.",
     )
+    pack_row_tokens: int | None = Field(
+        default=2048,
+        ge=8,
+        description="Packing: longest packed row (attention over a row is quadratic in its length); null = one row per step.",
+    )
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in backward (less memory)."
     )

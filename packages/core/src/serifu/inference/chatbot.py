@@ -15,6 +15,8 @@ from serifu.prompts.templates import reply_text
 DEFAULT_MODEL = "gemma-3-270m"
 HISTORY_WINDOW = 4
 """Earlier (user, reply) turns kept in the prompt."""
+HEAD_CHUNK = 256
+"""Continuation tokens sent through the output head at once (logits: 1 MiB each for Gemma)."""
 
 
 @dataclass
@@ -162,27 +164,81 @@ class Chatbot:
             yield final[sent:]
 
     def score(
-        self, prompts: Sequence[str], continuations: Sequence[str]
+        self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int = 8
     ) -> list[tuple[float, int]]:
-        """(summed NLL, number of tokens) of each continuation given its prompt."""
+        """(summed NLL, number of tokens) of each continuation given its prompt.
+
+        Pairs run ``batch_size`` at a time (right padding, so positions are unchanged) and
+        the output head (262k words for Gemma) runs only where a continuation token is
+        predicted, not over the whole prompt.
+        """
         import torch
 
-        results = []
-        device = next(self.model.parameters()).device
+        encoded = [
+            (self._encode(p, self.add_special_tokens), self._encode(c, False))
+            for p, c in zip(prompts, continuations, strict=True)
+        ]
+        results = [(0.0, 0)] * len(encoded)
+        todo = sorted(
+            (i for i, (_, c) in enumerate(encoded) if c),
+            key=lambda i: -len(encoded[i][0]) - len(encoded[i][1]),
+        )  # similar lengths share a batch: less padding
         with torch.inference_mode():
-            for prompt, cont in zip(prompts, continuations, strict=True):
-                p_ids = self._encode(prompt, self.add_special_tokens)
-                c_ids = self._encode(cont, False)
-                if not c_ids:
-                    results.append((0.0, 0))
-                    continue
-                ids = torch.tensor([p_ids + c_ids], device=device)
-                logits = self.model(input_ids=ids).logits[0, len(p_ids) - 1 : -1].float()
-                nll = torch.nn.functional.cross_entropy(
-                    logits, ids[0, len(p_ids) :], reduction="sum"
-                )
-                results.append((float(nll), len(c_ids)))
+            for start in range(0, len(todo), max(1, batch_size)):
+                rows = todo[start : start + max(1, batch_size)]
+                sums = self._score_batch([encoded[i] for i in rows])
+                for i, nll in zip(rows, sums, strict=True):
+                    results[i] = (nll, len(encoded[i][1]))
         return results
+
+    def _score_batch(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[float]:
+        """Summed continuation NLL of each (prompt ids, continuation ids) pair, one forward."""
+        import torch
+        import torch.nn.functional as F
+
+        lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        device = next(self.model.parameters()).device
+        width = max(len(p) + len(c) for p, c in pairs)
+        ids = torch.full((len(pairs), width), int(self.tokenizer.pad_token_id), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        rows: list[int] = []
+        cols: list[int] = []
+        targets: list[int] = []
+        for b, (p, c) in enumerate(pairs):
+            n = len(p) + len(c)
+            ids[b, :n] = torch.tensor(p + c)
+            mask[b, :n] = 1
+            rows += [b] * len(c)
+            cols += range(len(p) - 1, n - 1)  # the position before each continuation token
+            targets += c
+        hidden = lm.base_model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False
+        ).last_hidden_state
+        picked = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+        target = torch.tensor(targets, device=device)
+        nll = torch.cat(
+            [
+                F.cross_entropy(
+                    self._logits(lm, picked[i : i + HEAD_CHUNK]).float(),
+                    target[i : i + HEAD_CHUNK],
+                    reduction="none",
+                )
+                for i in range(0, len(targets), HEAD_CHUNK)
+            ]
+        )
+        sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
+        sums.index_add_(0, torch.tensor(rows, device=device), nll)
+        return [float(v) for v in sums.tolist()]
+
+    @staticmethod
+    def _logits(lm: Any, hidden: Any) -> Any:
+        """The causal LM's output head (with Gemma's final logit soft-capping, if any)."""
+        logits = lm.get_output_embeddings()(hidden)
+        config = lm.config.get_text_config() if hasattr(lm.config, "get_text_config") else lm.config
+        softcap = getattr(config, "final_logit_softcapping", None)
+        if softcap:
+            logits = (logits / softcap).tanh() * softcap
+        return logits
 
 
 def _clean(text: str) -> str:
@@ -213,7 +269,8 @@ def load_chatbot(
 
     ``model`` defaults to the adapter's base (its ``serifu.json``), else ``gemma-3-270m``
     with the character's shipped adapter for it when there is one. ``quantize=None``
-    means NF4 4-bit on a GPU and full precision on the CPU.
+    means full precision (bf16 on a GPU, where replies run on CUDA-graph steps —
+    see ``serifu.accel.decode``); ``quantize=True`` loads the base in NF4 4-bit.
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -228,7 +285,7 @@ def load_chatbot(
         if adapter_path is None and pack is not None and model in pack.adapters:
             adapter_path = Path(pack.adapters[model])
     device = device or default_device()
-    quantize = device.startswith("cuda") if quantize is None else quantize
+    quantize = False if quantize is None else quantize
     base = resolve_base(model)
     tokenizer = load_tokenizer(base)
     lm = load_model(base, quantize=quantize, device=device)

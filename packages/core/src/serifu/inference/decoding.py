@@ -24,6 +24,36 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[A
     return ids.to(device), mask.to(device)
 
 
+def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
+    """A cached :class:`StaticDecoder` (CUDA-graph steps) for a full-precision model on a GPU.
+
+    Decoders are kept per (batch, length bucket) on the model, so the graph captured for the
+    first reply serves the next ones; at most two are kept (each holds a KV cache).
+    """
+    import os
+
+    import torch
+
+    from serifu.accel.decode import StaticDecoder
+
+    device = next(model.parameters()).device
+    quantized = any(type(p).__name__ == "Params4bit" for p in model.parameters())
+    if device.type != "cuda" or quantized or os.environ.get("SERIFU_STATIC_DECODE", "1") == "0":
+        return None
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    max_len = -(-need // 256) * 256
+    cache: dict[tuple[int, int], Any] = lm.__dict__.setdefault("_serifu_decoders", {})
+    key = (batch, max_len)
+    if key not in cache:
+        while len(cache) >= 2:
+            cache.pop(next(iter(cache)))
+            torch.cuda.empty_cache()
+        cache[key] = StaticDecoder(lm, max_len=max_len, batch_size=batch)
+    else:
+        cache[key] = cache.pop(key)  # most recently used last
+    return cache[key]
+
+
 def decode_steps(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -43,6 +73,20 @@ def decode_steps(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
+    static = _static_decoder(model, len(prompts), ids.shape[1] + max_new_tokens)
+    if static is not None:
+        yield from _static_steps(
+            static,
+            ids,
+            mask,
+            pad_id=pad_id,
+            eos_ids=eos_ids,
+            params=params,
+            max_new_tokens=max_new_tokens,
+            is_done=is_done,
+            generator=generator,
+        )
+        return
     generated: list[list[int]] = [[] for _ in prompts]
     running = [True] * len(prompts)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -76,6 +120,49 @@ def decode_steps(
                 cache=out.cache,  # transformers 5: `cache` (was past_key_values)
                 use_cache=True,
             )
+
+
+def _static_steps(
+    decoder: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    pad_id: int,
+    eos_ids: set[int],
+    params: Mapping[str, Any],
+    max_new_tokens: int,
+    is_done: Callable[[int, list[int]], bool],
+    generator: Any,
+) -> Iterator[list[list[int]]]:
+    """The same contract as the eager loop, on a static cache with CUDA-graph steps."""
+    import torch
+
+    generated: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    running = [True] * ids.shape[0]
+    seen = ids
+
+    def pick(logits: Any) -> Any:
+        chosen = next_tokens_for(logits, seen, params, generator)
+        return torch.where(
+            torch.tensor(running, device=chosen.device), chosen, torch.full_like(chosen, pad_id)
+        )
+
+    steps = decoder.generate(ids, mask, max_new_tokens=max_new_tokens, pick=pick)
+    for chosen in steps:
+        for row, token in enumerate(chosen.tolist()):
+            if not running[row]:
+                continue
+            if token in eos_ids:
+                running[row] = False
+                continue
+            generated[row].append(token)
+            if is_done(row, generated[row]):
+                running[row] = False
+        seen = torch.cat([seen, chosen[:, None]], dim=1)
+        yield generated
+        if not any(running):
+            steps.close()
+            return
 
 
 def next_tokens_for(logits: Any, seen: Any, params: Mapping[str, Any], generator: Any) -> Any:

@@ -55,24 +55,44 @@ def pad_batch(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def pack_batch(examples: Sequence[Example]) -> dict[str, Any]:
-    """One row, no padding: ``position_ids`` restart at 0 for each example.
+def pack_rows(examples: Sequence[Example], row_tokens: int | None) -> list[list[Example]]:
+    """Group examples (in order) into rows of at most ``row_tokens`` tokens; a longer
+    example gets a row of its own. ``None``: everything in one row."""
+    rows: list[list[Example]] = []
+    width = 0
+    for ex in examples:
+        if rows and (row_tokens is None or width + len(ex) <= row_tokens):
+            rows[-1].append(ex)
+            width += len(ex)
+        else:
+            rows.append([ex])
+            width = len(ex)
+    return rows
+
+
+def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> dict[str, Any]:
+    """Padding-free rows: ``position_ids`` restart at 0 for each example.
 
     ``transformers`` turns restarting position ids into a block-diagonal causal mask
     (no attention across examples) when ``attention_mask`` is None. The first label of
-    each example is masked so no token is predicted from the previous example.
+    each example is masked so no token is predicted from the previous example. Rows are
+    bounded by ``row_tokens`` (attention over a packed row is quadratic in its length);
+    the few tokens that even out the rows' ends are a block of their own, without labels.
     """
     import torch
 
-    ids: list[int] = []
-    labels: list[int] = []
-    positions: list[int] = []
-    for ex in examples:
-        ids += ex.input_ids
-        labels += [IGNORE, *ex.labels[1:]]
-        positions += range(len(ex))
-    return {
-        "input_ids": torch.tensor([ids]),
-        "position_ids": torch.tensor([positions]),
-        "labels": torch.tensor([labels]),
-    }
+    rows = pack_rows(examples, row_tokens)
+    width = max(sum(len(ex) for ex in row) for row in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        col = 0
+        for ex in row:
+            n = len(ex)
+            ids[r, col : col + n] = torch.tensor(ex.input_ids)
+            labels[r, col + 1 : col + n] = torch.tensor(ex.labels[1:])
+            positions[r, col : col + n] = torch.arange(n)
+            col += n
+        positions[r, col:] = torch.arange(width - col)
+    return {"input_ids": ids, "position_ids": positions, "labels": labels}

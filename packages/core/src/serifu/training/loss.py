@@ -1,8 +1,9 @@
-"""Causal-LM loss computed only where there are labels.
+"""Causal-LM loss computed only where there are labels, a chunk at a time.
 
 The backbone's hidden states are projected through the output embedding only at
-positions that have a label, so masked prompts and a large vocabulary (Gemma: 262k)
-cost nothing for the tokens that are not learned.
+positions that have a label (masked prompts cost nothing), and in chunks that are
+recomputed in backward, so a large vocabulary (Gemma: 262k) never materialises
+``tokens x vocab`` float32 logits for a whole step.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from serifu.training.examples import IGNORE
+
+CHUNK_BYTES = 2**30
+"""Float32 logits alive at once in the loss (1 GiB)."""
 
 
 def causal_lm(model: Any) -> Any:
@@ -19,16 +23,13 @@ def causal_lm(model: Any) -> Any:
 
 def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(summed token NLL as a tensor, number of label tokens) for one batch."""
-    import torch.nn.functional as F
+    from serifu.accel.loss import chunked_lm_loss, decoder_and_head
 
-    lm = causal_lm(model)
+    decoder, to_logits = decoder_and_head(causal_lm(model))
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
-    hidden = lm.base_model(**inputs, use_cache=False).last_hidden_state
-    labels = batch["labels"][:, 1:]
-    selected = labels != IGNORE
-    logits = lm.get_output_embeddings()(hidden[:, :-1][selected]).float()
-    softcap = getattr(lm.config, "final_logit_softcapping", None)
-    if softcap:
-        logits = (logits / softcap).tanh() * softcap
-    total = F.cross_entropy(logits, labels[selected], reduction="sum")
-    return total, int(selected.sum())
+    hidden = decoder(**inputs, use_cache=False).last_hidden_state
+    vocab = int(causal_lm(model).config.get_text_config().vocab_size)
+    chunk = max(256, CHUNK_BYTES // (4 * vocab))
+    total, count = chunked_lm_loss(hidden, batch["labels"], to_logits, chunk_tokens=chunk)
+    assert IGNORE == -100  # the label mask chunked_lm_loss expects
+    return total, count

@@ -25,6 +25,7 @@ from serifu.config.train import TrainConfig
 from serifu.fsutil import atomic_output_dir
 from serifu.training.batches import pack_batch, pad_batch, plan_epoch
 from serifu.training.checkpoint import Progress, load_checkpoint, save_checkpoint, work_dir
+from serifu.training.distributed import Dist, all_sum, sum_gradients
 from serifu.training.examples import Example, encode_rows
 from serifu.training.loss import loss_sum
 
@@ -82,9 +83,14 @@ def step_plan(lengths: Sequence[int], config: TrainConfig) -> tuple[list[list[in
 
 
 def collate(
-    examples: Sequence[Example], *, packing: bool, pad_id: int, device: str
+    examples: Sequence[Example],
+    *,
+    packing: bool,
+    pad_id: int,
+    device: str,
+    row_tokens: int | None = None,
 ) -> dict[str, Any]:
-    batch = pack_batch(examples) if packing else pad_batch(examples, pad_id)
+    batch = pack_batch(examples, row_tokens) if packing else pad_batch(examples, pad_id)
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -149,6 +155,61 @@ def fingerprint(model: str, build_sha: str, config: TrainConfig) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def make_optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any, list[Any]]:
+    """AdamW over the trainable (LoRA) parameters and the configured schedule."""
+    import torch
+    from transformers import get_scheduler
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=total_steps,
+    )
+    return optimizer, scheduler, trainable
+
+
+def train_step(
+    model: Any,
+    examples: Sequence[Example],
+    *,
+    config: TrainConfig,
+    optimizer: Any,
+    scheduler: Any,
+    trainable: Sequence[Any],
+    pad_id: int,
+    device: str,
+    dist: Dist | None = None,
+) -> tuple[float, int]:
+    """One optimizer step on this rank's ``examples``; returns (mean loss over all ranks, tokens)."""
+    import torch
+
+    batch = collate(
+        examples,
+        packing=config.packing,
+        pad_id=pad_id,
+        device=device,
+        row_tokens=config.pack_row_tokens,
+    )
+    local_labels = int((batch["labels"][:, 1:] != -100).sum())
+    (global_labels,) = all_sum([local_labels], device, dist)
+    total, _ = loss_sum(model, batch)
+    (total / max(global_labels, 1.0)).backward()
+    sum_gradients(trainable, dist)
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    tokens = sum(len(ex) for ex in examples)
+    loss_all, tokens_all = all_sum([float(total.detach()), tokens], device, dist)
+    return loss_all / max(global_labels, 1.0), int(tokens_all)
+
+
 def train(
     model: str,
     data: Path,
@@ -163,17 +224,23 @@ def train(
     """Train a LoRA adapter for ``model`` on the dataset folder ``data``; write it to ``out``."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import get_scheduler
 
     from serifu import plugins
     from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
     from serifu.training.data import load_dataset_folder
+    from serifu.training.distributed import barrier, init_distributed, shard, shutdown
     from serifu.training.interrupt import deferred_interrupt
 
     started = time.perf_counter()
     config = config or TrainConfig()
     out = Path(out)
-    device = device or default_device()
+    dist = init_distributed()
+    device = (
+        dist.device
+        if dist is not None and torch.cuda.is_available()
+        else (device or default_device())
+    )
+    progress = progress and (dist is None or dist.main)
     base = resolve_base(model)
     folder = load_dataset_folder(Path(data))
     template = plugins.get_prompt_template(base.template)
@@ -202,16 +269,7 @@ def train(
     peft_model = add_lora(lm, config, base.lora_targets, config.quantize_4bit)
     peft_model.train()
     steps, per_epoch = step_plan([len(ex) for ex in train_ex], config)
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = get_scheduler(
-        config.lr_scheduler,
-        optimizer,
-        num_warmup_steps=config.warmup_steps,
-        num_training_steps=len(steps),
-    )
+    optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
     fp = fingerprint(base.id, folder.build_sha256, config)
     if resume:
         state = load_checkpoint(out, peft_model, optimizer, scheduler, fp)
@@ -226,20 +284,21 @@ def train(
         try:
             for indices in steps[state.step :]:
                 t0 = time.perf_counter()
-                examples = [train_ex[i] for i in indices]
-                batch = collate(examples, packing=config.packing, pad_id=pad_id, device=device)
-                total, count = loss_sum(peft_model, batch)
-                loss = total / max(count, 1)
-                loss.backward()
-                if config.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                loss_value, tokens = train_step(
+                    peft_model,
+                    [train_ex[i] for i in shard(indices, dist)],
+                    config=config,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    trainable=trainable,
+                    pad_id=pad_id,
+                    device=device,
+                    dist=dist,
+                )
                 state.step += 1
-                state.tokens += sum(len(ex) for ex in examples)
+                state.tokens += tokens
                 state.train_seconds += time.perf_counter() - t0
-                state.losses.append(loss.item())
+                state.losses.append(loss_value)
                 bar.update()
                 bar.set_postfix(
                     loss=f"{state.losses[-1]:.3f}",
@@ -251,12 +310,15 @@ def train(
                     config.save_steps
                     and state.step % config.save_steps == 0
                     and state.step < len(steps)
+                    and (dist is None or dist.main)
                 ):
                     save_checkpoint(out, peft_model, optimizer, scheduler, state)
                 if stop.requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
+            if dist is not None and not dist.main:
+                raise
             where = save_checkpoint(out, peft_model, optimizer, scheduler, state)
             import sys
 
@@ -298,14 +360,18 @@ def train(
         "wall_s": time.perf_counter() - started,
         "peak_gib": peak_gib(device),
         "device": device,
+        "world_size": dist.world if dist is not None else 1,
         "versions": _versions(),
     }
-    with atomic_output_dir(out) as tmp:
-        peft_model.save_pretrained(str(tmp))
-        from serifu.training.outputs import write_run_files
+    if dist is None or dist.main:
+        with atomic_output_dir(out) as tmp:
+            peft_model.save_pretrained(str(tmp))
+            from serifu.training.outputs import write_run_files
 
-        write_run_files(tmp, info)
-    shutil.rmtree(work_dir(out), ignore_errors=True)
+            write_run_files(tmp, info)
+        shutil.rmtree(work_dir(out), ignore_errors=True)
+    barrier(dist)
+    shutdown(dist)
     return TrainResult(
         out, state.step, state.losses[0], state.losses[-1], tokens_per_s, eval_loss, info
     )

@@ -1,0 +1,234 @@
+"""QLoRA training speed: the report's recipe vs Serifu's trainer, same model, same data, one process.
+
+Models: architecture-exact, randomly initialised 4-bit (NF4, double quant) versions of the
+plugins (speed does not depend on weight values). Workloads:
+  lines     4,858 monologue lines with the sample cast's token lengths, 3 epochs (the report's job)
+  dialogue  profile system prompt + turn -> reply (~320 tokens), loss on the reply for Serifu
+Recipe: HF Trainer + DataCollatorForLanguageModeling (padding), batch 8, gradient
+checkpointing (serifu.training.recipe). Serifu: serifu.training.trainer (packing into rows,
+a token budget per step, loss only at labelled positions in chunks), settings below.
+Real tokens = non-padding tokens. MFU = real tokens/s x 6 x N / 790 TFLOP/s (the H200's
+measured dense bf16 rate; N = all parameters; attention FLOPs not counted).
+
+    python bench/gpu/train_speed.py [--models ...] [--workloads lines,dialogue] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.gpu.common import (
+    REPORT_MODELS,
+    TINY,
+    Record,
+    append_results,
+    count_params,
+    dialogue_workload,
+    lines_workload,
+    peak_gib,
+    peak_gib_reset,
+    random_model,
+    results_path,
+    sync,
+)
+
+PEAK_FLOPS = 790e12
+LINES = 4858
+SERIFU = {  # Serifu's GPU settings per workload
+    "lines": {
+        "max_tokens": 8192,
+        "pack_row_tokens": 2048,
+        "gradient_checkpointing": True,
+        "learning_rate": 1e-3,
+    },
+    "dialogue": {"max_tokens": 16384, "pack_row_tokens": 2048, "gradient_checkpointing": True},
+}
+
+
+def _examples(workload: str, vocab: int, n: int) -> tuple[list[Any], list[list[int]]]:
+    from serifu.training.examples import IGNORE, Example
+
+    if workload == "lines":
+        seqs = lines_workload(n, vocab)
+        return [Example(s, list(s)) for s in seqs], seqs
+    pairs = dialogue_workload(n, vocab)
+    return [Example(ids, [IGNORE] * p + ids[p:]) for ids, p in pairs], [ids for ids, _ in pairs]
+
+
+def serifu_run(
+    model: Any,
+    examples: list[Any],
+    targets: tuple[str, ...],
+    settings: dict[str, Any],
+    *,
+    epochs: float,
+    max_steps: int | None,
+    dev: str,
+) -> dict[str, Any]:
+    from serifu.config.train import TrainConfig
+    from serifu.training.trainer import add_lora, make_optimizer, step_plan, train_step
+
+    config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
+    peft_model = add_lora(model, config, targets, quantized=True)
+    peft_model.train()
+    steps, _ = step_plan([len(e) for e in examples], config)
+    optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
+    peak_gib_reset()
+    times, tokens, losses = [], [], []
+    sync()
+    started = time.perf_counter()
+    for indices in steps:
+        t0 = time.perf_counter()
+        loss, n = train_step(
+            peft_model,
+            [examples[i] for i in indices],
+            config=config,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            trainable=trainable,
+            pad_id=0,
+            device=dev,
+        )
+        sync()
+        times.append(time.perf_counter() - t0)
+        tokens.append(n)
+        losses.append(loss)
+    wall = time.perf_counter() - started
+    peak = peak_gib()
+    peft_model.unload()
+    return {
+        "times": times,
+        "tokens": tokens,
+        "losses": losses,
+        "wall": wall,
+        "peak": peak,
+        "steps": len(steps),
+    }
+
+
+def steady(times: list[float], tokens: list[int], skip: int) -> tuple[float, int]:
+    """Median tokens/s over the steps after ``skip`` warm-up steps; and how many were timed."""
+    rates = [n / t for n, t in zip(tokens[skip:], times[skip:], strict=True)]
+    return statistics.median(rates), len(rates)
+
+
+def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> list[Record]:
+    from serifu import plugins
+    from serifu.training.recipe import recipe_on_sequences
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    targets = tuple(plugins.get_base_model(model_id).lora_targets)
+    model = random_model(model_id, quantize=True)
+    n_params = count_params(model)
+    vocab = model.config.get_text_config().vocab_size
+    records: list[Record] = []
+    for workload in workloads:
+        n = (64 if tiny else LINES) if workload == "lines" else (48 if tiny else 1024)
+        examples, seqs = _examples(workload, vocab, n)
+        recipe_steps = 6 if tiny else (28 if workload == "lines" else 13)
+        peak_gib_reset()
+        r = recipe_on_sequences(
+            model,
+            seqs,
+            Path("/tmp/serifu-recipe"),
+            targets=targets,
+            max_steps=recipe_steps,
+            unload=True,
+        )
+        r_peak = peak_gib()
+        r_rate, r_n = steady(r.step_times, r.step_tokens, skip=3)
+        settings = dict(SERIFU[workload])
+        if tiny:
+            settings.update(max_tokens=512, pack_row_tokens=256)
+        if workload == "lines":  # the whole 3-epoch job
+            s = serifu_run(model, examples, targets, settings, epochs=3, max_steps=None, dev=dev)
+        else:
+            s = serifu_run(
+                model, examples, targets, settings, epochs=1, max_steps=4 if tiny else 10, dev=dev
+            )
+        s_rate, s_n = steady(s["times"], s["tokens"], skip=2)
+        mfu = {
+            k: round(v * 6 * n_params / PEAK_FLOPS, 4)
+            for k, v in (("serifu", s_rate), ("baseline", r_rate))
+        }
+        peaks = {"serifu": round(s["peak"], 2), "baseline": round(r_peak, 2)}
+        note = (
+            f"serifu {settings}; recipe batch 8 padded; {r_n} recipe and {s_n} serifu steps timed after warm-up;"
+            f" N={n_params / 1e9:.2f}B"
+        )
+        records.append(
+            Record(
+                label,
+                workload,
+                "real_tokens_per_s",
+                round(s_rate, 1),
+                round(r_rate, 1),
+                "tok/s",
+                peaks,
+                mfu,
+                repeats=min(r_n, s_n),
+                notes=note,
+            )
+        )
+        if workload == "lines":
+            recipe_steps_3ep = 3 * -(-len(seqs) // 8)
+            recipe_wall = recipe_steps_3ep * statistics.median(r.step_times[3:])
+            records.append(
+                Record(
+                    label,
+                    workload,
+                    "job_wall_s",
+                    round(s["wall"], 1),
+                    round(recipe_wall, 1),
+                    "s",
+                    peaks,
+                    repeats=1,
+                    notes=f"3 epochs: serifu measured ({s['steps']} steps); recipe = {recipe_steps_3ep}"
+                    " steps x its median step time (lower is better)",
+                )
+            )
+        print(
+            f"{label} {workload}: serifu {s_rate:.0f} tok/s (MFU {mfu['serifu']:.1%}, peak {peaks['serifu']} GiB),"
+            f" recipe {r_rate:.0f} tok/s (MFU {mfu['baseline']:.1%}, peak {peaks['baseline']} GiB)"
+            + (f"; 3-epoch job {s['wall']:.1f} s" if workload == "lines" else ""),
+            flush=True,
+        )
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--models", default=",".join(REPORT_MODELS))
+    ap.add_argument("--workloads", default="lines,dialogue")
+    ap.add_argument(
+        "--tiny", action="store_true", help="tiny-* stand-ins on the CPU (tests the harness)"
+    )
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out or results_path()
+    t0 = time.time()
+    for model_id in args.models.split(","):
+        real = TINY[model_id] if args.tiny else model_id
+        recs = bench_model(
+            real, real if args.tiny else model_id, args.workloads.split(","), args.tiny
+        )
+        append_results(recs, out)
+    print(f"wrote {out} in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
