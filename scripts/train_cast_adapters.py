@@ -7,6 +7,8 @@ serifu/cast/<id>/adapters/gemma-3-270m/ and the reports into docs/results/<id>/.
 Meant for a GPU (minutes); it runs on a CPU too, slowly.
 
     python scripts/train_cast_adapters.py [--characters akane,rei] [--out runs/cast] [--no-ship]
+    python scripts/train_cast_adapters.py --characters none --script PLAY.txt --source aozora-play \
+        --speaker ロミオ --name romeo      # a script character (no card): results only
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CAST = ROOT / "packages" / "core" / "src" / "serifu" / "cast"
 RESULTS = ROOT / "docs" / "results"
-MODEL = "gemma-3-270m"
 SHIP = ("adapter_model.safetensors", "adapter_config.json", "serifu.json", "README.md")
 
 
@@ -34,8 +35,8 @@ def gemma_notice() -> str:
         return "Gemma is provided under and subject to the Gemma Terms of Use: https://ai.google.dev/gemma/terms\n"
 
 
-def ship(adapter: Path, character: str) -> Path:
-    dest = CAST / character / "adapters" / MODEL
+def ship(adapter: Path, character: str, model: str) -> Path:
+    dest = CAST / character / "adapters" / model
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -51,52 +52,92 @@ def ship(adapter: Path, character: str) -> Path:
     return dest
 
 
+def copy_results(run: Path, name: str) -> None:
+    for cond in ("base", "tuned"):
+        target = RESULTS / name / cond
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(run / f"eval-{cond}", target)
+
+
 def main() -> None:
     from serifu import plugins
     from serifu.config import load_config
-    from serifu.data.build import build_character_dataset
+    from serifu.data.build import build_character_dataset, build_dataset
     from serifu.evaluation.runner import EvalRequest, evaluate
     from serifu.training import train
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--characters", default="")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument(
+        "--characters",
+        default="",
+        help="comma-separated ids; empty = the whole cast; 'none' = none",
+    )
+    ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--out", type=Path, default=Path("runs/cast"))
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cast-adapter.toml")
     ap.add_argument("--limit", type=int, default=0, help="queries per eval (0: all 111)")
-    ap.add_argument("--no-ship", action="store_true", help="keep adapters and reports under --out only")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--script", type=Path, help="also tune a script character (no card)")
+    ap.add_argument("--source", default="aozora-play")
+    ap.add_argument("--speaker", default="")
+    ap.add_argument("--name", default="", help="results folder name of the script character")
+    ap.add_argument(
+        "--no-ship", action="store_true", help="keep adapters and reports under --out only"
+    )
     args = ap.parse_args()
     cfg = load_config(args.config, search_cwd=False)
-    ids = [c for c in args.characters.split(",") if c] or sorted(
-        c for c in plugins.characters() if (CAST / c).is_dir()
-    )
+    if args.characters == "none":
+        ids: list[str] = []
+    else:
+        ids = [c for c in args.characters.split(",") if c] or sorted(
+            c for c in plugins.characters() if (CAST / c).is_dir()
+        )
+    jobs: list[tuple[str, str | None]] = [(cid, cid) for cid in ids]
+    if args.script:
+        jobs.append((args.name or args.speaker, None))
     summary = {}
-    for cid in ids:
+    for name, cid in jobs:
         t0 = time.perf_counter()
-        data = args.out / cid / "data"
-        build_character_dataset(cid, data, config=cfg.data)
-        result = train(MODEL, data, args.out / cid / "adapter", cfg.train, progress=False)
-        t_train = time.perf_counter() - t0
-        runs = {}
-        for name, adapter in (("base", None), ("tuned", args.out / cid / "adapter")):
-            req = EvalRequest(
-                model=MODEL, character=cid, out=args.out / cid / f"eval-{name}", adapter=adapter,
-                system_prompt="both", limit=args.limit or None, data=data, batch_size=32,
+        run = args.out / name
+        data = run / "data"
+        if cid is not None:
+            build_character_dataset(cid, data, config=cfg.data)
+        else:
+            build_dataset(
+                [args.script], data, source=args.source, speaker=args.speaker, config=cfg.data
             )
-            runs[name] = evaluate(req)
-        summary[cid] = {
-            "train": result.summary() | {"seconds": round(t_train, 1), "tokens_per_s": result.tokens_per_s},
+        result = train(args.model, data, run / "adapter", cfg.train, progress=False)
+        t_train = time.perf_counter() - t0
+        for cond, adapter in (("base", None), ("tuned", run / "adapter")):
+            req = EvalRequest(
+                model=args.model,
+                character=cid,
+                out=run / f"eval-{cond}",
+                adapter=adapter,
+                system_prompt="both" if cid is not None else "off",
+                limit=args.limit or None,
+                data=data,
+                batch_size=args.batch_size,
+                script=[args.script] if cid is None else [],
+                source=args.source if cid is None else None,
+                speaker=args.speaker if cid is None else None,
+            )
+            evaluate(req)
+        summary[name] = {
+            "train": result.summary()
+            | {"seconds": round(t_train, 1), "peak_gib": result.info["peak_gib"]},
             "eval_seconds": round(time.perf_counter() - t0 - t_train, 1),
         }
-        print(cid, json.dumps(summary[cid], ensure_ascii=False), flush=True)
+        print(name, json.dumps(summary[name], ensure_ascii=False), flush=True)
         if not args.no_ship:
-            ship(args.out / cid / "adapter", cid)
-            dest = RESULTS / cid
-            for name in ("base", "tuned"):
-                target = dest / name
-                if target.exists():
-                    shutil.rmtree(target)
-                shutil.copytree(args.out / cid / f"eval-{name}", target)
-    (args.out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+            if cid is not None:
+                ship(run / "adapter", cid, args.model)
+            copy_results(run, name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

@@ -188,17 +188,23 @@ def train_step(
     """One optimizer step on this rank's ``examples``; returns (mean loss over all ranks, tokens)."""
     import torch
 
-    batch = collate(
-        examples,
-        packing=config.packing,
-        pad_id=pad_id,
-        device=device,
-        row_tokens=config.pack_row_tokens,
-    )
-    local_labels = int((batch["labels"][:, 1:] != -100).sum())
+    if examples:
+        batch = collate(
+            examples,
+            packing=config.packing,
+            pad_id=pad_id,
+            device=device,
+            row_tokens=config.pack_row_tokens,
+        )
+        local_labels = int((batch["labels"][:, 1:] != -100).sum())
+    else:  # a short last step can leave a rank without examples: it still joins the sums
+        local_labels = 0
     (global_labels,) = all_sum([local_labels], device, dist)
-    total, _ = loss_sum(model, batch)
-    (total / max(global_labels, 1.0)).backward()
+    if examples:
+        total, _ = loss_sum(model, batch)
+        (total / max(global_labels, 1.0)).backward()
+    else:
+        total = torch.zeros(())
     sum_gradients(trainable, dist)
     if config.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
