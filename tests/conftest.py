@@ -20,7 +20,9 @@ def aozora_path() -> Path:
 def aozora_dir() -> Path:
     path = aozora_path()
     if not (path / "MANIFEST.md").is_file():
-        pytest.skip(f"the Aozora corpus is not here ({path}); it lives in ../shared beside the repo")
+        pytest.skip(
+            f"the Aozora corpus is not here ({path}); it lives in ../shared beside the repo"
+        )
     return path
 
 
@@ -35,9 +37,13 @@ def _one_thread() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep saves out of the user's home; share one model cache across the session."""
     monkeypatch.setenv("SERIFU_HOME", str(tmp_path_factory.getbasetemp() / "serifu-home"))
-    monkeypatch.setenv("SERIFU_CACHE", os.environ.get("SERIFU_TEST_CACHE", str(ROOT / ".cache-test")))
+    monkeypatch.setenv(
+        "SERIFU_CACHE", os.environ.get("SERIFU_TEST_CACHE", str(ROOT / ".cache-test"))
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield

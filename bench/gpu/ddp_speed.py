@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> None:
         if dist is not None and torch.cuda.is_available()
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    if dev.startswith("cuda"):
+    if dev.startswith("cuda:"):  # under torchrun with one process dist is None: plain "cuda"
         torch.cuda.set_device(dev)
     model = random_model(args.model, quantize=True)
     settings = dict(SERIFU["dialogue"])

@@ -17,9 +17,17 @@ def _train(data: Path, out: Path, nproc: int) -> None:
         "--set", "train.eval=false", "--set", "train.save_steps=0", "--json",
     ]  # fmt: skip
     if nproc > 1:
-        args = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_port=29517", *args]
+        args = [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            "--master_port=29517",
+            *args,
+        ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

@@ -23,12 +23,12 @@ class QuickstartPlan:
     character: str = "akane"
     model: str = DEFAULT_MODEL
     out: Path = Path("runs/quickstart")
-    steps: int = 80
+    steps: int = 40
     batch_size: int = 8
     learning_rate: float = 1e-3
     system_prompt: bool = False
     """Train and evaluate without the profile prompt: ~40-token examples keep CPU steps short."""
-    limit: int = 24
+    limit: int = 12
     """Queries per evaluation (openers first, then profile questions); 0 = all 111."""
     evaluators: tuple[str, ...] = ("character-classifier", "profile-qa", "perplexity", "format")
 
@@ -88,6 +88,7 @@ def run(plan: QuickstartPlan, say: Callable[[str], None] = print) -> dict[str, A
     timings["eval_s"] = time.perf_counter() - t0
     rows = compare_rows(list(runs.values()))
     say(render_compare(rows))
+    say("      time: " + ", ".join(f"{k.removesuffix('_s')} {v:.0f} s" for k, v in timings.items()))
     return {
         "out": str(out),
         "data": str(out / "data"),

@@ -215,6 +215,30 @@ def classifier(
         typer.echo(f"  confused: {c['true']} → {c['predicted']} ×{c['count']}")
 
 
+@app.command("rescore")
+def rescore_command(
+    runs: list[Path] = typer.Argument(..., help="Output folders of `serifu eval`."),
+    evaluators: list[str] = typer.Option(
+        ["style-markers", "diversity"],
+        "--evaluator",
+        "-e",
+        help="Evaluators to re-run (repeatable).",
+    ),
+    script: list[Path] = typer.Option([], "--script", help="The script, for a script character."),
+    source: str | None = typer.Option(None, "--source", help="Its data source."),
+) -> None:
+    """Re-run evaluators on saved replies (no model needed) and rewrite the report files."""
+    from serifu.evaluation.rescore import rescore
+
+    for run in runs:
+        report = rescore(run, evaluators, script=script, source=source)
+        summary = {k: v for c in report["conditions"].values() for k, v in c["summary"].items()}
+        typer.echo(
+            f"{run}: "
+            + ", ".join(f"{k}={v}" for k, v in summary.items() if k.split(".")[0] in evaluators)
+        )
+
+
 def register(cli: typer.Typer) -> None:
     """Add ``serifu eval`` to the root app."""
     cli.add_typer(app, name="eval")

@@ -14,8 +14,8 @@ def quickstart(
     ),
     model: str = typer.Option("gemma-3-270m", "--model", help="Base model id."),
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
-    steps: int = typer.Option(80, "--steps", min=1, help="Training steps (8 replies each)."),
-    limit: int = typer.Option(24, "--limit", min=0, help="Queries per evaluation (0: all 111)."),
+    steps: int = typer.Option(40, "--steps", min=1, help="Training steps (8 replies each)."),
+    limit: int = typer.Option(12, "--limit", min=0, help="Queries per evaluation (0: all 111)."),
     system_prompt: bool = typer.Option(
         False,
         "--system-prompt/--no-system-prompt",

@@ -81,7 +81,9 @@ def chat_command(
     max_new_tokens: int = typer.Option(48, "--max-new-tokens", help="Token limit per reply."),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),
     quantize: bool | None = typer.Option(
-        None, "--4bit/--full", help="Base in NF4 4-bit or full precision (default: full; bf16 on a GPU)."
+        None,
+        "--4bit/--full",
+        help="Base in NF4 4-bit or full precision (default: full; bf16 on a GPU).",
     ),
 ) -> None:
     """Talk to a character: a REPL that streams replies, or one reply with --once."""

@@ -1,0 +1,60 @@
+"""Render a GPU results file (bench/results/<date>-<gpu>.json) as the markdown tables of
+docs/benchmarks.md.
+
+    python bench/render_results.py bench/results/2026-11-29-nvidia-h200.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ORDER = ["line-3.6b", "novel-gptj-6b", "stablelm-beta-7b", "gemma-3-270m"]
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def render(records: list[dict]) -> str:
+    by = {(r["model"], r["workload"], r["metric"]): r for r in records}
+    out = [
+        "| model | workload | metric | Serifu | baseline | ratio | peak GiB (Serifu / baseline) | MFU (Serifu / baseline) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    workloads = [
+        "lines",
+        "dialogue",
+        "dialogue-ddp2",
+        "generate",
+        "generate-batch8",
+        "generate-batch32",
+    ]
+    for model in ORDER:
+        for wl in workloads:
+            for metric in ("real_tokens_per_s", "job_wall_s", "tokens_per_s", "first_token_ms"):
+                r = by.get((model, wl, metric))
+                if r is None:
+                    continue
+                peak = r.get("peak_gib") or {}
+                mfu = r.get("mfu") or {}
+                out.append(
+                    f"| {model} | {wl} | {metric} ({r['unit']}) | {_fmt(r['serifu'])} | {_fmt(r['baseline'])} | "
+                    f"{r['ratio']:.2f}× | "
+                    + (
+                        f"{peak.get('serifu', 0):.1f} / {peak.get('baseline', 0):.1f}"
+                        if peak
+                        else "–"
+                    )
+                    + " | "
+                    + (f"{mfu['serifu']:.1%} / {mfu['baseline']:.1%}" if mfu else "–")
+                    + " |"
+                )
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
