@@ -14,7 +14,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,9 @@ def gpu_name() -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "peft", "bitsandbytes", "accelerate"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "-"
+    from serifu.versions import versions as library_versions
+
+    out = library_versions(("torch", "transformers", "peft", "bitsandbytes", "accelerate"))
     if torch.cuda.is_available():
         out["cuda"] = str(torch.version.cuda)
         out["gpu"] = gpu_name()

@@ -8,7 +8,6 @@ and PNG plots.
 from __future__ import annotations
 
 import json
-import platform
 import time
 import traceback
 from collections.abc import Callable
@@ -92,15 +91,9 @@ def run_evaluators(run: EvalRun, evaluators: dict[str, Any]) -> dict[str, dict[s
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    from serifu.versions import versions
 
-    out = {"python": platform.python_version()}
-    for dist in ("serifu", "torch", "transformers", "peft", "scikit-learn", "fugashi"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return versions(("serifu", "torch", "transformers", "peft", "scikit-learn", "fugashi"))
 
 
 def _reference(request: EvalRequest) -> Reference:

@@ -98,15 +98,7 @@ def decode_steps(
             chosen = torch.where(
                 torch.tensor(running, device=device), chosen, torch.full_like(chosen, pad_id)
             )
-            for row, token in enumerate(chosen.tolist()):
-                if not running[row]:
-                    continue
-                if token in eos_ids:
-                    running[row] = False
-                    continue
-                generated[row].append(token)
-                if is_done(row, generated[row]):
-                    running[row] = False
+            _record(chosen.tolist(), generated, running, eos_ids, is_done)
             yield generated
             if not any(running):
                 return
@@ -120,6 +112,25 @@ def decode_steps(
                 cache=out.cache,  # transformers 5: `cache` (was past_key_values)
                 use_cache=True,
             )
+
+
+def _record(
+    tokens: list[int],
+    generated: list[list[int]],
+    running: list[bool],
+    eos_ids: set[int],
+    is_done: Callable[[int, list[int]], bool],
+) -> None:
+    """Append each running row's new token; a row stops at EOS or when ``is_done``."""
+    for row, token in enumerate(tokens):
+        if not running[row]:
+            continue
+        if token in eos_ids:
+            running[row] = False
+            continue
+        generated[row].append(token)
+        if is_done(row, generated[row]):
+            running[row] = False
 
 
 def _static_steps(
@@ -149,15 +160,7 @@ def _static_steps(
 
     steps = decoder.generate(ids, mask, max_new_tokens=max_new_tokens, pick=pick)
     for chosen in steps:
-        for row, token in enumerate(chosen.tolist()):
-            if not running[row]:
-                continue
-            if token in eos_ids:
-                running[row] = False
-                continue
-            generated[row].append(token)
-            if is_done(row, generated[row]):
-                running[row] = False
+        _record(chosen.tolist(), generated, running, eos_ids, is_done)
         seen = torch.cat([seen, chosen[:, None]], dim=1)
         yield generated
         if not any(running):

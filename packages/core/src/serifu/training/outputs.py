@@ -8,15 +8,9 @@ from typing import Any
 
 
 def versions() -> dict[str, str]:
-    from importlib import metadata
+    from serifu.versions import versions as library_versions
 
-    out = {}
-    for dist in ("serifu", "serifu-models", "torch", "transformers", "peft", "bitsandbytes"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return library_versions()
 
 
 def write_run_files(folder: Path, info: dict[str, Any]) -> None:
