@@ -108,6 +108,11 @@ def recipe_on_sequences(
     )
     peft_model = add_lora(model, cfg, targets, quantized=quantized)
     pad_with: Any = tokenizer or _PadOnly(pad_id)
+    if getattr(pad_with, "padding_side", "right") != "right":
+        # Gemma's tokenizer pads on the left; the collator passes no position ids, so
+        # left padding would shift every short row's positions. The report's models
+        # padded on the right, so the recipe does too.
+        pad_with.padding_side = "right"
     collate = DataCollatorForLanguageModeling(tokenizer=pad_with, mlm=False)
     stats = RecipeStats()
     batch_tokens: list[int] = []
