@@ -33,6 +33,14 @@ class QuickstartPlan:
     evaluators: tuple[str, ...] = ("character-classifier", "profile-qa", "perplexity", "format")
 
 
+def set_threads(n: int) -> None:
+    """Torch CPU threads for the whole job (two competing threads on two cores were
+    several times slower than one in our measurements)."""
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
 def run(plan: QuickstartPlan, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run steps 1-3; return a summary with the output folders and the comparison rows."""
     from serifu.config.data import DataConfig

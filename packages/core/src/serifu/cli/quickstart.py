@@ -21,13 +21,23 @@ def quickstart(
         "--system-prompt/--no-system-prompt",
         help="Train and evaluate with her profile prompt (slower on a CPU).",
     ),
+    threads: int = typer.Option(
+        0,
+        "--threads",
+        min=0,
+        help="CPU threads for torch (0: $SERIFU_THREADS, else 1 — on 2-core machines one thread was fastest).",
+    ),
     play: bool = typer.Option(
         True, "--play/--no-play", help="Open the game with the new adapter at the end."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Build a heroine's data, 4-bit-tune Gemma 3 270M on it, compare base vs tuned, then play."""
+    import os
+
     from serifu import quickstart as qs
+
+    qs.set_threads(threads or int(os.environ.get("SERIFU_THREADS", "1")))
 
     plan = qs.QuickstartPlan(
         character=character,
