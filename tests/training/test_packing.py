@@ -47,3 +47,24 @@ def test_token_budget_plan_is_deterministic_and_covers_all() -> None:
     assert [
         len(s) for s in plan_epoch(lengths, batch_size=3, max_tokens=None, seed=0, epoch=0)
     ] == [3, 3, 2]
+
+
+@pytest.mark.parametrize("model_id", ["tiny-llama", "tiny-neox"])
+def test_rows_bounded_by_row_tokens_give_the_same_loss(model_id: str) -> None:
+    """Several packed rows (the shorter ones evened out by a label-free tail block)."""
+    model = load_model(resolve_base(model_id), quantize=False, device="cpu")
+    examples = _examples()
+    rows = pack_batch(examples, row_tokens=19)
+    assert rows["input_ids"].shape == (2, 19)  # in order: [7, 12] and [5] (+ a tail of 14)
+    uneven = pack_batch([examples[0], examples[1]], row_tokens=8)  # rows of 7 and 12: a tail of 5
+    assert uneven["input_ids"].shape == (2, 12)
+    assert uneven["position_ids"][0].tolist() == [*range(7), *range(5)]
+    assert (uneven["labels"][0, 7:] == IGNORE).all()
+    with torch.no_grad():
+        one_row, n_one = loss_sum(model, pack_batch(examples))
+        bounded, n_bounded = loss_sum(model, rows)
+        tail, n_tail = loss_sum(model, uneven)
+        ref, n_ref = loss_sum(model, pad_batch([examples[0], examples[1]], pad_id=0))
+    assert n_one == n_bounded and n_tail == n_ref
+    assert float(bounded) == pytest.approx(float(one_row), rel=1e-5)
+    assert float(tail) == pytest.approx(float(ref), rel=1e-5)
