@@ -14,22 +14,21 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.gpu.common import Record, append_results, peak_gib, random_model, sync
-from bench.gpu.train_speed import SERIFU, _examples
+from bench.gpu.common import Record, append_results, peak_gib, random_model
+from bench.gpu.train_speed import SERIFU, _examples, timed_steps
 
 
 def run(args: argparse.Namespace) -> None:
     from serifu import plugins
     from serifu.config.train import TrainConfig
-    from serifu.training.distributed import init_distributed, shard, shutdown
-    from serifu.training.trainer import add_lora, make_optimizer, step_plan, train_step
+    from serifu.training.distributed import init_distributed, shutdown
+    from serifu.training.trainer import add_lora, make_optimizer, step_plan
 
     dist = init_distributed()
     dev = (
@@ -51,24 +50,7 @@ def run(args: argparse.Namespace) -> None:
     peft_model.train()
     steps, _ = step_plan([len(e) for e in examples], config)
     optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
-    times, tokens = [], []
-    for indices in steps:
-        sync()
-        t0 = time.perf_counter()
-        _, n = train_step(
-            peft_model,
-            [examples[i] for i in shard(indices, dist)],
-            config=config,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            trainable=trainable,
-            pad_id=0,
-            device=dev,
-            dist=dist,
-        )
-        sync()
-        times.append(time.perf_counter() - t0)
-        tokens.append(n)
+    times, tokens, _ = timed_steps(peft_model, examples, steps, config, dev=dev, dist=dist)
     world = dist.world if dist is not None else 1
     if dist is None or dist.main:
         rates = [n / t for n, t in zip(tokens[2:], times[2:], strict=True)]

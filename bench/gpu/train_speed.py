@@ -65,6 +65,42 @@ def _examples(workload: str, vocab: int, n: int) -> tuple[list[Any], list[list[i
     return [Example(ids, [IGNORE] * p + ids[p:]) for ids, p in pairs], [ids for ids, _ in pairs]
 
 
+def timed_steps(
+    peft_model: Any,
+    examples: list[Any],
+    steps: list[list[int]],
+    config: Any,
+    *,
+    dev: str,
+    dist: Any = None,
+) -> tuple[list[float], list[int], list[float]]:
+    """Run Serifu's optimizer steps (this rank's share of each), timing every one."""
+    from serifu.training.distributed import shard
+    from serifu.training.trainer import make_optimizer, train_step
+
+    optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
+    times, tokens, losses = [], [], []
+    for indices in steps:
+        sync()
+        t0 = time.perf_counter()
+        loss, n = train_step(
+            peft_model,
+            [examples[i] for i in shard(indices, dist)],
+            config=config,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            trainable=trainable,
+            pad_id=0,
+            device=dev,
+            dist=dist,
+        )
+        sync()
+        times.append(time.perf_counter() - t0)
+        tokens.append(n)
+        losses.append(loss)
+    return times, tokens, losses
+
+
 def serifu_run(
     model: Any,
     examples: list[Any],
@@ -76,33 +112,15 @@ def serifu_run(
     dev: str,
 ) -> dict[str, Any]:
     from serifu.config.train import TrainConfig
-    from serifu.training.trainer import add_lora, make_optimizer, step_plan, train_step
+    from serifu.training.trainer import add_lora, step_plan
 
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     peft_model = add_lora(model, config, targets, quantized=True)
     peft_model.train()
     steps, _ = step_plan([len(e) for e in examples], config)
-    optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
     peak_gib_reset()
-    times, tokens, losses = [], [], []
-    sync()
     started = time.perf_counter()
-    for indices in steps:
-        t0 = time.perf_counter()
-        loss, n = train_step(
-            peft_model,
-            [examples[i] for i in indices],
-            config=config,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            trainable=trainable,
-            pad_id=0,
-            device=dev,
-        )
-        sync()
-        times.append(time.perf_counter() - t0)
-        tokens.append(n)
-        losses.append(loss)
+    times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
     wall = time.perf_counter() - started
     peak = peak_gib()
     peft_model.unload()

@@ -71,7 +71,9 @@ def run_eval(
         None, "--max-new-tokens", min=1, help="Tokens per reply."
     ),
     quantize: bool | None = typer.Option(
-        None, "--quantize/--no-quantize", help="Load the base in 4-bit (default: the model's)."
+        None,
+        "--quantize/--no-quantize",
+        help="Load the base in NF4 4-bit (default: full precision, bf16 on a GPU).",
     ),
     device: str | None = typer.Option(
         None, "--device", help="cpu, cuda, … (default: best available)."
