@@ -140,6 +140,20 @@ def random_model(model_id: str, *, quantize: bool, dtype: torch.dtype | None = N
     return model
 
 
+def reset_base(model: Any, dtype: torch.dtype) -> Any:
+    """Undo what a previous run on the same model changed: the recipe's float32 upcast of
+    every weight that is not 4-bit, Serifu's attention switch, gradient checkpointing.
+    As if freshly loaded."""
+    for p in model.parameters():
+        if p.is_floating_point() and type(p).__name__ != "Params4bit":
+            p.data = p.data.to(dtype)
+    model.config._attn_implementation = "sdpa"
+    from serifu.training.trainer import set_checkpointing
+
+    set_checkpointing(model, False)
+    return model
+
+
 def count_params(model: Any) -> int:
     """Parameters of the architecture (4-bit weights counted as their full matrices)."""
     n = 0

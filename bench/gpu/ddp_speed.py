@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> None:
     from serifu import plugins
     from serifu.config.train import TrainConfig
     from serifu.training.distributed import init_distributed, shutdown
-    from serifu.training.trainer import add_lora, make_optimizer, step_plan
+    from serifu.training.trainer import add_lora, make_optimizer, step_plan, use_fast_attention
 
     dist = init_distributed()
     dev = (
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> None:
     peft_model = add_lora(
         model, config, tuple(plugins.get_base_model(args.model).lora_targets), quantized=True
     )
+    use_fast_attention(peft_model, config, dev)
     peft_model.train()
     steps, _ = step_plan([len(e) for e in examples], config)
     optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))

@@ -5,8 +5,11 @@ plugins (speed does not depend on weight values). Workloads:
   lines     4,858 monologue lines with the sample cast's token lengths, 3 epochs (the report's job)
   dialogue  profile system prompt + turn -> reply (~320 tokens), loss on the reply for Serifu
 Recipe: HF Trainer + DataCollatorForLanguageModeling (padding), batch 8, gradient
-checkpointing (serifu.training.recipe). Serifu: serifu.training.trainer (packing into rows,
-a token budget per step, loss only at labelled positions in chunks), settings below.
+checkpointing, float32 upcast of the non-4-bit weights (serifu.training.recipe). Serifu:
+serifu.training.trainer (bf16 base, packed rows under variable-length flash attention, a
+token budget per step, loss only at labelled positions), settings below.
+``--ablate`` instead times each lever on and off (a few steps each) and writes
+``<date>-<gpu>-ablation.json``, with a check that varlen and SDPA attention agree.
 Real tokens = non-padding tokens. MFU = real tokens/s x 6 x N / 790 TFLOP/s (the H200's
 measured dense bf16 rate; N = all parameters; attention FLOPs not counted).
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
 import sys
 import time
@@ -38,6 +42,7 @@ from bench.gpu.common import (
     peak_gib,
     peak_gib_reset,
     random_model,
+    reset_base,
     results_path,
     sync,
 )
@@ -45,13 +50,18 @@ from bench.gpu.common import (
 PEAK_FLOPS = 790e12
 LINES = 4858
 SERIFU = {  # Serifu's GPU settings per workload
-    "lines": {
-        "max_tokens": 8192,
-        "pack_row_tokens": 2048,
-        "gradient_checkpointing": True,
-        "learning_rate": 1e-3,
-    },
-    "dialogue": {"max_tokens": 16384, "pack_row_tokens": 2048, "gradient_checkpointing": True},
+    "lines": {"max_tokens": 8192, "gradient_checkpointing": True, "learning_rate": 1e-3},
+    "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True},
+}
+ABLATION = {  # each lever against the settings above (the last two: the previous session's path)
+    "serifu": {},
+    "no-ckpt": {"gradient_checkpointing": False},
+    "ckpt-every-2": {"checkpoint_every": 2},
+    "2x-tokens": {"max_tokens": "2x"},
+    "half-tokens": {"max_tokens": "0.5x"},
+    "sdpa-rows-2048": {"attention": "sdpa", "pack_row_tokens": 2048},
+    "no-fused-head": {"fused_head": False},
+    "fp32-upcast+sdpa": {"upcast_fp32": True, "attention": "sdpa", "pack_row_tokens": 2048},
 }
 
 
@@ -111,19 +121,28 @@ def serifu_run(
     max_steps: int | None,
     dev: str,
 ) -> dict[str, Any]:
+    import serifu.training.loss as loss_mod
     from serifu.config.train import TrainConfig
-    from serifu.training.trainer import add_lora, step_plan
+    from serifu.training.trainer import add_lora, step_plan, use_fast_attention
 
+    settings = dict(settings)
+    fused_head = settings.pop("fused_head", True)
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
+    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
     peft_model = add_lora(model, config, targets, quantized=True)
+    use_fast_attention(peft_model, config, dev)
     peft_model.train()
+    loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
     steps, _ = step_plan([len(e) for e in examples], config)
-    peak_gib_reset()
-    started = time.perf_counter()
-    times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
-    wall = time.perf_counter() - started
-    peak = peak_gib()
-    peft_model.unload()
+    try:
+        peak_gib_reset()
+        started = time.perf_counter()
+        times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
+        wall = time.perf_counter() - started
+        peak = peak_gib()
+    finally:
+        peft_model.unload()
+        loss_mod.FUSED_HEAD = True
     return {
         "times": times,
         "tokens": tokens,
@@ -154,6 +173,7 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
         n = (64 if tiny else LINES) if workload == "lines" else (48 if tiny else 1024)
         examples, seqs = _examples(workload, vocab, n)
         recipe_steps = 6 if tiny else (28 if workload == "lines" else 13)
+        reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
         peak_gib_reset()
         r = recipe_on_sequences(
             model,
@@ -228,6 +248,68 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
     return records
 
 
+def varlen_matches_sdpa(model: Any, examples: list[Any], dev: str) -> float:
+    """Relative difference of one packed batch's loss under varlen and SDPA attention."""
+    from serifu.accel.varlen import use_varlen_attention
+    from serifu.training.batches import pack_batch
+    from serifu.training.loss import loss_sum
+
+    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+    losses = []
+    for varlen in (False, True):
+        if varlen:
+            use_varlen_attention(model)
+        batch = pack_batch(examples, None if varlen else 2048)
+        batch = {k: v.to(dev) if hasattr(v, "to") else v for k, v in batch.items()}
+        with torch.no_grad():
+            total, n = loss_sum(model, batch)
+        losses.append(float(total) / n)
+    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+    return abs(losses[1] - losses[0]) / abs(losses[0])
+
+
+def ablate(model_id: str, workloads: list[str], tiny: bool, steps: int) -> list[dict[str, Any]]:
+    """Each lever of ``ABLATION`` on and off: median tokens/s after 2 warm-up steps, peak."""
+    from serifu import plugins
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    targets = tuple(plugins.get_base_model(model_id).lora_targets)
+    model = random_model(model_id, quantize=True)
+    vocab = model.config.get_text_config().vocab_size
+    rows = []
+    for workload in workloads:
+        examples, _ = _examples(workload, vocab, 64 if tiny else 4096)
+        base = dict(SERIFU[workload]) | ({"max_tokens": 512} if tiny else {})
+        check = varlen_matches_sdpa(model, examples[:64], dev)
+        print(f"{model_id} {workload}: varlen vs sdpa loss, relative difference {check:.2e}")
+        for name, change in ABLATION.items():
+            settings = base | change
+            if isinstance(settings["max_tokens"], str):
+                settings["max_tokens"] = int(
+                    base["max_tokens"] * float(settings["max_tokens"][:-1])
+                )
+            row: dict[str, Any] = {"model": model_id, "workload": workload, "variant": name}
+            row |= {"settings": settings, "varlen_vs_sdpa_rel_diff": check}
+            try:
+                r = serifu_run(
+                    model, examples, targets, settings, epochs=1, max_steps=steps, dev=dev
+                )
+                rate, n = steady(r["times"], r["tokens"], skip=2)
+                row |= {"tokens_per_s": round(rate, 1), "peak_gib": round(r["peak"], 2)}
+                row |= {"step_s": round(statistics.median(r["times"][2:]), 4), "timed": n}
+            except torch.OutOfMemoryError:
+                row["error"] = "out of memory"
+                gc.collect()
+                torch.cuda.empty_cache()
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--models", default=",".join(REPORT_MODELS))
@@ -236,9 +318,22 @@ def main() -> None:
         "--tiny", action="store_true", help="tiny-* stand-ins on the CPU (tests the harness)"
     )
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--ablate", action="store_true", help="time each lever on/off instead")
+    ap.add_argument("--steps", type=int, default=7, help="--ablate: steps per variant")
     args = ap.parse_args()
-    out = args.out or results_path()
     t0 = time.time()
+    if args.ablate:
+        out = args.out or results_path("-ablation")
+        rows = json.loads(out.read_text(encoding="utf-8")) if out.exists() else []
+        for model_id in args.models.split(","):
+            real = TINY[model_id] if args.tiny else model_id
+            new = ablate(real, args.workloads.split(","), args.tiny, args.steps)
+            keys = {(r["model"], r["workload"], r["variant"]) for r in new}
+            rows = [r for r in rows if (r["model"], r["workload"], r["variant"]) not in keys] + new
+            out.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"wrote {out} in {time.time() - t0:.0f} s")
+        return
+    out = args.out or results_path()
     for model_id in args.models.split(","):
         real = TINY[model_id] if args.tiny else model_id
         recs = bench_model(

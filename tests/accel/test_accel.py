@@ -97,7 +97,8 @@ def test_chunked_loss_equals_full_loss_and_gradients(name: str) -> None:
     ref.backward()
     ref_grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
     model.zero_grad()
-    decoder, to_logits = decoder_and_head(model)
+    decoder, to_logits, frozen = decoder_and_head(model)
+    assert not frozen  # every weight of the plain model trains, the head too
     total, n = chunked_lm_loss(
         decoder(input_ids=ids).last_hidden_state, labels, to_logits, chunk_tokens=7
     )
@@ -136,3 +137,26 @@ def test_chat_decoding_loop_on_the_static_decoder_matches_the_eager_loop(name: s
     ]
     assert static == eager
     assert [len(r) for r in eager[-1]] == [4, 7, 10]
+
+
+def test_frozen_head_loss_takes_its_gradient_in_forward() -> None:
+    """With the head frozen (QLoRA), gradients reach the hidden states exactly as through
+    the checkpointed chunks, and the head runs no backward of its own."""
+    torch.manual_seed(3)
+    head = torch.nn.Linear(16, 300, bias=False).requires_grad_(False)
+    hidden = torch.randn(2, 25, 16, requires_grad=True)
+    labels = torch.randint(0, 300, (2, 25))
+    labels[0, :8] = -100
+    out = {}
+    for frozen in (False, True):
+        hidden.grad = None
+        total, n = chunked_lm_loss(hidden, labels, head, chunk_tokens=7, head_frozen=frozen)
+        (total * 0.5).backward()
+        out[frozen] = (float(total), n, hidden.grad.clone())
+    assert out[True][1] == out[False][1] == 2 * 24 - 7
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-6)
+    assert torch.allclose(out[True][2], out[False][2], atol=1e-7)
+    with torch.no_grad():  # no gradient wanted: the plain path, same value
+        assert float(chunked_lm_loss(hidden, labels, head, head_frozen=True)[0]) == pytest.approx(
+            out[True][0], rel=1e-6
+        )

@@ -54,8 +54,21 @@ class TrainConfig(BaseModel):
         ge=8,
         description="Packing: longest packed row (attention over a row is quadratic in its length); null = one row per step.",
     )
+    attention: Literal["auto", "varlen", "sdpa"] = Field(
+        default="auto",
+        description="Packed rows: 'varlen' runs flash attention over the examples' boundaries (no mask; on the CPU the same boundaries become an SDPA mask); 'sdpa' builds a block-diagonal mask; 'auto' = varlen on a GPU.",
+    )
+    upcast_fp32: bool = Field(
+        default=False,
+        description="Upcast the weights that are not 4-bit (norms, embeddings, output head) to float32, as PEFT's prepare_model_for_kbit_training does (the report's recipe); off: they stay in the compute dtype (bf16 on a GPU).",
+    )
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in backward (less memory)."
+    )
+    checkpoint_every: int = Field(
+        default=1,
+        ge=1,
+        description="With gradient_checkpointing: recompute every n-th decoder layer only (more memory, less recompute).",
     )
     seed: int = Field(default=0, description="Random seed (LoRA init, dropout, data order).")
     quantize_4bit: bool = Field(default=True, description="Load the base in NF4 4-bit (QLoRA).")

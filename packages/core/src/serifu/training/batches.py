@@ -78,6 +78,8 @@ def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> di
     each example is masked so no token is predicted from the previous example. Rows are
     bounded by ``row_tokens`` (attention over a packed row is quadratic in its length);
     the few tokens that even out the rows' ends are a block of their own, without labels.
+    The examples' boundaries also travel as ``cu_seq_lens_*``/``max_length_*`` for
+    variable-length attention (:mod:`serifu.accel.varlen`); SDPA models ignore them.
     """
     import torch
 
@@ -95,4 +97,8 @@ def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> di
             positions[r, col : col + n] = torch.arange(n)
             col += n
         positions[r, col:] = torch.arange(width - col)
-    return {"input_ids": ids, "position_ids": positions, "labels": labels}
+    from serifu.accel.varlen import varlen_kwargs
+
+    return {"input_ids": ids, "position_ids": positions, "labels": labels} | varlen_kwargs(
+        positions
+    )

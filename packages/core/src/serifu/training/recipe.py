@@ -104,6 +104,7 @@ def recipe_on_sequences(
     quantized = any(type(p).__name__ == "Params4bit" for p in model.parameters())
     cfg = TrainConfig(
         gradient_checkpointing=True,
+        upcast_fp32=True,
         lora=LoraConfigModel(r=lora_r, alpha=lora_alpha, dropout=lora_dropout),
     )
     peft_model = add_lora(model, cfg, targets, quantized=quantized)

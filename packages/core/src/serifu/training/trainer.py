@@ -1,7 +1,9 @@
 """Serifu's QLoRA trainer: a compact loop over padded or packed (padding-free) batches.
 
-The base is loaded in NF4 4-bit (``prepare_model_for_kbit_training``) and a PEFT LoRA
-adapter is trained with AdamW. Checkpoints (every ``save_steps`` and on Ctrl-C) hold
+The base is loaded in NF4 4-bit and a PEFT LoRA adapter is trained with AdamW. On a GPU
+the rest of the base stays bf16 and packed rows run variable-length flash attention
+(:mod:`serifu.accel.varlen`); the loss head runs only at labelled positions
+(:mod:`serifu.accel.loss`). Checkpoints (every ``save_steps`` and on Ctrl-C) hold
 the LoRA weights, optimizer, scheduler, RNG states and progress, and the data order is
 a pure function of (seed, epoch), so ``resume=True`` continues exactly. The result is
 written to a temporary folder and renamed to ``out`` only when complete.
@@ -91,19 +93,65 @@ def collate(
     row_tokens: int | None = None,
 ) -> dict[str, Any]:
     batch = pack_batch(examples, row_tokens) if packing else pad_batch(examples, pad_id)
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def prepare_base(model: Any, config: TrainConfig, quantized: bool) -> Any:
+    """Freeze the base and turn on gradient checkpointing. ``upcast_fp32`` (the report's
+    recipe) goes through PEFT's ``prepare_model_for_kbit_training``, which also casts
+    every weight that is not 4-bit to float32; otherwise dtypes stay as loaded."""
+    if quantized and config.upcast_fp32:
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    set_checkpointing(model, config.gradient_checkpointing, config.checkpoint_every)
+    return model
+
+
+def set_checkpointing(model: Any, on: bool, every: int = 1) -> None:
+    """Turn (non-reentrant) gradient checkpointing of every ``every``-th layer on, or off."""
+    new = hasattr(model, "activation_checkpointing_enable")  # its newer name (transformers 5.x)
+    if on and new:
+        model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every)
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif getattr(
+        model, "is_activation_checkpointing" if new else "is_gradient_checkpointing", False
+    ):
+        model.activation_checkpointing_disable() if new else model.gradient_checkpointing_disable()
+
+
+def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
+    """Switch packed training to variable-length attention where ``config.attention``
+    asks for it ('auto': on a GPU). Returns whether the model now uses it."""
+    if not config.packing or config.attention == "sdpa":
+        return False
+    if config.attention == "auto" and not device.startswith("cuda"):
+        return False
+    from serifu.accel.varlen import use_varlen_attention
+
+    return use_varlen_attention(model)
+
+
+def row_tokens(model: Any, config: TrainConfig) -> int | None:
+    """Longest packed row: unbounded under variable-length attention (rows cost nothing
+    there), else ``config.pack_row_tokens``."""
+    from serifu.accel.varlen import NAME
+    from serifu.training.loss import causal_lm
+
+    if getattr(causal_lm(model).config, "_attn_implementation", None) == NAME:
+        return None
+    return config.pack_row_tokens
 
 
 def add_lora(model: Any, config: TrainConfig, targets: Sequence[str], quantized: bool) -> Any:
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model
 
-    if quantized:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.gradient_checkpointing
-        )
-    elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
+    model = prepare_base(model, config, quantized)
     target = list(config.lora.targets or targets)
     lora = LoraConfig(
         r=config.lora.r,
@@ -194,7 +242,7 @@ def train_step(
             packing=config.packing,
             pad_id=pad_id,
             device=device,
-            row_tokens=config.pack_row_tokens,
+            row_tokens=row_tokens(model, config),
         )
         local_labels = int((batch["labels"][:, 1:] != -100).sum())
     else:  # a short last step can leave a rank without examples: it still joins the sums
@@ -273,6 +321,7 @@ def train(
     lm = load_model(base, quantize=config.quantize_4bit, device=device)
     load_s = time.perf_counter() - started
     peft_model = add_lora(lm, config, base.lora_targets, config.quantize_4bit)
+    use_fast_attention(peft_model, config, device)
     peft_model.train()
     steps, per_epoch = step_plan([len(ex) for ex in train_ex], config)
     optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
