@@ -50,7 +50,7 @@ from bench.gpu.common import (
 PEAK_FLOPS = 790e12
 LINES = 4858
 SERIFU = {  # Serifu's GPU settings per workload
-    "lines": {"max_tokens": 8192, "gradient_checkpointing": True, "learning_rate": 1e-3},
+    "lines": {"max_tokens": 16384, "gradient_checkpointing": True, "learning_rate": 1e-3},
     "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True},
 }
 ABLATION = {  # each lever against the settings above (the last two: the previous session's path)
@@ -310,6 +310,27 @@ def ablate(model_id: str, workloads: list[str], tiny: bool, steps: int) -> list[
     return rows
 
 
+def profile(model_id: str, workload: str) -> None:
+    """Where a Serifu step's time goes: top operators by CPU and by GPU time, 3 steps."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from serifu import plugins
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    model = random_model(model_id, quantize=True)
+    examples, _ = _examples(workload, model.config.get_text_config().vocab_size, 2048)
+    targets = tuple(plugins.get_base_model(model_id).lora_targets)
+    serifu_run(model, examples, targets, SERIFU[workload], epochs=1, max_steps=2, dev=dev)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        r = serifu_run(model, examples, targets, SERIFU[workload], epochs=1, max_steps=3, dev=dev)
+    print(f"{model_id} {workload}: step times {[round(t, 3) for t in r['times']]}")
+    for key in ("self_cpu_time_total", "self_cuda_time_total" if dev == "cuda" else None):
+        if key:
+            print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--models", default=",".join(REPORT_MODELS))
@@ -320,8 +341,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--ablate", action="store_true", help="time each lever on/off instead")
     ap.add_argument("--steps", type=int, default=7, help="--ablate: steps per variant")
+    ap.add_argument("--profile", action="store_true", help="profile a few Serifu steps instead")
     args = ap.parse_args()
     t0 = time.time()
+    if args.profile:
+        for model_id in args.models.split(","):
+            profile(TINY[model_id] if args.tiny else model_id, args.workloads.split(",")[0])
+        return
     if args.ablate:
         out = args.out or results_path("-ablation")
         rows = json.loads(out.read_text(encoding="utf-8")) if out.exists() else []
