@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.gpu.common import Record, append_results, peak_gib, random_model
+from bench.gpu.common import Record, append_results, peak_gib, peak_gib_reset, random_model
 from bench.gpu.train_speed import SERIFU, _examples, timed_steps
 
 
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> None:
     if dev.startswith("cuda:"):  # under torchrun with one process dist is None: plain "cuda"
         torch.cuda.set_device(dev)
     model = random_model(args.model, quantize=True)
+    peak_gib_reset()  # the peak of training, not of building the bf16 model before quantising
     settings = dict(SERIFU["dialogue"])
     if args.max_tokens:
         settings.update(max_tokens=args.max_tokens, pack_row_tokens=min(2048, args.max_tokens))

@@ -160,6 +160,11 @@ def recipe_on_sequences(
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+    if args.n_gpu > 1:
+        # With several GPUs visible, one Trainer process wraps the model in nn.DataParallel,
+        # whose replicas of the 4-bit layers compute garbage (loss ~ ln(vocab)). The report
+        # ran on one GPU: so does the recipe (multi-GPU training is Serifu's torchrun path).
+        args._n_gpu = 1
     trainer = Trainer(
         model=peft_model,
         args=args,
