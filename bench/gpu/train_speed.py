@@ -59,6 +59,8 @@ ABLATION = {  # each lever against the settings above (the last two: the previou
     "ckpt-every-2": {"checkpoint_every": 2},
     "2x-tokens": {"max_tokens": "2x"},
     "half-tokens": {"max_tokens": "0.5x"},
+    "tokens-4096": {"max_tokens": 4096},
+    "tokens-2048": {"max_tokens": 2048},
     "sdpa-rows-2048": {"attention": "sdpa", "pack_row_tokens": 2048},
     "no-fused-head": {"fused_head": False},
     "fp32-upcast+sdpa": {"upcast_fp32": True, "attention": "sdpa", "pack_row_tokens": 2048},
@@ -268,7 +270,9 @@ def varlen_matches_sdpa(model: Any, examples: list[Any], dev: str) -> float:
     return abs(losses[1] - losses[0]) / abs(losses[0])
 
 
-def ablate(model_id: str, workloads: list[str], tiny: bool, steps: int) -> list[dict[str, Any]]:
+def ablate(
+    model_id: str, workloads: list[str], tiny: bool, steps: int, variants: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Each lever of ``ABLATION`` on and off: median tokens/s after 2 warm-up steps, peak."""
     from serifu import plugins
 
@@ -280,9 +284,11 @@ def ablate(model_id: str, workloads: list[str], tiny: bool, steps: int) -> list[
     for workload in workloads:
         examples, _ = _examples(workload, vocab, 64 if tiny else 4096)
         base = dict(SERIFU[workload]) | ({"max_tokens": 512} if tiny else {})
-        check = varlen_matches_sdpa(model, examples[:64], dev)
+        check = varlen_matches_sdpa(model, examples[:64], dev) if not variants else float("nan")
         print(f"{model_id} {workload}: varlen vs sdpa loss, relative difference {check:.2e}")
         for name, change in ABLATION.items():
+            if variants and name not in variants:
+                continue
             settings = base | change
             if isinstance(settings["max_tokens"], str):
                 settings["max_tokens"] = int(
@@ -341,6 +347,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--ablate", action="store_true", help="time each lever on/off instead")
     ap.add_argument("--steps", type=int, default=7, help="--ablate: steps per variant")
+    ap.add_argument("--variants", default="", help="--ablate: only these (comma-separated)")
     ap.add_argument("--profile", action="store_true", help="profile a few Serifu steps instead")
     args = ap.parse_args()
     t0 = time.time()
@@ -353,7 +360,8 @@ def main() -> None:
         rows = json.loads(out.read_text(encoding="utf-8")) if out.exists() else []
         for model_id in args.models.split(","):
             real = TINY[model_id] if args.tiny else model_id
-            new = ablate(real, args.workloads.split(","), args.tiny, args.steps)
+            chosen = args.variants.split(",") if args.variants else None
+            new = ablate(real, args.workloads.split(","), args.tiny, args.steps, chosen)
             keys = {(r["model"], r["workload"], r["variant"]) for r in new}
             rows = [r for r in rows if (r["model"], r["workload"], r["variant"]) not in keys] + new
             out.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
