@@ -1,5 +1,5 @@
-"""Render a GPU results file (bench/results/<date>-<gpu>.json) as the markdown tables of
-docs/benchmarks.md.
+"""Render a GPU results file (bench/results/<date>-<gpu>.json) or an ablation file
+(<date>-<gpu>-ablation.json) as the markdown tables of docs/benchmarks.md.
 
     python bench/render_results.py bench/results/2026-11-29-nvidia-h200.json
 """
@@ -56,5 +56,28 @@ def render(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def render_ablation(rows: list[dict]) -> str:
+    """One row per (model, workload, variant): tokens/s, relative to Serifu's settings, peak."""
+    ref = {
+        (r["model"], r["workload"]): r.get("tokens_per_s") for r in rows if r["variant"] == "serifu"
+    }
+    out = [
+        "| model | workload | variant | settings changed | real tok/s | vs Serifu | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (ORDER.index(r["model"]), r["workload"])):
+        base = ref.get((r["model"], r["workload"]))
+        rate = r.get("tokens_per_s")
+        rel = f"{rate / base:.2f}×" if rate and base else "–"
+        changed = {k: v for k, v in r["settings"].items() if k not in ("learning_rate",)}
+        text = ", ".join(f"{k}={v}" for k, v in changed.items())
+        out.append(
+            f"| {r['model']} | {r['workload']} | {r['variant']} | {text} | "
+            f"{_fmt(rate) if rate else r.get('error', '–')} | {rel} | {r.get('peak_gib', '–')} |"
+        )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))
+    data = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    print(render_ablation(data) if data and "variant" in data[0] else render(data))
