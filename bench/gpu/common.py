@@ -50,6 +50,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+def default_dtype() -> torch.dtype:
+    """The benchmarks' compute dtype: bf16 on the GPU, float32 on the CPU (``--tiny``)."""
+    return torch.bfloat16 if device() == "cuda" else torch.float32
+
+
 def sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -129,7 +134,7 @@ def random_model(model_id: str, *, quantize: bool, dtype: torch.dtype | None = N
     from serifu import plugins
 
     dev = device()
-    dtype = dtype or (torch.bfloat16 if dev == "cuda" else torch.float32)
+    dtype = dtype or default_dtype()
     config = plugins.get_base_model(model_id).build_config()
     config.use_cache = False
     torch.manual_seed(0)
@@ -140,10 +145,11 @@ def random_model(model_id: str, *, quantize: bool, dtype: torch.dtype | None = N
     return model
 
 
-def reset_base(model: Any, dtype: torch.dtype) -> Any:
+def reset_base(model: Any) -> Any:
     """Undo what a previous run on the same model changed: the recipe's float32 upcast of
     every weight that is not 4-bit, Serifu's attention switch, gradient checkpointing.
     As if freshly loaded."""
+    dtype = default_dtype()
     for p in model.parameters():
         if p.is_floating_point() and type(p).__name__ != "Params4bit":
             p.data = p.data.to(dtype)

@@ -130,7 +130,7 @@ def serifu_run(
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
-    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+    reset_base(model)
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
     peft_model.train()
@@ -175,7 +175,7 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
         n = (64 if tiny else LINES) if workload == "lines" else (48 if tiny else 1024)
         examples, seqs = _examples(workload, vocab, n)
         recipe_steps = 6 if tiny else (28 if workload == "lines" else 13)
-        reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+        reset_base(model)
         peak_gib_reset()
         r = recipe_on_sequences(
             model,
@@ -253,20 +253,21 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
 def varlen_matches_sdpa(model: Any, examples: list[Any], dev: str) -> float:
     """Relative difference of one packed batch's loss under varlen and SDPA attention."""
     from serifu.accel.varlen import use_varlen_attention
-    from serifu.training.batches import pack_batch
     from serifu.training.loss import loss_sum
+    from serifu.training.trainer import collate
 
-    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+    reset_base(model)
     losses = []
     for varlen in (False, True):
         if varlen:
             use_varlen_attention(model)
-        batch = pack_batch(examples, None if varlen else 2048)
-        batch = {k: v.to(dev) if hasattr(v, "to") else v for k, v in batch.items()}
+        batch = collate(
+            examples, packing=True, pad_id=0, device=dev, row_tokens=None if varlen else 2048
+        )
         with torch.no_grad():
             total, n = loss_sum(model, batch)
         losses.append(float(total) / n)
-    reset_base(model, torch.bfloat16 if dev == "cuda" else torch.float32)
+    reset_base(model)
     return abs(losses[1] - losses[0]) / abs(losses[0])
 
 
@@ -332,9 +333,9 @@ def profile(model_id: str, workload: str) -> None:
     with torch_profile(activities=activities) as prof:
         r = serifu_run(model, examples, targets, SERIFU[workload], epochs=1, max_steps=3, dev=dev)
     print(f"{model_id} {workload}: step times {[round(t, 3) for t in r['times']]}")
-    for key in ("self_cpu_time_total", "self_cuda_time_total" if dev == "cuda" else None):
-        if key:
-            print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
+    keys = ["self_cpu_time_total"] + (["self_cuda_time_total"] if dev == "cuda" else [])
+    for key in keys:
+        print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
 
 
 def main() -> None:
@@ -356,6 +357,8 @@ def main() -> None:
             profile(TINY[model_id] if args.tiny else model_id, args.workloads.split(",")[0])
         return
     if args.ablate:
+        from serifu.fsutil import atomic_write_text
+
         out = args.out or results_path("-ablation")
         rows = json.loads(out.read_text(encoding="utf-8")) if out.exists() else []
         for model_id in args.models.split(","):
@@ -364,7 +367,7 @@ def main() -> None:
             new = ablate(real, args.workloads.split(","), args.tiny, args.steps, chosen)
             keys = {(r["model"], r["workload"], r["variant"]) for r in new}
             rows = [r for r in rows if (r["model"], r["workload"], r["variant"]) not in keys] + new
-            out.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+            atomic_write_text(out, json.dumps(rows, ensure_ascii=False, indent=1))
         print(f"wrote {out} in {time.time() - t0:.0f} s")
         return
     out = args.out or results_path()

@@ -82,3 +82,16 @@ def test_rows_are_unbounded_only_under_varlen() -> None:
     assert use_varlen_attention(model)
     assert model.config._attn_implementation == NAME
     assert row_tokens(model, config) is None
+
+
+def test_a_failing_kernel_is_given_up_once_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a kernel error (e.g. a GPU without flash kernels) packed rows take the mask path."""
+    import serifu.accel.varlen as varlen
+
+    monkeypatch.setattr(varlen, "_FAILED", None)
+    varlen._kernel.cache_clear()
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        varlen._give_up(RuntimeError("no kernel image for this GPU"))
+    assert varlen._kernel() is None
+    monkeypatch.setattr(varlen, "_FAILED", None)
+    varlen._kernel.cache_clear()

@@ -131,12 +131,32 @@ def varlen_attention(
     def tokens(t: torch.Tensor) -> torch.Tensor:  # [B, H, S, D] -> [B*S, H, D]
         return t.transpose(1, 2).reshape(batch * seq, t.shape[1], dim)
 
-    cu = cu.to(query.device, torch.int32)
+    cu_dev = cu.to(query.device, torch.int32)
     longest = int(kwargs["max_length_q"])
-    out = fn(
-        tokens(query), tokens(key), tokens(value), cu, cu, longest, longest, scale=scaling, **window
-    )
+    q, k, v = tokens(query), tokens(key), tokens(value)
+    try:
+        out = fn(q, k, v, cu_dev, cu_dev, longest, longest, scale=scaling, **window)
+    except (RuntimeError, NotImplementedError) as err:  # e.g. a GPU without flash kernels
+        _give_up(err)
+        return varlen_attention(
+            module, query, key, value, attention_mask, dropout, scaling, **kwargs
+        )
     return out.reshape(batch, seq, heads, dim), None
+
+
+def _give_up(err: BaseException) -> None:
+    """The kernel failed here: warn once; from now on packed rows take the SDPA mask path."""
+    import warnings
+
+    global _FAILED
+    _FAILED = str(err)
+    _kernel.cache_clear()
+    warnings.warn(
+        f"variable-length flash attention is unavailable ({err}); packed rows use SDPA "
+        "with a block-diagonal mask",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def register() -> None:

@@ -119,10 +119,10 @@ def set_checkpointing(model: Any, on: bool, every: int = 1) -> None:
         model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every)
     elif on:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif getattr(
-        model, "is_activation_checkpointing" if new else "is_gradient_checkpointing", False
-    ):
-        model.activation_checkpointing_disable() if new else model.gradient_checkpointing_disable()
+    elif new and model.is_activation_checkpointing:
+        model.activation_checkpointing_disable()
+    elif not new and getattr(model, "is_gradient_checkpointing", False):
+        model.gradient_checkpointing_disable()
 
 
 def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
