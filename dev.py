@@ -2,7 +2,8 @@
 """Serifu's bootstrap: one command sets up `.venv` (once) and runs a job in it.
 
     python3 dev.py quickstart   # the main job on the embedded default (README)
-    python3 dev.py test         # the test suite (README, CI)
+    python3 dev.py test         # the test suite's default tier (README, CI)
+    python3 dev.py nox -s slow  # the slow tier (real Gemma 3 270M; CI runs it after `test`)
     python3 dev.py nox -s lint  # any nox session; `python3 dev.py nox -l` lists them
     python3 dev.py serifu ...   # the serifu CLI from the project environment
     python3 dev.py setup        # only create/update the environment

@@ -9,12 +9,24 @@ nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "none"
 
 
+def _pytest(session: nox.Session, marker: str) -> None:
+    """pytest on the CPU; a ``-m`` in the session's args replaces ``marker``."""
+    args = list(session.posargs or ["-q"])
+    if "-m" not in args:
+        args = ["-m", marker, *args]
+    session.run("python", "-m", "pytest", *args, env={"OMP_NUM_THREADS": "1"})
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the CPU test suite (tiny models, small data); extra args go to pytest."""
-    session.run(
-        "python", "-m", "pytest", *(session.posargs or ["-q"]), env={"OMP_NUM_THREADS": "1"}
-    )
+    """The default tier: CPU tests with tiny models and small data (`slow` ones deselected)."""
+    _pytest(session, "not slow")
+
+
+@nox.session(default=False)
+def slow(session: nox.Session) -> None:
+    """The slow tier: tests marked `slow` (the real Gemma 3 270M: quickstart, conversion)."""
+    _pytest(session, "slow")
 
 
 @nox.session

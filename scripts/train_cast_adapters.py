@@ -85,6 +85,20 @@ def main() -> None:
     ap.add_argument(
         "--no-ship", action="store_true", help="keep adapters and reports under --out only"
     )
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        help="prebuilt datasets <dir>/<id> (e.g. built where the Japanese analyser is installed)",
+    )
+    ap.add_argument("--best-of", type=int, default=None, help="eval: candidates per reply")
+    ap.add_argument("--vocabulary", default="auto", help="eval: auto | on | off")
+    ap.add_argument("--examples", type=int, default=0, help="eval: retrieved exchanges in prompt")
+    ap.add_argument(
+        "--eval-only",
+        type=Path,
+        help="evaluate the adapters under this folder (<dir>/<id>/adapter) with the decoding "
+        "options above, no training (ablations)",
+    )
     args = ap.parse_args()
     cfg = load_config(args.config, search_cwd=False)
     if args.characters == "none":
@@ -101,7 +115,33 @@ def main() -> None:
         t0 = time.perf_counter()
         run = args.out / name
         data = run / "data"
-        if cid is not None:
+        decoding = {
+            "vocabulary": args.vocabulary,
+            "best_of": args.best_of,
+            "examples": args.examples,
+        }
+        if args.eval_only is not None:
+            adapter_dir = args.eval_only / name / "adapter"
+            data = args.data_dir / name if args.data_dir else args.eval_only / name / "data"
+            evaluate(
+                EvalRequest(
+                    model=args.model,
+                    character=cid,
+                    out=run / "eval-tuned",
+                    adapter=adapter_dir,
+                    system_prompt="on",
+                    limit=args.limit or None,
+                    data=data,
+                    batch_size=args.batch_size,
+                    decoding=decoding,
+                )
+            )
+            summary[name] = {"eval_seconds": round(time.perf_counter() - t0, 1)}
+            print(name, json.dumps(summary[name]), flush=True)
+            continue
+        if args.data_dir is not None:
+            data = args.data_dir / name
+        elif cid is not None:
             build_character_dataset(cid, data, config=cfg.data)
         else:
             build_dataset(
@@ -122,6 +162,7 @@ def main() -> None:
                 script=[args.script] if cid is None else [],
                 source=args.source if cid is None else None,
                 speaker=args.speaker if cid is None else None,
+                decoding=decoding,
             )
             evaluate(req)
         summary[name] = {

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SERIFU = Path(sys.executable).with_name("serifu")
 
 
+@pytest.mark.slow  # the real default model (Gemma 3 270M): conversion, 4-bit steps, two evaluations
 def test_quickstart_json_run_writes_every_stage(tmp_path: Path) -> None:
     out = tmp_path / "qs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SERIFU_THREADS": "1"}

@@ -52,12 +52,20 @@ def _models() -> dict[str, Any]:
     }
 
 
-MODELS = _models()
+NAMES = ("gemma3", "gptj", "llama", "neox")
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_static_decoder_matches_generate(name: str) -> None:
-    model = MODELS[name].eval()
+@pytest.fixture(scope="module")
+def models() -> dict[str, Any]:
+    """The four tiny architectures, built once per module (not at import: collection stays cheap)."""
+    built = _models()
+    assert sorted(built) == sorted(NAMES)
+    return built
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_static_decoder_matches_generate(models: dict[str, Any], name: str) -> None:
+    model = models[name].eval()
     torch.manual_seed(1)
     ids = torch.randint(3, 300, (2, 20))
     mask = torch.ones_like(ids)
@@ -74,8 +82,8 @@ def test_static_decoder_matches_generate(name: str) -> None:
     assert torch.equal(again, ref)
 
 
-def test_static_decoder_stops_and_respects_room() -> None:
-    model = MODELS["neox"].eval()
+def test_static_decoder_stops_and_respects_room(models: dict[str, Any]) -> None:
+    model = models["neox"].eval()
     ids = torch.randint(3, 300, (1, 30))
     decoder = StaticDecoder(model, max_len=36, batch_size=1)
     tokens = list(decoder.generate(ids, max_new_tokens=50))
@@ -86,8 +94,8 @@ def test_static_decoder_stops_and_respects_room() -> None:
 
 
 @pytest.mark.parametrize("name", ["gemma3", "neox"])
-def test_chunked_loss_equals_full_loss_and_gradients(name: str) -> None:
-    model = MODELS[name].train()
+def test_chunked_loss_equals_full_loss_and_gradients(models: dict[str, Any], name: str) -> None:
+    model = models[name].train()
     torch.manual_seed(2)
     ids = torch.randint(0, 300, (2, 30))
     labels = ids.clone()
@@ -110,11 +118,13 @@ def test_chunked_loss_equals_full_loss_and_gradients(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma3"])
-def test_chat_decoding_loop_on_the_static_decoder_matches_the_eager_loop(name: str) -> None:
+def test_chat_decoding_loop_on_the_static_decoder_matches_the_eager_loop(
+    models: dict[str, Any], name: str
+) -> None:
     """serifu.inference's loop (stops, EOS, padding rows) gives the same tokens on both paths."""
     from serifu.inference.decoding import _static_steps, decode_steps
 
-    model = MODELS[name].eval()
+    model = models[name].eval()
     prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13], [14, 15, 16, 17]]
     kwargs: dict[str, Any] = {
         "pad_id": 0,

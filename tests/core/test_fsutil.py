@@ -7,13 +7,18 @@ from pathlib import Path
 import pytest
 
 from serifu.errors import SerifuError
-from serifu.fsutil import atomic_output_dir, atomic_write_text
+from serifu.fsutil import MARKER, atomic_output_dir, atomic_write_text
+
+
+def _previous_output(out: Path) -> None:
+    """An earlier output folder Serifu wrote (so it may be replaced)."""
+    with atomic_output_dir(out) as tmp:
+        (tmp / "old.txt").write_text("old")
 
 
 def test_atomic_dir_replaces_on_success(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    _previous_output(out)
     with atomic_output_dir(out) as tmp:
         (tmp / "new.txt").write_text("new")
         assert not (out / "new.txt").exists()
@@ -23,12 +28,11 @@ def test_atomic_dir_replaces_on_success(tmp_path: Path) -> None:
 
 def test_atomic_dir_keeps_previous_on_error(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    _previous_output(out)
     with pytest.raises(RuntimeError), atomic_output_dir(out) as tmp:
         (tmp / "half.txt").write_text("half")
         raise RuntimeError("crash mid-write")
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "old.txt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

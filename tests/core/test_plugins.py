@@ -18,7 +18,9 @@ from serifu.kinds import Utterance
 from .plugin_env import ROOT, install_example_plugin, plugins_json, run_cli, write_fake_dist
 
 HOOKS = sorted(
-    n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("register_")
+    n
+    for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+    if getattr(f, "serifu_spec", None) is not None  # every @hookspec, not only register_*
 )
 
 
@@ -127,7 +129,7 @@ def test_hook_register_data_sources(
     lines = src.read(log.read_text(encoding="utf-8"), path=log, options={})
     assert [u.speaker for u in lines[:2]] == ["主人公", "澪"]
     assert lines[1].text.startswith("起きてるよ") and lines[1].scene == 1 and lines[1].line == 3
-    assert {u.scene for u in lines} == {1, 2}
+    assert {u.scene for u in lines} == set(range(1, 9))  # eight `---` scenes
 
 
 def test_hook_register_characters(
@@ -156,6 +158,26 @@ def test_hook_register_base_models(fresh_plugins: None) -> None:
 def test_hook_register_evaluators(fresh_plugins: None) -> None:
     _register(_plugin("register_evaluators", _Evaluator()))
     assert plugins.get_evaluator("test-eval").evaluate(None) == {"n": 1}
+
+
+def test_hook_default_base_model(fresh_plugins: None) -> None:
+    assert plugins.get_plugin_manager().hook.default_base_model() == "gemma-3-270m"
+
+    class P:
+        @staticmethod
+        @hookimpl(tryfirst=True)
+        def default_base_model() -> str:
+            return "tiny-llama"
+
+    _register(P())
+    from serifu.modeling import default_model
+
+    assert default_model() == "tiny-llama"
+
+
+def test_hook_play(fresh_plugins: None) -> None:
+    impls = plugins.get_plugin_manager().hook.play.get_hookimpls()
+    assert [i.plugin_name for i in impls] == ["serifu-game:game"]  # the game answers it
 
 
 def test_hook_register_commands(fresh_plugins: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -247,7 +269,8 @@ def test_broken_plugins_do_not_break_the_cli(tmp_path: Path) -> None:
 def test_load_plugins_restricts_entry_points(example_site: Path) -> None:
     only_example = plugins_json(example_site, {"SERIFU_LOAD_PLUGINS": "serifu-example-plugin"})
     assert any(d["id"] == "chatlog" for d in only_example["data_sources"])
-    assert only_example["base_models"] == []  # serifu-models was not loaded
+    # serifu-models was not loaded: only the example's own base model is there
+    assert [m["id"] for m in only_example["base_models"]] == ["example-tiny-llama"]
     none = plugins_json(example_site, {"SERIFU_LOAD_PLUGINS": ""})
     assert not any(d["id"] == "chatlog" for d in none["data_sources"])
     assert any(c["id"] == "akane" for c in none["characters"])  # built-ins always load

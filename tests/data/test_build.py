@@ -119,11 +119,10 @@ def test_errors_leave_nothing_in_out(tmp_path: Path) -> None:
 def test_rebuilding_replaces_the_folder(tmp_path: Path) -> None:
     src = _script(tmp_path)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "stale.txt").write_text("old", encoding="utf-8")
-    build_dataset(
-        [src], out, source="script", speaker="茜", config=DataConfig(format="lines", jsonl=True)
-    )
+    config = DataConfig(format="lines", jsonl=True)
+    build_dataset([src], out, source="script", speaker="茜", config=config)
+    (out / "stale.txt").write_text("old", encoding="utf-8")  # a folder Serifu wrote earlier
+    build_dataset([src], out, source="script", speaker="茜", config=config)
     assert not (out / "stale.txt").exists()
     assert {"build.json", "dataset_dict.json", "train", "train.jsonl"} <= {
         p.name for p in out.iterdir()

@@ -53,8 +53,7 @@ def test_build_and_stats_on_romeo(
 def test_build_character_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from serifu import plugins
 
-    if "akane" not in plugins.characters():
-        pytest.skip("akane is not in the sample cast yet")
+    assert "akane" in plugins.characters(), "akane is missing from the sample cast"
     code, stdout, _ = run(
         capsys,
         "data",

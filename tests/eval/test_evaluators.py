@@ -10,7 +10,15 @@ from serifu.evaluation.run import Reference
 
 from .conftest import make_run
 
-IDS = ["character-classifier", "profile-qa", "perplexity", "style-markers", "diversity", "format"]
+IDS = [
+    "character-classifier",
+    "profile-qa",
+    "perplexity",
+    "coherence",
+    "style-markers",
+    "diversity",
+    "format",
+]
 
 
 def test_all_builtin_evaluators_are_registered() -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList
+from textual.events import Paste
+from textual.widgets import Button, Input, OptionList
 
 from serifu import plugins
 from serifu_game.app import SerifuGame
@@ -173,3 +174,43 @@ async def test_title_preview_follows_the_highlight(make_game: Callable[..., Seri
         card = plugins.get_character(second).card()
         profile = str(app.screen.query_one("#title-profile").render())
         assert card.name in profile and card.club in profile
+
+
+async def test_the_input_box_has_a_length_limit_that_says_so(
+    make_game: Callable[..., SerifuGame], tmp_path: Path
+) -> None:
+    from serifu_game.settings import GameSettings, save_settings
+
+    save_settings(GameSettings(max_input_chars=10), tmp_path / "settings.json")
+    app = make_game(character="kaede")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SceneScreen)
+        say = screen.query_one("#say", Input)
+        await pilot.press(*"あいうえおかきくけこさし")
+        assert say.value == "あいうえおかきくけこ"
+        assert screen.statuses[-1].startswith("一度に話せるのは10文字までです")
+        say.value = ""
+        await pilot.press("x")
+        say.post_message(Paste("y" * 5000))  # a long paste is refused as a whole
+        await pilot.pause()
+        assert say.value == "x" and "10文字まで" in screen.statuses[-1]
+        screen.say("長" * 11)  # the same limit for any line, not only typed ones
+        assert app.state is not None and app.state.history == [] and not screen.busy
+
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, SettingsScreen)
+        limit = app.screen.query_one("#max-input", Input)
+        limit.value = "5"
+        await pilot.click("#ok")
+        await pilot.pause()  # the reason appears, and the buttons move down
+        assert isinstance(app.screen, SettingsScreen)  # refused, with the reason shown
+        problem = str(app.screen.query_one("#settings-problem").render())
+        assert "max_input_chars" in problem
+        limit.value = "30"
+        app.screen.query_one("#ok", Button).press()  # (a second click there is a double click)
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, SceneScreen) and say.max_length == 30
+        saved = json.loads((tmp_path / "settings.json").read_text(encoding="utf-8"))
+        assert saved["max_input_chars"] == 30

@@ -13,7 +13,7 @@ from serifu.characters import system_prompt
 from serifu_game.app import SerifuGame
 from serifu_game.screens.scene import SceneScreen
 
-from .conftest import SIZE
+from .conftest import SIZE, talk
 
 pytestmark = pytest.mark.anyio
 
@@ -62,3 +62,34 @@ def test_torch_is_not_imported_by_a_retrieval_game() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+
+
+async def test_the_status_line_says_loading_only_while_the_model_loads(
+    make_game: Callable[..., SerifuGame],
+) -> None:
+    app = make_game(character="kaede", backend="llm", model="tiny-gemma", score_replies=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SceneScreen)
+        await app.workers.wait_for_complete()  # the model loads once, in a worker
+        await pilot.pause()
+        assert sum("読み込んでいます" in s for s in screen.statuses) == 1
+        assert app.backend is not None and app.backend.ready
+        for line in ("こんにちは", "部活どう？"):
+            seen = len(screen.statuses)
+            await talk(pilot, line)
+            turn = screen.statuses[seen:]
+            assert turn[0] == "楓が考えています…（Escで中断）", turn
+            assert turn[1] == "楓が話しています…（Escで中断）", turn  # her first piece is in
+            assert turn[-1].startswith("♥"), turn  # the verdict
+            assert not any("読み込んでいます" in s for s in turn)
+        loaded = app.backend
+        await pilot.press("ctrl+s", "enter")  # save, then load: the model stays loaded
+        await pilot.pause()
+        await pilot.press("ctrl+l", "enter")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        assert isinstance(screen, SceneScreen) and "スロット1をロードしました" in app.messages
+        assert app.backend is loaded
+        assert not any("読み込んでいます" in s for s in screen.statuses)

@@ -12,7 +12,7 @@ from serifu import plugins
 from serifu.characters import CharacterPack
 from serifu_game import story
 from serifu_game.affection import judge
-from serifu_game.backends import choose_backend
+from serifu_game.backends import choose_backend, default_model
 from serifu_game.backends.retrieval import RetrievalBackend
 from serifu_game.pairs import load_pairs
 from serifu_game.save import SCHEMA_VERSION, SaveError, list_slots, read_slot, write_slot
@@ -91,9 +91,10 @@ def test_default_backend_is_llm_only_with_a_shipped_adapter(
         "retrieval" not in choose_backend(plain).notice
         and "台本検索" in choose_backend(plain).notice
     )
-    tuned = kaede.model_copy(update={"adapters": {"gemma-3-270m": tmp_path}})
+    default = default_model()  # Serifu's setting, not a model id the game knows
+    tuned = kaede.model_copy(update={"adapters": {default: tmp_path}})
     choice = choose_backend(tuned)
-    assert (choice.kind, choice.model, choice.adapter) == ("llm", "gemma-3-270m", str(tmp_path))
+    assert (choice.kind, choice.model, choice.adapter) == ("llm", default, str(tmp_path))
     assert choose_backend(tuned, backend="retrieval").kind == "retrieval"
     explicit = choose_backend(plain, backend="llm", model="tiny-gemma")
     assert (explicit.kind, explicit.model, explicit.adapter) == ("llm", "tiny-gemma", None)

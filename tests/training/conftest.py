@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def offline_env() -> Iterator[None]:
+    """The environment tests/conftest.py gives each test, for module-scoped fixtures
+    (which are set up before it): the shared test model cache, no hub."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SERIFU_CACHE", os.environ.get("SERIFU_TEST_CACHE", str(ROOT / ".cache-test")))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield
 
 
 def cast_pairs(char_id: str = "rei", limit: int = 40) -> list[dict[str, object]]:
@@ -49,3 +63,10 @@ def lines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for r in cast_pairs(limit=40)
     ]
     return write_dataset(tmp_path_factory.mktemp("lines"), "lines", rows)
+
+
+@pytest.fixture
+def dataset_writer() -> Callable[..., Path]:
+    """:func:`write_dataset`, for tests that build their own (test modules cannot import
+    this conftest)."""
+    return write_dataset

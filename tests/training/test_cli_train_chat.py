@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -61,9 +60,7 @@ def test_chat_with_unreachable_hub_model_exits_2(
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # stale: only the env says offline
-    started = time.perf_counter()
     code = main(["chat", "--model", "line-3.6b", "--character", "rei", "--once", "やあ"])
-    assert time.perf_counter() - started < 5  # no hub retries with backoff
     assert code == 2
     err = capsys.readouterr().err
     assert (

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import typer
 
 hookspec = pluggy.HookspecMarker("serifu")
+"""Marks a hook specification (only in this module)."""
 hookimpl = pluggy.HookimplMarker("serifu")
 
 
@@ -68,4 +69,23 @@ def register_commands(cli: typer.Typer) -> None:
 
     :param cli: the root :class:`typer.Typer` application; call ``cli.command()`` or
         ``cli.add_typer()`` on it. Import heavy libraries inside the command functions.
+    """
+
+
+@hookspec(firstresult=True)
+def default_base_model() -> str | None:
+    """The base-model id used when none is named (``--model`` left out, quickstart, the game).
+
+    Core names no model itself: ``serifu-models`` answers ``gemma-3-270m``. The first
+    plugin returning a non-None id wins; ``$SERIFU_MODEL`` overrides every plugin. Read it
+    with :func:`serifu.modeling.default_model`.
+    """
+
+
+@hookspec(firstresult=True)
+def play(character: str, model: str | None, adapter: str | None) -> bool | None:
+    """Open an interactive front end (the game) with ``character``; return True when handled.
+
+    ``serifu quickstart`` calls this at the end instead of knowing the game's command line;
+    ``serifu-game`` implements it. ``model``/``adapter``: the base and LoRA adapter to use.
     """

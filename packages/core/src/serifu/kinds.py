@@ -91,9 +91,55 @@ class BaseModelPlugin(Protocol):
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """Scores the generations of an evaluation run."""
+    """Scores the generations of an evaluation run.
+
+    Required: ``id``, ``description`` and ``evaluate(run) -> dict``. ``run`` is a
+    :class:`serifu.evaluation.run.EvalRun` (one condition's replies, the real reference
+    lines, the card, ``run.shared`` cache). The dict has a ``"summary"`` of a few numbers
+    (the report's headline, ``serifu eval compare``'s columns) plus any details, or
+    ``{"skipped": "why"}``. It must not fail on empty or garbage replies.
+
+    Optional members (read with the helpers below, so that an evaluator without them
+    still works with the defaults):
+
+    - ``needs_scorers: bool = False`` — ``evaluate`` reads ``run.scorers`` (the model's
+      NLL of given replies). The runner loads scorers only when a selected evaluator
+      needs them; ``serifu eval rescore`` refuses such evaluators (no model there).
+    - ``headline: Mapping[str, str] = {}`` — summary key -> short column label, in
+      display order (e.g. ``{"target_share": "in-character"}``). Empty: every summary
+      key, labelled ``id.key``.
+    - ``markdown(result) -> str`` — the body of its ``### id`` section in ``report.md``
+      (tables, notes), after the summary line the report writes itself. Absent: the
+      summary line only. Not called for skipped or failed results.
+    - ``plots(results) -> dict[str, bytes]`` — ``results`` maps condition -> this
+      evaluator's result (skipped/failed ones left out); returns PNG file name -> bytes
+      (names must be unique across evaluators: prefix them when in doubt).
+    """
 
     id: str
     description: str
 
     def evaluate(self, run: Any) -> dict[str, Any]: ...
+
+
+def needs_scorers(evaluator: Any) -> bool:
+    """Whether ``evaluator`` reads ``run.scorers`` (default False)."""
+    return bool(getattr(evaluator, "needs_scorers", False))
+
+
+def headline_labels(evaluator: Any) -> dict[str, str]:
+    """``{"id.key": label}`` of the evaluator's declared headline (empty: none declared)."""
+    declared = getattr(evaluator, "headline", None) or {}
+    return {f"{evaluator.id}.{key}": str(label) for key, label in dict(declared).items()}
+
+
+def evaluator_markdown(evaluator: Any, result: Mapping[str, Any]) -> str:
+    """The evaluator's own section body for ``report.md`` ("" when it has none)."""
+    render = getattr(evaluator, "markdown", None)
+    return str(render(result)) if callable(render) else ""
+
+
+def evaluator_plots(evaluator: Any, results: Mapping[str, Mapping[str, Any]]) -> dict[str, bytes]:
+    """The evaluator's PNG plots over conditions ({} when it has none)."""
+    render = getattr(evaluator, "plots", None)
+    return dict(render(results)) if callable(render) else {}

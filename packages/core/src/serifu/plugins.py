@@ -4,7 +4,8 @@ Built-in plugins are modules registered directly; third-party plugins come from 
 ``serifu`` entry-point group, each loaded in its own ``try`` so that a broken one is
 reported and skipped. ``SERIFU_LOAD_PLUGINS=a,b`` restricts which entry points load
 (by entry-point or distribution name; empty loads none); ``SERIFU_TRACE_PLUGINS=1``
-prints each hook call to stderr.
+prints each hook call to stderr. A plugin implementing a hook that does not exist (a
+misspelled name) is rejected with a failure naming the closest hook (``pm.check_pending``).
 
 Every ``pm.hook.register_*`` call is wrapped by an accessor here (``data_sources()``,
 ``base_models()`` …) that validates items, rejects duplicate ids naming both providers,
@@ -13,10 +14,11 @@ and returns a typed registry.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -34,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "serifu.builtin.prompt_templates",
     "serifu.builtin.evaluators",
     "serifu.builtin.sample_cast",
+    "serifu.builtin.character_packs",
     "serifu.builtin.commands",
 )
 
@@ -111,6 +114,7 @@ def _build() -> PluginState:
         module = importlib.import_module(modname)
         pm.register(module, name=modname)
         state.providers[modname] = _core_provider(modname)
+    pm.check_pending()  # a built-in with a misspelled hook is a bug: fail loudly
     allowed = _allowed_entry_points()
     for ep in metadata.entry_points(group="serifu"):
         dist = ep.dist
@@ -122,6 +126,7 @@ def _build() -> PluginState:
         try:
             plugin = ep.load()
             pm.register(plugin, name=name)
+            _check_hook_names(pm, plugin)
         except Exception as exc:  # a broken plugin must never break Serifu
             state.failed.append(
                 Failure(name, f"{type(exc).__name__}: {exc}", f"{dist_name} {dist_version}")
@@ -132,6 +137,28 @@ def _build() -> PluginState:
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return state
+
+
+def _check_hook_names(pm: pluggy.PluginManager, plugin: object) -> None:
+    """Unregister ``plugin`` and raise when it implements a hook Serifu does not have.
+
+    pluggy would otherwise keep a misspelled ``@hookimpl`` (``register_data_source``)
+    silently uncalled; this turns it into a failure ``serifu plugins`` lists.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        unknown = [c.name for c in pm.get_hookcallers(plugin) or () if not c.has_spec()]
+        pm.unregister(plugin)
+        known = [n for n in vars(hookspecs) if n.startswith("register_")]
+        hints = [
+            f"{n!r} (did you mean {close[0]!r}?)" if close else repr(n)
+            for n in unknown
+            for close in [difflib.get_close_matches(n, known, n=1)]
+        ]
+        raise SerifuError(
+            f"unknown hook {', '.join(hints) or exc}; Serifu's hooks are {', '.join(known)}"
+        ) from None
 
 
 def state() -> PluginState:
@@ -300,9 +327,3 @@ def get_evaluator(item_id: str) -> Any:
 
 def get_character(item_id: str) -> Any:
     return _get("characters", item_id, "character")
-
-
-def iter_registered() -> Iterator[tuple[str, Registered[Any]]]:
-    for kind in KINDS:
-        for reg in registry(kind).values():
-            yield kind, reg

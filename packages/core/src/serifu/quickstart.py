@@ -1,10 +1,12 @@
 """``serifu quickstart``: the main job end to end on the embedded default, on the CPU.
 
 1. build a sample heroine's dialogue dataset from her pack's script;
-2. 4-bit QLoRA-tune ``gemma-3-270m`` on it for a bounded number of steps;
+2. 4-bit QLoRA-tune the default base model (:func:`serifu.modeling.default_model`,
+   Gemma 3 270M with ``serifu-models``) on it for a bounded number of steps;
 3. evaluate base and tuned on the 111-query protocol (a subset by default) —
    classifier share, profile-QA, perplexity, one-line stops;
-4. print the comparison, and open the game with the adapter just trained.
+4. print the comparison, and open the game with the adapter just trained (through the
+   ``play`` hook, :func:`play`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "gemma-3-270m"
+from serifu.errors import SerifuError
 
 
 @dataclass
 class QuickstartPlan:
     character: str = "akane"
-    model: str = DEFAULT_MODEL
+    model: str = ""
+    """Base-model id; empty: :func:`serifu.modeling.default_model`."""
     out: Path = Path("runs/quickstart")
     steps: int = 40
     batch_size: int = 8
@@ -48,8 +51,10 @@ def run(plan: QuickstartPlan, say: Callable[[str], None] = print) -> dict[str, A
     from serifu.data.build import build_character_dataset
     from serifu.evaluation.compare import compare_rows, render_compare
     from serifu.evaluation.runner import EvalRequest, evaluate
+    from serifu.modeling import default_model
     from serifu.training.trainer import train
 
+    plan.model = plan.model or default_model()
     out = plan.out
     timings: dict[str, float] = {}
 
@@ -106,3 +111,17 @@ def run(plan: QuickstartPlan, say: Callable[[str], None] = print) -> dict[str, A
         "compare": rows,
         "timings": {k: round(v, 1) for k, v in timings.items()},
     }
+
+
+def play(character: str, model: str, adapter: str) -> None:
+    """Open the installed front end (``play`` hook: the game) with the tuned adapter."""
+    from serifu import plugins
+
+    handled = plugins.get_plugin_manager().hook.play(
+        character=character, model=model, adapter=adapter
+    )
+    if not handled:
+        raise SerifuError(
+            "no installed plugin can play (the game is `pip install serifu-game`); "
+            f"the adapter is in {adapter}: try `serifu chat --adapter {adapter}`"
+        )

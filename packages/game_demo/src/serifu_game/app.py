@@ -63,19 +63,20 @@ class SerifuGame(App[None]):
         self.pack: CharacterPack | None = None
         self.choice: BackendChoice | None = None
         self.backend: Backend | None = None
+        self._llm_key: tuple[object, ...] | None = None
 
     # -- messages ----------------------------------------------------------------
     def tell(self, message: str, *, severity: str = "information") -> None:
-        """Show a toast and remember the message (tests and the status line read it)."""
+        """Show a toast (plain text, never markup) and remember the message (tests read it)."""
         self.messages.append(message)
-        self.notify(message, severity=severity, timeout=6)  # type: ignore[arg-type]
+        self.notify(message, severity=severity, timeout=6, markup=False)  # type: ignore[arg-type]
 
     # -- flow --------------------------------------------------------------------
     def on_mount(self) -> None:
         from serifu_game.screens.title import TitleScreen
 
         for message in self.messages:
-            self.notify(message, severity="warning")
+            self.notify(message, severity="warning", markup=False)
         if self.start_character:
             self.start_new_game(self.start_character, first=True)
         else:
@@ -88,11 +89,18 @@ class SerifuGame(App[None]):
         return self.pack
 
     def rebuild_backend(self) -> None:
+        """Build the backend the settings call for; a loaded model is kept when they agree."""
         assert self.pack is not None
         s = self.settings
-        self.choice = choose_backend(
+        choice = choose_backend(
             self.pack, backend=s.backend, model=s.model, adapter=s.adapter or None
         )
+        key = (self.pack.id, choice, s.max_new_tokens)
+        if choice.kind == "llm" and self.backend is not None and key == self._llm_key:
+            self.choice = choice  # same heroine, model and adapter: no second load
+            return
+        self._llm_key = key if choice.kind == "llm" else None
+        self.choice = choice
         self.backend = create_backend(
             self.choice,
             self.pack,
@@ -136,7 +144,7 @@ class SerifuGame(App[None]):
         assert self.state is not None
         try:
             path = write_slot(slot, self.state, self.save_folder)
-        except OSError as exc:
+        except (OSError, SaveError) as exc:
             self.tell(f"セーブできませんでした：{exc}", severity="error")
             return
         self.tell(f"スロット{slot}にセーブしました（{path.name}）")

@@ -20,7 +20,15 @@ def play(
     adapter: Path | None = typer.Option(
         None, "--adapter", help="LoRA adapter folder (llm backend)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for suggestions and tie-breaks."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**63 - 1, help="Seed for suggestions and tie-breaks."
+    ),
+    server: str | None = typer.Option(
+        None, "--server", help="URL of a `serifu serve` server: her replies come from there."
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="SERIFU_API_KEY", help="The server's API key (--server)."
+    ),
 ) -> None:
     """Play the dating-sim with a tuned heroine as NPC."""
     from serifu import plugins
@@ -36,7 +44,12 @@ def play(
         raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
     from serifu_game.app import SerifuGame
 
-    SerifuGame(
+    game_class = SerifuGame
+    if server is not None:
+        from serifu_game.backends.http import server_game
+
+        game_class = server_game(server, api_key)
+    game_class(
         character=character,
         backend=backend,
         model=model,
@@ -48,3 +61,12 @@ def play(
 @hookimpl
 def register_commands(cli: typer.Typer) -> None:
     cli.command("play")(play)
+
+
+@hookimpl(specname="play")
+def play_hook(character: str, model: str | None, adapter: str | None) -> bool:
+    """The ``play`` hook (``serifu quickstart``'s last step): open the game with this heroine."""
+    from serifu_game.app import SerifuGame
+
+    SerifuGame(character=character, backend="llm", model=model, adapter=adapter).run()
+    return True

@@ -1,4 +1,4 @@
-"""Game settings (backend, model, adapter, text speed), kept in ``<data dir>/game/settings.json``."""
+"""Game settings (backend, model, adapter, text speed, input limit), in ``<data dir>/game/settings.json``."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ class GameSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     backend: Literal["auto", "llm", "retrieval"] = "auto"
-    model: str = "gemma-3-270m"
+    model: str | None = Field(
+        default=None, description="Base model id; None: Serifu's default model."
+    )
     adapter: str | None = Field(default=None, description="Adapter folder; None: her shipped one.")
     text_speed: float = Field(
         default=0.04, ge=0.0, le=0.5, description="Seconds per word (retrieval)."
     )
     max_new_tokens: int = Field(default=48, ge=4, le=256)
+    max_input_chars: int = Field(
+        default=200, ge=10, le=2000, description="Longest line the player can type."
+    )
 
 
 def settings_path() -> Path:

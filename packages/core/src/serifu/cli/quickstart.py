@@ -12,7 +12,9 @@ def quickstart(
     character: str = typer.Option(
         "akane", "--character", help="Sample heroine (serifu characters list)."
     ),
-    model: str = typer.Option("gemma-3-270m", "--model", help="Base model id."),
+    model: str = typer.Option(
+        "", "--model", help="Base model id (default: the default base model, $SERIFU_MODEL)."
+    ),
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
     steps: int = typer.Option(40, "--steps", min=1, help="Training steps (8 replies each)."),
     limit: int = typer.Option(12, "--limit", min=0, help="Queries per evaluation (0: all 111)."),
@@ -32,7 +34,7 @@ def quickstart(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Build a heroine's data, 4-bit-tune Gemma 3 270M on it, compare base vs tuned, then play."""
+    """Build a heroine's data, 4-bit-tune the default model on it, compare base vs tuned, then play."""
     import os
 
     from serifu import quickstart as qs
@@ -52,22 +54,8 @@ def quickstart(
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     if play:
-        from serifu.cli import main
-
         typer.echo(f"Opening the game with {character} and the adapter in {summary['adapter']} ...")
-        main(
-            [
-                "play",
-                "--character",
-                character,
-                "--backend",
-                "llm",
-                "--model",
-                model,
-                "--adapter",
-                summary["adapter"],
-            ]
-        )
+        qs.play(character, plan.model, summary["adapter"])
 
 
 def register(cli: typer.Typer) -> None:

@@ -25,18 +25,21 @@ def train_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue from the last checkpoint of this --out."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an --out folder Serifu did not write, and delete an unfinished run's checkpoint.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Train a QLoRA adapter (4-bit NF4 base + LoRA) on a character dataset."""
     from serifu.config import load_config
     from serifu.training import train
 
-    cfg = load_config(config, overrides).train
-    if epochs is not None:
-        cfg = cfg.model_copy(update={"epochs": epochs})
-    if max_steps is not None:
-        cfg = cfg.model_copy(update={"max_steps": max_steps})
-    result = train(model, data, out, cfg, resume=resume, progress=True)
+    flags = [f"train.epochs={epochs!r}"] if epochs is not None else []
+    flags += [f"train.max_steps={max_steps}"] if max_steps is not None else []
+    cfg = load_config(config, [*overrides, *flags]).train  # flags are validated like --set
+    result = train(model, data, out, cfg, resume=resume, force=force, progress=True)
     if as_json:
         typer.echo(json.dumps(result.summary(), ensure_ascii=False))
         return
@@ -52,6 +55,12 @@ def export_command(
     merge: bool = typer.Option(
         True, "--merge/--no-merge", help="Merge the LoRA into full-precision weights."
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="Base model (default: the adapter's; another base is an error)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an --out folder Serifu did not write."
+    ),
 ) -> None:
     """Export merged full-precision weights (the base loaded unquantised) + tokenizer."""
     from serifu.inference.export import export_merged
@@ -60,7 +69,7 @@ def export_command(
         raise typer.BadParameter(
             "only --merge is supported (the adapter folder itself is the unmerged export)"
         )
-    folder = export_merged(adapter, out)
+    folder = export_merged(adapter, out, model=model, force=force)
     typer.echo(f"Merged model written to {folder}.")
 
 

@@ -79,6 +79,8 @@ def load_config(
         path = Path(path)
         source = str(path)
         try:
+            if path.exists() and not path.is_file():  # a folder, /dev/zero …: never read it
+                raise SerifuError("the config must be a TOML file", path=path)
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SerifuError("config file not found", path=path) from None
@@ -88,6 +90,10 @@ def load_config(
             ) from None
         except tomllib.TOMLDecodeError as exc:
             raise SerifuError(f"not valid TOML: {exc}", path=path) from None
+        except OSError as exc:  # a path through a file, no permission …
+            raise SerifuError(
+                f"cannot read the config ({exc.strerror or exc})", path=path
+            ) from None
     for item in overrides or []:
         key, value = parse_override(item)
         _apply(raw, key, value)

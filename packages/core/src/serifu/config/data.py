@@ -33,6 +33,15 @@ class DataConfig(BaseModel):
     max_chars: int | None = Field(default=None, ge=1, description="Extra rule: drop longer lines.")
     dedupe: bool = Field(default=False, description="Extra rule: drop exact duplicate lines.")
     jsonl: bool = Field(default=False, description="Also export each split as <split>.jsonl.")
+    augment: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description=(
+            "Dialogue from a character card: add this many profile question→answer pairs per "
+            "real training pair, in her voice (serifu.data.augment), to the train split only."
+        ),
+    )
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> DataConfig:

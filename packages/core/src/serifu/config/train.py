@@ -23,20 +23,36 @@ class TrainConfig(BaseModel):
     """Training options (CLI flags of ``serifu train`` override these)."""
 
     model_config = ConfigDict(extra="forbid")
-    epochs: float = Field(default=3.0, gt=0, description="Epochs (the report used 3).")
-    max_steps: int | None = Field(
-        default=None, ge=1, description="Stop after this many optimizer steps."
+    epochs: float = Field(
+        default=3.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Epochs (the report used 3); a fraction trains on part of the last epoch.",
     )
-    learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate.")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
+    learning_rate: float = Field(
+        default=2e-4, gt=0, allow_inf_nan=False, description="Peak learning rate."
+    )
     lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
         default="linear", description="Learning-rate schedule after warm-up."
     )
     warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up steps.")
-    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay.")
-    max_grad_norm: float | None = Field(
-        default=1.0, gt=0, description="Gradient clipping (None: off)."
+    weight_decay: float = Field(
+        default=0.0, ge=0.0, allow_inf_nan=False, description="AdamW weight decay."
     )
-    batch_size: int = Field(default=8, ge=1, description="Examples per step (the report used 8).")
+    max_grad_norm: float | None = Field(
+        default=1.0, gt=0, allow_inf_nan=False, description="Gradient clipping (None: off)."
+    )
+    batch_size: int = Field(
+        default=8, ge=1, description="Examples per micro-batch (the report used 8)."
+    )
+    gradient_accumulation_steps: int = Field(
+        default=1,
+        ge=1,
+        description="Micro-batches per optimizer step; the loss is the token mean over all of them, so 2 x batch 4 equals 1 x batch 8.",
+    )
     max_tokens: int | None = Field(
         default=None,
         ge=1,
@@ -80,5 +96,14 @@ class TrainConfig(BaseModel):
     )
     eval: bool = Field(
         default=True, description="Report the loss on the validation split after training."
+    )
+    eval_steps: int = Field(
+        default=0,
+        ge=0,
+        description="With eval: also compute the validation loss every N optimizer steps (0: only at the end).",
+    )
+    report_to: Literal["tensorboard", "none"] = Field(
+        default="tensorboard",
+        description="Where step metrics go: TensorBoard event files in the run folder (logs/), or nowhere.",
     )
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel, description="LoRA settings.")

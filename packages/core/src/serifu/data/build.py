@@ -77,7 +77,7 @@ def _rows(
         result = make_pairs(
             utterances, speaker, context_lines=config.context_lines, cleaner=cleaner
         )
-        rows = [p.to_row() for p in result.pairs]
+        rows = [p.to_row() | {"source": "real"} for p in result.pairs]
         counts = {"pairs": len(rows), "pairs_dropped_for_query": result.dropped_query}
         return rows, result.rules, counts
     chosen = [u for u in utterances if speaker is None or not has_speakers or u.speaker == speaker]
@@ -101,6 +101,7 @@ def _features(fmt: str) -> Any:
                 "reply": Value("string"),
                 "character": Value("string"),
                 "scene": Value("string"),
+                "source": Value("string"),
             }
         )
     return Features({"text": Value("string"), "speaker": Value("string"), "scene": Value("string")})
@@ -116,15 +117,49 @@ def build_dataset(
     options: Mapping[str, Any] | None = None,
     encoding: str | None = None,
     character_id: str | None = None,
+    force: bool = False,
+    max_line_chars: int | None = None,
 ) -> BuildResult:
     """Read ``paths`` with data source ``source``, clean, split by scene and write ``out``.
 
     ``speaker`` is the character whose lines (format ``lines``) or replies (format
     ``dialogue``) are kept; it is required when the source has speakers. ``config``
     gives the format, cleaning and split settings. Nothing is left in ``out`` on error.
+    ``out`` is replaced only when :func:`serifu.fsutil.check_output_dir` allows it (a
+    folder Serifu wrote, never an input; ``force`` replaces a non-empty folder of yours).
+    Lines longer than ``max_line_chars`` are an error (see :func:`serifu.data.io.read_file`).
     """
+    from serifu.fsutil import check_output_dir
+
     config = config or DataConfig()
-    out = Path(out)
+    out = check_output_dir(out, inputs=paths, force=force, kind="dataset")
+    by_split, info = plan_dataset(
+        paths,
+        source=source,
+        speaker=speaker,
+        config=config,
+        options=options,
+        encoding=encoding,
+        character_id=character_id,
+        max_line_chars=max_line_chars,
+    )
+    _write(out, by_split, info, config, inputs=paths, force=force)
+    return BuildResult(out, info["splits"], info["rules"], info)
+
+
+def plan_dataset(
+    paths: Sequence[Path | str],
+    *,
+    source: str,
+    speaker: str | None = None,
+    config: DataConfig | None = None,
+    options: Mapping[str, Any] | None = None,
+    encoding: str | None = None,
+    character_id: str | None = None,
+    max_line_chars: int | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """What :func:`build_dataset` would write, in memory: rows per split and build.json."""
+    config = config or DataConfig()
     reader = get_source(source)
     if reader.has_speakers and not speaker:
         raise SerifuError(f"data source {source!r} has speakers: name the character with --speaker")
@@ -137,7 +172,9 @@ def build_dataset(
     utterances: list[Utterance] = []
     sources_info = []
     for path in paths:
-        utts, used_encoding = read_file(path, reader, options, encoding)
+        utts, used_encoding = read_file(
+            path, reader, options, encoding, max_line_chars=max_line_chars
+        )
         utterances.extend(utts)
         sources_info.append(
             {
@@ -165,6 +202,10 @@ def build_dataset(
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for row, split in zip(rows, plan.assignment, strict=True):
         by_split[split].append(row)
+    augmented = _augment(by_split["train"], config, character_id, speaker, utterances)
+    by_split["train"] += augmented
+    if augmented:
+        counts["augmented"] = len(augmented)
     text_key = "reply" if config.format == "dialogue" else "text"
     info: dict[str, Any] = {
         "format": config.format,
@@ -180,12 +221,40 @@ def build_dataset(
         "counts": {"utterances": len(utterances), **counts},
         "lengths": {s: length_stats([len(r[text_key]) for r in v]) for s, v in by_split.items()},
     }
-    _write(out, by_split, info, config)
-    return BuildResult(out, info["splits"], rules, info)
+    return by_split, info
+
+
+def _augment(
+    train: list[dict[str, Any]],
+    config: DataConfig,
+    character_id: str | None,
+    speaker: str | None,
+    utterances: list[Utterance],
+) -> list[dict[str, Any]]:
+    """Profile Q→A rows for a character card (``config.augment`` per real training pair)."""
+    if config.augment <= 0:
+        return []
+    if config.format != "dialogue" or not character_id:
+        raise SerifuError(
+            "--augment needs format 'dialogue' and a character card (build with --character)"
+        )
+    from serifu import plugins
+    from serifu.data.augment import augment_pairs
+
+    card = plugins.get_character(character_id).card()
+    lines = [u.text for u in utterances if u.speaker == speaker]
+    n = round(config.augment * len(train))
+    return augment_pairs(card, lines, n=n, seed=config.seed, speaker=speaker)
 
 
 def _write(
-    out: Path, by_split: dict[str, list[dict[str, Any]]], info: dict[str, Any], config: DataConfig
+    out: Path,
+    by_split: dict[str, list[dict[str, Any]]],
+    info: dict[str, Any],
+    config: DataConfig,
+    *,
+    inputs: Sequence[Path | str] = (),
+    force: bool = False,
 ) -> None:
     from datasets import Dataset, DatasetDict
     from datasets.utils import (
@@ -207,7 +276,7 @@ def _write(
     bars_were_on = not are_progress_bars_disabled()
     disable_progress_bars()
     try:
-        with atomic_output_dir(out) as tmp:
+        with atomic_output_dir(out, kind="dataset", inputs=inputs, force=force) as tmp:
             _save(tmp, dd, by_split, info, config)
     finally:
         if bars_were_on:
@@ -233,7 +302,11 @@ def _save(
 
 
 def build_character_dataset(
-    character_id: str, out: Path | str, *, config: DataConfig | None = None
+    character_id: str,
+    out: Path | str,
+    *,
+    config: DataConfig | None = None,
+    force: bool = False,
 ) -> BuildResult:
     """Build from a registered character pack's own scripts (speaker = the card's short name)."""
     from serifu import plugins
@@ -247,19 +320,40 @@ def build_character_dataset(
         speaker=card.short_name,
         config=config,
         character_id=character_id,
+        force=force,
     )
 
 
 def load_build_info(folder: Path | str) -> dict[str, Any]:
     """``build.json`` of a dataset folder (a :class:`SerifuError` when it is not one)."""
     path = Path(folder) / BUILD_JSON
+    if not Path(folder).is_dir():
+        raise SerifuError(
+            "no such dataset folder"
+            if not Path(folder).exists()
+            else "is a file, not a dataset folder",
+            path=folder,
+        )
     try:
-        info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SerifuError(
             "not a Serifu dataset folder (no build.json); build one with `serifu data build`",
             path=folder,
         ) from None
-    except json.JSONDecodeError as exc:
-        raise SerifuError(f"build.json is not valid JSON ({exc.msg})", path=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise SerifuError(
+            f"build.json is not valid JSON ({why}); the dataset folder is damaged, "
+            "rebuild it with `serifu data build`",
+            path=path,
+        ) from None
+    except OSError as exc:
+        raise SerifuError(f"cannot read build.json ({exc.strerror or exc})", path=path) from None
+    if not isinstance(info, dict) or info.get("format") not in ("lines", "dialogue"):
+        raise SerifuError(
+            "build.json is damaged (it must be an object whose format is lines or dialogue); "
+            "rebuild the dataset with `serifu data build`",
+            path=path,
+        )
     return info

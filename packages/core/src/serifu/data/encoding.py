@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import codecs
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from serifu.errors import SerifuError
+
+MAX_LINE_CHARS = 20_000
+"""Longest line (in characters) a reader accepts by default (``--max-line-chars``): real
+script lines are far shorter (the longest in the Aozora plays: ~2,000), and unbounded lines
+crash the morphological analyser and exhaust memory downstream."""
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Largest script file read (the whole sample cast is under 1 MB)."""
 
 CANDIDATES: tuple[str, ...] = ("utf-8", "cp932", "euc-jp")
 """Encodings tried, in order, when none is given."""
@@ -55,12 +64,14 @@ def _normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _wide(name: str) -> bool:
+    """UTF-16/UTF-32 codecs, whose text legitimately contains NUL bytes."""
+    return codecs.lookup(name).name.startswith(("utf-16", "utf-32"))
+
+
 def decode_bytes(data: bytes, *, path: Path | str, encoding: str | None = None) -> Decoded:
     """Decode ``data`` (detecting the encoding unless given); errors name the file and byte offset."""
-    if b"\x00" in data[:8192] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise SerifuError(
-            "this looks like a binary file (it contains NUL bytes), not a text script", path=path
-        )
+    name = None
     if encoding is not None:
         name = _ALIASES.get(encoding.lower(), encoding)
         try:
@@ -69,10 +80,19 @@ def decode_bytes(data: bytes, *, path: Path | str, encoding: str | None = None) 
             raise SerifuError(
                 f"unknown encoding {encoding!r} (try utf-8, cp932 or euc-jp)"
             ) from None
+    has_bom16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in data[:8192] and not has_bom16 and not (name and _wide(name)):
+        raise SerifuError(
+            "this looks like a binary file (it contains NUL bytes), not a text script; "
+            "if it is UTF-16 without a byte-order mark, pass --encoding utf-16-le (or utf-16-be)",
+            path=path,
+        )
+    if encoding is not None:
+        assert name is not None
         if name.replace("_", "-").lower() in ("utf-8", "utf8") and data.startswith(codecs.BOM_UTF8):
             name = "utf-8-sig"
         try:
-            return Decoded(_normalize_newlines(data.decode(name)), name)
+            return Decoded(_normalize_newlines(data.decode(name).removeprefix("\ufeff")), name)
         except UnicodeDecodeError as exc:
             raise SerifuError(
                 f"cannot be decoded as {encoding}: byte offset {exc.start} "
@@ -114,16 +134,54 @@ def decode_bytes(data: bytes, *, path: Path | str, encoding: str | None = None) 
     )
 
 
-def read_text_file(path: Path | str, encoding: str | None = None) -> Decoded:
-    """Read and decode a script file; a missing, empty or binary file is a :class:`SerifuError`."""
+def check_line_lengths(text: str, *, path: Path | str, max_line_chars: int) -> None:
+    """A :class:`SerifuError` naming the first line longer than ``max_line_chars`` characters."""
+    if len(text) <= max_line_chars:
+        return
+    for lineno, row in enumerate(text.split("\n"), start=1):
+        if len(row) > max_line_chars:
+            raise SerifuError(
+                f"line is {len(row):,} characters long, over the limit of {max_line_chars:,} "
+                "(is this really a script? a missing line break?); raise the limit with "
+                "--max-line-chars if it is intended",
+                path=path,
+                line=lineno,
+            )
+
+
+def read_text_file(
+    path: Path | str, encoding: str | None = None, *, max_line_chars: int = MAX_LINE_CHARS
+) -> Decoded:
+    """Read and decode a script file; a missing, empty or binary file, or a line longer than
+    ``max_line_chars``, is a :class:`SerifuError`."""
     path = Path(path)
     try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise SerifuError("not a regular file (a device or pipe?), not a script", path=path)
+        if info.st_size > MAX_FILE_BYTES:
+            raise SerifuError(
+                f"the file is {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit "
+                "of a script file",
+                path=path,
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise SerifuError("file not found", path=path) from None
     except IsADirectoryError:
         raise SerifuError("is a folder, not a script file", path=path) from None
+    except NotADirectoryError:
+        raise SerifuError(
+            "file not found (a part of the path is a file, not a folder)", path=path
+        ) from None
+    except PermissionError:
+        raise SerifuError("permission denied: cannot read this file", path=path) from None
+    except OSError as exc:
+        raise SerifuError(f"cannot read this file ({exc.strerror or exc})", path=path) from None
     decoded = decode_bytes(data, path=path, encoding=encoding)
     if not decoded.text.strip():
         raise SerifuError("the file is empty (no text to read)", path=path)
+    check_line_lengths(decoded.text, path=path, max_line_chars=max_line_chars)
     return decoded

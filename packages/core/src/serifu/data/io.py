@@ -24,13 +24,32 @@ def read_file(
     source: DataSource,
     options: Mapping[str, Any] | None = None,
     encoding: str | None = None,
+    *,
+    max_line_chars: int | None = None,
 ) -> tuple[list[Utterance], str]:
-    """Utterances of one file and the encoding it was decoded with."""
-    from serifu.data.encoding import read_text_file
+    """Utterances of one file and the encoding it was decoded with.
 
+    No line of the file and no utterance (which may join several lines) is longer than
+    ``max_line_chars`` (default :data:`~serifu.data.encoding.MAX_LINE_CHARS`): a longer
+    one is a :class:`SerifuError` naming the file and line.
+    """
+    from serifu.data.encoding import MAX_LINE_CHARS, read_text_file
+
+    limit = MAX_LINE_CHARS if max_line_chars is None else max_line_chars
+    if limit < 1:
+        raise SerifuError(f"--max-line-chars must be at least 1, got {limit}")
     path = Path(path)
-    decoded = read_text_file(path, encoding)
+    decoded = read_text_file(path, encoding, max_line_chars=limit)
     utterances = source.read(decoded.text, path=path, options=dict(options or {}))
+    for u in utterances:
+        if len(u.text) > limit:
+            raise SerifuError(
+                f"a spoken line is {len(u.text):,} characters long, over the limit of "
+                f"{limit:,} (an unclosed quote or tag joining many lines?); raise the limit "
+                "with --max-line-chars if it is intended",
+                path=path,
+                line=u.line,
+            )
     if not utterances:
         raise SerifuError(
             f"no spoken lines found by data source {source.id!r}; is this the right --source?",
@@ -44,6 +63,8 @@ def read_utterances(
     source_id: str,
     options: Mapping[str, Any] | None = None,
     encoding: str | None = None,
+    *,
+    max_line_chars: int | None = None,
 ) -> list[Utterance]:
     """All utterances of ``paths`` read with data source ``source_id``, in file order."""
     if not paths:
@@ -51,7 +72,7 @@ def read_utterances(
     source = get_source(source_id)
     out: list[Utterance] = []
     for path in paths:
-        out.extend(read_file(path, source, options, encoding)[0])
+        out.extend(read_file(path, source, options, encoding, max_line_chars=max_line_chars)[0])
     return out
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from serifu.data.build import length_stats, load_build_info
 from serifu.data.splits import SPLITS
+from serifu.data.tagging import surfaces
+from serifu.errors import SerifuError
 
 FIRST_PERSON = (
     "わたくし", "わたし", "あたし", "私", "僕", "ぼく", "ボク", "俺", "おれ", "オレ",
@@ -20,18 +22,30 @@ _TRAILING_PUNCT = re.compile(r"[、。！？!?…〜ー～っッ」』）)\s]+$"
 
 
 def _texts(folder: Path, fmt: str) -> dict[str, list[str]]:
+    """Each split's texts; a damaged or truncated dataset is a :class:`SerifuError`."""
     from datasets import load_from_disk
 
-    dd = load_from_disk(str(folder))
     column = "reply" if fmt == "dialogue" else "text"
-    return {split: [t.rstrip("\n") for t in dd[split][column]] for split in SPLITS if split in dd}
+    try:
+        dd = load_from_disk(str(folder))
+        return {
+            split: [str(t).rstrip("\n") for t in dd[split][column]]
+            for split in SPLITS
+            if split in dd
+        }
+    except Exception as exc:  # pyarrow/datasets raise many types for a damaged folder
+        raise SerifuError(
+            f"the dataset files are damaged or incomplete ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); rebuild the dataset with `serifu data build`",
+            path=folder,
+        ) from None
 
 
 def _tokenizer() -> Any:
-    try:
-        import fugashi
+    from serifu.data.tagging import tagger
 
-        return fugashi.Tagger()
+    try:
+        return tagger()
     except Exception:  # fugashi or its dictionary missing: fall back to characters
         return None
 
@@ -45,7 +59,7 @@ def sentence_endings(texts: Sequence[str], tagger: Any, top: int = 10) -> list[t
             if not sentence:
                 continue
             if tagger is not None:
-                words = [w.surface for w in tagger(sentence)]
+                words = surfaces(tagger, sentence)
                 ending = words[-1] if words else sentence[-2:]
             else:
                 ending = sentence[-2:]
@@ -58,7 +72,7 @@ def first_person_counts(texts: Sequence[str], tagger: Any) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for text in texts:
         if tagger is not None:
-            counts.update(w.surface for w in tagger(text) if w.surface in FIRST_PERSON)
+            counts.update(w for w in surfaces(tagger, text) if w in FIRST_PERSON)
         else:
             for p in FIRST_PERSON:
                 counts[p] += text.count(p)

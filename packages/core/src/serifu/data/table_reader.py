@@ -56,13 +56,29 @@ def _rows(text: str, fmt: str, path: Path) -> Iterator[tuple[int, dict[str, Any]
                 raise SerifuError("each JSONL row must be an object", path=path, line=lineno)
             yield lineno, row
         return
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",")
+    # strict: an unterminated quote is an error instead of swallowing every row after it
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    row_start = 1
     try:
+        if reader.fieldnames is not None:  # reads the header row
+            row_start = reader.line_num + 1
         for row in reader:
-            yield reader.line_num, row
+            yield row_start, row  # the line the row starts on
+            row_start = reader.line_num + 1
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise SerifuError(
+                'a quoted field opened on this line is never closed (unterminated "), so '
+                "it would swallow every row after it; close the quote, or write a literal "
+                'quote inside a quoted field as ""',
+                path=path,
+                line=row_start,
+            ) from None
         raise SerifuError(
-            f"not valid {fmt.upper()} ({exc})", path=path, line=reader.line_num
+            f"not valid {fmt.upper()} ({exc}); a quoted field must be followed by the "
+            'delimiter, and a quote inside one is written ""',
+            path=path,
+            line=row_start,
         ) from None
 
 

@@ -8,21 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from serifu.errors import SerifuError
-from serifu.evaluation.report import HEADLINE_ORDER, SCHEMA, _fmt, markdown_table
-
-SHORT_NAMES = {
-    "character-classifier.target_share": "in-character",
-    "character-classifier.heldout_accuracy": "clf ceiling",
-    "profile-qa.accuracy": "profile-QA",
-    "perplexity.perplexity": "ppl",
-    "perplexity.base_perplexity": "base ppl",
-    "perplexity.reduction": "ppl drop",
-    "style-markers.jsd_mean": "style JSD",
-    "diversity.distinct_1": "distinct-1",
-    "diversity.distinct_2": "distinct-2",
-    "format.ok_rate": "one-line stop",
-    "format.empty_rate": "empty",
-}
+from serifu.evaluation.report import SCHEMA, fmt, headline_columns, markdown_table
 
 
 def load_report(run_dir: Path) -> dict[str, Any]:
@@ -68,17 +54,30 @@ def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def render_compare(rows: Sequence[dict[str, Any]]) -> str:
-    """A markdown table; metric columns in headline order, those no run has are left out."""
-    present = {key for row in rows for key in row["metrics"]}
-    keys = [k for k in HEADLINE_ORDER if k in present]
-    header = ["run", "character", "condition", *[SHORT_NAMES.get(k, k) for k in keys]]
+    """A markdown table of the headline metrics the runs have.
+
+    Columns: each registered evaluator's declared ``headline`` keys (its labels), then
+    every summary key of evaluators that declare none (labelled ``id.key``).
+    """
+    present: list[str] = []
+    for row in rows:
+        present += [k for k in row["metrics"] if k not in present]
+    declared = headline_columns()
+    declaring = {key.rsplit(".", 1)[0] for key in declared}  # ids of declaring evaluators
+    keys = [k for k in declared if k in present]
+    keys += [k for k in present if k not in declared and not _owned(k, declaring)]
+    header = ["run", "character", "condition", *[declared.get(k, k) for k in keys]]
     body = [
         [
             row["label"],
             row["character"],
             row["condition"],
-            *[_fmt(row["metrics"].get(k)) for k in keys],
+            *[fmt(row["metrics"].get(k)) for k in keys],
         ]
         for row in rows
     ]
     return markdown_table(header, body)
+
+
+def _owned(key: str, evaluator_ids: set[str]) -> bool:
+    return any(key.startswith(f"{i}.") for i in evaluator_ids)

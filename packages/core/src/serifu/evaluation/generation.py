@@ -25,6 +25,8 @@ class BotPool:
     character: str | None
     quantize: bool | None = None
     device: str | None = None
+    decoding: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Extra ``load_chatbot`` options: vocabulary, best_of, examples."""
     _bot: Any = None
 
     def _load(self, system_prompt: bool) -> Any:
@@ -37,6 +39,7 @@ class BotPool:
             system_prompt=system_prompt,
             quantize=self.quantize,
             device=self.device,
+            **self.decoding,
         )
 
     def get(self, *, system_prompt: bool) -> Any:
@@ -113,6 +116,11 @@ def scorer(bot: Any, *, batch_size: int = 8) -> Scorer:
     """(queries, replies) -> (sum NLL, tokens) of ``reply + reply_end`` after the rendered prompt."""
 
     def score(queries: Sequence[str], replies: Sequence[str]) -> list[tuple[float, int]]:
+        if hasattr(bot, "score_replies"):  # tokenised exactly as in training and chat
+            return [
+                (float(nll), int(n))
+                for nll, n in bot.score_replies(queries, replies, batch_size=batch_size)
+            ]
         end = reply_end(bot)
         prompts = [bot.render_prompt(q) for q in queries]
         continuations = [r + end for r in replies]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,17 +13,13 @@ class Morpheme:
     pos2: str
 
 
-@lru_cache(maxsize=1)
-def _tagger() -> Any:
-    import fugashi
-
-    return fugashi.Tagger()
-
-
 def morphemes(text: str) -> list[Morpheme]:
     """Morphemes of ``text`` (empty for empty text)."""
     if not text.strip():
         return []
+    from serifu.data.tagging import tagger, words  # bounded pieces: fugashi crashes on huge input
+
     return [
-        Morpheme(w.surface, w.feature.pos1 or "", w.feature.pos2 or "") for w in _tagger()(text)
+        Morpheme(w.surface, w.feature.pos1 or "", w.feature.pos2 or "")
+        for w in words(tagger(), text)
     ]

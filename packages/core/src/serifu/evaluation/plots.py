@@ -1,8 +1,12 @@
-"""PNG plots of an evaluation (matplotlib, Agg backend), rendered to bytes for atomic writes."""
+"""PNG plots of an evaluation (matplotlib, Agg backend), rendered to bytes for atomic writes.
+
+Each evaluator draws its own (``Evaluator.plots``); the built-in ones use the functions here.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 # CJK-capable fonts first where installed; matplotlib warns (not fails) on missing glyphs.
@@ -42,13 +46,9 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[float]]) -> None:
     ax.legend(fontsize=8)
 
 
-def style_rates_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
+def style_rates_png(styles: Mapping[str, dict[str, Any]]) -> bytes | None:
     """… / ！ / ？ rates of the replies of each condition next to her real lines."""
-    styles = {
-        c: r["style-markers"]
-        for c, r in conditions.items()
-        if "generated" in r.get("style-markers", {})
-    }
+    styles = {c: s for c, s in styles.items() if "generated" in s}
     if not styles:
         return None
     markers = ["ellipsis_rate", "exclamation_rate", "question_rate"]
@@ -62,13 +62,9 @@ def style_rates_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def lengths_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
+def lengths_png(styles: Mapping[str, dict[str, Any]]) -> bytes | None:
     """Binned reply lengths (characters) of each condition and of her real lines."""
-    styles = {
-        c: r["style-markers"]
-        for c, r in conditions.items()
-        if "generated" in r.get("style-markers", {})
-    }
+    styles = {c: s for c, s in styles.items() if "generated" in s}
     if not styles:
         return None
     from serifu.evaluation.style import LENGTH_BINS, length_bin
@@ -86,13 +82,9 @@ def lengths_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def attribution_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
+def attribution_png(found: Mapping[str, dict[str, Any]]) -> bytes | None:
     """Who the classifier thinks said each condition's replies."""
-    found = {
-        c: r["character-classifier"]
-        for c, r in conditions.items()
-        if "attributed_to" in r.get("character-classifier", {})
-    }
+    found = {c: r for c, r in found.items() if "attributed_to" in r}
     if not found:
         return None
     labels = sorted({label for r in found.values() for label in r["attributed_to"]})
@@ -109,14 +101,53 @@ def attribution_png(conditions: dict[str, dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-PLOTS = {
-    "style_rates.png": style_rates_png,
-    "lengths.png": lengths_png,
-    "attribution.png": attribution_png,
-}
+def _rendered(pngs: Mapping[str, bytes | None]) -> dict[str, bytes]:
+    return {name: png for name, png in pngs.items() if png is not None}
 
 
-def render_plots(conditions: dict[str, dict[str, Any]]) -> dict[str, bytes]:
-    """File name -> PNG bytes for every plot that has data."""
-    rendered = {name: make(conditions) for name, make in PLOTS.items()}
-    return {name: png for name, png in rendered.items() if png is not None}
+def style_plots(results: Mapping[str, dict[str, Any]]) -> dict[str, bytes]:
+    """``style-markers``' plots (its ``Evaluator.plots``)."""
+    return _rendered(
+        {"style_rates.png": style_rates_png(results), "lengths.png": lengths_png(results)}
+    )
+
+
+def attribution_plots(results: Mapping[str, dict[str, Any]]) -> dict[str, bytes]:
+    """``character-classifier``'s plot (its ``Evaluator.plots``)."""
+    return _rendered({"attribution.png": attribution_png(results)})
+
+
+def render_plots(
+    conditions: Mapping[str, Mapping[str, dict[str, Any]]], evaluators: Mapping[str, Any]
+) -> dict[str, bytes]:
+    """File name -> PNG bytes of every evaluator's plots (condition -> evaluator id -> result).
+
+    Each evaluator gets its own results of the conditions where it neither skipped nor
+    failed; a plot that fails is left out with a warning (the numbers matter more).
+    """
+    import warnings
+
+    from serifu.kinds import evaluator_plots
+
+    out: dict[str, bytes] = {}
+    for evaluator_id, evaluator in evaluators.items():
+        mine = {
+            cond: results[evaluator_id]
+            for cond, results in conditions.items()
+            if evaluator_id in results and not {"skipped", "error"} & set(results[evaluator_id])
+        }
+        if not mine:
+            continue
+        try:
+            pngs = evaluator_plots(evaluator, mine)
+        except Exception as exc:
+            warnings.warn(
+                f"{evaluator_id}: plots failed ({type(exc).__name__}: {exc})", stacklevel=2
+            )
+            continue
+        for name, png in pngs.items():
+            if name in out:
+                warnings.warn(f"{evaluator_id}: plot {name} already exists; skipped", stacklevel=2)
+                continue
+            out[name] = png
+    return out

@@ -53,25 +53,36 @@ def heldout_pairs(utterances: Sequence[Utterance], speaker: str) -> list[tuple[s
     ]
 
 
+def reference_cast() -> list[str]:
+    """The classifier's fixed reference set: the built-in sample cast's ids.
+
+    Fixed so that installing a plugin character never changes the cast's numbers; a
+    character outside it is added as one more speaker when she is the one evaluated.
+    """
+    from serifu.builtin.sample_cast import cast_ids
+
+    return cast_ids()
+
+
 def cast_reference(character_id: str, *, seed: int = 0) -> Reference:
-    """Every registered character's own lines (labels = character ids); pairs for ``character_id``."""
+    """The reference cast's own lines (labels = character ids), plus ``character_id``'s; her pairs."""
     from serifu import plugins
     from serifu.data.characters import character_utterances
 
-    target_pack = plugins.get_character(character_id)
+    plugins.get_character(character_id)  # a clear error for an unknown id
+    members = sorted({*reference_cast(), character_id})
     lines: list[LabeledLine] = []
     target_utterances: list[Utterance] = []
     target_speaker = ""
-    for pack_id, registered in sorted(plugins.characters().items()):
-        pack = registered.item
+    for pack_id in members:
+        pack = plugins.get_character(pack_id)
         speaker = pack.card().short_name
         utterances = character_utterances(pack)
         lines += labeled(utterances, {speaker: pack_id})
-        if pack is target_pack:
+        if pack_id == character_id:
             target_utterances, target_speaker = utterances, speaker
-    ref = Reference(
-        target=character_id, lines=lines, seed=seed, description="registered characters"
-    )
+    extra = "" if character_id in reference_cast() else f" + {character_id}"
+    ref = Reference(target=character_id, lines=lines, seed=seed, description=f"sample cast{extra}")
     ref.heldout_pairs = heldout_pairs(target_utterances, target_speaker)
     if not ref.target_lines():
         raise SerifuError(f"character {character_id!r} has no lines of her own in her scripts")
@@ -120,13 +131,9 @@ def script_reference(
 
 def dataset_pairs(data_dir: Path) -> list[tuple[str, str]]:
     """(query, reply) pairs of a dialogue dataset's ``test`` split (the one its adapter never saw)."""
-    import json
+    from serifu.data.build import load_build_info
 
-    build = Path(data_dir) / "build.json"
-    try:
-        meta = json.loads(build.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SerifuError("not a Serifu dataset folder (no build.json)", path=data_dir) from None
+    meta = load_build_info(data_dir)
     if meta.get("format") != "dialogue":
         raise SerifuError(
             f"perplexity needs a dialogue dataset (query -> reply); this one is {meta.get('format')!r}",

@@ -1,39 +1,52 @@
-"""``report.json`` (machine-readable) and ``report.md`` (for people) of one evaluation."""
+"""``report.json`` (machine-readable) and ``report.md`` (for people) of one evaluation.
+
+Nothing here names an evaluator: the headline order and labels come from each
+evaluator's ``headline``, its section body from its ``markdown(result)`` (see
+:class:`serifu.kinds.Evaluator`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from serifu.kinds import evaluator_markdown, headline_labels
 
 SCHEMA = "serifu-eval/1"
 
-HEADLINE_ORDER = (
-    "character-classifier.target_share",
-    "character-classifier.heldout_accuracy",
-    "profile-qa.accuracy",
-    "perplexity.perplexity",
-    "perplexity.base_perplexity",
-    "perplexity.reduction",
-    "style-markers.jsd_mean",
-    "diversity.distinct_1",
-    "diversity.distinct_2",
-    "format.ok_rate",
-    "format.empty_rate",
-)
+
+def registered_evaluators() -> dict[str, Any]:
+    """Every registered evaluator by id (registration order: built-ins first)."""
+    from serifu import plugins
+
+    return {i: r.item for i, r in plugins.evaluators().items()}
 
 
-def headline(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``{"evaluator.metric": value}`` from every evaluator's ``summary``, best-known first."""
+def headline_columns(evaluators: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``{"evaluator.key": short label}`` declared by ``evaluators`` (default: registered)."""
+    found = registered_evaluators() if evaluators is None else evaluators
+    columns: dict[str, str] = {}
+    for evaluator in found.values():
+        columns.update(headline_labels(evaluator))
+    return columns
+
+
+def headline(
+    results: dict[str, dict[str, Any]], evaluators: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``{"evaluator.metric": value}`` from every evaluator's ``summary``, declared ones first."""
     flat = {
         f"{evaluator}.{key}": value
         for evaluator, result in results.items()
         for key, value in (result.get("summary") or {}).items()
     }
-    ordered = {key: flat[key] for key in HEADLINE_ORDER if key in flat}
+    ordered = {key: flat[key] for key in headline_columns(evaluators) if key in flat}
     ordered.update({k: v for k, v in flat.items() if k not in ordered})
     return ordered
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A metric for a table cell: 3 decimals, '–' for missing."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -52,9 +65,13 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_markdown(
-    report: dict[str, Any], samples: dict[str, list[dict[str, Any]]], plots: list[str]
+    report: dict[str, Any],
+    samples: dict[str, list[dict[str, Any]]],
+    plots: list[str],
+    evaluators: Mapping[str, Any] | None = None,
 ) -> str:
     """The human report: settings, headline table across conditions, details, samples, plots."""
+    found = registered_evaluators() if evaluators is None else evaluators
     conditions = list(report["conditions"])
     out = [
         f"# Evaluation: {report['model']}"
@@ -72,15 +89,15 @@ def render_markdown(
     for cond in conditions:
         keys += [k for k in report["conditions"][cond]["summary"] if k not in keys]
     rows = [
-        [key] + [_fmt(report["conditions"][c]["summary"].get(key)) for c in conditions]
+        [key] + [fmt(report["conditions"][c]["summary"].get(key)) for c in conditions]
         for key in keys
     ]
     out += [markdown_table(["metric", *conditions], rows), ""]
     for cond in conditions:
         results = report["conditions"][cond]["evaluators"]
         out += [f"## {cond}", ""]
-        for evaluator, result in results.items():
-            out += _details(evaluator, result)
+        for evaluator_id, result in results.items():
+            out += section(evaluator_id, result, found.get(evaluator_id))
         picks = samples.get(cond, [])
         if picks:
             out += ["### Sample replies", ""]
@@ -99,83 +116,20 @@ def render_markdown(
     return "\n".join(out)
 
 
-def _details(evaluator: str, result: dict[str, Any]) -> list[str]:
-    out = [f"### {evaluator}", ""]
+def section(evaluator_id: str, result: dict[str, Any], evaluator: Any | None) -> list[str]:
+    """``### id``, then skipped/failed, or the summary line and the evaluator's own body."""
+    out = [f"### {evaluator_id}", ""]
     if "skipped" in result:
         return out + [f"Skipped: {result['skipped']}", ""]
     if "error" in result:
         return out + [f"**Failed:** {result['error']}", ""]
     summary = result.get("summary", {})
-    out += [", ".join(f"{k} = {_fmt(v)}" for k, v in summary.items()), ""]
-    if evaluator == "character-classifier":
-        held = result["heldout"]
-        out += [
-            f"Held-out accuracy on real lines {held['accuracy']:.3f} (majority baseline {held['chance']:.3f}, "
-            f"{held['n_test']} lines). Replies attributed to: "
-            + ", ".join(f"{k} {v}" for k, v in result["attributed_to"].items()),
-            "",
-        ]
-        if held["confusions"]:
-            out += [
-                "Most confused (true → predicted): "
-                + ", ".join(
-                    f"{c['true']}→{c['predicted']} ×{c['count']}" for c in held["confusions"][:5]
-                ),
-                "",
-            ]
-    elif evaluator == "profile-qa":
-        rows = [
-            [i["q"], i["reply"] or "(empty)", "✓" if i["correct"] else "✗"] for i in result["items"]
-        ]
-        out += [markdown_table(["question", "reply", "ok"], rows), ""]
-    elif evaluator == "style-markers":
-        gen, real = result["generated"], result["real"]
-        out += [
-            markdown_table(
-                ["marker", "generated", "real", "JSD"],
-                [
-                    [
-                        "top endings",
-                        _top(gen["top_endings"]),
-                        _top(real["top_endings"]),
-                        _fmt(result["jsd"]["endings"]),
-                    ],
-                    [
-                        "first person",
-                        _top(gen["first_person"]),
-                        _top(real["first_person"]),
-                        _fmt(result["jsd"]["first_person"]),
-                    ],
-                    [
-                        "… rate",
-                        _fmt(gen["ellipsis_rate"]),
-                        _fmt(real["ellipsis_rate"]),
-                        _fmt(result["jsd"]["ellipsis"]),
-                    ],
-                    [
-                        "！ rate",
-                        _fmt(gen["exclamation_rate"]),
-                        _fmt(real["exclamation_rate"]),
-                        _fmt(result["jsd"]["exclamation"]),
-                    ],
-                    [
-                        "？ rate",
-                        _fmt(gen["question_rate"]),
-                        _fmt(real["question_rate"]),
-                        _fmt(result["jsd"]["question"]),
-                    ],
-                    [
-                        "mean length",
-                        _fmt(gen["mean_length"]),
-                        _fmt(real["mean_length"]),
-                        _fmt(result["jsd"]["length"]),
-                    ],
-                ],
-            ),
-            "",
-        ]
+    out += [", ".join(f"{k} = {fmt(v)}" for k, v in summary.items()), ""]
+    if evaluator is not None:
+        try:
+            body = evaluator_markdown(evaluator, result)
+        except Exception as exc:  # a broken section must not lose the report
+            body = f"(section failed: {type(exc).__name__}: {exc})"
+        if body.strip():
+            out += [body.rstrip(), ""]
     return out
-
-
-def _top(dist: dict[str, float], k: int = 4) -> str:
-    return " ".join(f"{key} {value:.2f}" for key, value in list(dist.items())[:k]) or "–"

@@ -2,7 +2,7 @@
 
 Useful when an evaluator was added or fixed, or failed where the replies were generated
 (e.g. a GPU machine without the morphological analyser). Evaluators that need the model
-(``perplexity``) cannot be re-run this way.
+(``needs_scorers``, e.g. ``perplexity``) cannot be re-run this way.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 
 from serifu.errors import SerifuError
 from serifu.evaluation.run import EvalRun, Reply
-
-NEEDS_MODEL = {"perplexity"}
+from serifu.kinds import needs_scorers
 
 
 def read_replies(run_dir: Path) -> dict[str, list[Reply]]:
@@ -49,7 +48,8 @@ def rescore(
     from serifu.evaluation.report import headline
     from serifu.evaluation.runner import run_evaluators, selected_evaluators, write_outputs
 
-    blocked = sorted(NEEDS_MODEL & set(evaluator_ids))
+    evaluators = selected_evaluators(list(evaluator_ids))
+    blocked = sorted(i for i, e in evaluators.items() if needs_scorers(e))
     if blocked:
         raise SerifuError(f"{', '.join(blocked)} needs the model: run `serifu eval` again instead")
     report = load_report(run_dir)
@@ -67,7 +67,6 @@ def rescore(
             "this evaluation was of a script character: give the same --script and --source",
             path=run_dir,
         )
-    evaluators = selected_evaluators(list(evaluator_ids))
     shared: dict[Any, Any] = {}
     for condition, data in report["conditions"].items():
         run = EvalRun(condition, replies.get(condition, []), reference, card=card, shared=shared)
@@ -77,5 +76,5 @@ def rescore(
         "evaluators": list(evaluator_ids),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_outputs(run_dir, report, replies)
+    write_outputs(run_dir, report, replies, evaluators)
     return report

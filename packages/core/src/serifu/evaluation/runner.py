@@ -19,9 +19,10 @@ from typing import Any, Literal
 from serifu.errors import SerifuError
 from serifu.evaluation.generation import BotPool, generate_replies
 from serifu.evaluation.plots import render_plots
-from serifu.evaluation.report import SCHEMA, headline, render_markdown
+from serifu.evaluation.report import SCHEMA, headline, registered_evaluators, render_markdown
 from serifu.evaluation.run import EvalRun, Reference, Reply, Scorer
 from serifu.fsutil import atomic_output_dir
+from serifu.kinds import needs_scorers
 from serifu.queries import OPENER, PROFILE, build_queries, read_openers
 
 SystemPromptMode = Literal["on", "off", "both"]
@@ -53,6 +54,8 @@ class EvalRequest:
     min_lines: int = 30
     quantize: bool | None = None
     device: str | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
+    """Extra ``load_chatbot`` options (``vocabulary``, ``best_of``, ``examples``)."""
     progress: Callable[[str, int, int], None] | None = field(default=None, repr=False)
     """Called as (stage, done, total) while generating."""
 
@@ -132,7 +135,12 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
     queries = build_queries(card, openers, limit=request.limit)
     conditions = condition_names(request.system_prompt)
     pool = BotPool(
-        request.model, request.adapter, request.character, request.quantize, request.device
+        request.model,
+        request.adapter,
+        request.character,
+        request.quantize,
+        request.device,
+        dict(request.decoding),
     )
 
     replies: dict[str, list[Reply]] = {}
@@ -166,7 +174,7 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
     results: dict[str, dict[str, Any]] = {}
     for name, system_prompt in conditions:
         scorers: dict[str, Scorer] = {}
-        if "perplexity" in evaluators:
+        if any(needs_scorers(e) for e in evaluators.values()):
             batch = request.batch_size
             scorers["model"] = pool.scorer(system_prompt=system_prompt, batch_size=batch)
             if request.adapter is not None:
@@ -205,21 +213,32 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
             "lines": len(reference.lines),
             "target_lines": len(reference.target_lines()),
             "heldout_pairs": len(reference.heldout_pairs),
+            "speakers": sorted({line.label for line in reference.lines}),
         },
         "conditions": {
-            name: {"summary": headline(results[name]), "evaluators": results[name]}
+            name: {"summary": headline(results[name], evaluators), "evaluators": results[name]}
             for name, _ in conditions
         },
         "timing": timing,
         "versions": _versions(),
     }
-    write_outputs(request.out, report, replies)
+    write_outputs(request.out, report, replies, evaluators)
     return report
 
 
-def write_outputs(out: Path, report: dict[str, Any], replies: dict[str, list[Reply]]) -> None:
-    """generations.jsonl, report.json, report.md and plots, all or nothing."""
-    plots = render_plots({c: data["evaluators"] for c, data in report["conditions"].items()})
+def write_outputs(
+    out: Path,
+    report: dict[str, Any],
+    replies: dict[str, list[Reply]],
+    evaluators: dict[str, Any] | None = None,
+) -> None:
+    """generations.jsonl, report.json, report.md and plots, all or nothing.
+
+    ``evaluators`` (id -> evaluator) draw their sections and plots; the registered ones
+    fill in for ids of the report they do not cover.
+    """
+    found = {**registered_evaluators(), **(evaluators or {})}
+    plots = render_plots({c: data["evaluators"] for c, data in report["conditions"].items()}, found)
     samples = {
         cond: [r.to_json() for r in rows if r.kind == OPENER][:SAMPLES_PER_CONDITION]
         for cond, rows in replies.items()
@@ -235,7 +254,7 @@ def write_outputs(out: Path, report: dict[str, Any], replies: dict[str, list[Rep
             json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         (tmp / "report.md").write_text(
-            render_markdown(report, samples, sorted(plots)), encoding="utf-8"
+            render_markdown(report, samples, sorted(plots), found), encoding="utf-8"
         )
         for name, png in plots.items():
             (tmp / name).write_bytes(png)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from serifu.errors import SerifuError
-from serifu.prompts.templates import reply_text
 
-DEFAULT_MODEL = "gemma-3-270m"
 HISTORY_WINDOW = 4
 """Earlier (user, reply) turns kept in the prompt."""
+BEST_OF_GPU = 4
+BEST_OF_CPU = 1
+MAX_INPUT_CHARS = 1000
+"""Longest user message accepted (a 22k-character line took minutes and gigabytes)."""
 HEAD_CHUNK = 256
 """Continuation tokens sent through the output head at once (logits: 1 MiB each for Gemma)."""
 
@@ -26,9 +28,24 @@ class Generation:
     text: str
     prompt: str
     stopped: bool
-    """True when the reply ended at ``reply_end``'s newline or EOS (not at the token limit)."""
+    """True when the reply ended at ``reply_end``'s newline, EOS or a stop string (not at the limit)."""
     n_tokens: int
     seconds: float
+    logprob: float = 0.0
+    """Summed log-probability of the generated tokens (the masked distribution at temperature 1)."""
+
+
+@dataclass
+class RowState:
+    """One row of :meth:`Chatbot.decode` after a step."""
+
+    text: str
+    """The reply so far, clean: only what can no longer change (held-back tails excluded)."""
+    done: bool
+    finish_reason: str | None
+    """"stop" (newline, EOS or a stop string), "length" (token limit), None while running."""
+    n_tokens: int
+    logprob: float = 0.0
 
 
 @dataclass
@@ -45,17 +62,79 @@ class Chatbot:
     add_special_tokens: bool = True
     generation: dict[str, Any] = field(default_factory=dict)
     history_window: int = HISTORY_WINDOW
+    rules: Any = None
+    """:class:`serifu.inference.decoding.TokenRules` (special/unused tokens masked, optional
+    output vocabulary); built by :func:`load_chatbot`."""
+    max_input_chars: int = MAX_INPUT_CHARS
+    rerank: Any = None
+    """A :class:`serifu.inference.rerank.Reranker` used by :meth:`best_of` (None: first sample)."""
+    best_of_n: int = 1
+    """Candidates :meth:`reply`/:meth:`stream` sample and rerank (1: no reranking)."""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    examples: Any = None
+    """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
+    the prompt (ChatHaruhi's method); None: off."""
 
     @property
     def character_name(self) -> str:
         return str(self.card.short_name) if self.card is not None else "キャラクター"
 
-    def render_prompt(self, query: str, history: Sequence[tuple[str, str]] = ()) -> str:
+    def _system_for(self, query: str, extra_system: str | None) -> str | None:
+        parts = [p for p in (self.system, extra_system) if p]
+        if self.examples is not None:
+            shown = self.examples.render(query, self.character_name)
+            if shown:
+                parts.append(shown)
+        return "\n\n".join(parts) if parts else None
+
+    def _check_input(self, *texts: str) -> None:
+        for text in texts:
+            if len(text) > self.max_input_chars:
+                raise SerifuError(
+                    f"the message is {len(text)} characters long; the limit is "
+                    f"{self.max_input_chars} (raise it with `max_input_chars` / --max-input-chars)"
+                )
+
+    def render_prompt(
+        self,
+        query: str,
+        history: Sequence[tuple[str, str]] = (),
+        extra_system: str | None = None,
+    ) -> str:
+        """The prompt as text (for display and logs; the model gets :meth:`encode_prompt`)."""
         window = list(history)[-self.history_window :] if self.history_window else []
         return str(
             self.template.render(
-                query, character=self.character_name, system=self.system, history=window
+                query,
+                character=self.character_name,
+                system=self._system_for(query, extra_system),
+                history=window,
             )
+        )
+
+    def encode_prompt(
+        self,
+        query: str,
+        history: Sequence[tuple[str, str]] = (),
+        extra_system: str | None = None,
+    ) -> list[int]:
+        """Prompt token ids: her system prompt, ``extra_system``, the last turns, the query.
+
+        User text (query, history, ``extra_system``) is encoded as plain text: typing
+        ``<end_of_turn>`` never produces the control token.
+        """
+        from serifu.prompts.encode import encode_prompt
+
+        window = list(history)[-self.history_window :] if self.history_window else []
+        self._check_input(query, *(u for u, _ in window))
+        return encode_prompt(
+            self.tokenizer,
+            self.template,
+            query,
+            character=self.character_name,
+            system=self._system_for(query, extra_system),
+            history=window,
+            add_special_tokens=self.add_special_tokens,
         )
 
     # -- generation -------------------------------------------------------------------
@@ -72,7 +151,10 @@ class Chatbot:
                 ids.add(source)
             elif source:
                 ids.update(int(i) for i in source)
-        for token in self.tokenizer.all_special_tokens:  # e.g. Gemma's <end_of_turn>
+        control = self._end_token()
+        if control is not None:  # e.g. Gemma's <end_of_turn>
+            ids.add(control)
+        for token in self.tokenizer.all_special_tokens:
             if token and token in self.template.reply_end:
                 ids.add(int(self.tokenizer.convert_tokens_to_ids(token)))
         return ids
@@ -80,47 +162,188 @@ class Chatbot:
     def _text(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=False))
 
-    def _run(
-        self, prompts: Sequence[str], max_new_tokens: int, seed: int | None
-    ) -> Iterator[tuple[list[list[int]], list[bool]]]:
-        from serifu.inference.decoding import decode_steps
+    def _end_token(self) -> int | None:
+        """The id of ``reply_end``'s control token (Gemma's ``<end_of_turn>``), if it is one."""
+        if "end_token" not in self._cache:
+            before = self.template.reply_end.removesuffix("\n")
+            token_id = None
+            if before.startswith("<") and before.endswith(">"):
+                ids = self.tokenizer(before, add_special_tokens=False)["input_ids"]
+                token_id = int(ids[0]) if len(ids) == 1 else None
+            self._cache["end_token"] = token_id
+        return self._cache["end_token"]
 
-        newline_seen = [False] * len(prompts)
+    def _end_text(self) -> str:
+        """What ``reply_end`` puts before its newline as text (``」``), or "" when it is a
+        stop token (Gemma's ``<end_of_turn>`` never reaches the text)."""
+        before = self.template.reply_end.removesuffix("\n")
+        return "" if self._end_token() is not None else before
+
+    def _visible(
+        self, raw: str, stop: Sequence[str], one_line: bool, final: bool
+    ) -> tuple[str, bool]:
+        """(text that can be shown, whether a newline/stop string ended it)."""
+        text, hit = raw, False
+        if one_line and "\n" in text:
+            text, hit = text.split("\n", 1)[0], True
+        for s in stop:
+            i = text.find(s) if s else -1
+            if i >= 0:
+                text, hit = text[:i], True
+        end = self._end_text()
+        if hit or final:
+            if end and text.endswith(end):
+                text = text[: -len(end)]
+            return _clean(text), hit
+        hold = len(end)
+        for s in stop:  # a stop string may be starting at the end
+            for k in range(min(len(s) - 1, len(text)), 0, -1):
+                if text.endswith(s[:k]):
+                    hold = max(hold, k)
+                    break
+        text = text[: len(text) - hold] if hold else text
+        return _clean(text).rstrip("\ufffd"), False
+
+    def decode(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int = 48,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        one_line: bool = True,
+    ) -> Iterator[list[RowState]]:
+        """The one decoding loop under chat, eval, the game and the server.
+
+        Yields every row's :class:`RowState` after each step. ``params`` override
+        ``self.generation``; ``stop`` are extra stop strings (the reply is cut before them);
+        ``one_line=False`` lets a raw completion run past newlines. Special and unused
+        tokens are always masked (``self.rules``).
+        """
+        from serifu.inference.decoding import TokenRules, decode_steps
+
+        if not prompt_ids:
+            return
+        merged = {**self.generation, **(params or {})}
+        rows = len(prompt_ids)
+        reasons: list[str | None] = [None] * rows
+        previous = [0] * rows
+        logprobs: list[list[float]] = []
 
         def is_done(row: int, ids: list[int]) -> bool:
-            newline_seen[row] = "\n" in self._text(ids)
-            return newline_seen[row]
+            _, hit = self._visible(self._text(ids), stop, one_line, final=False)
+            return hit
 
         for generated in decode_steps(
             self.model,
-            [self._encode(p, self.add_special_tokens) for p in prompts],
+            [list(p) for p in prompt_ids],
             pad_id=int(self.tokenizer.pad_token_id),
             eos_ids=self._eos_ids(),
-            params=self.generation,
+            params=merged,
             max_new_tokens=max_new_tokens,
             is_done=is_done,
             seed=seed,
+            rules=self.rules or TokenRules(),
+            logprobs=logprobs,
         ):
-            yield generated, newline_seen
+            states = []
+            for row, ids in enumerate(generated):
+                raw = self._text(ids)
+                if reasons[row] is None:
+                    _, hit = self._visible(raw, stop, one_line, final=False)
+                    if hit or len(ids) == previous[row]:  # a stop string/newline, or EOS
+                        reasons[row] = "stop"
+                    elif len(ids) >= max_new_tokens:
+                        reasons[row] = "length"
+                previous[row] = len(ids)
+                done = reasons[row] is not None
+                text, _ = self._visible(raw, stop, one_line, final=done)
+                lp = sum(logprobs[row]) if logprobs else 0.0
+                states.append(RowState(text, done, reasons[row], len(ids), lp))
+            yield states
+
+    def _final(
+        self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, seed: int | None, **kw: Any
+    ) -> list[RowState]:
+        last: list[RowState] = []
+        for step in self.decode(prompt_ids, max_new_tokens=max_new_tokens, seed=seed, **kw):
+            last = step
+        return last
 
     def generate_batch(
-        self, queries: Sequence[str], max_new_tokens: int = 48, seed: int | None = 0
+        self,
+        queries: Sequence[str],
+        max_new_tokens: int = 48,
+        seed: int | None = 0,
+        params: Mapping[str, Any] | None = None,
+        best_of: int | None = None,
     ) -> list[Generation]:
-        """Replies to many single-turn queries at once (left padding), e.g. for evaluation."""
-        prompts = [self.render_prompt(q) for q in queries]
-        if not prompts:
+        """Replies to many single-turn queries at once (left padding), e.g. for evaluation.
+
+        ``best_of`` (default ``self.best_of_n``) > 1 samples that many candidates per query
+        in the same batch and keeps the one the reranker prefers.
+        """
+        if not queries:
             return []
+        n = max(1, self.best_of_n if best_of is None else best_of)
+        prompts = [self.render_prompt(q) for q in queries]
+        encoded = [self.encode_prompt(q) for q in queries]
+        if n > 1:
+            params = {"do_sample": True, **(params or {})}
         started = time.perf_counter()
-        generated: list[list[int]] = [[] for _ in prompts]
-        for step, _ in self._run(prompts, max_new_tokens, seed):
-            generated = step
+        states = self._final(
+            [e for e in encoded for _ in range(n)], max_new_tokens, seed, params=params
+        )
         seconds = time.perf_counter() - started
         out = []
-        for prompt, ids in zip(prompts, generated, strict=True):
-            text, newline = reply_text(self._text(ids), self.template.reply_end)
-            stopped = newline or len(ids) < max_new_tokens
-            out.append(Generation(_clean(text), prompt, stopped, len(ids), seconds))
+        for i, (query, prompt) in enumerate(zip(queries, prompts, strict=True)):
+            group = [
+                Generation(
+                    st.text, prompt, st.finish_reason == "stop", st.n_tokens, seconds, st.logprob
+                )
+                for st in states[i * n : (i + 1) * n]
+            ]
+            pick = self.rerank.best(query, group) if (n > 1 and self.rerank is not None) else 0
+            out.append(group[pick])
         return out
+
+    def score_replies(
+        self, queries: Sequence[str], replies: Sequence[str], batch_size: int = 8
+    ) -> list[tuple[float, int]]:
+        """(summed NLL, tokens) of each ``reply`` + reply end after her prompt for ``query``,
+        tokenised exactly as training and chat do (:mod:`serifu.prompts.encode`)."""
+        import torch
+
+        from serifu.prompts.encode import encode_reply
+
+        end = self.template.reply_end
+        encoded = [
+            (self.encode_prompt(q), encode_reply(self.tokenizer, r, end))
+            for q, r in zip(queries, replies, strict=True)
+        ]
+        return self._score_encoded(encoded, batch_size, torch)
+
+    def best_of(
+        self,
+        query: str,
+        history: Sequence[tuple[str, str]] = (),
+        n: int | None = None,
+        max_new_tokens: int = 48,
+        seed: int | None = None,
+    ) -> str:
+        """Sample ``n`` candidates in one batch and return the one the reranker scores best."""
+        n = max(1, n or self.best_of_n)
+        ids = self.encode_prompt(query, history)
+        params = {"do_sample": True} if n > 1 else None
+        states = self._final([ids] * n, max_new_tokens, seed, params=params)
+        candidates = [
+            Generation(st.text, "", st.finish_reason == "stop", st.n_tokens, 0.0, st.logprob)
+            for st in states
+        ]
+        if self.rerank is None or n == 1:
+            return candidates[0].text
+        return candidates[self.rerank.best(query, candidates)].text
 
     def reply(
         self,
@@ -128,8 +351,9 @@ class Chatbot:
         history: Sequence[tuple[str, str]] = (),
         max_new_tokens: int = 48,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> str:
-        return "".join(self.stream(query, history, max_new_tokens, seed=seed))
+        return "".join(self.stream(query, history, max_new_tokens, seed=seed, params=params))
 
     def stream(
         self,
@@ -137,31 +361,22 @@ class Chatbot:
         history: Sequence[tuple[str, str]] = (),
         max_new_tokens: int = 48,
         seed: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Iterator[str]:
-        """Text pieces of one reply as they are generated (stops before the newline)."""
-        prompt = self.render_prompt(query, history)
-        hold = len(self.template.reply_end.removesuffix("\n"))  # "」" may end the reply
+        """Text pieces of one reply as they are generated (stops before the newline).
+
+        With ``best_of_n > 1`` the candidates are generated together and the chosen reply
+        comes as one piece.
+        """
+        if self.best_of_n > 1 and not params:
+            yield self.best_of(query, history, max_new_tokens=max_new_tokens, seed=seed)
+            return
+        ids = self.encode_prompt(query, history)
         sent = 0
-        text = ""
-        for generated, newline in self._run([prompt], max_new_tokens, seed):
-            raw = self._text(generated[0])
-            if newline[0]:
-                break
-            text = _clean(raw)
-            visible = text[: len(text) - hold] if hold else text
-            visible = visible.rstrip("\ufffd")  # an incomplete multi-byte character
-            if len(visible) > sent:
-                yield visible[sent:]
-                sent = len(visible)
-        else:
-            raw = None
-        final = (
-            _clean(reply_text(raw, self.template.reply_end)[0])
-            if raw is not None
-            else _strip_end(text, self.template.reply_end)
-        )
-        if len(final) > sent:
-            yield final[sent:]
+        for [state] in self.decode([ids], max_new_tokens=max_new_tokens, seed=seed, params=params):
+            if len(state.text) > sent:
+                yield state.text[sent:]
+                sent = len(state.text)
 
     def score(
         self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int = 8
@@ -178,6 +393,11 @@ class Chatbot:
             (self._encode(p, self.add_special_tokens), self._encode(c, False))
             for p, c in zip(prompts, continuations, strict=True)
         ]
+        return self._score_encoded(encoded, batch_size, torch)
+
+    def _score_encoded(
+        self, encoded: Sequence[tuple[list[int], list[int]]], batch_size: int, torch: Any
+    ) -> list[tuple[float, int]]:
         results = [(0.0, 0)] * len(encoded)
         todo = sorted(
             (i for i, (_, c) in enumerate(encoded) if c),
@@ -245,11 +465,6 @@ def _clean(text: str) -> str:
     return text.replace("\ufffd", "")
 
 
-def _strip_end(text: str, reply_end: str) -> str:
-    before = reply_end.removesuffix("\n")
-    return text[: -len(before)] if before and text.endswith(before) else text
-
-
 def _adapter_info(adapter: Path) -> dict[str, Any]:
     if not (adapter / "adapter_config.json").is_file():
         raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
@@ -264,6 +479,10 @@ def load_chatbot(
     system_prompt: bool = True,
     quantize: bool | None = None,
     device: str | None = None,
+    vocabulary: str = "auto",
+    best_of: int | None = None,
+    examples: int = 0,
+    max_input_chars: int = MAX_INPUT_CHARS,
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -271,17 +490,24 @@ def load_chatbot(
     with the character's shipped adapter for it when there is one. ``quantize=None``
     means full precision (bf16 on a GPU, where replies run on CUDA-graph steps —
     see ``serifu.accel.decode``); ``quantize=True`` loads the base in NF4 4-bit.
+
+    Special and unused tokens are always masked. ``vocabulary``: "auto" (= "on" for a
+    character with scripts, else "off") restricts replies to Japanese text plus the tokens
+    of her lines and card (``serifu.inference.vocab``). ``best_of``: candidates sampled and
+    reranked per reply (None: :func:`default_best_of` for the device). ``examples``: her k
+    most similar real exchanges go into the prompt (0: off).
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
     from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
+    from serifu.modeling.default import default_model
 
     adapter_path = Path(adapter) if adapter is not None else None
     info = _adapter_info(adapter_path) if adapter_path is not None else {}
     character = character or (info.get("dataset") or {}).get("character_id")
     pack = plugins.get_character(character) if character else None
     if model is None:
-        model = info.get("base_model") or DEFAULT_MODEL
+        model = info.get("base_model") or default_model()
         if adapter_path is None and pack is not None and model in pack.adapters:
             adapter_path = Path(pack.adapters[model])
     device = device or default_device()
@@ -296,7 +522,7 @@ def load_chatbot(
         lm = PeftModel.from_pretrained(lm, str(adapter_path), use_safetensors=True)
         lm.eval()
     card = pack.card() if pack is not None else None
-    return Chatbot(
+    bot = Chatbot(
         model_id=base.id,
         adapter=adapter_path,
         card=card,
@@ -306,4 +532,52 @@ def load_chatbot(
         system=render_system(card) if (system_prompt and card is not None) else None,
         add_special_tokens=base.add_special_tokens,
         generation=dict(base.generation),
+        max_input_chars=max_input_chars,
     )
+    bot.rules = token_rules(bot, pack, vocabulary)
+    bot.best_of_n = default_best_of(device) if best_of is None else max(1, best_of)
+    if bot.best_of_n > 1:
+        from serifu.inference.rerank import Reranker
+
+        bot.rerank = Reranker.for_character(character, card)
+    if examples > 0 and pack is not None:
+        from serifu.retrieval import ExampleRetriever
+
+        bot.examples = ExampleRetriever(
+            training_pairs(pack), k=examples, protagonist=card.protagonist if card else "主人公"
+        )
+    return bot
+
+
+def default_best_of(device: str) -> int:
+    """Candidates per reply by default: chosen from measured latency (docs/evaluation.md)."""
+    return BEST_OF_GPU if str(device).startswith("cuda") else BEST_OF_CPU
+
+
+def token_rules(bot: Chatbot, pack: Any | None, vocabulary: str) -> Any:
+    """Banned special/unused tokens, plus her output vocabulary when ``vocabulary`` says so."""
+    from serifu.inference.decoding import TokenRules
+    from serifu.inference.vocab import banned_ids, output_vocabulary
+
+    if vocabulary not in ("auto", "on", "off"):
+        raise SerifuError(f"vocabulary must be auto, on or off (got {vocabulary!r})")
+    keep = bot._eos_ids()
+    rules = TokenRules(banned=banned_ids(bot.tokenizer, keep=keep))
+    use = vocabulary == "on" or (vocabulary == "auto" and pack is not None and bool(pack.scripts))
+    if use:
+        texts = [bot.system or ""]
+        if pack is not None:
+            from serifu.data.characters import character_utterances
+
+            texts += [u.text for u in character_utterances(pack)]
+        rules.vocab = output_vocabulary(bot.tokenizer, texts, keep=keep)
+    return rules
+
+
+def training_pairs(pack: Any) -> list[tuple[str, str]]:
+    """Her (query, reply) pairs outside the held-out test split (what retrieval may show)."""
+    from serifu.data.characters import character_pairs, character_utterances
+    from serifu.evaluation.reference import heldout_pairs
+
+    held = set(heldout_pairs(character_utterances(pack), pack.card().short_name))
+    return [(p.query, p.reply) for p in character_pairs(pack) if (p.query, p.reply) not in held]

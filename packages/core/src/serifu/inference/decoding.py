@@ -3,12 +3,63 @@
 Each step yields the tokens chosen for every row still running; the caller decodes
 and decides when a row is done (its text reached a newline), so streaming and batched
 generation share one loop.
+
+:class:`TokenRules` say which tokens may be chosen (``serifu.inference.vocab``): banned
+special/unused tokens get ``-inf`` at every step, on every path (eager, CUDA graph); an
+output vocabulary restricts the choice further, and on the eager path the output head is
+then computed for those rows only. The prompt pass computes the head at its last position
+only. Stop tokens are exempt from the repetition penalty.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass
+class TokenRules:
+    """Which tokens decoding may choose. ``banned``: never; ``vocab``: the only ones allowed
+    (an :class:`~serifu.inference.vocab.OutputVocabulary`, or None for all)."""
+
+    banned: Sequence[int] = ()
+    vocab: Any | None = None
+    _masks: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+
+    def mask(self, device: Any, width: int) -> Any | None:
+        """An additive [width] mask (0 allowed, -inf not), cached per device and width."""
+        import torch
+
+        if not self.banned and self.vocab is None:
+            return None
+        key = (str(device), width)
+        if key not in self._masks:
+            if self.vocab is not None:
+                m = torch.full((width,), float("-inf"), device=device)
+                m[self.vocab.index(device)] = 0.0
+            else:
+                m = torch.zeros(width, device=device)
+            banned = [i for i in self.banned if i < width]
+            if banned:
+                m[torch.tensor(banned, device=device)] = float("-inf")
+            self._masks[key] = m
+        return self._masks[key]
+
+    def apply(self, logits: Any) -> Any:
+        mask = self.mask(logits.device, logits.shape[-1])
+        return logits.float() if mask is None else logits.float() + mask
+
+
+def penalty_view(seen: Any, protected: set[int], filler: int | None) -> Any:
+    """``seen`` with stop tokens replaced by ``filler`` (a banned id), so a repetition
+    penalty never makes stopping less likely (e.g. pad = EOS in left padding)."""
+    import torch
+
+    if not protected or filler is None or not seen.numel():
+        return seen
+    ids = torch.tensor(sorted(protected), device=seen.device)
+    return seen.masked_fill(torch.isin(seen, ids), filler)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[Any, Any]:
@@ -64,10 +115,20 @@ def decode_steps(
     max_new_tokens: int,
     is_done: Callable[[int, list[int]], bool],
     seed: int | None = None,
+    rules: TokenRules | None = None,
+    logprobs: list[list[float]] | None = None,
 ) -> Iterator[list[list[int]]]:
-    """Yield, after each step, every row's generated ids; rows stop at EOS or ``is_done``."""
+    """Yield, after each step, every row's generated ids; rows stop at EOS or ``is_done``.
+
+    ``rules`` mask tokens (see :class:`TokenRules`); ``logprobs``, when given, is filled with
+    each row's chosen-token log-probabilities (under the masked distribution, temperature 1).
+    """
     import torch
 
+    rules = rules or TokenRules()
+    filler = next((i for i in rules.banned if i not in eos_ids), None)
+    if logprobs is not None:
+        logprobs[:] = [[] for _ in prompts]
     device = str(next(model.parameters()).device)
     ids, mask = left_pad(prompts, pad_id, device)
     generator = None
@@ -85,16 +146,22 @@ def decode_steps(
             max_new_tokens=max_new_tokens,
             is_done=is_done,
             generator=generator,
+            rules=rules,
+            filler=filler,
+            logprobs=logprobs,
         )
         return
     generated: list[list[int]] = [[] for _ in prompts]
     running = [True] * len(prompts)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     seen = ids
+    step = _EagerStep(model, rules)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        logits = step(ids, mask, positions)
         for _ in range(max_new_tokens):
-            chosen = next_tokens_for(out.logits[:, -1, :], seen, params, generator)
+            chosen = _choose(
+                logits, seen, params, generator, rules, eos_ids, filler, logprobs, running
+            )
             chosen = torch.where(
                 torch.tensor(running, device=device), chosen, torch.full_like(chosen, pad_id)
             )
@@ -105,13 +172,87 @@ def decode_steps(
             seen = torch.cat([seen, chosen[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
-            out = model(
-                input_ids=chosen[:, None],
-                attention_mask=mask,
-                position_ids=positions,
-                cache=out.cache,  # transformers 5: `cache` (was past_key_values)
-                use_cache=True,
-            )
+            logits = step(chosen[:, None], mask, positions)
+
+
+class _EagerStep:
+    """One forward on the KV cache; returns the last position's logits [B, V].
+
+    The head runs at the last position only; with an output vocabulary whose rows can be
+    taken from a plain head, only those rows are computed (the rest stay ``-inf``).
+    """
+
+    def __init__(self, model: Any, rules: TokenRules):
+        import inspect
+
+        from serifu.accel.decode import _cache_kwarg
+
+        self.model = model
+        params = inspect.signature(model.forward).parameters
+        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.cache: Any = None
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.kw = _cache_kwarg(base)  # a PEFT wrapper's forward takes **kwargs: ask the model
+        self.rows = None
+        if rules.vocab is not None:
+            lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+            rows = rules.vocab.head(lm)
+            if rows is not None:
+                self.lm = lm
+                self.rows = rows
+                self.decoder = getattr(lm, lm.base_model_prefix)
+                config = (
+                    lm.config.get_text_config()
+                    if hasattr(lm.config, "get_text_config")
+                    else lm.config
+                )
+                self.softcap = getattr(config, "final_logit_softcapping", None)
+                self.width = int(lm.get_output_embeddings().weight.shape[0])
+                self.index = rules.vocab.index(rows.device)
+                self.kw = _cache_kwarg(self.decoder)
+
+    def __call__(self, ids: Any, mask: Any, positions: Any) -> Any:
+        import torch
+
+        kwargs = {"attention_mask": mask, "position_ids": positions, "use_cache": True}
+        if self.cache is not None:
+            kwargs[self.kw] = self.cache
+        if self.rows is None:
+            out = self.model(input_ids=ids, **self.keep, **kwargs)
+            self.cache = out.cache
+            return out.logits[:, -1, :]
+        out = self.decoder(input_ids=ids, **kwargs)
+        self.cache = out.cache
+        hidden = out.last_hidden_state[:, -1, :]
+        sub = hidden.to(self.rows.dtype) @ self.rows.T
+        if self.softcap:
+            sub = torch.tanh(sub / self.softcap) * self.softcap
+        logits = torch.full(
+            (hidden.shape[0], self.width), float("-inf"), device=hidden.device, dtype=torch.float32
+        )
+        return logits.index_copy_(1, self.index, sub.float())
+
+
+def _choose(
+    logits: Any,
+    seen: Any,
+    params: Mapping[str, Any],
+    generator: Any,
+    rules: TokenRules,
+    eos_ids: set[int],
+    filler: int | None,
+    logprobs: list[list[float]] | None,
+    running: list[bool],
+) -> Any:
+    """Mask, pick, and record the chosen tokens' log-probabilities."""
+    logits = rules.apply(logits)
+    chosen = next_tokens_for(logits, penalty_view(seen, eos_ids, filler), params, generator)
+    if logprobs is not None:
+        picked = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0].tolist()
+        for row, value in enumerate(picked):
+            if running[row]:
+                logprobs[row].append(float(value))
+    return chosen
 
 
 def _record(
@@ -144,16 +285,20 @@ def _static_steps(
     max_new_tokens: int,
     is_done: Callable[[int, list[int]], bool],
     generator: Any,
+    rules: TokenRules | None = None,
+    filler: int | None = None,
+    logprobs: list[list[float]] | None = None,
 ) -> Iterator[list[list[int]]]:
     """The same contract as the eager loop, on a static cache with CUDA-graph steps."""
     import torch
 
+    rules = rules or TokenRules()
     generated: list[list[int]] = [[] for _ in range(ids.shape[0])]
     running = [True] * ids.shape[0]
     seen = ids
 
     def pick(logits: Any) -> Any:
-        chosen = next_tokens_for(logits, seen, params, generator)
+        chosen = _choose(logits, seen, params, generator, rules, eos_ids, filler, logprobs, running)
         return torch.where(
             torch.tensor(running, device=chosen.device), chosen, torch.full_like(chosen, pad_id)
         )

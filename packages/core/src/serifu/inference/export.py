@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from serifu.errors import SerifuError
-from serifu.fsutil import atomic_output_dir
+from serifu.fsutil import atomic_output_dir, check_output_dir
 
 
-def export_merged(adapter: Path, out: Path) -> Path:
-    """Load the base unquantised, merge the LoRA, save safetensors + tokenizer to ``out``."""
-    from peft import PeftModel
+def export_merged(
+    adapter: Path, out: Path, *, model: str | None = None, force: bool = False
+) -> Path:
+    """Load the base unquantised, merge the LoRA, save safetensors + tokenizer to ``out``.
 
+    ``model`` defaults to the adapter's base (its ``serifu.json``); another base is an
+    error. ``out`` is checked before the model loads (:func:`serifu.fsutil.check_output_dir`)."""
+    from serifu.errors import SerifuError
     from serifu.modeling import load_model, load_tokenizer, resolve_base
+    from serifu.training.adapters import attach_adapter, read_adapter
 
     adapter = Path(adapter)
-    info_file = adapter / "serifu.json"
-    if not info_file.is_file():
+    info = read_adapter(adapter, model)
+    if not info:
         raise SerifuError("not an adapter written by `serifu train` (no serifu.json)", path=adapter)
-    info = json.loads(info_file.read_text(encoding="utf-8"))
-    base = resolve_base(info["base_model"])
-    model = load_model(base, quantize=False, device="cpu")
-    merged = PeftModel.from_pretrained(model, str(adapter), use_safetensors=True).merge_and_unload()
+    if not isinstance(info.get("base_model"), str):
+        raise SerifuError("serifu.json does not name the base model", path=adapter / "serifu.json")
+    check_output_dir(out, inputs=[adapter], force=force)
+    base = resolve_base(model or info["base_model"])
+    lm = load_model(base, quantize=False, device="cpu")
+    merged = attach_adapter(lm, adapter).merge_and_unload()
     tokenizer = load_tokenizer(base)
-    with atomic_output_dir(Path(out)) as tmp:
+    with atomic_output_dir(Path(out), kind="export", inputs=[adapter], force=force) as tmp:
         merged.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        shutil.copy(info_file, tmp / "serifu.json")
+        shutil.copy(adapter / "serifu.json", tmp / "serifu.json")
     return Path(out)

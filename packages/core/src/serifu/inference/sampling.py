@@ -1,4 +1,12 @@
-"""Choosing the next token: greedy, or temperature / top-p sampling with a repetition penalty."""
+"""Choosing the next token: greedy or sampled, with the usual penalties and filters.
+
+Keys of ``params`` (all optional): ``logit_bias`` {token id: bias}, ``repetition_penalty``
+(divides positive / multiplies negative scores of seen tokens), ``presence_penalty`` and
+``frequency_penalty`` (subtracted once per seen token / per occurrence, as in the OpenAI
+API; "seen" is the prompt window plus the reply so far), ``do_sample``, ``temperature``,
+``top_k``, ``top_p`` and ``min_p`` (keep tokens with at least ``min_p`` × the top
+probability). Tokens already at ``-inf`` (masked) stay there.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +19,45 @@ def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: An
     import torch
 
     logits = logits.float()
-    penalty = float(params.get("repetition_penalty", 1.0))
+    bias = params.get("logit_bias") or {}
+    if bias:
+        width = logits.shape[-1]
+        pairs = [(int(k), float(v)) for k, v in bias.items() if 0 <= int(k) < width]
+        if pairs:
+            index = torch.tensor([k for k, _ in pairs], device=logits.device)
+            values = torch.tensor([v for _, v in pairs], device=logits.device)
+            logits = logits.index_add(1, index, values.expand(logits.shape[0], -1))
+    penalty = float(params.get("repetition_penalty", 1.0) or 1.0)
     if penalty != 1.0 and seen.numel():
         scores = logits.gather(1, seen)
         logits = logits.scatter(
             1, seen, torch.where(scores < 0, scores * penalty, scores / penalty)
         )
+    presence = float(params.get("presence_penalty", 0.0) or 0.0)
+    frequency = float(params.get("frequency_penalty", 0.0) or 0.0)
+    if (presence or frequency) and seen.numel():
+        counts = torch.zeros_like(logits).scatter_add(
+            1, seen, torch.ones_like(seen, dtype=logits.dtype)
+        )
+        logits = logits - frequency * counts - presence * (counts > 0).to(logits.dtype)
     if not params.get("do_sample", False):
         return logits.argmax(-1)
     logits = logits / max(float(params.get("temperature", 1.0)), 1e-5)
+    top_k = int(params.get("top_k", 0) or 0)
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
     top_p = float(params.get("top_p", 1.0))
     if top_p < 1.0:
         sorted_logits, order = logits.sort(-1, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = (
-            cumulative - sorted_logits.softmax(-1) > top_p
-        )  # keep the smallest set reaching top_p
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set reaching top_p
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
+    min_p = float(params.get("min_p", 0.0) or 0.0)
+    if min_p > 0.0:
+        probs = logits.softmax(-1)
+        floor = min_p * probs.max(-1, keepdim=True).values
+        logits = logits.masked_fill(probs < floor, float("-inf"))
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,4 +1,4 @@
-"""Turning hub/offline failures into one clear user error, fast.
+"""Turning hub failures (offline, gated, misspelled) into one clear user error, fast.
 
 ``huggingface_hub`` reads ``HF_HUB_OFFLINE`` once, at import, and retries failed requests
 with backoff (about 23 s per file when the network is down). So before loading a hub
@@ -91,16 +91,62 @@ def _hub_offline() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = before
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache transformers reads (``huggingface_hub``'s own setting)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _hub_error(exc: BaseException) -> BaseException | None:
+    """The ``huggingface_hub`` error behind ``exc`` (transformers wraps them in ``OSError``)."""
+    from huggingface_hub import errors
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, errors.HfHubHTTPError | errors.LocalEntryNotFoundError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def hub_message(exc: BaseException, source: str, model_id: str) -> str:
+    """What went wrong with hub id ``source``: gated, not found, or not reachable (offline)."""
+    from huggingface_hub import errors
+
+    cause = _hub_error(exc)
+    if cause is None or isinstance(cause, errors.LocalEntryNotFoundError):
+        return offline_message(source, model_id)  # not cached, and no hub to ask
+    if isinstance(cause, errors.GatedRepoError):
+        return (
+            f"{source!r} ({model_id}) is a gated repository: accept its terms on its hub page, "
+            "then log in here (`hf auth login`) or download it where you can and pass the "
+            "folder as --model DIR"
+        )
+    if isinstance(cause, errors.RepositoryNotFoundError):
+        return (
+            f"the hub has no repository {source!r} ({model_id}) that you can see: check the "
+            "spelling, or log in (`hf auth login`) if it is private"
+        )
+    if isinstance(cause, errors.RevisionNotFoundError | errors.EntryNotFoundError):
+        return f"{source!r} ({model_id}) lacks the requested revision or file: {cause}"
+    return offline_message(source, model_id)
+
+
 @contextlib.contextmanager
 def hub_errors(source: str, model_id: str) -> Iterator[None]:
-    """Fail fast when a hub id cannot be had; re-raise load errors as :class:`SerifuError`."""
+    """Fail fast when a hub id cannot be had; re-raise load errors as :class:`SerifuError`.
+
+    ``huggingface_hub``'s error types tell a gated or misspelled repository apart from
+    being offline (each gets its own message).
+    """
     offline = is_hub_id(source) and (offline_requested() or not hub_reachable())
     if offline and not in_local_cache(source):
         raise SerifuError(offline_message(source, model_id))
     try:
         with _hub_offline() if offline else contextlib.nullcontext():
             yield
-    except OSError as exc:  # transformers wraps hub failures (offline, 404, no network) in OSError
+    except OSError as exc:  # transformers wraps hub failures (offline, 404, gated) in OSError
         if is_hub_id(source):
-            raise SerifuError(offline_message(source, model_id)) from None
+            raise SerifuError(hub_message(exc, source, model_id)) from None
         raise SerifuError(f"could not load the model: {exc}", path=source) from None

@@ -62,6 +62,10 @@ def read_openers(path: Path) -> list[str]:
         raise SerifuError("query file not found", path=path) from None
     except UnicodeDecodeError as exc:
         raise SerifuError(f"query file is not UTF-8 (byte offset {exc.start})", path=path) from None
+    except OSError as exc:  # a folder, a path through a file, no permission …
+        raise SerifuError(
+            f"cannot read the query file ({exc.strerror or exc})", path=path
+        ) from None
     return parse_query_lines(text, path=path)
 
 

@@ -1,5 +1,7 @@
-"""QLoRA training: Serifu's own loop (``trainer``) and the report's recipe (``recipe``)."""
+"""QLoRA training: Serifu's own loop (``trainer``: :class:`Trainer` + callbacks) and the
+report's recipe (``recipe``)."""
 
-from serifu.training.trainer import TrainResult, train
+from serifu.training.callbacks import Callback
+from serifu.training.trainer import Trainer, TrainResult, train
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["Callback", "TrainResult", "Trainer", "train"]

@@ -3,7 +3,8 @@
 ``lines``: the report's semantics, labels = input ids. ``dialogue``: the prompt is
 rendered with the model's template (system prompt optional) and masked (-100); the loss
 is on the reply and ``reply_end`` only. Prompt and reply are encoded separately, exactly
-as inference feeds the prompt, so the boundary tokens match.
+as inference feeds the prompt (:mod:`serifu.prompts.encode`: text from the data is plain
+text, only the template's markup becomes control tokens), so the boundary tokens match.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from serifu.prompts.encode import encode_prompt, encode_reply
 
 IGNORE = -100
 _LINE = re.compile(r"^(?P<speaker>[^「]+)「(?P<text>.*)」$")
@@ -59,9 +62,16 @@ def encode_dialogue(
     """Prompt tokens masked, reply + ``reply_end`` learned; the prompt is cut from the left."""
     character = row["character"]
     history = context_history(row.get("context") or [], character)
-    prompt = template.render(row["query"], character=character, system=system, history=history)
-    prompt_ids = _encode(tokenizer, prompt, add_special_tokens)
-    reply_ids = _encode(tokenizer, row["reply"] + template.reply_end, False)[:max_length]
+    prompt_ids = encode_prompt(
+        tokenizer,
+        template,
+        row["query"],
+        character=character,
+        system=system,
+        history=history,
+        add_special_tokens=add_special_tokens,
+    )
+    reply_ids = encode_reply(tokenizer, row["reply"], template.reply_end)[:max_length]
     keep = max(0, max_length - len(reply_ids))
     prompt_ids = prompt_ids[len(prompt_ids) - keep :] if keep else []
     return Example(prompt_ids + reply_ids, [IGNORE] * len(prompt_ids) + reply_ids)

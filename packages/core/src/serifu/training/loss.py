@@ -18,7 +18,9 @@ FUSED_HEAD = True
 
 def causal_lm(model: Any) -> Any:
     """The ``*ForCausalLM`` inside a PEFT wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    from serifu.modeling.unwrap import base_model_of
+
+    return base_model_of(model)
 
 
 def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:

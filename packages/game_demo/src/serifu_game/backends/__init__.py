@@ -1,8 +1,9 @@
 """How the heroine answers: the ``llm`` backend (tuned model) or ``retrieval`` (her real lines).
 
 A backend is prepared once (possibly slowly, in a worker thread), then streams each reply
-as text pieces. Choosing one follows the issue: ``llm`` with the embedded default when a
-tuned adapter for her ships, else ``retrieval``, with a notice saying which.
+as text pieces. Choosing one follows the issue: ``llm`` with Serifu's default base model
+(:func:`default_model`) when a tuned adapter for her ships, else ``retrieval``, with a notice
+saying which.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from serifu.characters import CharacterPack
+from serifu.errors import SerifuError
 
-DEFAULT_MODEL = "gemma-3-270m"
+
+def default_model() -> str:
+    """Serifu's default base-model id: ``$SERIFU_MODEL``, else the one a plugin names.
+
+    :class:`~serifu.errors.SerifuError` when nothing names one.
+    """
+    from serifu.modeling.default import default_model as configured
+
+    return configured()
 
 
 class Backend(Protocol):
@@ -22,6 +32,12 @@ class Backend(Protocol):
 
     kind: str
     label: str
+
+    @property
+    def ready(self) -> bool:
+        """True once :meth:`prepare` has loaded what it needs (the status line says "loading"
+        only while it is False)."""
+        ...
 
     def prepare(self) -> None:
         """Load what is needed (may take seconds: called from a worker thread)."""
@@ -58,14 +74,16 @@ def choose_backend(
     """Resolve ``auto``/``llm``/``retrieval`` plus optional model and adapter for ``pack``.
 
     ``auto`` means ``llm`` when an adapter is given or ships with her for ``model``
-    (default :data:`DEFAULT_MODEL`), else ``retrieval``.
+    (default :func:`default_model`), else ``retrieval``.
     """
     name = pack.card().short_name
+    retrieval = f"台本検索モード：{name}の本物のセリフから返事を選びます。"
     if backend == "retrieval":
-        return BackendChoice(
-            "retrieval", notice=f"台本検索モード：{name}の本物のセリフから返事を選びます。"
-        )
-    model_id = model or DEFAULT_MODEL
+        return BackendChoice("retrieval", notice=retrieval)
+    try:
+        model_id = model or default_model()
+    except SerifuError as exc:
+        return BackendChoice("retrieval", notice=f"{retrieval}（ベースモデルがありません：{exc}）")
     shipped = pack.adapters.get(model_id)
     chosen = adapter or (str(shipped) if shipped else None)
     if backend == "auto" and chosen is None:

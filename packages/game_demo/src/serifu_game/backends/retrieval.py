@@ -38,6 +38,8 @@ class RetrievalBackend:
 
     kind = "retrieval"
     label = "台本検索 (retrieval)"
+    ready = True
+    """Nothing to load: the index is built in the constructor."""
 
     def __init__(self, pairs: Sequence[Pair], *, seed: int = 0, pace: float = 0.0) -> None:
         if not pairs:

@@ -13,6 +13,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from serifu_game import story
+from serifu_game.plain import plain
 
 if TYPE_CHECKING:
     from serifu_game.app import SerifuGame
@@ -29,18 +30,20 @@ class DayScreen(ModalScreen[str | None]):
         card = game.pack.card()
         with Vertical(id="day-box", classes="dialog"):
             yield Static(
-                f"[b]{game.state.day + 1}日目[/b]　今日はどこへ行こう？", classes="dialog-title"
+                plain((f"{game.state.day + 1}日目", "bold"), "　今日はどこへ行こう？"),
+                classes="dialog-title",
+                markup=False,
             )
             options = []
             for place in story.PLACES:
                 hint = (
-                    f"  [#ff7aa2]♥ {card.short_name}の好きな場所かも[/]"
+                    (f"  ♥ {card.short_name}の好きな場所かも", "#ff7aa2")
                     if story.place_bonus(place, card)
                     else ""
                 )
-                options.append(Option(f"{place.icon}  {place.name}{hint}", id=place.id))
-            yield OptionList(*options, id="places")
-            yield Static("↑↓で選んでEnter", classes="dialog-hint")
+                options.append(Option(plain(f"{place.icon}  {place.name}", hint), id=place.id))
+            yield OptionList(*options, id="places", markup=False)
+            yield Static("↑↓で選んでEnter", classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

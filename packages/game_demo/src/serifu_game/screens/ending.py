@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Static
 
 from serifu_game import story
 from serifu_game.affection import mood
+from serifu_game.plain import plain
 from serifu_game.widgets.affection_meter import render_meter
 from serifu_game.widgets.portrait import Portrait
 
@@ -29,12 +30,16 @@ class EndingScreen(Screen[None]):
         end = story.ending(game.state.affection, card)
         self.ending = end
         with Vertical(id="ending"):
-            yield Static(end.title, id="ending-title", classes=f"ending-{end.id}")
+            yield Static(
+                plain(end.title), id="ending-title", classes=f"ending-{end.id}", markup=False
+            )
             with Horizontal(id="ending-body"):
                 yield Portrait(card.id, mood=mood(game.state.affection), id="ending-portrait")
                 with Vertical(id="ending-text"):
-                    yield Static(end.text, id="ending-story")
-                    yield Static(render_meter(game.state.affection), id="ending-meter")
+                    yield Static(plain(end.text), id="ending-story", markup=False)
+                    yield Static(
+                        render_meter(game.state.affection), id="ending-meter", markup=False
+                    )
             with Center(), Horizontal(id="ending-buttons"):
                 yield Button("タイトルへ", id="to-title", variant="primary")
                 yield Button("終了", id="quit")

@@ -8,24 +8,31 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from serifu import plugins
+from serifu.errors import SerifuError
+from serifu_game.plain import plain
 from serifu_game.save import SlotInfo, list_slots
 
 
-def describe(info: SlotInfo) -> str:
-    """One slot as a line of the list."""
+def describe(info: SlotInfo) -> Content:
+    """One slot as a line of the list (names, dates and problems verbatim, never markup)."""
+    slot = f"スロット{info.slot}  "
     if info.problem:
-        return f"スロット{info.slot}  [#ff6b6b]読み込めません[/]  [dim]{info.problem}[/dim]"
+        return plain(slot, ("読み込めません", "#ff6b6b"), "  ", (info.problem, "dim"))
     if info.state is None:
-        return f"スロット{info.slot}  [dim]― 空き ―[/dim]"
+        return plain(slot, ("― 空き ―", "dim"))
     s = info.state
     reg = plugins.characters().get(s.character)
-    name = reg.item.card().name if reg else s.character
-    return f"スロット{info.slot}  {name}  {s.day}日目  ♥{s.affection}  [dim]{info.saved_at}[/dim]"
+    try:
+        name = reg.item.card().name if reg else s.character
+    except SerifuError:  # her card broke since the save was made
+        name = s.character
+    return plain(slot, f"{name}  {s.day}日目  ♥{s.affection}  ", (info.saved_at, "dim"))
 
 
 class SaveLoadScreen(ModalScreen[int | None]):
@@ -42,7 +49,11 @@ class SaveLoadScreen(ModalScreen[int | None]):
         slots = list_slots(self.folder)
         title = "セーブ" if self.mode == "save" else "ロード"
         with Vertical(id="slots-box", classes="dialog"):
-            yield Static(f"[b]{title}[/b]　スロットを選んでください", classes="dialog-title")
+            yield Static(
+                plain((title, "bold"), "　スロットを選んでください"),
+                classes="dialog-title",
+                markup=False,
+            )
             yield OptionList(
                 *[
                     Option(
@@ -53,8 +64,9 @@ class SaveLoadScreen(ModalScreen[int | None]):
                     for info in slots
                 ],
                 id="slots",
+                markup=False,
             )
-            yield Static("Enterで決定・Escで戻る", classes="dialog-hint")
+            yield Static("Enterで決定・Escで戻る", classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

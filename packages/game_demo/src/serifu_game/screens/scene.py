@@ -1,4 +1,9 @@
-"""The scene: her portrait and affection, the dialogue log, suggestions and the player's input."""
+"""The scene: her portrait and affection, the dialogue log, suggestions and the player's input.
+
+The rules (turns, affection, events, days) are :class:`~serifu_game.session.GameSession`'s;
+this screen renders its state and runs her reply in a worker thread. Everything shown is
+plain text (:func:`~serifu_game.plain.plain`).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +18,19 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
-from serifu_game import story
-from serifu_game.affection import judge, mood
-from serifu_game.backends.retrieval import RetrievalBackend
 from serifu_game.pairs import load_pairs
-from serifu_game.state import DAYS, TURNS_PER_SCENE
+from serifu_game.plain import plain
+from serifu_game.session import GameSession, RuleError
 from serifu_game.suggestions import Suggester
 from serifu_game.widgets.affection_meter import AffectionMeter
 from serifu_game.widgets.debug_panel import DebugPanel, ReplyStats
 from serifu_game.widgets.dialogue_log import DialogueLog, EntryView
 from serifu_game.widgets.portrait import Portrait, looks
+from serifu_game.widgets.say_input import SayInput
 
 if TYPE_CHECKING:
     from serifu_game.app import SerifuGame
+    from serifu_game.backends import Backend
 
 
 class SceneScreen(Screen[None]):
@@ -45,6 +50,8 @@ class SceneScreen(Screen[None]):
         self.stats: ReplyStats | None = None
         self.scores: list[float | None] = []
         self._suggestions: list[str] = []
+        self.statuses: list[str] = []
+        """Every status line shown, oldest first (tests read it)."""
 
     @property
     def game(self) -> SerifuGame:
@@ -55,111 +62,103 @@ class SceneScreen(Screen[None]):
         game = self.game
         assert game.state is not None and game.pack is not None
         card = game.pack.card()
+        self.session = GameSession(game.state, card, load_pairs(game.pack))
         hair = looks(card.id)[0]
-        yield Static(id="topbar")
+        yield Static(id="topbar", markup=False)
         with Horizontal(id="main"):
             with Vertical(id="side"):
-                yield Portrait(card.id, mood=mood(game.state.affection), id="portrait")
-                yield Static(f"[b]{card.name}[/b]\n[dim]{card.reading}[/dim]", id="name")
+                yield Portrait(card.id, mood=self.session.mood, id="portrait")
+                yield Static(
+                    plain((card.name, "bold"), "\n", (card.reading, "dim")),
+                    id="name",
+                    markup=False,
+                )
                 yield AffectionMeter(id="meter")
                 yield Static(
-                    f"{card.grade}・{card.club}\n趣味：{'、'.join(card.hobbies)}", id="profile"
+                    plain(f"{card.grade}・{card.club}\n趣味：{'、'.join(card.hobbies)}"),
+                    id="profile",
+                    markup=False,
                 )
             with Vertical(id="talk"):
                 yield DialogueLog(color=_readable(hair), id="log")
                 yield Vertical(id="suggestions")
-                yield Input(
-                    placeholder=f"{card.short_name}に話しかける…（1〜3で提案を選択）", id="say"
+                yield SayInput(
+                    placeholder=self._talk_placeholder(),
+                    max_length=game.settings.max_input_chars,
+                    id="say",
                 )
-                yield Static(id="status")
+                yield Static(id="status", markup=False)
             yield DebugPanel(id="debug")
         yield Footer()
 
     def on_mount(self) -> None:
         game = self.game
-        assert game.state is not None and game.pack is not None
-        self.card = game.pack.card()
-        self.pairs = load_pairs(game.pack)
-        self.suggester = Suggester(self.pairs, self.card.protagonist)
-        self._opener = RetrievalBackend(self.pairs, seed=game.state.seed) if self.pairs else None
-        self.query_one(AffectionMeter).value = game.state.affection
+        state = self.session.state
+        self.card = self.session.card
+        self.suggester = Suggester(self.session.pairs, self.card.protagonist)
+        self.query_one(AffectionMeter).value = state.affection
         self.query_one("#debug").display = False
         log = self.query_one(DialogueLog)
-        if game.state.log:
-            log.reset(game.state.log)
+        if state.log:
+            log.reset(state.log)
         else:
-            self.begin_scene()
+            for entry in self.session.begin_scene():
+                log.add(entry)
+            self.query_one(AffectionMeter).value = state.affection
         self.backend_changed()
         self.refresh_top()
         self.refresh_suggestions()
-        if game.state.scene_over:
+        if state.scene_over:
             self.end_of_scene_prompt()
         self.query_one("#say", Input).focus()
         if game.score_replies:
             self.warm_up_scorer()
 
+    def _talk_placeholder(self) -> str:
+        """Input placeholders are drawn as plain text by Textual."""
+        return f"{self.session.card.short_name}に話しかける…（1〜3で提案を選択）"
+
     def refresh_top(self) -> None:
-        state = self.game.state
-        assert state is not None
-        place = story.place(state.place)
-        turns = "◆" * state.turns_left + "◇" * (TURNS_PER_SCENE - state.turns_left)
+        s = self.session
+        day, _, total = s.day_label.partition(" / ")
         self.query_one("#topbar", Static).update(
-            f"[b]{state.day}日目[/b] / 全{DAYS}日   {place.icon} {place.name}"
-            f"    残りの会話 [#ff7aa2]{turns}[/]"
+            plain(
+                (day, "bold"),
+                f" / {total}   {s.place.icon} {s.place.name}    残りの会話 ",
+                (s.turn_marks, "#ff7aa2"),
+            )
         )
 
     def backend_changed(self) -> None:
-        """Show which backend answers (after start, load or a settings change)."""
+        """Show which backend answers and apply the input limit (after start, load or a
+        settings change)."""
         game = self.game
         assert game.choice is not None
+        self.query_one("#say", SayInput).max_length = game.settings.max_input_chars
         self.set_status(game.choice.notice)
-        if game.choice.kind == "llm":
+        if game.backend is not None and not _ready(game.backend):
             self.prepare_backend()
 
     def set_status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.statuses.append(text)
+        self.query_one("#status", Static).update(plain(text))
 
     # -- scene flow --------------------------------------------------------------
-    def begin_scene(self) -> None:
-        """Narration and her opening line (a real line from her script)."""
-        state = self.game.state
-        assert state is not None
-        place = story.place(state.place)
-        log = self.query_one(DialogueLog)
-        if state.day == 1:
-            narration = story.FIRST_DAY_NARRATION.format(name=self.card.name)
-            opener = self.pairs[0] if self.pairs else None
-        else:
-            narration = story.opening_narration(place, self.card)
-            opener = self._opener.best(place.keywords).pair if self._opener else None
-        state.script_scene = opener.scene if opener else ""
-        log.add(state.add("narration", narration))
-        bonus = story.place_bonus(place, self.card) if state.day > 1 else 0
-        if bonus:
-            state.change_affection(bonus)
-            log.add(
-                state.add(
-                    "event", f"{self.card.short_name}はこの場所が好きみたいだ。（♥ +{bonus}）"
-                )
-            )
-            self.query_one(AffectionMeter).value = state.affection
-        log.add(state.add("heroine", opener.reply if opener else "……", self.card.short_name))
-
     def refresh_suggestions(self) -> None:
-        state = self.game.state
-        assert state is not None
+        state = self.session.state
         box = self.query_one("#suggestions", Vertical)
         box.remove_children()
         if state.scene_over:
             self._suggestions = []
             return
-        topic = story.place(state.place).keywords
-        seed = state.seed * 1000 + state.day * 10 + state.turns_left
         self._suggestions = self.suggester.suggest(
-            topic, seed=seed, scene=state.script_scene, exclude=[u for u, _ in state.history]
+            self.session.place.keywords,
+            seed=self.session.suggestion_seed(),
+            scene=state.script_scene,
+            exclude=[u for u, _ in state.history],
         )
         box.mount_all(
-            Button(f"{i}. {text}", name=str(i), classes="suggestion", compact=True)
+            Button(plain(f"{i}. ", text), name=str(i), classes="suggestion", compact=True)
             for i, text in enumerate(self._suggestions, 1)
         )
 
@@ -169,10 +168,15 @@ class SceneScreen(Screen[None]):
         self.say(self._suggestions[index])
         self.query_one("#say", Input).focus()
 
+    @on(SayInput.TooLong)
+    def _too_long(self, event: SayInput.TooLong) -> None:
+        self.set_status(
+            f"一度に話せるのは{event.limit}文字までです（設定 Ctrl+O で変えられます）。"
+        )
+
     @on(Input.Submitted, "#say")
     def _submitted(self, event: Input.Submitted) -> None:
-        state = self.game.state
-        assert state is not None
+        state = self.session.state
         text = event.value.strip()
         if state.scene_over:
             event.input.clear()
@@ -190,41 +194,57 @@ class SceneScreen(Screen[None]):
 
     def say(self, text: str) -> None:
         """The player says ``text``; her reply streams in from a worker thread."""
-        state = self.game.state
-        if self.busy or state is None or state.scene_over:
+        game = self.game
+        if self.busy or game.backend is None:
+            return
+        limit = game.settings.max_input_chars
+        if len(text) > limit:
+            self.set_status(f"一度に話せるのは{limit}文字までです（{len(text)}文字）。")
+            return
+        try:
+            player, reply = self.session.start_turn(text)
+        except RuleError as exc:
+            self.set_status(str(exc))
             return
         self.busy = True
-        self.query_one(DialogueLog).add(state.add("player", text))
-        entry = state.add("heroine", "", self.card.short_name)
-        view = self.query_one(DialogueLog).add(entry)
+        log = self.query_one(DialogueLog)
+        log.add(player)
+        view = log.add(reply)
         view.add_class("streaming")
         self._cancel = threading.Event()
-        self.set_status(f"{self.card.short_name}が考えています…（Escで中断）")
+        if _ready(game.backend):
+            self.set_status(self._thinking())
+        else:
+            self.set_status(f"{game.backend.label} を読み込んでいます…（Escで中断）")
         self.respond(text, view)
+
+    def _thinking(self) -> str:
+        return f"{self.card.short_name}が考えています…（Escで中断）"
 
     @work(thread=True, exclusive=True, group="reply")
     def respond(self, text: str, view: EntryView) -> None:
         game = self.game
-        state, backend = game.state, game.backend
-        assert state is not None and backend is not None
+        state, backend = self.session.state, game.backend
+        assert backend is not None
         cancel = self._cancel
-        start = time.perf_counter()
         pieces = 0
         error = ""
+        start = time.perf_counter()
         try:
-            if backend.kind == "llm":
-                self.app.call_from_thread(self.set_status, "モデルを準備しています…（Escで中断）")
+            if not _ready(backend):  # the status line says "loading" only now
                 backend.prepare()
+                self.app.call_from_thread(self.set_status, self._thinking())
                 start = time.perf_counter()
-            for piece in backend.stream(text, list(state.history), cancel):
+            history = list(state.history)
+            for piece in backend.stream(text, history, cancel):
                 pieces += 1
-                self.app.call_from_thread(self._stream_piece, view, piece)
+                self.app.call_from_thread(self._stream_piece, view, piece, pieces == 1)
         except Exception as exc:  # a failing model must not end the game
             error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - start
         reply = view.entry.text
         score = None
-        if game.score_replies and reply and not error:
+        if game.score_replies and reply.strip() and not error and not cancel.is_set():
             try:
                 from serifu_game.scoring import in_character
 
@@ -235,64 +255,52 @@ class SceneScreen(Screen[None]):
         stats = ReplyStats(backend.label, prompt, pieces, seconds, score)
         self.app.call_from_thread(self.finish_reply, text, view, stats, cancel.is_set(), error)
 
-    def _stream_piece(self, view: EntryView, piece: str) -> None:
+    def _stream_piece(self, view: EntryView, piece: str, first: bool) -> None:
+        if first:
+            self.set_status(f"{self.card.short_name}が話しています…（Escで中断）")
         view.append(piece)
         self.query_one(DialogueLog).follow()
 
     def finish_reply(
         self, text: str, view: EntryView, stats: ReplyStats, cancelled: bool, error: str
     ) -> None:
-        state = self.game.state
-        assert state is not None
+        session = self.session
         self.busy = False
         view.remove_class("streaming")
-        reply = view.entry.text.strip()
         log = self.query_one(DialogueLog)
-        if error and not reply:
-            view.entry.text = "……"
+        if error and not view.entry.text.strip():
+            log.add(session.fail_turn(view.entry, error))
             view.refresh_entry()
-            log.add(
-                state.add(
-                    "system",
-                    f"返事を作れませんでした（{error}）。設定（Ctrl+O）でバックエンドを変えられます。",
-                )
-            )
             self.set_status("エラー：" + error)
             return
         if cancelled:
-            view.entry.text = (reply or "") + "……"
+            session.cancel_turn(view.entry)
             view.refresh_entry()
             self.set_status("中断しました。もう一度話しかけてみよう。")
             return
-        view.entry.text = reply
+        result = session.finish_turn(text, view.entry, stats.in_character)
         view.refresh_entry()
-        state.history.append((text, reply))
-        verdict = judge(text, reply, self.card, stats.in_character)
-        state.change_affection(verdict.delta)
-        stats.affection = verdict.summary()
+        stats.affection = result.judgement.summary()
         self.stats = stats
         self.scores.append(stats.in_character)
         self.query_one(DebugPanel).show_stats(stats, self.scores)
-        self.query_one(AffectionMeter).value = state.affection
-        self.query_one(Portrait).mood = mood(state.affection)
-        for event in story.new_events(state.affection, state.events):
-            state.events.append(event.id)
-            log.add(state.add("event", story.event_text(event, self.card)))
-        state.turns_left -= 1
-        self.set_status(verdict.summary())
+        self.query_one(AffectionMeter).value = session.state.affection
+        self.query_one(Portrait).mood = session.mood
+        for entry in result.events:
+            log.add(entry)
+        self.set_status(result.judgement.summary())
         self.refresh_top()
         self.refresh_suggestions()
-        if state.scene_over:
+        if result.scene_over:
             self.end_of_scene_prompt()
 
     def end_of_scene_prompt(self) -> None:
-        state = self.game.state
-        assert state is not None
-        if not state.log or state.log[-1].text != story.DAY_END:
-            self.query_one(DialogueLog).add(state.add("narration", story.DAY_END))
-        label = "エンディングへ" if state.last_day else "次の日へ"
+        entry = self.session.end_of_day()
+        if entry is not None:
+            self.query_one(DialogueLog).add(entry)
+        label = self.session.next_label
         self.query_one("#suggestions", Vertical).mount(
-            Button(f"▶ {label}（Enter）", classes="next", compact=True)
+            Button(plain(f"▶ {label}（Enter）"), classes="next", compact=True)
         )
         self.query_one("#say", Input).placeholder = f"Enterで{label}"
 
@@ -301,9 +309,7 @@ class SceneScreen(Screen[None]):
         self.next_day()
 
     def next_day(self) -> None:
-        state = self.game.state
-        assert state is not None
-        if state.last_day:
+        if self.session.state.last_day:
             from serifu_game.screens.ending import EndingScreen
 
             self.app.switch_screen(EndingScreen())
@@ -313,16 +319,18 @@ class SceneScreen(Screen[None]):
         def go(place_id: str | None) -> None:
             if place_id is None:
                 return
-            state.day += 1
-            state.place = place_id
-            state.turns_left = TURNS_PER_SCENE
-            state.history.clear()
-            state.log.clear()
-            self.query_one(DialogueLog).reset([])
-            self.begin_scene()
-            self.query_one(
-                "#say", Input
-            ).placeholder = f"{self.card.short_name}に話しかける…（1〜3で提案を選択）"
+            try:
+                entries = self.session.next_day(place_id)
+            except RuleError as exc:
+                self.set_status(str(exc))
+                return
+            log = self.query_one(DialogueLog)
+            log.reset([])
+            for entry in entries:
+                log.add(entry)
+            self.query_one(AffectionMeter).value = self.session.state.affection
+            self.query_one(Portrait).mood = self.session.mood
+            self.query_one("#say", Input).placeholder = self._talk_placeholder()
             self.refresh_top()
             self.refresh_suggestions()
             self.query_one("#say", Input).focus()
@@ -341,18 +349,20 @@ class SceneScreen(Screen[None]):
         except Exception as exc:
             self.app.call_from_thread(self._backend_failed, f"{type(exc).__name__}: {exc}")
             return
+        self.app.call_from_thread(self._backend_ready)
+
+    def _backend_ready(self) -> None:
         choice = self.game.choice
-        self.app.call_from_thread(self.set_status, choice.notice if choice else "")
+        if not self.busy:  # a reply in progress keeps its "thinking" status
+            self.set_status(choice.notice if choice else "")
 
     def _backend_failed(self, error: str) -> None:
         """The LLM could not load: say so and fall back to retrieval."""
         game = self.game
         game.settings = game.settings.model_copy(update={"backend": "retrieval"})
         game.rebuild_backend()
-        state = game.state
-        assert state is not None
         self.query_one(DialogueLog).add(
-            state.add(
+            self.session.state.add(
                 "system", f"LLMを読み込めなかったため台本検索モードに切り替えました（{error}）"
             )
         )
@@ -399,6 +409,11 @@ class SceneScreen(Screen[None]):
                 self.game.load_from(slot)
 
         self.app.push_screen(SaveLoadScreen("load", self.game.save_folder), done)
+
+
+def _ready(backend: Backend) -> bool:
+    """Whether ``backend`` has loaded (backends without ``ready`` need no loading)."""
+    return bool(getattr(backend, "ready", True))
 
 
 def _readable(color: str) -> str:

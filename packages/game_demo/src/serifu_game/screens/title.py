@@ -7,36 +7,46 @@ from typing import TYPE_CHECKING, cast
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from serifu import plugins
 from serifu.characters import CharacterCard
+from serifu_game.plain import plain
 from serifu_game.widgets.portrait import Portrait
 
 if TYPE_CHECKING:
     from serifu_game.app import SerifuGame
 
-LOGO = """\
-[b #ff7aa2]セ リ フ[/]  [b #f0e6ff]S E R I F U[/]
-[#b8b8d0]～ 台本から生まれた、あの子と話そう ～[/]"""
+LOGO = plain(
+    ("セ リ フ", "bold #ff7aa2"),
+    "  ",
+    ("S E R I F U", "bold #f0e6ff"),
+    "\n",
+    ("～ 台本から生まれた、あの子と話そう ～", "#b8b8d0"),
+)
 
 
-def profile_text(card: CharacterCard, has_adapter: bool) -> str:
-    """The preview card beside her portrait."""
+def profile_text(card: CharacterCard, has_adapter: bool) -> Content:
+    """The preview card beside her portrait (the card's text verbatim, never markup)."""
     hobbies = "、".join(card.hobbies)
     tuned = (
-        "[#8fe3a8]● チューニング済みアダプタあり[/]"
+        ("● チューニング済みアダプタあり", "#8fe3a8")
         if has_adapter
-        else "[#8fa8c8]○ 台本検索で会話[/]"
+        else ("○ 台本検索で会話", "#8fa8c8")
     )
-    return (
-        f"[b]{card.name}[/b]  [dim]{card.reading}[/dim]\n"
-        f"{card.age}歳・{card.grade}・{card.club}\n"
+    return plain(
+        (card.name, "bold"),
+        "  ",
+        (card.reading, "dim"),
+        f"\n{card.age}歳・{card.grade}・{card.club}\n"
         f"誕生日 {card.birthday}（{card.zodiac}）  血液型 {card.blood_type.removesuffix('型')}型\n"
-        f"趣味 {hobbies}\n好物 {card.favorite_food}\n\n"
-        f"[italic]{card.personality}[/italic]\n\n{tuned}"
+        f"趣味 {hobbies}\n好物 {card.favorite_food}\n\n",
+        (card.personality, "italic"),
+        "\n\n",
+        tuned,
     )
 
 
@@ -48,21 +58,22 @@ class TitleScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         self.cards = {rid: reg.item.card() for rid, reg in plugins.characters().items()}
         self.packs = {rid: reg.item for rid, reg in plugins.characters().items()}
-        yield Static(LOGO, id="logo")
+        yield Static(LOGO, id="logo", markup=False)
         with Horizontal(id="title-main"):
             with Vertical(id="heroines-box"):
-                yield Static("ヒロインを選んでください", classes="box-title")
+                yield Static("ヒロインを選んでください", classes="box-title", markup=False)
                 yield OptionList(
                     *[
-                        Option(f"{c.name}  [dim]{c.short_name}[/dim]", id=rid)
+                        Option(plain(c.name, "  ", (c.short_name, "dim")), id=rid)
                         for rid, c in self.cards.items()
                     ],
                     id="heroines",
+                    markup=False,
                 )
             with Horizontal(id="preview"):
                 first = next(iter(self.cards), "")
                 yield Portrait(first, id="title-portrait")
-                yield Static(id="title-profile")
+                yield Static(id="title-profile", markup=False)
         with Horizontal(id="title-buttons"):
             yield Button("はじめる", id="start", variant="primary")
             yield Button("ロード", id="load")

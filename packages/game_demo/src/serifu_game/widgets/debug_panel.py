@@ -53,7 +53,7 @@ class DebugPanel(VerticalScroll, can_focus=False):
     """Hidden until F12; ``show_stats`` refreshes it."""
 
     def compose(self):  # type: ignore[no-untyped-def]
-        yield Static(render_stats(None, []), id="debug-body")
+        yield Static(render_stats(None, []), id="debug-body", markup=False)
 
     def show_stats(self, stats: ReplyStats | None, history: list[float | None]) -> None:
         self.query_one("#debug-body", Static).update(render_stats(stats, history))

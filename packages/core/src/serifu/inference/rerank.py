@@ -1,0 +1,94 @@
+"""Best-of-N reranking: sample N replies in one batch, keep the one that is most her.
+
+Score of a candidate (higher is better), each part documented in docs/evaluation.md:
+
+- ``voice``: log-probability that the cast classifier attributes the reply to her
+  (her own lines vs the other heroines'); 0 when no classifier fits (no reference cast);
+- ``card``: consistency with her card (``serifu.profile``): + the share of asked facts the
+  reply states, − 1 for every fact it contradicts (another age, birthday, blood type …);
+- ``likelihood``: the model's mean log-probability per token of the reply;
+- ``format``: − 2 for an empty or unclean reply (special tokens, foreign script, mojibake),
+  − 1 for one cut at the token limit, − 0.5 for one that parrots the question.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from serifu.profile import Fact, card_facts, consistency
+
+WEIGHTS = {"voice": 1.0, "card": 2.0, "likelihood": 0.5, "format": 1.0}
+
+
+@lru_cache(maxsize=8)
+def _cast_classifier(character_id: str) -> tuple[Any, str] | None:
+    """The cast classifier fitted on real lines, and her label (None outside the cast)."""
+    from serifu.errors import SerifuError
+    from serifu.evaluation.attribution import fit_and_test
+    from serifu.evaluation.reference import cast_reference
+
+    try:
+        reference = cast_reference(character_id)
+    except (SerifuError, KeyError):
+        return None
+    classifier, _ = fit_and_test(reference.lines)
+    return classifier, reference.target
+
+
+@dataclass
+class Reranker:
+    """Scores candidates for one character (see the module docstring)."""
+
+    facts: list[Fact] = field(default_factory=list)
+    classifier: Any | None = None
+    target: str | None = None
+    weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+
+    @classmethod
+    def for_character(cls, character_id: str | None, card: Any | None) -> Reranker:
+        fitted = _cast_classifier(character_id) if character_id else None
+        classifier, target = fitted if fitted else (None, None)
+        return cls(card_facts(card) if card is not None else [], classifier, target)
+
+    def parts(self, query: str, candidates: Sequence[Any]) -> list[dict[str, float]]:
+        """Each candidate's score parts (``candidates``: objects with ``text``, ``stopped``,
+        ``n_tokens``, ``logprob``)."""
+        from serifu.evaluation.reply_format import is_clean
+
+        voice = [0.0] * len(candidates)
+        if self.classifier is not None and self.target in self.classifier.classes:
+            column = list(self.classifier.classes).index(self.target)
+            probs = self.classifier.predict_proba([c.text or "…" for c in candidates])
+            voice = [math.log(max(float(p[column]), 1e-4)) for p in probs]
+        out = []
+        for c, v in zip(candidates, voice, strict=True):
+            fmt = 0.0
+            if not c.text.strip() or not is_clean(c.text):
+                fmt -= 2.0
+            if not c.stopped:
+                fmt -= 1.0
+            if c.text.strip() and c.text.strip() in query:
+                fmt -= 0.5
+            out.append(
+                {
+                    "voice": v,
+                    "card": consistency(self.facts, query, c.text).score if self.facts else 0.0,
+                    "likelihood": c.logprob / max(c.n_tokens, 1),
+                    "format": fmt,
+                }
+            )
+        return out
+
+    def scores(self, query: str, candidates: Sequence[Any]) -> list[float]:
+        return [
+            sum(self.weights[k] * v for k, v in p.items()) for p in self.parts(query, candidates)
+        ]
+
+    def best(self, query: str, candidates: Sequence[Any]) -> int:
+        """Index of the best candidate (the first on ties)."""
+        scores = self.scores(query, candidates)
+        return max(range(len(scores)), key=lambda i: (scores[i], -i))

@@ -1,0 +1,146 @@
+"""Which tokens a reply may contain.
+
+Two layers, both applied at every decoding step (``serifu.inference.decoding``):
+
+- :func:`banned_ids` — special, control and unused tokens (``<unused4191>``, ``<pad>``,
+  ``<start_of_image>`` …) are never emitted; the stop tokens (EOS, ``<end_of_turn>``) stay.
+- :func:`output_vocabulary` — an optional per-character whitelist: tokens whose text is
+  Japanese (kana, kanji of JIS X 0208 — what ``cp932`` encodes, which leaves out Chinese-only
+  hanzi), Japanese/ASCII punctuation and digits, plus every token her own lines and card use.
+  Latin words, Cyrillic, Hangul … then cannot appear unless she says them herself.
+
+The whitelist is also a CPU speed lever: the output head can be computed for those rows
+only (``OutputVocabulary.head``), a fraction of Gemma's 262k × 640.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_UNUSED = re.compile(r"^<(unused|extra_id_|reserved)[_\d]*\d*>$|^\[unused\d+\]$|^<\|.*\|>$")
+_BYTE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+_CONTROL_LOOKING = re.compile(r"^<[^<>\s]{2,40}>$|^\[[A-Z_]{2,20}\]$")
+_SPACE_MARKERS = ("▁", "Ġ", "Ċ")
+
+_JA_PUNCT = set(
+    "、。，．・：；？！゛゜´｀¨＾￣＿ヽヾゝゞ〃仝々〆〇ー―‐／＼～∥｜…‥‘’“”（）〔〕［］｛｝〈〉《》「」『』【】＋－±×÷＝≠＜＞≦≧∞∴♂♀°′″℃￥＄％＃＆＊＠§☆★○●◎◇◆□■△▲▽▼※〒→←↑↓〓♪〜"
+)
+_ASCII_PUNCT = set("!?.,~-:;()'\"/%&+*=#@")
+_FOREIGN_BLOCKS = ("CYRILLIC", "GREEK", "HANGUL", "ARABIC", "HEBREW", "THAI", "DEVANAGARI")
+
+
+def is_japanese_char(ch: str) -> bool:
+    """Kana, JIS kanji, Japanese/ASCII punctuation, digits — what a Japanese line is made of."""
+    if ch.isdigit() and ch.isascii():
+        return True
+    if "０" <= ch <= "９" or ch in _JA_PUNCT or ch in _ASCII_PUNCT:
+        return True
+    if "\u3040" <= ch <= "\u30ff" or "\uff66" <= ch <= "\uff9f":  # kana, half-width kana
+        return True
+    if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf":  # CJK ideographs
+        try:
+            ch.encode("cp932")  # JIS X 0208 (+ vendor extensions): Japanese kanji, no hanzi-only
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
+def is_foreign_char(ch: str) -> bool:
+    """Characters that never belong in a Japanese heroine's line (for the ``clean`` metric)."""
+    if "\u4e00" <= ch <= "\u9fff" and not is_japanese_char(ch):
+        return True  # a Chinese-only hanzi
+    try:
+        name = unicodedata.name(ch)
+    except ValueError:
+        return unicodedata.category(ch) in {"Co", "Cn", "Cs"}
+    return any(name.startswith(block) for block in _FOREIGN_BLOCKS)
+
+
+def token_text(piece: str) -> str:
+    """A vocabulary piece as text (sentencepiece / byte-level space markers removed)."""
+    for marker in _SPACE_MARKERS:
+        piece = piece.replace(marker, "")
+    return piece
+
+
+def banned_ids(tokenizer: Any, keep: Iterable[int] = ()) -> list[int]:
+    """Special, added control and unused tokens, minus ``keep`` (the stop tokens)."""
+    keep = set(keep)
+    banned: set[int] = set(int(i) for i in tokenizer.all_special_ids)
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    for token_id, token in added.items():
+        content = getattr(token, "content", str(token))
+        if getattr(token, "special", False) or _CONTROL_LOOKING.match(content):
+            banned.add(int(token_id))
+    vocab = tokenizer.get_vocab()
+    for piece, token_id in vocab.items():
+        if _UNUSED.match(piece) or (_CONTROL_LOOKING.match(piece) and not _BYTE.match(piece)):
+            banned.add(int(token_id))
+    size = len(tokenizer)
+    return sorted(i for i in banned - keep if 0 <= i < max(size, 1 + max(banned | {0})))
+
+
+@dataclass
+class OutputVocabulary:
+    """Token ids a character's reply may use (sorted), and their rows of the output head."""
+
+    ids: list[int]
+    size: int
+    """The full vocabulary size (logits are scattered back to it)."""
+    _head: Any = None
+    _index: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, device: Any) -> Any:
+        import torch
+
+        if self._index is None or self._index.device != torch.device(device):
+            self._index = torch.tensor(self.ids, dtype=torch.long, device=device)
+        return self._index
+
+    def head(self, lm: Any) -> Any | None:
+        """The output head's rows for these tokens (a [K, hidden] tensor), or None when the
+        head is not a plain weight matrix (then the full head runs and is masked)."""
+        if self._head is None:
+            out = lm.get_output_embeddings()
+            weight = getattr(out, "weight", None)
+            if weight is None or type(weight).__name__ != "Parameter" or weight.dim() != 2:
+                return None
+            if getattr(out, "bias", None) is not None:
+                return None
+            self._head = weight.detach()[self.index(weight.device)].contiguous()
+        return self._head
+
+
+def output_vocabulary(
+    tokenizer: Any, texts: Iterable[str], keep: Iterable[int]
+) -> OutputVocabulary:
+    """Japanese-text tokens + every token of ``texts`` (her lines, her card) + ``keep``.
+
+    Newline stays allowed (it ends a reply for line-based templates). Byte-fallback pieces
+    are left out (they build the mojibake seen in tuned replies) unless ``texts`` use them.
+    """
+    allowed: set[int] = set(int(i) for i in keep)
+    vocab = tokenizer.get_vocab()
+    specials = set(banned_ids(tokenizer))
+    for piece, token_id in vocab.items():
+        if token_id in specials or _BYTE.match(piece):
+            continue
+        text = token_text(piece)
+        if text and all(is_japanese_char(ch) for ch in text):
+            allowed.add(int(token_id))
+    for text in texts:
+        for token_id in tokenizer(text, add_special_tokens=False)["input_ids"]:
+            if int(token_id) not in specials:
+                allowed.add(int(token_id))
+    for nl in tokenizer("\n", add_special_tokens=False)["input_ids"]:
+        allowed.add(int(nl))
+    size = max(len(tokenizer), 1 + max(vocab.values()))
+    return OutputVocabulary(sorted(i for i in allowed if i < size), size)

@@ -1,0 +1,286 @@
+"""A card's profile facts: their values, the ways a value may be written, and how to tell
+what a question asks or a reply claims.
+
+Used by knowledge augmentation (``serifu.data.augment``: question → answer pairs), by the
+reranker (``serifu.inference.rerank``: a reply that contradicts her card loses) and by the
+card-consistency numbers of the evaluation. Nothing here reads the card's own
+``[[questions]]``: they are the test.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_KANJI_DIGITS = "〇一二三四五六七八九"
+_FULLWIDTH = str.maketrans(
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ",
+)
+_HALFWIDTH = str.maketrans(
+    "０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ",
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+)
+
+
+def kanji_number(n: int) -> str:
+    """17 -> 十七, 158 -> 百五十八 (for 0 < n < 1000)."""
+    if n <= 0 or n >= 1000:
+        return str(n)
+    out = ""
+    hundreds, rest = divmod(n, 100)
+    tens, ones = divmod(rest, 10)
+    if hundreds:
+        out += ("" if hundreds == 1 else _KANJI_DIGITS[hundreds]) + "百"
+    if tens:
+        out += ("" if tens == 1 else _KANJI_DIGITS[tens]) + "十"
+    if ones:
+        out += _KANJI_DIGITS[ones]
+    return out
+
+
+def number_forms(n: int) -> list[str]:
+    return [str(n), str(n).translate(_FULLWIDTH), kanji_number(n)]
+
+
+def normalise(text: str) -> str:
+    """Full-width digits/letters to ASCII, kanji numbers left as they are, no spaces."""
+    return re.sub(r"\s+", "", text.translate(_HALFWIDTH))
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One profile fact of a card."""
+
+    key: str
+    label: str
+    """Japanese name of the fact (誕生日, 部活 …)."""
+    value: str
+    """How the card states it (one string; lists joined with 、)."""
+    forms: tuple[str, ...]
+    """Ways a reply may state it (any one counts)."""
+    items: tuple[str, ...] = ()
+    """For list facts (hobbies, friends): the items."""
+    topic: str = ""
+    """A regex that a question about this fact matches."""
+    claim: str | None = None
+    """A regex whose first group is a value a reply claims for this fact (for contradictions)."""
+
+
+def _date_forms(text: str) -> list[str]:
+    m = re.match(r"(\d+)月(\d+)日", normalise(text))
+    if not m:
+        return [text]
+    mo, d = int(m.group(1)), int(m.group(2))
+    return [
+        f"{mo}月{d}日",
+        f"{mo}/{d}",
+        f"{mo}月{d}日".translate(_FULLWIDTH),
+        f"{kanji_number(mo)}月{kanji_number(d)}日",
+    ]
+
+
+def _core_forms(value: str) -> list[str]:
+    """``お笑い番組を見ること`` -> itself and ``お笑い番組``; ``たこ焼き作り`` -> ``たこ焼き``."""
+    forms = [value]
+    core = re.split(r"[をがにでと]|作り|すること|こと$", value, maxsplit=1)[0]
+    if 2 <= len(core) < len(value):
+        forms.append(core)
+    return forms
+
+
+def _name_forms(name: str) -> list[str]:
+    parts = [p for p in re.split(r"[\s・]", name) if p]
+    forms = [name, *parts]
+    if len(parts) == 1 and len(name) >= 3:  # 日向茜 -> 日向, 茜 (surname of two kanji is common)
+        forms += [name[:2], name[2:]]
+    return [f for f in dict.fromkeys(forms) if f]
+
+
+_ZODIAC = (
+    r"((?:牡羊|おひつじ|牡牛|おうし|双子|ふたご|蟹|かに|獅子|しし|乙女|おとめ|天秤|てんびん"
+    r"|蠍|さそり|射手|いて|山羊|やぎ|水瓶|みずがめ|魚|うお)座)"
+)
+
+_TOPICS: dict[str, str] = {
+    "age": r"何歳|なんさい|歳いくつ|年齢|いくつ(なの|なん|です|？|\?)|おいくつ|年(は|っていくつ)|何才|同い年|年上|年下",
+    "grade": r"何年生|なんねんせい|学年|何年(だ|な|？|\?)|何年の|クラス.*何年|高校何年|中学何年",
+    "birthday": r"誕生日|生まれた日|何月生まれ|生年月日|バースデー|いつ生まれ",
+    "zodiac": r"星座|何座",
+    "blood_type": r"血液型|何型|なにがた|血液",
+    "height_cm": r"身長|背(の高さ|丈|は|って|、|高|低)|何センチ|何cm|なんセンチ|背が",
+    "hobbies": r"趣味|休み(の日|には)|ハマって|はまって|好きなこと|暇な時|時間があるとき|楽しみ",
+    "specialty": r"特技|得意(なこと|なもの|技|分野|っ|は|？)|自慢でき|誰にも負けない",
+    "favorite_food": r"好きな食べ物|好物|好きなもの.*食|何が好き.*食|食べ物.*好き|大好物|好きな料理|一番好きな食",
+    "disliked_food": r"苦手な食べ物|嫌いな食べ物|食べられない|苦手な(もの|料理)|嫌いな(もの|料理)|食べ物.*(苦手|嫌い)",
+    "club": r"部活|何部|クラブ|部に入|入ってる部|放課後.*活動|所属",
+    "friends": r"友達|友だち|友人|仲(の|が)(いい|良い)|親友|仲良し|つるんで",
+    "name": r"名前|なまえ|何て呼|なんて呼|お名前|君は誰|あなたは誰|誰なの",
+}
+
+
+def card_facts(card: Any) -> list[Fact]:
+    """The facts a card states (fields that are missing or empty are skipped)."""
+    facts: list[Fact] = []
+
+    def get(name: str) -> Any:
+        value = getattr(card, name, None)
+        return value if value not in (None, "", []) else None
+
+    if (age := get("age")) is not None:
+        facts.append(
+            Fact(
+                "age",
+                "年齢",
+                f"{age}歳",
+                tuple(number_forms(int(age))),
+                topic=_TOPICS["age"],
+                claim=r"(\d+|[一二三四五六七八九十]+)\s*(?:歳|才)",
+            )
+        )
+    if grade := get("grade"):
+        m = re.search(r"(\d+)年", normalise(str(grade)))
+        forms: list[str] = [str(grade)]
+        if m:
+            n = int(m.group(1))
+            forms += [f"{f}年" for f in number_forms(n)] + [f"高{f}" for f in number_forms(n)]
+        facts.append(
+            Fact(
+                "grade",
+                "学年",
+                str(grade),
+                tuple(dict.fromkeys(forms)),
+                topic=_TOPICS["grade"],
+                claim=r"(\d|[一二三])\s*年生",
+            )
+        )
+    if birthday := get("birthday"):
+        facts.append(
+            Fact(
+                "birthday",
+                "誕生日",
+                str(birthday),
+                tuple(_date_forms(str(birthday))),
+                topic=_TOPICS["birthday"],
+                claim=r"(\d+月\d+日|[一二三四五六七八九十]+月[一二三四五六七八九十]+日)",
+            )
+        )
+    if zodiac := get("zodiac"):
+        z = str(zodiac)
+        facts.append(
+            Fact(
+                "zodiac",
+                "星座",
+                z,
+                tuple(dict.fromkeys([z, z.removesuffix("座")])),
+                topic=_TOPICS["zodiac"],
+                claim=_ZODIAC,
+            )
+        )
+    if blood := get("blood_type"):
+        b = str(blood).removesuffix("型")
+        facts.append(
+            Fact(
+                "blood_type",
+                "血液型",
+                f"{b}型",
+                (f"{b}型", b.translate(_FULLWIDTH) + "型", b),
+                topic=_TOPICS["blood_type"],
+                claim=r"(AB|A|B|O|ＡＢ|Ａ|Ｂ|Ｏ)\s*型",
+            )
+        )
+    if height := get("height_cm"):
+        facts.append(
+            Fact(
+                "height_cm",
+                "身長",
+                f"{height}cm",
+                tuple(number_forms(int(height))),
+                topic=_TOPICS["height_cm"],
+                claim=r"(\d{3}|百[一二三四五六七八九十]+)\s*(?:cm|センチ|ｃｍ)",
+            )
+        )
+    for key, label in (("hobbies", "趣味"), ("friends", "友達")):
+        items = get(key)
+        if items:
+            items = [str(i) for i in items]
+            item_forms: list[str] = []
+            for item in items:
+                item_forms += _name_forms(item) if key == "friends" else _core_forms(item)
+            facts.append(
+                Fact(
+                    key,
+                    label,
+                    "、".join(items),
+                    tuple(dict.fromkeys(item_forms)),
+                    tuple(items),
+                    topic=_TOPICS[key],
+                )
+            )
+    for key, label in (
+        ("specialty", "特技"),
+        ("favorite_food", "好きな食べ物"),
+        ("disliked_food", "苦手な食べ物"),
+        ("club", "部活"),
+    ):
+        if value := get(key):
+            v = str(value)
+            forms = _core_forms(v)
+            if key == "club":
+                forms.append(v.removesuffix("部"))
+            facts.append(Fact(key, label, v, tuple(dict.fromkeys(forms)), topic=_TOPICS[key]))
+    if name := get("name"):
+        forms = _name_forms(str(name))
+        if short := get("short_name"):
+            forms.append(str(short))
+        facts.append(
+            Fact("name", "名前", str(name), tuple(dict.fromkeys(forms)), topic=_TOPICS["name"])
+        )
+    return facts
+
+
+def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
+    """The facts a question asks about (by topic patterns)."""
+    q = normalise(question)
+    return [f for f in facts if f.topic and re.search(f.topic, q)]
+
+
+def states(fact: Fact, reply: str) -> bool:
+    """Whether a reply states the fact (one of its forms, compared without width/space)."""
+    text = normalise(reply)
+    return any(normalise(form) in text for form in fact.forms if form)
+
+
+@dataclass
+class Consistency:
+    """How a reply fits her card: facts asked and stated, facts contradicted."""
+
+    asked: list[str] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
+    contradicted: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        answered = len(self.answered) / len(self.asked) if self.asked else 0.0
+        return answered - len(self.contradicted)
+
+
+def consistency(facts: list[Fact], question: str, reply: str) -> Consistency:
+    """Which asked facts the reply states and which facts it contradicts."""
+    out = Consistency()
+    for fact in asked_facts(facts, question):
+        out.asked.append(fact.key)
+        if states(fact, reply):
+            out.answered.append(fact.key)
+    text = normalise(reply)
+    for fact in facts:
+        if fact.claim is None:
+            continue
+        for claimed in re.findall(fact.claim, text):
+            if not any(
+                normalise(form) in claimed or claimed in normalise(form) for form in fact.forms
+            ):
+                out.contradicted.append(fact.key)
+                break
+    return out

@@ -1,0 +1,274 @@
+"""The decoding worker: a bounded queue of jobs, micro-batched per heroine into ``bot.decode``.
+
+One worker thread owns the model. It takes the oldest job, adds every waiting job of the
+same heroine with the same sampling settings (up to ``max_batch`` rows), and decodes them
+as one batch; each step's new text goes to each job's asyncio queue. Seeded jobs run alone
+so a seed gives the same reply whatever else is waiting. A job whose client went away is
+cancelled: it gets no more text, and a batch whose jobs are all cancelled stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from serifu.errors import SerifuError
+from serifu.serving.protocol import ApiError
+
+log = logging.getLogger("serifu.serve")
+
+
+@dataclass
+class Heroine:
+    """One served model id: a chatbot (her card, rules) and which adapter to switch on."""
+
+    id: str
+    bot: Any
+    adapter_name: str | None = None
+    """PEFT adapter name to activate; None: the base model with adapters disabled."""
+    encoder: Any = None
+    """The chatbot with its own tokenizer copy, for encoding requests on the event loop
+    (a fast tokenizer used from two threads at once can fail with "Already borrowed")."""
+
+    def __post_init__(self) -> None:
+        if self.encoder is None:
+            self.encoder = self.bot
+
+    def batch_group(self) -> str:
+        """Heroines with equal groups may share a batch: one model (with PEFT, each row
+        picks its adapter) and no per-heroine output vocabulary; else each is alone."""
+        shared = getattr(self.bot.rules, "vocab", None) is None
+        return f"model:{id(self.bot.model)}" if shared else f"heroine:{self.id}"
+
+
+@dataclass
+class Event:
+    kind: str  # "delta" | "done" | "error"
+    row: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    n_tokens: int = 0
+    logprob: float = 0.0
+    error: ApiError | None = None
+
+
+@dataclass
+class Job:
+    """One request's rows (n choices × prompts), all of one heroine."""
+
+    heroine: Heroine
+    prompts: list[list[int]]
+    max_tokens: int
+    params: dict[str, Any]
+    stop: list[str]
+    seed: int | None
+    one_line: bool
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    finished_rows: int = 0
+
+    def key(self) -> str | None:
+        """Jobs with equal keys can share a batch (None: always alone)."""
+        if self.seed is not None:
+            return None
+        settings = [self.heroine.batch_group(), self.params, self.stop, self.one_line]
+        return json.dumps(settings, sort_keys=True, default=str)
+
+    def emit(self, event: Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+
+class Engine:
+    """The queue and the worker thread (start with :meth:`start`, stop with :meth:`stop`)."""
+
+    def __init__(self, heroines: dict[str, Heroine], *, max_queue: int = 128, max_batch: int = 16):
+        self.heroines = heroines
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self._jobs: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.batched_rows = 0
+        self.cancelled_batches = 0
+        """Batches stopped early because every client in them went away."""
+        self.busy = False
+
+    # -- queue -------------------------------------------------------------------------
+    def submit(self, job: Job) -> None:
+        """Queue a job; a full queue or a closing server answers 429/503 with Retry-After."""
+        with self._cond:
+            if self._closing:
+                raise ApiError(
+                    503,
+                    "the server is shutting down",
+                    kind="server_error",
+                    headers={"Retry-After": "5"},
+                )
+            waiting = sum(len(j.prompts) for j in self._jobs)
+            if waiting + len(job.prompts) > self.max_queue:
+                raise ApiError(
+                    429,
+                    f"too many requests waiting ({waiting} rows queued, limit {self.max_queue}); retry shortly",
+                    kind="rate_limit_error",
+                    code="queue_full",
+                    headers={"Retry-After": "1"},
+                )
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="serifu-decode", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new jobs, cancel the waiting ones, let the running batch finish."""
+        with self._cond:
+            self._closing = True
+            waiting = list(self._jobs)
+            self._jobs.clear()
+            self._cond.notify_all()
+        for job in waiting:
+            job.emit(
+                Event(
+                    "error", error=ApiError(503, "the server is shutting down", kind="server_error")
+                )
+            )
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _take(self) -> list[Job] | None:
+        with self._cond:
+            while not self._jobs and not self._closing:
+                self._cond.wait()
+            if self._closing and not self._jobs:
+                return None
+            first = self._jobs.popleft()
+            group, rows = [first], len(first.prompts)
+            key = first.key()
+            if key is not None:
+                for job in list(self._jobs):
+                    if job.key() == key and rows + len(job.prompts) <= self.max_batch:
+                        self._jobs.remove(job)
+                        group.append(job)
+                        rows += len(job.prompts)
+            return group
+
+    # -- decoding ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while (group := self._take()) is not None:
+            group = [j for j in group if not j.cancelled.is_set()]
+            if not group:
+                continue
+            self.busy = True
+            try:
+                self._run(group)
+            except (SerifuError, ValueError) as exc:
+                for job in group:
+                    job.emit(Event("error", error=ApiError(400, str(exc))))
+            except Exception as exc:  # keep serving; the client gets a JSON error, not a trace
+                log.exception("decoding failed")
+                for job in group:
+                    job.emit(
+                        Event(
+                            "error",
+                            error=ApiError(
+                                500, f"internal error: {type(exc).__name__}", kind="server_error"
+                            ),
+                        )
+                    )
+            finally:
+                self.busy = False
+
+    def _run(self, group: list[Job]) -> None:
+        heroine = group[0].heroine
+        bot = heroine.bot
+        owners: list[tuple[Job, int]] = [
+            (job, row) for job in group for row in range(len(job.prompts))
+        ]
+        prompts = [p for job in group for p in job.prompts]
+        self.batches += 1
+        self.batched_rows += len(prompts)
+        sent = [0] * len(prompts)
+        done = [False] * len(prompts)
+        cut = [False] * len(prompts)
+        first = group[0]
+        names = [job.heroine.adapter_name for job, _ in owners]
+        with _adapters(bot.model, names):
+            steps = bot.decode(
+                prompts,
+                max_new_tokens=max(j.max_tokens for j in group),
+                params=first.params,
+                seed=first.seed,
+                stop=first.stop,
+                one_line=first.one_line,
+            )
+            try:
+                for states in steps:
+                    for i, state in enumerate(states):
+                        job, row = owners[i]
+                        if done[i]:
+                            continue
+                        if job.cancelled.is_set():
+                            done[i] = cut[i] = True
+                            continue
+                        if len(state.text) > sent[i]:
+                            job.emit(Event("delta", row, state.text[sent[i] :]))
+                            sent[i] = len(state.text)
+                        reason = state.finish_reason if state.done else None
+                        if reason is None and state.n_tokens >= job.max_tokens:
+                            reason = "length"
+                        if reason is not None:
+                            done[i] = True
+                            job.emit(
+                                Event(
+                                    "done",
+                                    row,
+                                    finish_reason=reason,
+                                    n_tokens=state.n_tokens,
+                                    logprob=state.logprob,
+                                )
+                            )
+                    if all(done):
+                        if any(cut):
+                            self.cancelled_batches += 1
+                        break
+            finally:
+                close = getattr(steps, "close", None)
+                if close is not None:
+                    close()
+        for i, (job, row) in enumerate(owners):
+            if not done[i]:
+                job.emit(Event("done", row, finish_reason="length", n_tokens=job.max_tokens))
+
+
+@contextlib.contextmanager
+def _adapters(model: Any, names: list[str | None]) -> Iterator[None]:
+    """While decoding: one PEFT adapter for every row, the bare base (adapters disabled),
+    or — rows of several heroines — each row its own adapter (PEFT mixed-adapter batch,
+    ``__base__`` for the bare base)."""
+    if not hasattr(model, "peft_config"):
+        yield
+        return
+    if len(set(names)) > 1:
+        with model._enable_peft_forward_hooks(adapter_names=[n or "__base__" for n in names]):
+            yield
+        return
+    name = names[0]
+    if name is None:
+        with model.disable_adapter():
+            yield
+        return
+    if getattr(model, "active_adapter", None) != name:
+        model.set_adapter(name)
+    yield

@@ -1,0 +1,101 @@
+"""Loading the served heroines: one base model in memory, one LoRA adapter per heroine."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from serifu.errors import SerifuError
+from serifu.serving.engine import Heroine
+
+
+def load_heroines(
+    characters: list[str],
+    *,
+    model: str | None = None,
+    adapter: Path | None = None,
+    device: str | None = None,
+    quantize: bool | None = None,
+    vocabulary: str = "auto",
+    best_of: int | None = None,
+) -> dict[str, Heroine]:
+    """Her model ids (character ids) plus the bare base's id, each with its chatbot.
+
+    The base loads once. Each heroine's adapter is ``--adapter`` (one character only) or
+    the one shipped with her pack for this base; all adapters are loaded into one PEFT
+    model and switched per batch. A heroine without an adapter talks with the plain base.
+    """
+    from serifu import plugins
+    from serifu.characters import system_prompt
+    from serifu.inference.chatbot import load_chatbot, token_rules
+
+    if adapter is not None and len(characters) != 1:
+        raise SerifuError(
+            "--adapter needs exactly one --character (others use their shipped adapters)"
+        )
+    base = load_chatbot(
+        model=model,
+        system_prompt=False,
+        device=device,
+        quantize=quantize,
+        vocabulary="off",
+        best_of=best_of,
+    )
+    heroines: dict[str, Heroine] = {}
+    peft = None
+    for cid in characters:
+        pack = plugins.get_character(cid)
+        path = adapter if adapter is not None else pack.adapters.get(base.model_id)
+        name = None
+        if path is not None:
+            from peft import PeftModel
+
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=path)
+            name = cid
+            if peft is None:
+                peft = PeftModel.from_pretrained(
+                    base.model, str(path), adapter_name=name, use_safetensors=True
+                )
+                peft.eval()
+            else:
+                peft.load_adapter(str(path), adapter_name=name, use_safetensors=True)
+        card = pack.card()
+        bot = dataclasses.replace(
+            base, adapter=Path(path) if path else None, card=card, system=system_prompt(card)
+        )
+        bot.rules = token_rules(bot, pack, vocabulary)
+        if bot.best_of_n > 1:
+            from serifu.inference.rerank import Reranker
+
+            bot.rerank = Reranker.for_character(cid, card)
+        heroines[cid] = Heroine(cid, bot, name)
+    if base.model_id in heroines:
+        raise SerifuError(f"a character id equals the base model id {base.model_id!r}")
+    heroines[base.model_id] = Heroine(base.model_id, base, None)
+    if peft is not None:
+        for h in heroines.values():
+            h.bot.model = peft
+        _no_graphs_when_switching(peft)
+    request_tokenizer = copy.deepcopy(base.tokenizer)  # the worker thread keeps the original
+    for h in heroines.values():
+        h.encoder = dataclasses.replace(h.bot, tokenizer=request_tokenizer)
+    return heroines
+
+
+def _no_graphs_when_switching(model: Any) -> None:
+    """CUDA-graph decoding captures the adapter active at capture time, so switching
+    adapters (or disabling them for the bare base) would replay the wrong weights: turn
+    the static decoder off for a server that switches (``SERIFU_STATIC_DECODE=0``)."""
+    import os
+    import sys
+
+    device = next(model.parameters()).device
+    if device.type == "cuda" and os.environ.get("SERIFU_STATIC_DECODE", "1") != "0":
+        os.environ["SERIFU_STATIC_DECODE"] = "0"
+        print(
+            "serifu serve: several adapters share the base; CUDA-graph decoding is off",
+            file=sys.stderr,
+        )
