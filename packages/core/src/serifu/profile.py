@@ -259,11 +259,13 @@ class Consistency:
     asked: list[str] = field(default_factory=list)
     answered: list[str] = field(default_factory=list)
     contradicted: list[str] = field(default_factory=list)
+    volunteered: list[str] = field(default_factory=list)
+    """Facts stated although the question asked about none (a non sequitur)."""
 
     @property
     def score(self) -> float:
         answered = len(self.answered) / len(self.asked) if self.asked else 0.0
-        return answered - len(self.contradicted)
+        return answered - len(self.contradicted) - 0.5 * bool(self.volunteered)
 
 
 def consistency(facts: list[Fact], question: str, reply: str) -> Consistency:
@@ -274,6 +276,12 @@ def consistency(facts: list[Fact], question: str, reply: str) -> Consistency:
         if states(fact, reply):
             out.answered.append(fact.key)
     text = normalise(reply)
+    if not out.asked:
+        out.volunteered = [
+            f.key
+            for f in facts
+            if f.key not in ("name",) and f.value and normalise(f.value) in text
+        ]
     for fact in facts:
         if fact.claim is None:
             continue

@@ -89,7 +89,7 @@ def run_eval(
         None, "--device", help="cpu, cuda, … (default: best available)."
     ),
     vocabulary: str = typer.Option(
-        "auto", "--vocabulary", help="auto | on | off: restrict replies to her output vocabulary."
+        "auto", "--vocabulary", help="auto | on | off | raw (no masks: diagnosis only)."
     ),
     best_of: int | None = typer.Option(
         None, "--best-of", min=1, max=64, help="Candidates reranked per reply (default: by device)."

@@ -190,6 +190,8 @@ class Voice:
     """Sentence endings she puts after a noun (copula + particles + punctuation), most first."""
     openers: list[str] = field(default_factory=list)
     """Short interjections she opens lines with."""
+    weights: list[int] = field(default_factory=list)
+    """How often she uses each ending (answers pick endings in proportion)."""
 
 
 def _noun_tails(sentence: str, tagger: Any) -> str | None:
@@ -238,11 +240,14 @@ def learn_voice(lines: Sequence[str], first_person: str, top: int = 6) -> Voice:
                 tail = m.group(1) if m else None
             if tail and len(tail) <= 8 and not _NOT_ENDING.search(tail):
                 endings[tail] += 1
-    common = [e for e, n in endings.most_common(top * 3) if n >= 3][:top]
+    most = endings.most_common(1)[0][1] if endings else 0
+    # frequent enough to be hers: at least 3 times and a fifth as often as her top ending
+    common = [e for e, n in endings.most_common(top * 3) if n >= max(3, most / 5)][:top]
     return Voice(
         first_person,
         common or ["です。", "だよ。"],
         [o for o, n in openers.most_common(8) if n >= 2],
+        [endings[e] for e in common] if common else [],
     )
 
 
@@ -295,7 +300,7 @@ def augment_pairs(
         question = rng.choice(LEADS) + rng.choice(QUESTIONS[fact.key]).format(n=name or "君")
         if "{n}" in question or normalise(question) in excluded:
             continue
-        ending = rng.choice(voice.endings)
+        ending = rng.choices(voice.endings, weights=voice.weights or None)[0]
         value = rng.choice(_value_texts(fact, personality, rng))
         answer = rng.choice(ANSWERS[fact.key]).format(fp=voice.first_person, v=value, e=ending)
         if voice.openers and rng.random() < 0.3:

@@ -43,7 +43,9 @@ def candidate_sets(
 
 
 def _rank1(scores: Sequence[Sequence[float]]) -> float:
-    wins = [max(range(len(s)), key=lambda i: (s[i], -i)) == 0 for s in scores]
+    """Share of sets whose true reply (index 0) scores strictly above every distractor
+    (a tie is a loss: a scorer that cannot tell replies apart gets 0, not 1)."""
+    wins = [all(s[0] > v for v in s[1:]) for s in scores]
     return sum(wins) / len(wins) if wins else 0.0
 
 
@@ -69,7 +71,7 @@ def response_selection(
         rows = range(i * k, (i + 1) * k)
         pmi.append([alone[j][0] - given[j][0] for j in rows])
         likelihood.append([-given[j][0] / max(given[j][1], 1) for j in rows])
-    ranks = [1 + sum(v > s[0] for v in s[1:]) for s in pmi]
+    ranks = [1 + sum(v >= s[0] for v in s[1:]) for s in pmi]
     return {
         "summary": {
             "rank1": round(_rank1(pmi), 4),

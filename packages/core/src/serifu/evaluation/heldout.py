@@ -194,6 +194,7 @@ def adapter_heldout(
         config=config,
         options=options.get("reader") if isinstance(options.get("reader"), dict) else None,
         encoding=options.get("encoding") if isinstance(options.get("encoding"), str) else None,
+        character_id=character if (character and config.augment > 0) else None,
     )
     sizes = {split: len(rows) for split, rows in by_split.items()}
     splits = trained.get("splits")  # build.json's split sizes, when recorded

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -465,13 +464,6 @@ def _clean(text: str) -> str:
     return text.replace("\ufffd", "")
 
 
-def _adapter_info(adapter: Path) -> dict[str, Any]:
-    if not (adapter / "adapter_config.json").is_file():
-        raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
-    info_file = adapter / "serifu.json"
-    return json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
-
-
 def load_chatbot(
     model: str | None = None,
     adapter: str | Path | None = None,
@@ -501,9 +493,11 @@ def load_chatbot(
     from serifu.characters import system_prompt as render_system
     from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
     from serifu.modeling.default import default_model
+    from serifu.prompts.chat_template import template_for
+    from serifu.training.adapters import attach_adapter, read_adapter
 
     adapter_path = Path(adapter) if adapter is not None else None
-    info = _adapter_info(adapter_path) if adapter_path is not None else {}
+    info = read_adapter(adapter_path) if adapter_path is not None else {}
     character = character or (info.get("dataset") or {}).get("character_id")
     pack = plugins.get_character(character) if character else None
     if model is None:
@@ -516,17 +510,15 @@ def load_chatbot(
     tokenizer = load_tokenizer(base)
     lm = load_model(base, quantize=quantize, device=device)
     if adapter_path is not None:
-        from peft import PeftModel
-
-        _adapter_info(adapter_path)
-        lm = PeftModel.from_pretrained(lm, str(adapter_path), use_safetensors=True)
+        read_adapter(adapter_path, base.id)  # an adapter of another base is an error
+        lm = attach_adapter(lm, adapter_path)
         lm.eval()
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,
         adapter=adapter_path,
         card=card,
-        template=plugins.get_prompt_template(base.template),
+        template=template_for(base, tokenizer),
         tokenizer=tokenizer,
         model=lm,
         system=render_system(card) if (system_prompt and card is not None) else None,
@@ -559,8 +551,10 @@ def token_rules(bot: Chatbot, pack: Any | None, vocabulary: str) -> Any:
     from serifu.inference.decoding import TokenRules
     from serifu.inference.vocab import banned_ids, output_vocabulary
 
-    if vocabulary not in ("auto", "on", "off"):
-        raise SerifuError(f"vocabulary must be auto, on or off (got {vocabulary!r})")
+    if vocabulary not in ("auto", "on", "off", "raw"):
+        raise SerifuError(f"vocabulary must be auto, on, off or raw (got {vocabulary!r})")
+    if vocabulary == "raw":  # nothing masked: only to show what the masks prevent
+        return TokenRules()
     keep = bot._eos_ids()
     rules = TokenRules(banned=banned_ids(bot.tokenizer, keep=keep))
     use = vocabulary == "on" or (vocabulary == "auto" and pack is not None and bool(pack.scripts))

@@ -188,13 +188,16 @@ class _EagerStep:
         from serifu.accel.decode import _cache_kwarg
 
         self.model = model
-        params = inspect.signature(model.forward).parameters
-        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        self.cache: Any = None
+        import os
+
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.kw = _cache_kwarg(base)  # a PEFT wrapper's forward takes **kwargs: ask the model
+        params = inspect.signature(base.forward).parameters  # PEFT's forward takes **kwargs
+        full = os.environ.get("SERIFU_FULL_PREFILL") == "1"  # benchmark ablation only
+        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params and not full else {}
+        self.cache: Any = None
+        self.kw = _cache_kwarg(base)
         self.rows = None
-        if rules.vocab is not None:
+        if rules.vocab is not None and os.environ.get("SERIFU_FULL_HEAD") != "1":
             lm = model.get_base_model() if hasattr(model, "get_base_model") else model
             rows = rules.vocab.head(lm)
             if rows is not None:

@@ -183,8 +183,8 @@ class Trainer:
     def _setup(self) -> None:
         import torch
 
-        from serifu import plugins
         from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
+        from serifu.prompts.chat_template import template_for
         from serifu.training.checkpoint import check_same_run, load_checkpoint, read_progress
         from serifu.training.data import load_dataset_folder
         from serifu.training.examples import encode_rows
@@ -200,13 +200,13 @@ class Trainer:
         )
         self.base = base = resolve_base(self.model_id)
         self.folder = folder = load_dataset_folder(self.data)
-        template = plugins.get_prompt_template(base.template)
+        tokenizer = load_tokenizer(base)
+        template = template_for(base, tokenizer)
         self.system = (
             folder.system_prompt()
             if (config.system_prompt and folder.format == "dialogue")
             else None
         )
-        tokenizer = load_tokenizer(base)
 
         def encode(split: str) -> list[Example]:
             if split not in folder.splits:
@@ -440,6 +440,9 @@ class Trainer:
                 "character_id": folder.build.get("character_id"),
                 "train_examples": len(self.train_ex),
                 "validation_examples": len(self.val_ex),
+                # how to rebuild the held-out split where the folder is gone (evaluation)
+                "options": folder.build.get("options"),
+                "splits": folder.build.get("splits"),
             },
             "config": config.model_dump(mode="json"),
             "steps": state.step,

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Profile-QA on questions worded differently from both the card's and augmentation's.
+
+The card's own ``[[questions]]`` are the evaluation's test; the augmentation
+(``serifu.data.augment``) trains on its own templates. These questions use other words
+again (written for this check, one or two per fact), so a heroine that only memorised
+surface forms fails them. A reply is right when it states the fact in one of the forms
+``serifu.profile`` accepts. Runs on the default chat path (CPU: best-of-1, her output
+vocabulary), with her profile prompt.
+
+    python bench/profile_paraphrase.py [--characters akane,rei] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+PARAPHRASES = {
+    "age": ["ぶっちゃけ、今年で何歳になるの？", "年齢って聞いても平気？"],
+    "grade": ["学校では何年のクラス？"],
+    "birthday": ["お祝いしたいから、生まれた月と日を教えて"],
+    "zodiac": ["占いで見る自分の星座ってどれ？"],
+    "blood_type": ["ABO式だと何型になるの？"],
+    "height_cm": ["背丈はどのくらいあるの？"],
+    "hobbies": ["空いてる時間は何をして過ごしてる？"],
+    "specialty": ["人より上手にできることって何？"],
+    "favorite_food": ["ごはんで一番テンション上がるのは何？"],
+    "disliked_food": ["出されたら困る食べ物ってある？"],
+    "club": ["放課後はどこの部で活動してるの？"],
+    "friends": ["学校でよく一緒にいる相手は誰？"],
+}
+
+
+def main() -> None:
+    import torch
+
+    from serifu.inference import load_chatbot
+    from serifu.profile import card_facts, states
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--characters", default="")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cast = "akane,himari,hina,kaede,rei,sayaka,shiori,yuzuha"
+    ids = [c for c in (args.characters or cast).split(",") if c]
+    report = {}
+    for cid in ids:
+        t0 = time.perf_counter()
+        bot = load_chatbot(character=cid, device="cpu", best_of=1)
+        facts = {f.key: f for f in card_facts(bot.card)}
+        items = [(k, q) for k, qs in PARAPHRASES.items() if k in facts for q in qs]
+        gens = bot.generate_batch([q for _, q in items], seed=0)
+        rows = [
+            {"fact": k, "q": q, "reply": g.text, "correct": states(facts[k], g.text)}
+            for (k, q), g in zip(items, gens, strict=True)
+        ]
+        right = sum(r["correct"] for r in rows)
+        report[cid] = {"correct": right, "n": len(rows), "items": rows}
+        print(f"{cid}: {right}/{len(rows)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
