@@ -23,7 +23,7 @@ elif [ "$mode" = pack ]; then  # two heroines per file: results come back in fil
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do
     tar czf "$OUT/run-$1.tgz" -C /tmp/cast --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' "$1" ${2:-}
-    shift; [ $# -gt 0 ] && shift
+    shift; if [ $# -gt 0 ]; then shift; fi
   done
 else
   mkdir -p /tmp/old
