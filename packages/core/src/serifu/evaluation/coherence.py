@@ -32,10 +32,10 @@ def candidate_sets(
     chosen = list(pairs)
     rng.shuffle(chosen)
     chosen = chosen[:limit]
-    replies = [r for _, r in pairs]
+    replies = list(dict.fromkeys(r for _, r in pairs))
     out = []
     for query, true in chosen:
-        others = [r for r in dict.fromkeys(replies) if r != true]
+        others = [r for r in replies if r != true]
         if len(others) < distractors:
             continue
         out.append((query, [true, *rng.sample(others, distractors)]))

@@ -227,12 +227,19 @@ class Chatbot:
         merged = {**self.generation, **(params or {})}
         rows = len(prompt_ids)
         reasons: list[str | None] = [None] * rows
-        previous = [0] * rows
+        hits = [False] * rows
+        raws: list[tuple[int, str]] = [(0, "")] * rows  # (tokens, text): decoded once per token
+        states: list[RowState] = []
         logprobs: list[list[float]] = []
 
+        def raw_text(row: int, ids: list[int]) -> str:
+            if raws[row][0] != len(ids):
+                raws[row] = (len(ids), self._text(ids))
+            return raws[row][1]
+
         def is_done(row: int, ids: list[int]) -> bool:
-            _, hit = self._visible(self._text(ids), stop, one_line, final=False)
-            return hit
+            _, hits[row] = self._visible(raw_text(row, ids), stop, one_line, final=False)
+            return hits[row]
 
         for generated in decode_steps(
             self.model,
@@ -246,18 +253,19 @@ class Chatbot:
             rules=self.rules or TokenRules(),
             logprobs=logprobs,
         ):
+            previous = states
             states = []
             for row, ids in enumerate(generated):
-                raw = self._text(ids)
-                if reasons[row] is None:
-                    _, hit = self._visible(raw, stop, one_line, final=False)
-                    if hit or len(ids) == previous[row]:  # a stop string/newline, or EOS
-                        reasons[row] = "stop"
-                    elif len(ids) >= max_new_tokens:
-                        reasons[row] = "length"
-                previous[row] = len(ids)
+                if previous and previous[row].done:  # finished earlier: nothing changes
+                    states.append(previous[row])
+                    continue
+                grew = len(ids) > (previous[row].n_tokens if previous else 0)
+                if hits[row] or not grew:  # a stop string/newline, or EOS
+                    reasons[row] = "stop"
+                elif len(ids) >= max_new_tokens:
+                    reasons[row] = "length"
                 done = reasons[row] is not None
-                text, _ = self._visible(raw, stop, one_line, final=done)
+                text, _ = self._visible(raw_text(row, ids), stop, one_line, final=done)
                 lp = sum(logprobs[row]) if logprobs else 0.0
                 states.append(RowState(text, done, reasons[row], len(ids), lp))
             yield states
@@ -494,7 +502,7 @@ def load_chatbot(
     from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
     from serifu.modeling.default import default_model
     from serifu.prompts.chat_template import template_for
-    from serifu.training.adapters import attach_adapter, read_adapter
+    from serifu.training.adapters import attach_adapter, check_adapter_base, read_adapter
 
     adapter_path = Path(adapter) if adapter is not None else None
     info = read_adapter(adapter_path) if adapter_path is not None else {}
@@ -504,13 +512,15 @@ def load_chatbot(
         model = info.get("base_model") or default_model()
         if adapter_path is None and pack is not None and model in pack.adapters:
             adapter_path = Path(pack.adapters[model])
+            info = read_adapter(adapter_path)
     device = device or default_device()
     quantize = False if quantize is None else quantize
     base = resolve_base(model)
+    if adapter_path is not None:  # checked before any weights load
+        check_adapter_base(info, base.id, adapter_path)
     tokenizer = load_tokenizer(base)
     lm = load_model(base, quantize=quantize, device=device)
     if adapter_path is not None:
-        read_adapter(adapter_path, base.id)  # an adapter of another base is an error
         lm = attach_adapter(lm, adapter_path)
         lm.eval()
     card = pack.card() if pack is not None else None

@@ -81,8 +81,7 @@ def banned_ids(tokenizer: Any, keep: Iterable[int] = ()) -> list[int]:
     for piece, token_id in vocab.items():
         if _UNUSED.match(piece) or (_CONTROL_LOOKING.match(piece) and not _BYTE.match(piece)):
             banned.add(int(token_id))
-    size = len(tokenizer)
-    return sorted(i for i in banned - keep if 0 <= i < max(size, 1 + max(banned | {0})))
+    return sorted(banned - keep)
 
 
 @dataclass
@@ -90,8 +89,6 @@ class OutputVocabulary:
     """Token ids a character's reply may use (sorted), and their rows of the output head."""
 
     ids: list[int]
-    size: int
-    """The full vocabulary size (logits are scattered back to it)."""
     _head: Any = None
     _index: Any = None
 
@@ -142,5 +139,4 @@ def output_vocabulary(
                 allowed.add(int(token_id))
     for nl in tokenizer("\n", add_special_tokens=False)["input_ids"]:
         allowed.add(int(nl))
-    size = max(len(tokenizer), 1 + max(vocab.values()))
-    return OutputVocabulary(sorted(i for i in allowed if i < size), size)
+    return OutputVocabulary(sorted(allowed))

@@ -23,9 +23,7 @@ def _plain(tokenizer: Any, text: str) -> list[int]:
     try:
         ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     except TypeError:  # a slow tokenizer without the option: remove the control strings
-        for token in tokenizer.all_special_tokens:
-            text = text.replace(token, "")
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(neutralise(tokenizer, text), add_special_tokens=False)["input_ids"]
     return [int(i) for i in ids]
 
 

@@ -8,7 +8,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,75 +351,82 @@ async def _rows(job: Job) -> AsyncIterator[Event]:
             job.cancelled.set()
 
 
-async def _chat_chunks(
+async def _stream_chunks(
+    job: Job,
+    rid: str,
+    created: int,
+    req: ChatRequest | CompletionRequest,
+    prompt_tokens: int,
+    *,
+    obj: str,
+    choice: Callable[[int, str, str | None], dict[str, Any]],
+    opening: Callable[[int], dict[str, Any]] | None = None,
+) -> AsyncIterator[dict[str, Any] | str]:
+    """SSE chunks of one streamed job: ``choice(row, text, finish_reason)`` per event, an
+    optional ``opening(row)`` choice first, usage when asked, then ``[DONE]``."""
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": req.model,
+            "choices": choices,
+            **extra,
+        }
+
+    if opening is not None:
+        for index in range(len(job.prompts)):
+            yield chunk([opening(index)])
+    completion = 0
+    async for event in _rows(job):
+        if event.kind == "error":
+            assert event.error is not None
+            yield event.error.body()
+            break
+        if event.kind == "delta":
+            yield chunk([choice(event.row, event.text, None)])
+        else:
+            completion += event.n_tokens
+            yield chunk([choice(event.row, "", event.finish_reason)])
+    if req.stream_options is not None and req.stream_options.include_usage:
+        yield chunk([], usage=_usage(prompt_tokens, completion))
+    yield "[DONE]"
+
+
+def _chat_chunks(
     job: Job, rid: str, created: int, req: ChatRequest, prompt_tokens: int
 ) -> AsyncIterator[dict[str, Any] | str]:
-    def chunk(index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+    def choice(index: int, text: str, reason: str | None) -> dict[str, Any]:
+        delta = {"content": text} if reason is None else {}
+        return {"index": index, "delta": delta, "finish_reason": reason, "logprobs": None}
+
+    def opening(index: int) -> dict[str, Any]:
         return {
-            "id": rid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": req.model,
-            "choices": [
-                {"index": index, "delta": delta, "finish_reason": reason, "logprobs": None}
-            ],
+            "index": index,
+            "delta": {"role": "assistant", "content": ""},
+            "finish_reason": None,
+            "logprobs": None,
         }
 
-    for index in range(len(job.prompts)):
-        yield chunk(index, {"role": "assistant", "content": ""})
-    completion = 0
-    async for event in _rows(job):
-        if event.kind == "error":
-            assert event.error is not None
-            yield event.error.body()
-            break
-        if event.kind == "delta":
-            yield chunk(event.row, {"content": event.text})
-        else:
-            completion += event.n_tokens
-            yield chunk(event.row, {}, event.finish_reason)
-    if req.stream_options is not None and req.stream_options.include_usage:
-        yield {
-            "id": rid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": req.model,
-            "choices": [],
-            "usage": _usage(prompt_tokens, completion),
-        }
-    yield "[DONE]"
+    return _stream_chunks(
+        job,
+        rid,
+        created,
+        req,
+        prompt_tokens,
+        obj="chat.completion.chunk",
+        choice=choice,
+        opening=opening,
+    )
 
 
-async def _completion_chunks(
+def _completion_chunks(
     job: Job, rid: str, created: int, req: CompletionRequest, prompt_tokens: int
 ) -> AsyncIterator[dict[str, Any] | str]:
-    def chunk(index: int, text: str, reason: str | None = None) -> dict[str, Any]:
-        return {
-            "id": rid,
-            "object": "text_completion",
-            "created": created,
-            "model": req.model,
-            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": reason}],
-        }
+    def choice(index: int, text: str, reason: str | None) -> dict[str, Any]:
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
 
-    completion = 0
-    async for event in _rows(job):
-        if event.kind == "error":
-            assert event.error is not None
-            yield event.error.body()
-            break
-        if event.kind == "delta":
-            yield chunk(event.row, event.text)
-        else:
-            completion += event.n_tokens
-            yield chunk(event.row, "", event.finish_reason)
-    if req.stream_options is not None and req.stream_options.include_usage:
-        yield {
-            "id": rid,
-            "object": "text_completion",
-            "created": created,
-            "model": req.model,
-            "choices": [],
-            "usage": _usage(prompt_tokens, completion),
-        }
-    yield "[DONE]"
+    return _stream_chunks(
+        job, rid, created, req, prompt_tokens, obj="text_completion", choice=choice
+    )

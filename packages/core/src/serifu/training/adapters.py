@@ -46,14 +46,20 @@ def read_adapter(folder: Path, base_id: str | None = None) -> dict[str, Any]:
         )
     info_file = folder / "serifu.json"
     info = _json_object(info_file) if info_file.is_file() else {}
+    if base_id is not None:
+        check_adapter_base(info, base_id, folder)
+    return info
+
+
+def check_adapter_base(info: dict[str, Any], base_id: str, folder: Path) -> None:
+    """An adapter whose ``serifu.json`` names another base model is an error."""
     trained_on = info.get("base_model")
-    if base_id is not None and trained_on is not None and str(trained_on) != base_id:
+    if trained_on is not None and str(trained_on) != base_id:
         raise SerifuError(
             f"this adapter was trained on the base model {trained_on!r}, not {base_id!r}: "
             f"on another base it has no meaning; use --model {trained_on} (or leave --model out)",
             path=folder,
         )
-    return info
 
 
 def attach_adapter(model: Any, folder: Path) -> Any:
