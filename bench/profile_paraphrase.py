@@ -18,6 +18,8 @@ import json
 import time
 from pathlib import Path
 
+# set A (2026-12-02) and set B (2026-12-03, written before augmentation's templates were
+# broadened); a test checks that augmentation never produces any of them.
 PARAPHRASES = {
     "age": ["ぶっちゃけ、今年で何歳になるの？", "年齢って聞いても平気？"],
     "grade": ["学校では何年のクラス？"],
@@ -32,6 +34,21 @@ PARAPHRASES = {
     "club": ["放課後はどこの部で活動してるの？"],
     "friends": ["学校でよく一緒にいる相手は誰？"],
 }
+PARAPHRASES_B = {
+    "age": ["いま何才？", "年っていくつだっけ、教えて"],
+    "grade": ["何学年にいるの？"],
+    "birthday": ["バースデーっていつ？"],
+    "zodiac": ["星占いだと何座になる？"],
+    "blood_type": ["血液型占いするから、型を教えて"],
+    "height_cm": ["背、高いほう？何センチくらい？"],
+    "hobbies": ["最近夢中になってる遊びって何？"],
+    "specialty": ["一番自信のある得意技は？"],
+    "favorite_food": ["何を食べてる時が一番幸せ？"],
+    "disliked_food": ["給食で残しちゃうものって何？"],
+    "club": ["部活動は何に入ってる？"],
+    "friends": ["仲良くしてる友達の名前を教えて"],
+}
+SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B}
 
 
 def main() -> None:
@@ -43,6 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--characters", default="")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", default="A,B", help="question sets: A, B or A,B")
+    ap.add_argument("--adapters", type=Path, help="<dir>/<id>/adapter instead of the shipped ones")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -51,9 +70,16 @@ def main() -> None:
     report = {}
     for cid in ids:
         t0 = time.perf_counter()
-        bot = load_chatbot(character=cid, device="cpu", best_of=1)
+        adapter = args.adapters / cid / "adapter" if args.adapters else None
+        bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=1)
         facts = {f.key: f for f in card_facts(bot.card)}
-        items = [(k, q) for k, qs in PARAPHRASES.items() if k in facts for q in qs]
+        items = [
+            (k, q)
+            for name in args.set.split(",")
+            for k, qs in SETS[name].items()
+            if k in facts
+            for q in qs
+        ]
         gens = bot.generate_batch([q for _, q in items], seed=0)
         rows = [
             {"fact": k, "q": q, "reply": g.text, "correct": states(facts[k], g.text)}

@@ -20,14 +20,18 @@ def _fmt(x: float | None) -> str:
 
 
 def render(records: list[dict]) -> str:
-    by = {(r["model"], r["workload"], r["metric"]): r for r in records}
+    by: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        by.setdefault((r["model"], r["workload"], r["metric"]), []).append(r)
     out = [
-        "| model | workload | metric | Serifu | baseline | ratio | peak GiB (Serifu / baseline) | MFU (Serifu / baseline) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | workload | metric | Serifu | baseline | baseline kind | ratio | peak GiB (Serifu / baseline) | MFU (Serifu / baseline) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     workloads = [
         "lines",
+        "lines-auto",
         "dialogue",
+        "dialogue-auto",
         "dialogue-ddp2",
         "generate",
         "generate-batch8",
@@ -36,24 +40,24 @@ def render(records: list[dict]) -> str:
     for model in ORDER:
         for wl in workloads:
             for metric in ("real_tokens_per_s", "job_wall_s", "tokens_per_s", "first_token_ms"):
-                r = by.get((model, wl, metric))
-                if r is None:
-                    continue
-                peak = r.get("peak_gib") or {}
-                mfu = r.get("mfu") or {}
-                out.append(
-                    f"| {model} | {wl} | {metric} ({r['unit']}) | {_fmt(r['serifu'])} | {_fmt(r['baseline'])} | "
-                    f"{r['ratio']:.2f}× | "
-                    + (
-                        f"{peak.get('serifu', 0):.1f} / {peak.get('baseline', 0):.1f}"
-                        if peak
-                        else "–"
-                    )
-                    + " | "
-                    + (f"{mfu['serifu']:.1%} / {mfu['baseline']:.1%}" if mfu else "–")
-                    + " |"
-                )
+                for r in by.get((model, wl, metric), []):
+                    out.append(_row(model, wl, metric, r))
     return "\n".join(out)
+
+
+def _row(model: str, wl: str, metric: str, r: dict) -> str:
+    peak = r.get("peak_gib") or {}
+    mfu = r.get("mfu") or {}
+    return (
+        f"| {model} | {wl} | {metric} ({r['unit']}) | {_fmt(r['serifu'])} | {_fmt(r['baseline'])} | "
+        f"{r.get('baseline_kind', 'recipe')} | "
+        + (f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "–")
+        + " | "
+        + (f"{peak.get('serifu', 0):.1f} / {peak.get('baseline', 0):.1f}" if peak else "–")
+        + " | "
+        + (f"{mfu['serifu']:.1%} / {mfu['baseline']:.1%}" if mfu else "–")
+        + " |"
+    )
 
 
 def render_ablation(rows: list[dict]) -> str:

@@ -52,8 +52,8 @@ def ship(adapter: Path, character: str, model: str) -> Path:
     return dest
 
 
-def copy_results(run: Path, name: str) -> None:
-    for cond in ("base", "tuned"):
+def copy_results(run: Path, name: str, conds: tuple[str, ...]) -> None:
+    for cond in conds:
         target = RESULTS / name / cond
         if target.exists():
             shutil.rmtree(target)
@@ -89,6 +89,11 @@ def main() -> None:
         "--data-dir",
         type=Path,
         help="prebuilt datasets <dir>/<id> (e.g. built where the Japanese analyser is installed)",
+    )
+    ap.add_argument(
+        "--skip-base",
+        action="store_true",
+        help="evaluate the tuned adapter only (the base's reports in docs/results are kept)",
     )
     ap.add_argument("--best-of", type=int, default=None, help="eval: candidates per reply")
     ap.add_argument("--vocabulary", default="auto", help="eval: auto | on | off")
@@ -149,7 +154,8 @@ def main() -> None:
             )
         result = train(args.model, data, run / "adapter", cfg.train, progress=False)
         t_train = time.perf_counter() - t0
-        for cond, adapter in (("base", None), ("tuned", run / "adapter")):
+        conds = (("base", None), ("tuned", run / "adapter"))
+        for cond, adapter in conds[1:] if args.skip_base else conds:
             req = EvalRequest(
                 model=args.model,
                 character=cid,
@@ -174,7 +180,7 @@ def main() -> None:
         if not args.no_ship:
             if cid is not None:
                 ship(run / "adapter", cid, args.model)
-            copy_results(run, name)
+            copy_results(run, name, ("tuned",) if args.skip_base else ("base", "tuned"))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(
         json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"

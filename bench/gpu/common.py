@@ -88,35 +88,14 @@ def median_time(
 # -- models ----------------------------------------------------------------------------
 def quantize_nf4_(model: Any, compute_dtype: torch.dtype) -> Any:
     """Swap every ``nn.Linear`` but the output head for a bitsandbytes NF4 (double-quant) layer,
-    as ``from_pretrained(quantization_config=...)`` would, without a trip through the disk."""
-    import bitsandbytes as bnb
+    as ``from_pretrained(quantization_config=...)`` would, without a trip through the disk
+    (the product's :func:`serifu.inference.quantize.quantize_nf4_`), marked as loaded in 4-bit
+    so that PEFT prepares it for QLoRA training."""
     from transformers import BitsAndBytesConfig
 
-    head = model.get_output_embeddings()
-    dev = next(model.parameters()).device
-    for _name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if not isinstance(child, torch.nn.Linear) or child is head:
-                continue
-            q = bnb.nn.Linear4bit(
-                child.in_features,
-                child.out_features,
-                bias=child.bias is not None,
-                compute_dtype=compute_dtype,
-                compress_statistics=True,
-                quant_type="nf4",
-                device="meta",
-            )
-            q.weight = bnb.nn.Params4bit(
-                child.weight.data.to("cpu" if dev.type == "cpu" else dev),
-                requires_grad=False,
-                compress_statistics=True,
-                quant_type="nf4",
-            ).to(dev)
-            if child.bias is not None:
-                q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
-            setattr(module, child_name, q)
-            del child
+    from serifu.inference.quantize import quantize_nf4_ as swap_nf4_
+
+    swap_nf4_(model)  # compute dtype = the model's dtype
     model.is_loaded_in_4bit = True
     model.config.quantization_config = BitsAndBytesConfig(
         load_in_4bit=True,
@@ -210,6 +189,9 @@ class Record:
     repeats: int = 3
     notes: str = ""
     versions: dict[str, str] = field(default_factory=versions)
+    baseline_kind: str = "recipe"
+    """What ``baseline`` is: "recipe" (the report's), "trl" (TRL's SFTTrainer), "hf-static"
+    (HF generate, static cache + compile), "switching", ..."""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -222,13 +204,18 @@ def results_path(tag: str = "") -> Path:
     return ROOT / "bench" / "results" / name
 
 
+def record_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A record's identity: model, workload, metric and baseline kind (older files: recipe)."""
+    return (r["model"], r["workload"], r["metric"], r.get("baseline_kind", "recipe"))
+
+
 def append_results(records: list[Record], path: Path) -> None:
-    """Merge records into ``path`` (replacing same model/workload/metric), atomically."""
+    """Merge records into ``path`` (replacing same model/workload/metric/baseline kind), atomically."""
     from serifu.fsutil import atomic_write_text
 
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-    keys = {(r.model, r.workload, r.metric) for r in records}
-    kept = [r for r in old if (r["model"], r["workload"], r["metric"]) not in keys]
+    keys = {record_key(r.as_dict()) for r in records}
+    kept = [r for r in old if record_key(r) not in keys]
     atomic_write_text(
         path, json.dumps(kept + [r.as_dict() for r in records], ensure_ascii=False, indent=1)
     )

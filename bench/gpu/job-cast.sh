@@ -16,7 +16,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /
 export SERIFU_CACHE=/tmp/serifu-cache
 mode=$1; ids=$2
 if [ "$mode" = train ]; then
-  python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data \
+  python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data --skip-base \
     2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
   cp /tmp/cast/summary.json "$OUT/summary-${ids%%,*}.json"
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
@@ -30,7 +30,7 @@ else
   for c in ${ids//,/ }; do mkdir -p /tmp/old/$c; ln -sfn "$PWD/packages/core/src/serifu/cast/$c/adapters/gemma-3-270m" /tmp/old/$c/adapter; done
   run() {  # name, adapters dir, extra options
     local name=$1 dir=$2; shift 2
-    python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/abl/$name --data-dir .gpu-data \
+    python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/abl/$name --data-dir .gpu-data --skip-base \
       --eval-only "$dir" --no-ship "$@" 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -3
     for c in ${ids//,/ }; do cp /tmp/abl/$name/$c/eval-tuned/report.json "$OUT/abl/$name-$c.json"; done
   }

@@ -8,7 +8,8 @@ Recipe: HF Trainer + DataCollatorForLanguageModeling (padding), batch 8, gradien
 checkpointing, float32 upcast of the non-4-bit weights (serifu.training.recipe). Serifu:
 serifu.training.trainer (bf16 base, packed rows under variable-length flash attention, a
 token budget per step, loss only at labelled positions), settings below.
-``--ablate`` instead times each lever on and off (a few steps each) and writes
+``--peers trl`` instead puts Serifu next to TRL's SFTTrainer (bench/gpu/peer_trl.py), records
+with ``baseline_kind="trl"``. ``--ablate`` instead times each lever on and off (a few steps each) and writes
 ``<date>-<gpu>-ablation.json``, with a check that varlen and SDPA attention agree.
 Real tokens = non-padding tokens. MFU = real tokens/s x 6 x N / 790 TFLOP/s (the H200's
 measured dense bf16 rate; N = all parameters; attention FLOPs not counted).
@@ -49,13 +50,15 @@ from bench.gpu.common import (
 
 PEAK_FLOPS = 790e12
 LINES = 4858
-SERIFU = {  # Serifu's GPU settings per workload
+SERIFU: dict[str, dict[str, Any]] = {  # Serifu's GPU settings per workload
     "lines": {"max_tokens": 16384, "gradient_checkpointing": True, "learning_rate": 1e-3},
     "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True},
 }
-ABLATION = {  # each lever against the settings above (the last two: the previous session's path)
+# each lever against the settings above (the last two: the previous session's path)
+ABLATION: dict[str, dict[str, Any]] = {
     "serifu": {},
     "no-ckpt": {"gradient_checkpointing": False},
+    "ckpt-auto": {"gradient_checkpointing": "auto"},  # the policy's choice (the new default)
     "ckpt-every-2": {"checkpoint_every": 2},
     "2x-tokens": {"max_tokens": "2x"},
     "half-tokens": {"max_tokens": "0.5x"},
@@ -125,12 +128,15 @@ def serifu_run(
 ) -> dict[str, Any]:
     import serifu.training.loss as loss_mod
     from serifu.config.train import TrainConfig
+    from serifu.training.memory_policy import choose_checkpointing
     from serifu.training.trainer import add_lora, step_plan, use_fast_attention
 
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
+    decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
+    config = config.model_copy(update={"gradient_checkpointing": decision.on})
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
     peft_model.train()
@@ -152,6 +158,7 @@ def serifu_run(
         "wall": wall,
         "peak": peak,
         "steps": len(steps),
+        "checkpointing": decision.as_dict(),
     }
 
 
@@ -250,6 +257,101 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
     return records
 
 
+def bench_peers(
+    model_id: str,
+    label: str,
+    workloads: list[str],
+    tiny: bool,
+    *,
+    warmup: int = 2,
+    timed: int = 4,
+    auto_row: bool = True,
+) -> list[Record]:
+    """Serifu's trainer next to TRL's SFTTrainer (``bench/gpu/peer_trl.py``: its best settings)
+    on the same base, data and token budget per step: ``warmup`` + ``timed`` steps each, the
+    median real tokens/s of the timed ones. Serifu runs with checkpointing on (as TRL does)
+    and, with ``auto_row``, again under the ``"auto"`` policy (rows ``<workload>-auto``).
+    TRL runs after Serifu on each base (its and Liger's patches are undone after each run)."""
+    from bench.gpu.peer_trl import BEST, trl_run
+    from serifu import plugins
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    targets = tuple(plugins.get_base_model(model_id).lora_targets)
+    model = random_model(model_id, quantize=True)
+    n_params = count_params(model)
+    vocab = model.config.get_text_config().vocab_size
+    steps = warmup + timed
+    budget = 512 if tiny else SERIFU["lines"]["max_tokens"]
+    data, serifu_runs = {}, {}
+    for workload in workloads:  # enough data for every step to be full on both sides
+        n = (64 if tiny else 2 * LINES) if workload == "lines" else (48 if tiny else 1024)
+        data[workload] = _examples(workload, vocab, n)[0]
+        settings = dict(SERIFU[workload]) | (
+            {"max_tokens": budget, "pack_row_tokens": 256} if tiny else {}
+        )
+        variants = {"ckpt": settings} | (
+            {"auto": settings | {"gradient_checkpointing": "auto"}} if auto_row else {}
+        )
+        for name, chosen in variants.items():
+            serifu_runs[workload, name] = serifu_run(
+                model, data[workload], targets, chosen, epochs=1, max_steps=steps, dev=dev
+            ) | {"settings": chosen}
+    records: list[Record] = []
+    for workload in workloads:
+        lr = SERIFU[workload].get("learning_rate", 2e-4)
+        try:
+            t = trl_run(
+                model, data[workload], targets, token_budget=budget, steps=steps, learning_rate=lr
+            )
+            t_rate, t_n = steady(t["times"], t["tokens"], skip=warmup)
+            t_peak, t_note = t["peak"], t["notes"]
+        except Exception as err:  # TRL cannot run this architecture: say why, keep going
+            t_rate, t_n, t_peak = 0.0, 0, 0.0
+            t_note = f"TRL failed: {type(err).__name__}: {str(err)[:300]}"
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        trl_settings = {k: v for k, v in BEST.items() if k != "gradient_checkpointing_kwargs"}
+        for name, s in ((n, r) for (w, n), r in serifu_runs.items() if w == workload):
+            s_rate, s_n = steady(s["times"], s["tokens"], skip=warmup)
+            mfu = {
+                k: round(v * 6 * n_params / PEAK_FLOPS, 4)
+                for k, v in (("serifu", s_rate), ("baseline", t_rate))
+            }
+            peaks = {"serifu": round(s["peak"], 2), "baseline": round(t_peak, 2)}
+            note = (
+                f"serifu {s['settings']}, checkpointing: {s['checkpointing']['reason']};"
+                f" TRL SFTTrainer {trl_settings}, max_length {budget}, lr {lr}: {t_note};"
+                f" {warmup} warm-up + {min(s_n, t_n)} timed steps each; N={n_params / 1e9:.2f}B"
+            )
+            records.append(
+                Record(
+                    label,
+                    workload if name == "ckpt" else f"{workload}-{name}",
+                    "real_tokens_per_s",
+                    round(s_rate, 1),
+                    round(t_rate, 1),
+                    "tok/s",
+                    peaks,
+                    mfu,
+                    repeats=min(s_n, t_n),
+                    notes=note,
+                    baseline_kind="trl",
+                )
+            )
+            print(
+                f"{label} {workload} serifu[{name}] {s_rate:.0f} tok/s (MFU {mfu['serifu']:.1%},"
+                f" peak {peaks['serifu']} GiB) vs TRL {t_rate:.0f} tok/s (MFU {mfu['baseline']:.1%},"
+                f" peak {peaks['baseline']} GiB); {t_note}",
+                flush=True,
+            )
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return records
+
+
 def varlen_matches_sdpa(model: Any, examples: list[Any], dev: str) -> float:
     """Relative difference of one packed batch's loss under varlen and SDPA attention."""
     from serifu.accel.varlen import use_varlen_attention
@@ -304,6 +406,7 @@ def ablate(
                 rate, n = steady(r["times"], r["tokens"], skip=2)
                 row |= {"tokens_per_s": round(rate, 1), "peak_gib": round(r["peak"], 2)}
                 row |= {"step_s": round(statistics.median(r["times"][2:]), 4), "timed": n}
+                row["checkpointing"] = r["checkpointing"]
             except torch.OutOfMemoryError:
                 row["error"] = "out of memory"
                 gc.collect()
@@ -350,8 +453,34 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=7, help="--ablate: steps per variant")
     ap.add_argument("--variants", default="", help="--ablate: only these (comma-separated)")
     ap.add_argument("--profile", action="store_true", help="profile a few Serifu steps instead")
+    ap.add_argument(
+        "--peers", default="", help="'trl': Serifu next to TRL's SFTTrainer instead of the recipe"
+    )
+    ap.add_argument("--warmup", type=int, default=2, help="--peers: warm-up steps per run")
+    ap.add_argument("--timed", type=int, default=4, help="--peers: timed steps per run")
+    ap.add_argument(
+        "--no-auto-row", action="store_true", help="--peers: skip Serifu's auto-checkpointing run"
+    )
     args = ap.parse_args()
     t0 = time.time()
+    if args.peers:
+        if args.peers != "trl":
+            ap.error(f"unknown peer {args.peers!r} (known: trl)")
+        out = args.out or results_path("-peers")
+        for model_id in args.models.split(","):
+            real = TINY[model_id] if args.tiny else model_id
+            recs = bench_peers(
+                real,
+                real if args.tiny else model_id,
+                args.workloads.split(","),
+                args.tiny,
+                warmup=args.warmup,
+                timed=args.timed,
+                auto_row=not args.no_auto_row,
+            )
+            append_results(recs, out)
+        print(f"wrote {out} in {time.time() - t0:.0f} s")
+        return
     if args.profile:
         for model_id in args.models.split(","):
             profile(TINY[model_id] if args.tiny else model_id, args.workloads.split(",")[0])

@@ -231,6 +231,31 @@ def test_augmentation_speaks_in_her_voice_and_never_uses_the_card_questions() ->
     assert any(e.startswith("です") for e in endings["sayaka"])
 
 
+def test_augmentation_never_writes_the_held_out_paraphrase_questions() -> None:
+    """bench/profile_paraphrase.py's questions measure other wordings: never trained on."""
+    import importlib.util
+    from pathlib import Path
+
+    from serifu.data.augment import augment_pairs
+    from serifu.data.characters import character_utterances
+    from serifu.profile import normalise
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "profile_paraphrase.py"
+    spec = importlib.util.spec_from_file_location("profile_paraphrase", path)
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    held_out = {normalise(q) for qs in bench.SETS.values() for q in sum(qs.values(), [])}
+    assert len(held_out) >= 26
+    pack = plugins.get_character("himari")
+    card = pack.card()
+    lines = [u.text for u in character_utterances(pack) if u.speaker == card.short_name]
+    rows = augment_pairs(card, lines, n=2000, seed=1, speaker=card.short_name)
+    questions = {normalise(r["query"]) for r in rows}
+    assert len(questions) > 600  # many wordings, not a few repeated
+    assert not questions & held_out
+
+
 def test_data_build_mixes_augmented_pairs_into_train_only(tmp_path) -> None:
     from datasets import load_from_disk
 

@@ -136,8 +136,8 @@ def test_heroines_share_one_mixed_adapter_batch(
             expected[cid] = _greedy(bot, QUERY)
         assert len(set(expected.values())) == 3
 
-        async def run() -> dict[str, str]:
-            engine = Engine(heroines)
+        async def run(mix: bool) -> dict[str, str]:
+            engine = Engine(heroines, mix_adapters=mix)
             loop = asyncio.get_running_loop()
             jobs = {
                 cid: Job(
@@ -163,9 +163,11 @@ def test_heroines_share_one_mixed_adapter_batch(
                 assert event.kind == "done", event
                 texts[cid] = text
             await asyncio.to_thread(engine.stop)
-            assert (engine.batches, engine.batched_rows) == (1, 3)  # one mixed batch
+            # one mixed batch (stacked adapters), or one batch per heroine (switching)
+            assert (engine.batches, engine.batched_rows) == ((1, 3) if mix else (3, 3))
             return texts
 
-        assert asyncio.run(run()) == expected
+        assert asyncio.run(run(True)) == expected
+        assert asyncio.run(run(False)) == expected
     finally:
         plugins.reset()

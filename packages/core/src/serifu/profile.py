@@ -49,6 +49,28 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", "", text.translate(_HALFWIDTH))
 
 
+_KANJI_NUMBER = re.compile(r"[一二三四五六七八九十百]+")
+
+
+def _kanji_value(word: str) -> str:
+    """十七 -> 17, 百五十八 -> 158, 一 -> 1; a word that is not a plain number stays."""
+    total, digit = 0, 0
+    for ch in word:
+        if ch in "十百":
+            total += (digit or 1) * (10 if ch == "十" else 100)
+            digit = 0
+        elif digit:  # 二三: not a number written this way
+            return word
+        else:
+            digit = _KANJI_DIGITS.index(ch)
+    return str(total + digit)
+
+
+def digits(text: str) -> str:
+    """``normalise`` with kanji numbers as digits, so 「十月９日」 reads as 「10月9日」."""
+    return _KANJI_NUMBER.sub(lambda m: _kanji_value(m.group()), normalise(text))
+
+
 @dataclass(frozen=True)
 class Fact:
     """One profile fact of a card."""
@@ -117,6 +139,21 @@ _TOPICS: dict[str, str] = {
     "club": r"部活|何部|クラブ|部に入|入ってる部|放課後.*活動|所属",
     "friends": r"友達|友だち|友人|仲(の|が)(いい|良い)|親友|仲良し|つるんで",
     "name": r"名前|なまえ|何て呼|なんて呼|お名前|君は誰|あなたは誰|誰なの",
+}
+
+
+# profile words that recite a fact when a reply says them unasked (narrower than _TOPICS:
+# 「休みの日」 in a reply is not her hobby)
+_RECITED: dict[str, str] = {
+    "age": r"歳です|年齢",
+    "birthday": r"誕生日",
+    "zodiac": r"星座",
+    "blood_type": r"血液型",
+    "height_cm": r"身長",
+    "hobbies": r"趣味",
+    "specialty": r"特技",
+    "favorite_food": r"好物|好きな食べ物",
+    "disliked_food": r"苦手な食べ物|嫌いな食べ物",
 }
 
 
@@ -248,8 +285,8 @@ def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
 
 def states(fact: Fact, reply: str) -> bool:
     """Whether a reply states the fact (one of its forms, compared without width/space)."""
-    text = normalise(reply)
-    return any(normalise(form) in text for form in fact.forms if form)
+    text, numbers = normalise(reply), digits(reply)
+    return any(normalise(f) in text or digits(f) in numbers for f in fact.forms if f)
 
 
 @dataclass
@@ -277,10 +314,18 @@ def consistency(facts: list[Fact], question: str, reply: str) -> Consistency:
             out.answered.append(fact.key)
     text = normalise(reply)
     if not out.asked:
+        # her profile recited to a line that asked for none of it: the fact's value (or one
+        # of its items), or its topic word (「私の趣味は…」). Friends and her name come up in
+        # ordinary talk, so they never count.
         out.volunteered = [
             f.key
             for f in facts
-            if f.key not in ("name",) and f.value and normalise(f.value) in text
+            if f.key not in ("name", "friends")
+            and (
+                (f.value and normalise(f.value) in text)
+                or any(normalise(item) in text for item in f.items)
+                or (f.key in _RECITED and re.search(_RECITED[f.key], text))
+            )
         ]
     for fact in facts:
         if fact.claim is None:

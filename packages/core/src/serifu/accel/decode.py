@@ -4,12 +4,23 @@
 small kernels per step). Here the step is recorded once into a CUDA graph over static
 buffers (token ids, positions, attention mask, logits) and replayed: a step then costs
 one launch. Prompts of different lengths in one batch are left-padded.
+
+:meth:`StaticDecoder.greedy` is the fast greedy path: the pick (argmax over optionally
+masked logits), the stop check and feeding the token back all run on the device inside the
+graph, ``chunk`` steps are captured as one graph, and the host syncs once per chunk (to see
+whether every row stopped). The prompt pass is captured too (one graph per prompt length).
+With ``logprobs=True`` it also writes each chosen token's log-probability (under the masked
+distribution, temperature 1: what the chat loop reports) to ``out_logprobs``, on the device.
+Each lever is switchable for an honest ablation: ``chunk=1`` (or ``SERIFU_DECODE_CHUNK=1``)
+syncs every token; ``graph_prefill=False`` (``SERIFU_GRAPH_PREFILL=0``) runs the prompt
+eagerly; ``graph=False`` runs everything eagerly (the CPU path, which tests the same code).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -22,21 +33,36 @@ def _cache_kwarg(model: Any) -> str:
 
 
 def _unslide(cache: Any, max_len: int) -> None:
-    """Sliding-window layers keep a Python-side length that a CUDA graph cannot update.
-    While the whole conversation fits in the window they behave exactly like full layers,
-    so use full static layers there."""
+    """Sliding-window layers keep a Python-side length that a CUDA graph cannot update (and,
+    with this decoder's full-length mask, gave other tokens than ``generate`` once the
+    conversation outgrew the window). Use full static layers: the model's sliding-window
+    mask still limits what those layers attend to, so the result is exact; the cost is
+    memory for ``max_len`` positions instead of the window."""
     from transformers.cache_utils import StaticLayer, StaticSlidingWindowLayer
 
     for i, layer in enumerate(cache.layers):
-        window = getattr(layer, "max_cache_len", max_len)
-        if isinstance(layer, StaticSlidingWindowLayer) and max_len <= window:
+        if isinstance(layer, StaticSlidingWindowLayer):
             cache.layers[i] = StaticLayer(max_cache_len=max_len)
+
+
+MAX_STOP_IDS = 16
 
 
 class StaticDecoder:
     """Token-by-token decoding with a static cache of ``max_len`` positions for ``batch_size`` rows."""
 
-    def __init__(self, model: Any, *, max_len: int, batch_size: int = 1, graph: bool | None = None):
+    def __init__(
+        self,
+        model: Any,
+        *,
+        max_len: int,
+        batch_size: int = 1,
+        graph: bool | None = None,
+        graph_prefill: bool | None = None,
+        capture_prefill_after: int = 1,
+        chunk: int | None = None,
+        compile: bool | None = None,
+    ):
         from transformers import StaticCache
 
         self.model = model
@@ -57,10 +83,40 @@ class StaticDecoder:
         self.logits: torch.Tensor | None = None
         self._graph: Any = None
         self.graph_error: str | None = None
+        # the greedy fast path: levers, and its device-side loop state
+        if graph_prefill is None:
+            graph_prefill = os.environ.get("SERIFU_GRAPH_PREFILL", "1") != "0"
+        self.graph_prefill = graph_prefill
+        # a prompt length's pass is captured once it was seen this many times: capturing
+        # costs two extra passes, and chat prompts rarely repeat a length (the chat loop: 2)
+        self.capture_prefill_after = max(1, capture_prefill_after)
+        self._prefill_seen: dict[tuple[int, bool], int] = {}
+        self.chunk = max(1, chunk or int(os.environ.get("SERIFU_DECODE_CHUNK", "8")))
+        # torch.compile (inductor) over the one-token forward, inside the graph: fuses the
+        # hundreds of small kernels per step; off unless asked (the first reply then compiles)
+        if compile is None:
+            compile = os.environ.get("SERIFU_DECODE_COMPILE", "0") == "1"
+        self.compile = compile
+        self._compiled: Any = None
+        self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
+        self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
+        self._scoring = False  # greedy(logprobs=...): part of the graph keys below
+        self.done = torch.zeros(b, dtype=torch.bool, device=self.device)
+        self.counter = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.pad = torch.zeros((), dtype=torch.long, device=self.device)
+        self.stop_ids = torch.full((MAX_STOP_IDS,), -1, dtype=torch.long, device=self.device)
+        self.logit_mask: torch.Tensor | None = None  # [vocab] additive, made at first use
+        self._step_graphs: dict[tuple[int, bool], Any] = {}  # (steps, scoring) -> graph
+        self._prefill_graphs: dict[tuple[int, bool], tuple[Any, torch.Tensor, torch.Tensor]] = {}
 
     # -- the model calls -------------------------------------------------------------
-    def _forward(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        out = self.model(
+    def _forward(self, ids: torch.Tensor, pos: torch.Tensor, step: bool = False) -> torch.Tensor:
+        model = self.model
+        if step and self.compile:
+            if self._compiled is None:
+                self._compiled = torch.compile(self.model, dynamic=False)
+            model = self._compiled
+        out = model(
             input_ids=ids,
             attention_mask=self.mask,
             position_ids=pos,
@@ -82,7 +138,7 @@ class StaticDecoder:
 
     def _step_body(self) -> torch.Tensor:
         self.mask.scatter_(1, self._slot(), 1)
-        logits = self._forward(self.step_ids, self.step_pos)
+        logits = self._forward(self.step_ids, self.step_pos, step=True)
         self.step_pos.add_(1)
         return logits
 
@@ -106,6 +162,190 @@ class StaticDecoder:
         self.step_pos.copy_(saved[1])
         self._graph = graph
         self._graph_logits = static_logits
+
+    # -- the greedy fast path -------------------------------------------------------------
+    def _pick_body(self, logits: torch.Tensor) -> None:
+        """Argmax over the masked logits, stopped rows get the pad, the token is written to
+        ``out`` at ``counter`` and fed back: all on the device, nothing read by the host."""
+        assert self.logit_mask is not None
+        masked = logits.float() + self.logit_mask
+        tokens = masked.argmax(-1)
+        if self._scoring:  # as the chat loop's _choose computes it
+            picked = masked.log_softmax(-1).gather(1, tokens[:, None])
+            self.out_logprobs.index_copy_(1, self.counter, picked)
+        tokens = torch.where(self.done, self.pad, tokens)
+        self.out.index_copy_(1, self.counter, tokens[:, None])
+        self.done |= (tokens[:, None] == self.stop_ids).any(-1)  # isin may sort: kept simple
+        self.counter.add_(1)
+        self.step_ids.copy_(tokens[:, None])
+
+    def _greedy_step_body(self) -> None:
+        self._pick_body(self._step_body())
+
+    def _greedy_steps(self, n: int) -> None:
+        for _ in range(n):
+            self._greedy_step_body()
+
+    def _prefill_body(self, ids: torch.Tensor, prompt_mask: torch.Tensor) -> None:
+        t = ids.shape[1]
+        self.cache.reset()
+        self.mask.zero_()
+        self.mask[:, :t].copy_(prompt_mask)
+        pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(ids, pos)
+        self.step_pos.copy_(prompt_mask.sum(-1, keepdim=True))
+        self.done.zero_()
+        self.counter.zero_()
+        self._pick_body(logits)
+
+    def _state(self) -> list[torch.Tensor]:
+        found = (getattr(layer, "cumulative_length", None) for layer in self.cache.layers)
+        lengths = [t for t in found if isinstance(t, torch.Tensor)]
+        return [
+            self.mask,
+            self.step_pos,
+            self.step_ids,
+            self.out,
+            self.out_logprobs,
+            self.done,
+            self.counter,
+            *lengths,
+        ]
+
+    def _warm_then_capture(self, body: Callable[[], None]) -> Any:
+        """Run ``body`` once on a side stream (compilation, lazy inits, library workspaces),
+        restore the loop state and the cache lengths, then record it as a graph (recording
+        runs nothing). On failure the state is restored too."""
+        saved = [t.clone() for t in self._state()]
+
+        def restore() -> None:
+            torch.cuda.synchronize()
+            for t, old in zip(self._state(), saved, strict=True):
+                t.copy_(old)
+
+        try:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                body()
+            torch.cuda.current_stream().wait_stream(stream)
+            restore()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                body()
+        except Exception:
+            restore()
+            raise
+        return graph
+
+    def _run_prefill(self, ids: torch.Tensor, prompt_mask: torch.Tensor) -> None:
+        t = ids.shape[1]
+        if not (self.use_graph and self.graph_prefill):
+            self._prefill_body(ids, prompt_mask)
+            return
+        key = (t, self._scoring)
+        entry = self._prefill_graphs.get(key)
+        if entry is None:
+            self._prefill_seen[key] = seen = self._prefill_seen.get(key, 0) + 1
+            if seen < self.capture_prefill_after:
+                self._prefill_body(ids, prompt_mask)
+                return
+            ids_buf, mask_buf = ids.clone(), prompt_mask.clone()
+            self._prefill_body(ids_buf, mask_buf)  # a real run: the cache is initialised
+            try:
+                graph = self._warm_then_capture(lambda: self._prefill_body(ids_buf, mask_buf))
+            except Exception as exc:  # eager prompts from now on, but say why
+                self.graph_error = f"prefill: {type(exc).__name__}: {exc}"
+                self.graph_prefill = False
+                torch.cuda.synchronize()
+                self._prefill_body(ids, prompt_mask)
+                return
+            while len(self._prefill_graphs) >= 4:  # a few prompt lengths, most recent kept
+                self._prefill_graphs.pop(next(iter(self._prefill_graphs)))
+            entry = self._prefill_graphs[key] = (graph, ids_buf, mask_buf)
+        graph, ids_buf, mask_buf = entry
+        ids_buf.copy_(ids)
+        mask_buf.copy_(prompt_mask)
+        graph.replay()
+
+    def _run_steps(self, n: int) -> None:
+        if not self.use_graph:
+            self._greedy_steps(n)
+            return
+        graph = self._step_graphs.get((n, self._scoring))
+        if graph is None:
+            try:
+                graph = self._warm_then_capture(lambda: self._greedy_steps(n))
+            except Exception as exc:  # without compile, then without graphs, but say why
+                what = "compile" if self.compile else "steps"
+                self.graph_error = f"{what}: {type(exc).__name__}: {str(exc)[:300]}"
+                if self.compile:
+                    self.compile = False
+                else:
+                    self.use_graph = False
+                self._run_steps(n)
+                return
+            self._step_graphs[n, self._scoring] = graph
+        graph.replay()
+
+    @torch.no_grad()
+    def greedy(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] = (),
+        pad_id: int = 0,
+        logit_mask: torch.Tensor | None = None,
+        logprobs: bool = False,
+    ) -> Iterator[torch.Tensor]:
+        """Greedy decoding with the pick, stop check and feedback on the device.
+
+        Yields chunks of new tokens (``[batch, n]`` device tensors; the first chunk is the
+        prompt's token). A row that chose one of ``stop_ids`` keeps that token and gets
+        ``pad_id`` afterwards; decoding ends when every row stopped (checked once per chunk:
+        the one host sync) or after ``max_new_tokens``. ``logit_mask``: an additive
+        ``[vocab]`` mask (``-inf`` = never chosen), e.g. ``TokenRules.mask``. ``logprobs``:
+        the chosen tokens' log-probabilities go to ``out_logprobs`` (same columns as the
+        chunks: the first chunk is column 0). Nothing is yielded for ``max_new_tokens < 1``.
+        """
+        b, t = input_ids.shape
+        if b != self.batch_size:
+            raise ValueError(f"batch of {b} prompts for a decoder of batch_size {self.batch_size}")
+        if t >= self.max_len:
+            raise ValueError(f"prompt of {t} tokens does not fit max_len {self.max_len}")
+        if len(stop_ids) > MAX_STOP_IDS:
+            raise ValueError(f"at most {MAX_STOP_IDS} stop ids (got {len(stop_ids)})")
+        width = int(self.model.get_output_embeddings().weight.shape[0])
+        if self.logit_mask is None or self.logit_mask.shape[0] != width:
+            self.logit_mask = torch.zeros(width, device=self.device)
+            self._step_graphs.clear()
+            self._prefill_graphs.clear()
+        if logit_mask is None:
+            self.logit_mask.zero_()
+        else:
+            self.logit_mask.copy_(logit_mask[:width])
+        self.stop_ids.fill_(-1)
+        if stop_ids:
+            self.stop_ids[: len(stop_ids)] = torch.tensor(list(stop_ids), device=self.device)
+        self.pad.fill_(pad_id)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        total = min(max_new_tokens, self.max_len - t)
+        if total < 1:
+            return
+        self._scoring = logprobs
+        self._run_prefill(input_ids.to(self.device), attention_mask.to(self.device))
+        made = 1
+        yield self.out[:, :1]
+        while made < total:
+            if bool(self.done.all()):  # the one host sync per chunk
+                return
+            n = min(self.chunk, total - made)
+            self._run_steps(n)
+            yield self.out[:, made : made + n]
+            made += n
 
     # -- public API --------------------------------------------------------------------
     @torch.no_grad()

@@ -33,6 +33,14 @@ def serve_command(
         128, "--max-queue", help="Rows waiting before 429 Too Many Requests."
     ),
     max_batch: int = typer.Option(16, "--max-batch", help="Rows decoded together at most."),
+    batch_wait_ms: float = typer.Option(
+        0.0,
+        "--batch-wait-ms",
+        min=0.0,
+        max=1000.0,
+        help="A batch keeps taking requests until none arrived for this long (bursts of "
+        "clients share one batch; the GPU benchmark uses 10).",
+    ),
     vocabulary: str = typer.Option(
         "auto",
         "--vocabulary",
@@ -67,7 +75,9 @@ def serve_command(
     heroines = load_heroines(
         ids, model=model, adapter=adapter, device=device, quantize=quantize, vocabulary=vocabulary
     )
-    engine = Engine(heroines, max_queue=max_queue, max_batch=max_batch)
+    engine = Engine(
+        heroines, max_queue=max_queue, max_batch=max_batch, batch_wait=batch_wait_ms / 1000
+    )
     app = create_app(
         engine,
         api_key=api_key,
@@ -78,7 +88,10 @@ def serve_command(
     url = f"http://{shown}:{sock.getsockname()[1]}/v1"
     typer.echo(f"serving {', '.join(heroines)} on {url}", err=True)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if server.should_exit:  # stopped by Ctrl-C/SIGTERM (uvicorn may or may not re-raise it)
+        raise typer.Exit(130)
 
 
 def _listen(host: str, port: int) -> socket.socket:

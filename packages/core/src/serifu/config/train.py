@@ -78,8 +78,9 @@ class TrainConfig(BaseModel):
         default=False,
         description="Upcast the weights that are not 4-bit (norms, embeddings, output head) to float32, as PEFT's prepare_model_for_kbit_training does (the report's recipe); off: they stay in the compute dtype (bf16 on a GPU).",
     )
-    gradient_checkpointing: bool = Field(
-        default=False, description="Recompute activations in backward (less memory)."
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Recompute activations in backward (less memory, slower). 'auto': on a GPU, off when a step's activations fit in the free memory with a safety margin, else on; off on the CPU (serifu.training.memory_policy).",
     )
     checkpoint_every: int = Field(
         default=1,

@@ -24,6 +24,7 @@ from typing import Any
 from serifu.profile import Fact, card_facts, normalise
 
 _SENTENCE = re.compile(r"[^。！？!?…]+[。！？!?…]*")
+_DENIAL = re.compile(r"(いいえ|いや|いえ|ううん|違|ちが|でも|だって|けど|しかし)")
 _NOT_ENDING = re.compile(r"[『』「」（）()？?]")
 
 LEADS = (
@@ -39,121 +40,103 @@ LEADS = (
     "ちょっと聞いていい？",
 )
 
+# Whole questions per fact (verbs and indirect wordings) ...
 QUESTIONS: dict[str, tuple[str, ...]] = {
     "age": (
         "何歳？",
         "歳いくつ？",
         "{n}って何歳なの？",
-        "年齢を聞いてもいい？",
         "おいくつですか？",
         "今いくつなの？",
-        "年はいくつ？",
         "何歳になったんだっけ？",
         "{n}の年齢、教えてよ",
-        "年齢はいくつですか？",
-        "歳はいくつだったっけ？",
+        "同い年だっけ？何歳？",
+        "もう大人？まだ十代？何歳？",
+        "年上なのか年下なのか気になるな。何歳？",
     ),
     "grade": (
         "何年生？",
-        "学年はどこ？",
         "{n}って何年生なの？",
         "今何年生ですか？",
-        "学年を教えてくれる？",
         "高校何年？",
         "何年のクラスにいるの？",
-        "{n}は何年生だったっけ？",
+        "先輩？それとも同学年？何年生？",
+        "来年で卒業だっけ？今何年？",
     ),
     "birthday": (
-        "誕生日はいつ？",
-        "{n}の誕生日っていつなの？",
-        "誕生日を教えてください",
         "何月何日生まれ？",
-        "誕生日、いつだっけ？",
-        "お誕生日はいつですか？",
         "生まれた日を教えてよ",
-        "誕生日っていつ頃なの？",
+        "誕生日プレゼント用意したいんだけど、いつ生まれ？",
+        "何月生まれなの？日にちも教えて",
+        "生まれたのは何月の何日？",
     ),
     "zodiac": (
-        "星座は？",
         "何座なの？",
         "{n}って何座？",
-        "星座を教えてください",
-        "星座、何だっけ？",
         "何座生まれ？",
+        "占い好き？自分は何座？",
+        "星座占いだと何座を見ればいい？",
     ),
     "blood_type": (
-        "血液型は？",
         "{n}って何型なの？",
-        "血液型を教えてください",
-        "血液型、何型だっけ？",
         "何型？",
-        "血液型って何？",
+        "A型っぽいけど、実際は何型？",
+        "性格診断に使うから、何型か教えて",
     ),
     "height_cm": (
-        "身長いくつ？",
-        "背ってどれくらい？",
-        "身長は何センチ？",
-        "{n}の身長って何cmなの？",
-        "身長を教えてください",
         "何センチあるの？",
         "背の高さはどのくらい？",
+        "並ぶと同じくらいかな？背、何センチ？",
+        "背比べしよう。何センチ？",
     ),
     "hobbies": (
-        "趣味は？",
-        "{n}の趣味って何？",
         "休みの日は何してるの？",
         "ハマってることある？",
-        "趣味を教えてください",
         "暇な時って何してる？",
-        "好きなことって何？",
-        "趣味、何だっけ？",
+        "週末は何して過ごすの？",
+        "家にいる時は何してることが多い？",
+        "時間があったら何がしたい？",
+        "放課後、部活以外では何してる？",
+        "好きでずっと続けてることってある？",
     ),
     "specialty": (
-        "特技は？",
-        "{n}の特技って何？",
-        "得意なことってある？",
-        "特技を教えてください",
-        "何が得意なの？",
         "誰にも負けないことってある？",
         "自慢できることって何？",
+        "何が得意なの？",
+        "これだけは得意ってものある？",
+        "みんなに褒められることって何？",
+        "得意なことで何か見せてよ",
     ),
     "favorite_food": (
-        "好きな食べ物は？",
-        "{n}の好物って何？",
         "何を食べるのが好き？",
-        "好きな食べ物を教えてください",
-        "大好物は何？",
-        "一番好きな料理って何？",
-        "食べ物だと何が好き？",
-        "好きな食べ物、何だっけ？",
+        "ご褒美に食べたいものって何？",
+        "お昼に何が出たら嬉しい？",
+        "毎日でも食べたいものってある？",
+        "お腹すいたね。何が食べたい？好物ある？",
+        "おいしいものの話しよう。一番好きなのは？",
     ),
     "disliked_food": (
-        "苦手な食べ物は？",
-        "嫌いな食べ物ってある？",
         "{n}が食べられないものって何？",
-        "苦手な食べ物を教えてください",
-        "食べ物で苦手なものある？",
-        "嫌いな料理って何？",
         "これだけは食べられないってものある？",
+        "好き嫌いある？何が苦手？",
+        "お弁当に入ってたら嫌なものって何？",
+        "食べると顔をしかめちゃうものってある？",
     ),
     "club": (
-        "部活は？",
         "何部なの？",
         "{n}って何部に入ってるの？",
-        "部活は何をしていますか？",
-        "所属してる部活って何？",
         "放課後は部活？何部？",
-        "部活、何やってたっけ？",
         "どこの部に入ってるの？",
+        "部活って何かやってる？",
+        "放課後、いつもどこに行ってるの？部活？",
     ),
     "friends": (
-        "友達は誰？",
-        "{n}の仲のいい友達って誰？",
         "親友って誰なの？",
         "いつも誰と一緒にいるの？",
-        "仲良しは誰ですか？",
-        "友達を教えてよ",
-        "仲がいい子って誰？",
+        "お昼は誰と食べてるの？",
+        "仲良しグループのメンバーって誰？",
+        "困った時に頼れる友達って誰？",
+        "休み時間は誰としゃべってる？",
     ),
     "name": (
         "名前は？",
@@ -163,6 +146,47 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "君の名前、もう一回教えて",
     ),
 }
+
+# ... and noun phrases for the fact, put into question frames (TOPICS × FRAMES): many
+# wordings from few parts, so a question worded in a new way is still near one she saw.
+TOPICS: dict[str, tuple[str, ...]] = {
+    "age": ("年齢", "歳", "年"),
+    "grade": ("学年", "学年とクラス"),
+    "birthday": ("誕生日", "お誕生日", "生年月日", "生まれた日"),
+    "zodiac": ("星座", "誕生星座"),
+    "blood_type": ("血液型", "血の型"),
+    "height_cm": ("身長", "背", "背の高さ"),
+    "hobbies": ("趣味", "好きなこと", "休日の過ごし方", "マイブーム", "楽しみ"),
+    "specialty": ("特技", "得意なこと", "得意技", "一番うまくできること"),
+    "favorite_food": ("好きな食べ物", "好物", "大好物", "好きな料理", "好きなおやつ"),
+    "disliked_food": ("苦手な食べ物", "嫌いな食べ物", "苦手な料理", "食べられないもの"),
+    "club": ("部活", "所属してる部", "入ってる部活", "クラブ活動"),
+    "friends": ("友達", "仲のいい友達", "仲良し", "親しい友達", "いつものメンバー"),
+}
+FRAMES = (
+    "{t}は？",
+    "{t}って何？",
+    "{t}を教えて",
+    "{t}を教えてください",
+    "{t}、何だっけ？",
+    "{n}の{t}は？",
+    "{n}の{t}って？",
+    "ちなみに{t}は？",
+    "{t}を聞いてもいい？",
+    "{t}はなんですか？",
+    "よかったら{t}教えて",
+    "{t}ってどんな感じ？",
+)
+
+
+def question_for(key: str, rng: random.Random, name: str) -> str:
+    """One question about fact ``key``: a whole question or a topic in a frame, half each."""
+    if key in TOPICS and rng.random() < 0.5:
+        text = rng.choice(FRAMES).format(t=rng.choice(TOPICS[key]), n="{n}")
+    else:
+        text = rng.choice(QUESTIONS[key])
+    return rng.choice(LEADS) + text.format(n=name or "君")
+
 
 ANSWERS: dict[str, tuple[str, ...]] = {
     "age": ("{v}{e}", "{fp}？{v}{e}", "{fp}は{v}{e}", "今{v}{e}"),
@@ -174,9 +198,9 @@ ANSWERS: dict[str, tuple[str, ...]] = {
     "hobbies": ("{v}{e}", "{fp}の趣味は{v}{e}", "趣味？{v}{e}"),
     "specialty": ("{v}{e}", "{fp}の特技は{v}{e}", "特技？{v}{e}"),
     "favorite_food": ("{v}{e}", "{fp}の好物は{v}{e}", "好きな食べ物は{v}{e}"),
-    "disliked_food": ("{v}{e}", "{fp}、{v}は苦手{e}", "苦手なんは{v}{e}"),
+    "disliked_food": ("{v}{e}", "{fp}、{v}は苦手{e}", "苦手なのは{v}{e}", "{v}はちょっと……"),
     "club": ("{v}{e}", "{fp}は{v}{e}", "部活は{v}{e}"),
-    "friends": ("{v}{e}", "{fp}の友達は{v}{e}", "仲ええのは{v}{e}"),
+    "friends": ("{v}{e}", "{fp}の友達は{v}{e}", "仲がいいのは{v}{e}"),
     "name": ("{v}{e}", "{fp}は{v}{e}", "{v}{e}"),
 }
 
@@ -228,7 +252,7 @@ def learn_voice(lines: Sequence[str], first_person: str, top: int = 6) -> Voice:
     for line in lines:
         text = line.strip()
         head = re.split(r"[、。！？!?…]", text, maxsplit=1)[0]
-        if 1 < len(head) <= 5 and text.startswith(head + "、"):
+        if 1 < len(head) <= 5 and text.startswith(head + "、") and not _DENIAL.match(head):
             openers[head] += 1
         for sentence in _SENTENCE.findall(text):
             if tagger is not None:
@@ -246,9 +270,16 @@ def learn_voice(lines: Sequence[str], first_person: str, top: int = 6) -> Voice:
     return Voice(
         first_person,
         common or ["です。", "だよ。"],
-        [o for o, n in openers.most_common(8) if n >= 2],
+        [o for o, n in openers.most_common(12) if n >= 2 and _interjection(o, tagger)][:8],
         [endings[e] for e in common] if common else [],
     )
+
+
+def _interjection(word: str, tagger: Any) -> bool:
+    """「あはは」「ふふっ」「まあ」 open an answer; 「わたくし」「でしたら」 do not."""
+    if tagger is None:
+        return True
+    return all(w.feature.pos1 in ("感動詞", "フィラー", "補助記号") for w in tagger(word))
 
 
 def _clauses(text: str) -> list[str]:
@@ -264,11 +295,12 @@ def _value_texts(fact: Fact, personality: str, rng: random.Random) -> list[str]:
         values = [f"{fact.forms[0]}センチ", f"{fact.forms[0]}cm"]
     if fact.items:
         values = ["と".join(fact.items), "、".join(fact.items)]
+    if fact.items or fact.key in ("name", "age"):
+        # a clause naming one of several items describes something else
+        # (「茶道部の部長」 is about her club, not her hobby 茶道)
+        return values
     for clause in _clauses(personality):
-        if any(form in clause for form in fact.forms if len(form) >= 2) and fact.key not in (
-            "name",
-            "age",
-        ):
+        if any(form in clause for form in fact.forms if len(form) >= 2):
             values.append(clause)
     return values
 
@@ -297,7 +329,7 @@ def augment_pairs(
     while len(rows) < n and attempts < n * 20:
         fact = facts[attempts % len(facts)]
         attempts += 1
-        question = rng.choice(LEADS) + rng.choice(QUESTIONS[fact.key]).format(n=name or "君")
+        question = question_for(fact.key, rng, name)
         if "{n}" in question or normalise(question) in excluded:
             continue
         ending = rng.choices(voice.endings, weights=voice.weights or None)[0]

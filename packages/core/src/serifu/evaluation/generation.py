@@ -39,6 +39,7 @@ class BotPool:
             system_prompt=system_prompt,
             quantize=self.quantize,
             device=self.device,
+            merge=False,  # scorers switch the adapter off for the base's numbers
             **self.decoding,
         )
 

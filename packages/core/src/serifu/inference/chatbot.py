@@ -373,7 +373,8 @@ class Chatbot:
         """Text pieces of one reply as they are generated (stops before the newline).
 
         With ``best_of_n > 1`` the candidates are generated together and the chosen reply
-        comes as one piece.
+        comes as one piece. Plain greedy replies on the GPU arrive a chunk of steps (8
+        tokens) at a time (``serifu.inference.decoding``; ``SERIFU_GREEDY_CHUNK=0``: per token).
         """
         if self.best_of_n > 1 and not params:
             yield self.best_of(query, history, max_new_tokens=max_new_tokens, seed=seed)
@@ -483,6 +484,8 @@ def load_chatbot(
     best_of: int | None = None,
     examples: int = 0,
     max_input_chars: int = MAX_INPUT_CHARS,
+    weights: str = "bf16",
+    merge: bool | None = None,
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -495,7 +498,10 @@ def load_chatbot(
     character with scripts, else "off") restricts replies to Japanese text plus the tokens
     of her lines and card (``serifu.inference.vocab``). ``best_of``: candidates sampled and
     reranked per reply (None: :func:`default_best_of` for the device). ``examples``: her k
-    most similar real exchanges go into the prompt (0: off).
+    most similar real exchanges go into the prompt (0: off). ``weights``: "bf16", or "int4"
+    (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
+    merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
+    the single adapter into the weights: replies then run on the plain model.
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -515,6 +521,8 @@ def load_chatbot(
             info = read_adapter(adapter_path)
     device = device or default_device()
     quantize = False if quantize is None else quantize
+    if weights != "bf16" and quantize:
+        raise SerifuError(f"weights={weights!r} quantises the merged model: leave quantize off")
     base = resolve_base(model)
     if adapter_path is not None:  # checked before any weights load
         check_adapter_base(info, base.id, adapter_path)
@@ -523,6 +531,12 @@ def load_chatbot(
     if adapter_path is not None:
         lm = attach_adapter(lm, adapter_path)
         lm.eval()
+    if merge is None:
+        merge = str(device).startswith("cuda") and not quantize
+    if weights != "bf16" or (merge and adapter_path is not None):
+        from serifu.inference.quantize import prepare_reply_weights
+
+        lm = prepare_reply_weights(lm, weights)
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,

@@ -9,6 +9,14 @@ special/unused tokens get ``-inf`` at every step, on every path (eager, CUDA gra
 output vocabulary restricts the choice further, and on the eager path the output head is
 then computed for those rows only. The prompt pass computes the head at its last position
 only. Stop tokens are exempt from the repetition penalty.
+
+On the static (CUDA-graph) path, plain greedy requests (no penalties, no logit bias) take
+:meth:`~serifu.accel.decode.StaticDecoder.greedy`: argmax, log-probability and the EOS check
+run on the device, and the host reads the tokens once per chunk of steps (8), then records
+them one step at a time, so callers see the same steps, tokens, text and log-probabilities;
+streamed text arrives a chunk at a time. ``SERIFU_GREEDY_CHUNK=0`` turns it off (ablation).
+``SERIFU_STATIC_DECODE``: "0" off, "1" (default) CUDA only, "any" also on the CPU (eager
+steps on the static cache: how the tests run these paths).
 """
 
 from __future__ import annotations
@@ -89,7 +97,8 @@ def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
 
     device = next(model.parameters()).device
     quantized = any(type(p).__name__ == "Params4bit" for p in model.parameters())
-    if device.type != "cuda" or quantized or os.environ.get("SERIFU_STATIC_DECODE", "1") == "0":
+    switch = os.environ.get("SERIFU_STATIC_DECODE", "1")
+    if quantized or switch == "0" or (device.type != "cuda" and switch != "any"):
         return None
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     max_len = -(-need // 256) * 256
@@ -99,7 +108,8 @@ def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
         while len(cache) >= 2:
             cache.pop(next(iter(cache)))
             torch.cuda.empty_cache()
-        cache[key] = StaticDecoder(lm, max_len=max_len, batch_size=batch)
+        # a prompt length's pass is captured when it comes again (chat prompts vary)
+        cache[key] = StaticDecoder(lm, max_len=max_len, batch_size=batch, capture_prefill_after=2)
     else:
         cache[key] = cache.pop(key)  # most recently used last
     return cache[key]
@@ -135,6 +145,19 @@ def decode_steps(
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     static = _static_decoder(model, len(prompts), ids.shape[1] + max_new_tokens)
+    if static is not None and plain_greedy(params, eos_ids):
+        yield from _greedy_steps(
+            static,
+            ids,
+            mask,
+            pad_id=pad_id,
+            eos_ids=eos_ids,
+            max_new_tokens=max_new_tokens,
+            is_done=is_done,
+            rules=rules,
+            logprobs=logprobs,
+        )
+        return
     if static is not None:
         yield from _static_steps(
             static,
@@ -314,6 +337,76 @@ def _static_steps(
         if not any(running):
             steps.close()
             return
+
+
+def plain_greedy(params: Mapping[str, Any], eos_ids: set[int]) -> bool:
+    """Whether the device-side greedy loop gives exactly what ``next_tokens`` would: no
+    sampling, no penalty or bias (they need the tokens seen so far), few enough stop ids."""
+    import os
+
+    from serifu.accel.decode import MAX_STOP_IDS
+
+    if os.environ.get("SERIFU_GREEDY_CHUNK", "1") == "0" or params.get("do_sample", False):
+        return False
+    if float(params.get("repetition_penalty", 1.0) or 1.0) != 1.0:
+        return False
+    if float(params.get("presence_penalty", 0.0) or 0.0):
+        return False
+    if float(params.get("frequency_penalty", 0.0) or 0.0):
+        return False
+    return not params.get("logit_bias") and len(eos_ids) <= MAX_STOP_IDS
+
+
+def _greedy_steps(
+    decoder: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    pad_id: int,
+    eos_ids: set[int],
+    max_new_tokens: int,
+    is_done: Callable[[int, list[int]], bool],
+    rules: TokenRules,
+    logprobs: list[list[float]] | None = None,
+) -> Iterator[list[list[int]]]:
+    """The same contract as the eager loop, on ``StaticDecoder.greedy``: the device picks
+    and stops at EOS; the host reads a chunk of steps at once and records (and yields) them
+    one step at a time, so text stops (``is_done``) end a row at the same token. Streaming
+    therefore shows text a chunk at a time. Rows that the host stopped keep decoding on the
+    device until the chunk ends; their tokens are ignored (rows do not affect each other)."""
+    rows = ids.shape[0]
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    running = [True] * rows
+    width = int(decoder.model.get_output_embeddings().weight.shape[0])
+    chunks = decoder.greedy(
+        ids,
+        mask,
+        max_new_tokens=max_new_tokens,
+        stop_ids=sorted(eos_ids),
+        pad_id=pad_id,
+        logit_mask=rules.mask(decoder.device, width),
+        logprobs=logprobs is not None,
+    )
+    column = 0
+    try:
+        for chunk in chunks:
+            n = int(chunk.shape[1])
+            tokens = chunk.tolist()  # the host sync of this chunk
+            scores = None
+            if logprobs is not None:
+                scores = decoder.out_logprobs[:, column : column + n].tolist()
+            column += n
+            for j in range(n):
+                if logprobs is not None and scores is not None:
+                    for row in range(rows):
+                        if running[row]:
+                            logprobs[row].append(float(scores[row][j]))
+                _record([t[j] for t in tokens], generated, running, eos_ids, is_done)
+                yield generated
+                if not any(running):
+                    return
+    finally:
+        chunks.close()
 
 
 def next_tokens_for(logits: Any, seen: Any, params: Mapping[str, Any], generator: Any) -> Any:

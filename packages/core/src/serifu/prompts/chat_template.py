@@ -102,3 +102,70 @@ def template_for(base: Any, tokenizer: Any) -> Any:
             stacklevel=2,
         )
     return plugins.get_prompt_template(base.template)
+
+
+# -- the other way: Serifu's template as a Jinja chat_template for exported tokenizers -----
+# Only tags and expressions, no literal text between them: HF renders with trim_blocks and
+# lstrip_blocks, which would eat literal newlines.
+_SYSTEM = (
+    "{% set ns = namespace(system='', first=true) %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}"
+    "{% set ns.system = ns.system ~ ('\\n\\n' if ns.system else '') ~ m['content'] %}"
+    "{% endif %}{% endfor %}"
+)
+"""Every system message, joined by a blank line (as Serifu joins her card and a client's)."""
+_SYSTEM_LINES = "{% if ns.system %}{{ ns.system ~ '\\n' }}{% endif %}"
+"""LINE and novel: the system text on the lines before the first turn."""
+
+
+def _lit(text: str) -> str:
+    """``text`` as a Jinja string literal."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return f"'{escaped}'"
+
+
+def _turns(user: str, assistant: str, generation: str) -> str:
+    """The loop over user/assistant messages (Jinja expressions); ``user`` may use
+    ``head``: the system text on the first user turn, '' after it."""
+    return (
+        "{% for m in messages %}{% if m['role'] == 'user' %}"
+        "{% set head = ns.system if ns.first else '' %}{% set ns.first = false %}"
+        f"{{{{ {user} }}}}"
+        f"{{% elif m['role'] == 'assistant' %}}{{{{ {assistant} }}}}{{% endif %}}{{% endfor %}}"
+        f"{{% if add_generation_prompt %}}{{{{ {generation} }}}}{{% endif %}}"
+    )
+
+
+def jinja_chat_template(template: Any, character: str, *, bos: bool) -> str | None:
+    """A Jinja ``chat_template`` that renders a system + user (+ history) conversation
+    exactly as Serifu's built-in ``template`` does, after ``bos_token`` when ``bos`` (Serifu's
+    encoding lets the tokenizer add BOS; ``apply_chat_template`` tokenizes without special
+    tokens). ``character`` names her in the novel template. Front ends send her card's
+    system prompt as the system message. None for a template of unknown form (a plugin's
+    own); a :class:`ChatTemplate` is the tokenizer's own template already.
+    """
+    start = _SYSTEM + ("{{ bos_token }}" if bos else "")
+    c = "m['content']"
+    tid = getattr(template, "id", None)
+    if tid == "line":
+        user, assistant = _lit(template.user + ": "), _lit(template.assistant + ": ")
+        return (
+            start
+            + _SYSTEM_LINES
+            + _turns(f"{user} ~ {c} ~ '\\n'", f"{assistant} ~ {c} ~ '\\n'", assistant)
+        )
+    if tid == "llama2":
+        sys_block = "('<<SYS>>\\n' ~ head ~ '\\n<</SYS>>\\n\\n' if head else '')"
+        return start + _turns(f"'[INST] ' ~ {sys_block} ~ {c} ~ ' [/INST] '", f"{c} ~ '\\n'", "''")
+    if tid == "novel":
+        p, name = _lit(template.protagonist + "「"), _lit(character + "「")
+        return (
+            start + _SYSTEM_LINES + _turns(f"{p} ~ {c} ~ '」\\n'", f"{name} ~ {c} ~ '」\\n'", name)
+        )
+    if tid == "gemma":
+        return start + _turns(
+            f"'<start_of_turn>user\\n' ~ (head ~ '\\n\\n' if head else '') ~ {c} ~ '<end_of_turn>\\n'",
+            f"'<start_of_turn>model\\n' ~ {c} ~ '<end_of_turn>\\n'",
+            "'<start_of_turn>model\\n'",
+        )
+    return None

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -90,10 +91,25 @@ class Job:
 class Engine:
     """The queue and the worker thread (start with :meth:`start`, stop with :meth:`stop`)."""
 
-    def __init__(self, heroines: dict[str, Heroine], *, max_queue: int = 128, max_batch: int = 16):
+    def __init__(
+        self,
+        heroines: dict[str, Heroine],
+        *,
+        max_queue: int = 128,
+        max_batch: int = 16,
+        mix_adapters: bool = True,
+        batch_wait: float = 0.0,
+    ):
         self.heroines = heroines
         self.max_queue = max_queue
         self.max_batch = max_batch
+        self.mix_adapters = mix_adapters
+        """False: every batch holds one heroine even when her adapter could share a batch
+        (the one-adapter-at-a-time "switching" server, kept as a measured baseline)."""
+        self.batch_wait = batch_wait
+        """Before decoding starts, a batch keeps taking requests that can join it until none
+        joined for this many seconds (at most 10x that in all, or ``max_batch`` rows): a
+        burst of clients lands in one batch. 0: only the requests already waiting."""
         self._jobs: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -155,14 +171,27 @@ class Engine:
                 return None
             first = self._jobs.popleft()
             group, rows = [first], len(first.prompts)
-            key = first.key()
-            if key is not None:
+            key = self._key(first)
+            if key is None:
+                return group
+            start = time.monotonic()
+            quiet_until = start + self.batch_wait
+            while True:
                 for job in list(self._jobs):
-                    if job.key() == key and rows + len(job.prompts) <= self.max_batch:
+                    if self._key(job) == key and rows + len(job.prompts) <= self.max_batch:
                         self._jobs.remove(job)
                         group.append(job)
                         rows += len(job.prompts)
-            return group
+                        quiet_until = time.monotonic() + self.batch_wait
+                now = time.monotonic()
+                left = min(quiet_until, start + 10 * self.batch_wait) - now
+                if rows >= self.max_batch or left <= 0 or self._closing:
+                    return group
+                self._cond.wait(left)  # a burst of requests may be arriving: let it join
+
+    def _key(self, job: Job) -> str | None:
+        key = job.key()
+        return key if key is None or self.mix_adapters else f"{job.heroine.id}|{key}"
 
     # -- decoding ------------------------------------------------------------------------
     def _work(self) -> None:
@@ -255,12 +284,23 @@ class Engine:
 @contextlib.contextmanager
 def _adapters(model: Any, names: list[str | None]) -> Iterator[None]:
     """While decoding: one PEFT adapter for every row, the bare base (adapters disabled),
-    or — rows of several heroines — each row its own adapter (PEFT mixed-adapter batch,
-    ``__base__`` for the bare base)."""
+    or — rows of several heroines — each row its own adapter (stacked adapters, see
+    :mod:`serifu.serving.mixed_lora`; else PEFT's mixed-adapter batch, ``__base__`` for
+    the bare base)."""
     if not hasattr(model, "peft_config"):
         yield
         return
     if len(set(names)) > 1:
+        import os
+
+        from serifu.serving.mixed_lora import MixedLora
+
+        stacked = os.environ.get("SERIFU_STACKED_LORA", "1") != "0"  # 0: PEFT's loop
+        mixed = MixedLora.for_model(model) if stacked else None
+        if mixed is not None:  # stacked adapters: one gather per layer, not one per adapter
+            with mixed.rows(model, names):
+                yield
+            return
         with model._enable_peft_forward_hooks(adapter_names=[n or "__base__" for n in names]):
             yield
         return

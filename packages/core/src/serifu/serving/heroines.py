@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,7 @@ def load_heroines(
     model and switched per batch. A heroine without an adapter talks with the plain base.
     """
     from serifu import plugins
-    from serifu.characters import system_prompt
-    from serifu.inference.chatbot import load_chatbot, token_rules
+    from serifu.inference.chatbot import load_chatbot
 
     if adapter is not None and len(characters) != 1:
         raise SerifuError(
@@ -43,11 +43,32 @@ def load_heroines(
         vocabulary="off",
         best_of=best_of,
     )
+    adapters = {
+        cid: adapter
+        if adapter is not None
+        else plugins.get_character(cid).adapters.get(base.model_id)
+        for cid in characters
+    }
+    return heroines_on(base, adapters, vocabulary=vocabulary)
+
+
+def heroines_on(
+    base: Any, adapters: Mapping[str, Path | str | None], *, vocabulary: str = "auto"
+) -> dict[str, Heroine]:
+    """The heroines (character id -> her adapter folder, or None) on an already loaded base
+    chatbot (no card, vocabulary off), plus the bare base's id.
+
+    All adapters are loaded into one PEFT model around ``base.model``. :func:`load_heroines`
+    calls this; so does ``bench/gpu/serve_speed.py`` with a random-weight base.
+    """
+    from serifu import plugins
+    from serifu.characters import system_prompt
+    from serifu.inference.chatbot import token_rules
+
     heroines: dict[str, Heroine] = {}
     peft = None
-    for cid in characters:
+    for cid, path in adapters.items():
         pack = plugins.get_character(cid)
-        path = adapter if adapter is not None else pack.adapters.get(base.model_id)
         name = None
         if path is not None:
             from peft import PeftModel

@@ -23,18 +23,20 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare_base(model: Any, config: TrainConfig, quantized: bool) -> Any:
-    """Freeze the base and turn on gradient checkpointing. ``upcast_fp32`` (the report's
+    """Freeze the base and turn on gradient checkpointing (``"auto"``: decided here from
+    free GPU memory, :mod:`serifu.training.memory_policy`). ``upcast_fp32`` (the report's
     recipe) goes through PEFT's ``prepare_model_for_kbit_training``, which also casts
     every weight that is not 4-bit to float32; otherwise dtypes stay as loaded."""
+    from serifu.training.memory_policy import choose_checkpointing
+
+    checkpointing = choose_checkpointing(model, config).on
     if quantized and config.upcast_fp32:
         from peft import prepare_model_for_kbit_training
 
-        return prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.gradient_checkpointing
-        )
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     for p in model.parameters():
         p.requires_grad_(False)
-    set_checkpointing(model, config.gradient_checkpointing, config.checkpoint_every)
+    set_checkpointing(model, checkpointing, config.checkpoint_every)
     return model
 
 

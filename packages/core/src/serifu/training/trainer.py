@@ -188,6 +188,7 @@ class Trainer:
         from serifu.training.checkpoint import check_same_run, load_checkpoint, read_progress
         from serifu.training.data import load_dataset_folder
         from serifu.training.examples import encode_rows
+        from serifu.training.memory_policy import choose_checkpointing
         from serifu.training.model_setup import check_lora_targets
         from serifu.training.preflight import check_free_space
         from serifu.training.step import group_steps
@@ -235,7 +236,12 @@ class Trainer:
         self.load_s = time.perf_counter() - self.started
         targets = list(config.lora.targets or base.lora_targets)
         check_lora_targets(lm, targets, base.id)
-        self.model = add_lora(lm, config, base.lora_targets, config.quantize_4bit)
+        # "auto" checkpointing is decided once the weights are on the device (free memory)
+        self.checkpointing = choose_checkpointing(lm, config)
+        if config.gradient_checkpointing == "auto" and self.is_main and self.show_progress:
+            print(f"gradient checkpointing: {self.checkpointing.reason}", file=sys.stderr)
+        resolved = config.model_copy(update={"gradient_checkpointing": self.checkpointing.on})
+        self.model = add_lora(lm, resolved, base.lora_targets, config.quantize_4bit)
         use_fast_attention(self.model, config, self.device)
         self.model.train()
         self.optimizer, self.scheduler, self.trainable = make_optimizer(
@@ -445,6 +451,7 @@ class Trainer:
                 "splits": folder.build.get("splits"),
             },
             "config": config.model_dump(mode="json"),
+            "gradient_checkpointing": self.checkpointing.as_dict(),
             "steps": state.step,
             "epochs": state.step * config.gradient_accumulation_steps / max(self.per_epoch, 1),
             "loss": state.losses,

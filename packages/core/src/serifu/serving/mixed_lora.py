@@ -1,0 +1,115 @@
+"""Rows of several heroines in one batch, each with her LoRA: stacked adapters, one gather.
+
+PEFT's mixed-adapter batch (``adapter_names=[...]``) loops over the adapters present in
+every LoRA layer: per adapter an index copy, a gather, two small matmuls and a scatter,
+so a batch of 8 heroines launches ~8x the LoRA kernels of a one-adapter batch — on a GPU
+the step becomes launch-bound. Here each LoRA layer holds all adapters stacked
+(``A``: [n*r, in], ``B``: [n*r, out], scaling folded into B, ranks padded with zeros); a
+batch sets a one-hot row weight [B, n] once, and every layer adds
+
+    delta = ((x @ A.T).view(B, T, n, r) * w[:, None, :, None]).view(B, T, n*r) @ B
+
+— two matmuls and a multiply, whatever the number of adapters (the extra FLOPs of the
+n-1 zeroed adapters are those of rank n*r: negligible). The base layers run with
+adapters disabled. A bare-base row has an all-zero weight. The row weights live in one
+tensor, so a captured CUDA graph could read them in place (not done yet, see
+docs/serving.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+class MixedLora:
+    """The stacked adapters of a PEFT model (build with :meth:`for_model`)."""
+
+    def __init__(self, layers: list[tuple[Any, Any, Any]], names: list[str], rank: int):
+        self.layers = layers  # (lora module, A [n*r, in], B [n*r, out])
+        self.names = names
+        self.rank = rank
+        self.weights: Any = None  # [B, 1, n, 1] for the running batch
+
+    @classmethod
+    def for_model(cls, model: Any) -> MixedLora | None:
+        """Cached on the model; None when some LoRA layer is not plain LoRA on a linear
+        layer (DoRA and other variants, fan-in-fan-out, embeddings): PEFT's loop then."""
+        cache = model.__dict__.setdefault("_serifu_mixed_lora", {})
+        names = list(getattr(model, "peft_config", {}))
+        key = tuple(names)
+        if key not in cache:
+            cache.clear()
+            cache[key] = cls._build(model, names)
+        return cache[key]
+
+    @classmethod
+    def _build(cls, model: Any, names: list[str]) -> MixedLora | None:
+        import torch
+        from peft.tuners.lora import LoraLayer
+
+        modules: list[Any] = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        if not names or not modules:
+            return None
+        rank = 0
+        for m in modules:
+            if not hasattr(m, "lora_A") or getattr(m, "fan_in_fan_out", False):
+                return None
+            if getattr(m, "lora_variant", {}) or any(getattr(m, "use_dora", {}).values()):
+                return None
+            if m.lora_embedding_A or not all(n in m.lora_A for n in names):
+                return None
+            rank = max([rank, *(int(m.lora_A[n].weight.shape[0]) for n in names)])
+        layers = []
+        with torch.no_grad():
+            for m in modules:
+                a0 = m.lora_A[names[0]].weight
+                out_features = m.lora_B[names[0]].weight.shape[0]
+                a = torch.zeros(len(names), rank, a0.shape[1], dtype=a0.dtype, device=a0.device)
+                b = torch.zeros(len(names), rank, out_features, dtype=a0.dtype, device=a0.device)
+                for i, n in enumerate(names):
+                    r = m.lora_A[n].weight.shape[0]
+                    a[i, :r] = m.lora_A[n].weight
+                    b[i, :r] = (m.lora_B[n].weight * m.scaling[n]).T.to(a0.dtype)
+                layers.append((m, a.reshape(-1, a.shape[-1]), b.reshape(-1, out_features)))
+        return cls(layers, names, rank)
+
+    def _hook(self, a: Any, b: Any) -> Any:
+        import torch.nn.functional as F
+
+        def add_lora(_module: Any, args: tuple[Any, ...], output: Any) -> Any:
+            x = args[0]
+            if x.shape[0] != self.weights.shape[0]:
+                raise RuntimeError(
+                    f"a mixed-adapter batch of {self.weights.shape[0]} rows got {x.shape[0]}"
+                )
+            h = F.linear(x.to(a.dtype), a)
+            lead = h.shape[:-1]
+            h = h.view(*lead, len(self.names), self.rank) * self.weights.view(
+                self.weights.shape[0], *([1] * (len(lead) - 1)), len(self.names), 1
+            )
+            return output + (h.reshape(*lead, -1) @ b).to(output.dtype)
+
+        return add_lora
+
+    @contextlib.contextmanager
+    def rows(self, model: Any, row_adapters: Sequence[str | None]) -> Iterator[None]:
+        """While decoding: row i uses adapter ``row_adapters[i]`` (None: the bare base)."""
+        import torch
+
+        index = {n: i for i, n in enumerate(self.names)}
+        device = self.layers[0][1].device
+        weights = torch.zeros(len(row_adapters), len(self.names), device=device)
+        for row, name in enumerate(row_adapters):
+            if name is not None:
+                weights[row, index[name]] = 1.0
+        self.weights = weights.to(self.layers[0][1].dtype)
+        handles = [m.register_forward_hook(self._hook(a, b)) for m, a, b in self.layers]
+        try:
+            with model.disable_adapter():
+                yield
+        finally:
+            for h in handles:
+                h.remove()
+            self.weights = None

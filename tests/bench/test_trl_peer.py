@@ -1,0 +1,47 @@
+"""The GPU training harness's TRL peer (bench/gpu/peer_trl.py), on the CPU with a tiny model:
+it trains through TRL's SFTTrainer, gives the base back as it found it, and its records
+carry ``baseline_kind="trl"`` next to Serifu's numbers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def test_trl_peer_trains_and_leaves_the_base_as_it_was() -> None:
+    from bench.gpu.common import random_model
+    from bench.gpu.peer_trl import trl_run
+    from bench.gpu.train_speed import _examples
+
+    model = random_model("tiny-gemma", quantize=True)
+    names = {name for name, _ in model.named_modules()}
+    examples, _ = _examples("dialogue", model.config.vocab_size, 8)
+    r = trl_run(model, examples, ("q_proj", "v_proj"), token_budget=512, steps=2)
+    assert len(r["times"]) == 2 and all(t > 0 for t in r["times"])
+    # dialogue examples are 300+ tokens: one per 512-token bin, every token counted
+    assert all(n in {len(e) for e in examples} for n in r["tokens"]) and len(r["tokens"]) == 2
+    assert "completion-only loss" in r["notes"] and "liger off" in r["notes"]
+    assert {name for name, _ in model.named_modules()} == names  # LoRA layers taken out
+    assert not any("forward" in m.__dict__ for m in model.modules())  # TRL's fused head undone
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_peer_records_put_trl_next_to_serifu() -> None:
+    from bench.gpu.train_speed import bench_peers
+
+    records = bench_peers("tiny-llama", "tiny-llama", ["lines"], tiny=True, warmup=1, timed=1)
+    rows = {r.workload: r.as_dict() for r in records}
+    assert set(rows) == {"lines", "lines-auto"}
+    for row in rows.values():
+        assert row["baseline_kind"] == "trl" and row["metric"] == "real_tokens_per_s"
+        assert row["serifu"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
+        assert set(row["mfu"]) == {"serifu", "baseline"} and row["repeats"] == 1
+        assert "TRL SFTTrainer" in row["notes"] and "'packing_strategy': 'bfd'" in row["notes"]
+    assert "checkpointing: set in the config" in rows["lines"]["notes"]
+    assert "auto: not on a GPU" in rows["lines-auto"]["notes"]
