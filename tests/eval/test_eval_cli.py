@@ -127,3 +127,22 @@ def test_end_to_end_tiny_model(tiny_eval: Path, capsys) -> None:
         assert condition["summary"]["character-classifier.heldout_accuracy"] > 0.8
     assert main(["eval", "compare", str(tiny_eval)]) == 0
     assert "system-prompt-off" in capsys.readouterr().out
+
+
+def test_eval_on_4bit_reply_weights(tiny_eval: Path, tmp_path: Path) -> None:
+    """`--weights nf4`: the adapter merged, then NF4; the same protocol runs, and the base's
+    perplexity is left out (the adapter can no longer be switched off)."""
+    out = tmp_path / "nf4"
+    adapter = tiny_eval.parent / "adapter"
+    args = ["eval", "--model", "tiny-gemma", "--adapter", str(adapter), "--character", "kaede"]
+    args += ["--out", str(out), "--limit", "3", "--max-new-tokens", "8", "--weights", "nf4"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    summary = report["conditions"]["system-prompt-on"]["summary"]
+    full = json.loads((tiny_eval / "report.json").read_text(encoding="utf-8"))
+    full_summary = full["conditions"]["system-prompt-on"]["summary"]
+    assert "perplexity.base_perplexity" not in summary
+    # 4-bit rounding moves the perplexity, but only a little (same weights, same protocol)
+    ratio = summary["perplexity.perplexity"] / full_summary["perplexity.perplexity"]
+    assert 0.8 < ratio < 1.25 and ratio != 1.0
+    assert main([*args[:-2], "--weights", "int3", "--out", str(tmp_path / "bad")]) == 2

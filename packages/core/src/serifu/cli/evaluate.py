@@ -97,6 +97,11 @@ def run_eval(
     examples: int = typer.Option(
         0, "--examples", min=0, max=16, help="Her k most similar real exchanges in the prompt."
     ),
+    weights: str = typer.Option(
+        "bf16",
+        "--weights",
+        help="Reply weights: bf16, or the adapter merged then quantised: nf4 / int4 (CUDA).",
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="serifu.toml to read [eval] defaults from."
     ),
@@ -155,7 +160,12 @@ def run_eval(
         data=data,
         quantize=quantize,
         device=device,
-        decoding={"vocabulary": vocabulary, "best_of": best_of, "examples": examples},
+        decoding={
+            "vocabulary": vocabulary,
+            "best_of": best_of,
+            "examples": examples,
+            **({"weights": weights} if weights != "bf16" else {}),
+        },
         progress=None if as_json else _progress_printer(),
     )
     from serifu.evaluation.heldout import checked_reference

@@ -94,6 +94,12 @@ def chat_command(
         "--4bit/--full",
         help="Base in NF4 4-bit or full precision (default: full; bf16 on a GPU).",
     ),
+    weights: str = typer.Option(
+        "bf16",
+        "--weights",
+        help="Reply weights: bf16, or the adapter merged and then quantised: nf4 "
+        "(bitsandbytes) / int4 (torchao, CUDA, serifu[int4]).",
+    ),
 ) -> None:
     """Talk to a character: a REPL that streams replies, or one reply with --once."""
     from serifu.errors import SerifuError
@@ -109,6 +115,7 @@ def chat_command(
         character=character,
         system_prompt=not no_system_prompt,
         quantize=quantize,
+        weights=weights,
     )
     if once is not None:
         typer.echo(bot.reply(once, max_new_tokens=max_new_tokens, seed=seed))

@@ -57,6 +57,11 @@ class BotPool:
             return dataclasses.replace(self._bot, system=None)
         return self._load(False)
 
+    def adapter_switchable(self) -> bool:
+        """Whether the base can be scored by switching the adapter off (not once the adapter
+        is merged into quantised reply weights, ``--weights nf4|int4``)."""
+        return hasattr(self.get(system_prompt=True).model, "disable_adapter")
+
     def scorer(self, *, system_prompt: bool, base: bool = False, batch_size: int = 8) -> Scorer:
         """Scores with the tuned model, or (``base=True``) with its adapter switched off."""
         bot = self.get(system_prompt=system_prompt)

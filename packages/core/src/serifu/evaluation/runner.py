@@ -177,7 +177,7 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
         if any(needs_scorers(e) for e in evaluators.values()):
             batch = request.batch_size
             scorers["model"] = pool.scorer(system_prompt=system_prompt, batch_size=batch)
-            if request.adapter is not None:
+            if request.adapter is not None and pool.adapter_switchable():
                 scorers["base"] = pool.scorer(
                     system_prompt=system_prompt, base=True, batch_size=batch
                 )
