@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 # set A (2026-12-02) and set B (2026-12-03, written before augmentation's templates were
 # broadened); a test checks that augmentation never produces any of them.
@@ -51,6 +52,15 @@ PARAPHRASES_B = {
 SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B}
 
 
+def hinted_reply(bot: Any, question: str, fact: Any) -> str:
+    """Her reply with 「（いまの質問は…について。…は….）」 added to the system prompt."""
+    hint = f"（いまの質問は{fact.label}について。{fact.label}は{fact.value}。）"
+    text = ""
+    for [state] in bot.decode([bot.encode_prompt(question, extra_system=hint)], seed=0):
+        text = state.text
+    return text
+
+
 def main() -> None:
     import torch
 
@@ -62,6 +72,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", default="A,B", help="question sets: A, B or A,B")
     ap.add_argument("--adapters", type=Path, help="<dir>/<id>/adapter instead of the shipped ones")
+    ap.add_argument(
+        "--fact-hint",
+        action="store_true",
+        help="experiment: the asked fact's card line after her profile prompt (oracle: the "
+        "question's own fact), each reply decoded alone",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -80,10 +96,13 @@ def main() -> None:
             if k in facts
             for q in qs
         ]
-        gens = bot.generate_batch([q for _, q in items], seed=0)
+        if args.fact_hint:
+            texts = [hinted_reply(bot, q, facts[k]) for k, q in items]
+        else:
+            texts = [g.text for g in bot.generate_batch([q for _, q in items], seed=0)]
         rows = [
-            {"fact": k, "q": q, "reply": g.text, "correct": states(facts[k], g.text)}
-            for (k, q), g in zip(items, gens, strict=True)
+            {"fact": k, "q": q, "reply": t, "correct": states(facts[k], t)}
+            for (k, q), t in zip(items, texts, strict=True)
         ]
         right = sum(r["correct"] for r in rows)
         report[cid] = {"correct": right, "n": len(rows), "items": rows}

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from bench.gpu.common import (
     TINY,
     Record,
     append_results,
+    median_time,
     peak_gib,
     peak_gib_reset,
     random_model,
@@ -80,16 +80,7 @@ class Clock:
 
 
 def _median(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats=repeats, warmup=warmup)[0]
 
 
 def _prompts(batch: int, vocab: int, seed: int, dev: str) -> tuple[torch.Tensor, torch.Tensor]:
