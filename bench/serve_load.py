@@ -43,7 +43,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def local_server(args: argparse.Namespace) -> Iterator[str]:
     import torch
-    import uvicorn
 
     from serifu.serving.app import create_app
     from serifu.serving.engine import Engine
@@ -54,9 +53,24 @@ def local_server(args: argparse.Namespace) -> Iterator[str]:
         args.character, model=args.model, device=args.device, vocabulary=args.vocabulary
     )
     engine = Engine(heroines, max_queue=args.clients * 2, max_batch=args.max_batch)
+    try:
+        yield from serving(create_app(engine), join_s=60)
+    finally:
+        print(
+            f"server: {engine.batches} batches, {engine.batched_rows} rows "
+            f"({engine.batched_rows / max(engine.batches, 1):.1f} rows/batch)",
+            file=sys.stderr,
+        )
+
+
+def serving(app: Any, join_s: float) -> Iterator[str]:
+    """``app`` on a live uvicorn server on a free port of 127.0.0.1 (a thread), as a one-item
+    generator: its base URL while the caller's loop body runs; stopped afterwards."""
+    import uvicorn
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -66,13 +80,8 @@ def local_server(args: argparse.Namespace) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        print(
-            f"server: {engine.batches} batches, {engine.batched_rows} rows "
-            f"({engine.batched_rows / max(engine.batches, 1):.1f} rows/batch)",
-            file=sys.stderr,
-        )
         server.should_exit = True
-        thread.join(60)
+        thread.join(join_s)
 
 
 async def one_request(

@@ -40,10 +40,8 @@ import asyncio
 import gc
 import json
 import os
-import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,30 +67,15 @@ TURNS = [
 
 
 # -- the served base and its adapters ---------------------------------------------------
-def stand_in_tokenizer() -> Any:
-    """The tiny models' tokenizer (byte-level BPE with Gemma's turn tokens)."""
-    from transformers import PreTrainedTokenizerFast
-
-    from serifu_models.tiny import tokenizer_file
-
-    return PreTrainedTokenizerFast(
-        tokenizer_file=str(tokenizer_file()),
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        additional_special_tokens=["<start_of_turn>", "<end_of_turn>"],
-    )
-
-
 def base_chatbot(model_id: str) -> Any:
     """A bare-base :class:`Chatbot` around the random-weight model (no card, no adapter)."""
     from serifu import plugins
     from serifu.inference.chatbot import Chatbot, token_rules
     from serifu.inference.decoding import TokenRules
+    from serifu_models.tiny import tiny_tokenizer
 
     spec = plugins.get_base_model(model_id)
-    tokenizer = stand_in_tokenizer()
+    tokenizer = tiny_tokenizer()
     lm = random_model(model_id, quantize=False).eval()
     lm.config.use_cache = True
     bot = Chatbot(
@@ -149,28 +132,15 @@ def write_adapters(bot: Any, model_id: str, folder: Path, rank: int) -> dict[str
 def live_server(
     heroines: dict[str, Any], mix: bool, max_batch: int, batch_wait: float
 ) -> Iterator[tuple[str, Any]]:
-    import uvicorn
-
+    from bench.serve_load import serving
     from serifu.serving.app import create_app
     from serifu.serving.engine import Engine
 
     engine = Engine(
         heroines, max_queue=256, max_batch=max_batch, mix_adapters=mix, batch_wait=batch_wait
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
-    finally:
-        server.should_exit = True
-        thread.join(120)
+    for url in serving(create_app(engine), join_s=120):
+        yield url, engine
 
 
 async def load(url: str, players: int, requests: int, max_tokens: int) -> dict[str, Any]:

@@ -31,10 +31,11 @@ def build_tiny_tokenizer(texts: Iterable[str], vocab_size: int = TOKENIZER_VOCAB
     return byte_level_bpe(texts, vocab_size, SPECIAL_TOKENS)
 
 
-def _write_tokenizer(folder: Path) -> None:
+def tiny_tokenizer() -> Any:
+    """The tiny models' tokenizer (byte-level BPE with Gemma's turn tokens)."""
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_file=str(tokenizer_file()),
         bos_token="<s>",
         eos_token="</s>",
@@ -42,7 +43,10 @@ def _write_tokenizer(folder: Path) -> None:
         pad_token="<pad>",
         additional_special_tokens=["<start_of_turn>", "<end_of_turn>"],
     )
-    tok.save_pretrained(folder)
+
+
+def _write_tokenizer(folder: Path) -> None:
+    tiny_tokenizer().save_pretrained(folder)
 
 
 def _prepare(spec_id: str, model_type: str, config: Mapping[str, Any]) -> str:
