@@ -131,24 +131,15 @@ def attention_for_trl(model: Any) -> str:
 def restored(model: Any) -> Iterator[None]:
     """Undo what TRL and Liger patch on a shared base: methods bound to module instances
     (TRL's fused-head ``forward``, Liger's norm/MLP forwards) and the globals of the
-    model's modeling module (Liger's rotary function and layer classes)."""
-    modeling = sys.modules[type(model).__module__]
-    module_globals = dict(vars(modeling))
-    names = ("forward", "extra_repr")
-    modules = list(model.modules())
-    bound = [{k: m.__dict__[k] for k in names if k in m.__dict__} for m in modules]
+    model's modeling module (Liger's rotary function and layer classes); the library's
+    :func:`serifu.training.kernels.restore_point`, which Serifu's trainer uses too."""
+    from serifu.training.kernels import restore_point
+
+    undo = restore_point(model)
     try:
         yield
     finally:
-        for key, value in module_globals.items():
-            if vars(modeling).get(key) is not value:
-                setattr(modeling, key, value)
-        for m, before in zip(modules, bound, strict=True):
-            for k in names:
-                if k in before:
-                    m.__dict__[k] = before[k]
-                else:
-                    m.__dict__.pop(k, None)
+        undo()
 
 
 def trl_run(

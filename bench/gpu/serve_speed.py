@@ -13,24 +13,37 @@ server on 127.0.0.1 running Serifu's real app and scheduler
 taking requests that can join it until none joined for 10 ms):
 
 - serifu (mixed): waiting requests of *different* heroines share one decoding batch, each
-  row with her own adapter (stacked adapters, :mod:`serifu.serving.mixed_lora`) —
-  ``Engine(mix_adapters=True)``.
-- baseline (switching): the same server with ``Engine(mix_adapters=False)``: the worker
+  row with her own adapter — ``Engine(mix_adapters=True)``. The stacked-adapter hooks
+  (:mod:`serifu.serving.mixed_lora`) stay installed, the row weights are rewritten in place
+  per batch, and the static decoder runs CUDA-graph steps; batches are padded up to
+  1/2/4/8/16/32 rows so each size's graphs are captured once (in the warm-up round).
+- baseline "switching": the same server with ``Engine(mix_adapters=False)``: the worker
   takes the oldest request, adds every waiting request of the *same* heroine (at most her
-  4 players), activates her adapter (``set_adapter``) and decodes that batch; the next batch
-  is the next oldest heroine's. One adapter at a time, batched per heroine — the fair
-  baseline.
-- a third run (``baseline_kind`` "peft-mixed", skip with ``--no-peft-mixed``): mixed
-  batches through PEFT's own ``adapter_names=`` loop, to show what stacking buys.
+  4 players) and decodes that batch; the next batch is the next oldest heroine's. One
+  adapter at a time, batched per heroine, through the same stacked path and CUDA graphs
+  (switching costs nothing there): the strongest switching baseline.
+- baseline "switching-eager": the server before graphed serving, for the record:
+  ``Engine(mix_adapters=False, stacked=False)``: PEFT ``set_adapter`` per batch, eager
+  steps (``--eager-requests`` requests per client: it is slow).
+- ``--peft-mixed`` adds mixed batches through PEFT's own ``adapter_names=`` loop (eager).
 
-All run eager decoding steps (no CUDA graphs: the server turns them off when adapters are
-switched or mixed). Every reply runs its full length: EOS, newline-bearing tokens and ids
-outside the stand-in tokenizer are banned (random weights would otherwise stop at random).
-The tokenizer is the tiny byte-level BPE of packages/models (the hub tokenizers are not
-here); the prompt template is the model's own. Completed tokens/s = completion tokens of
-all requests / wall time; latency and TTFT per request.
+Before the runs, a correctness check (greedy, one row per heroine, all 8 adapters in one
+batch): the graphed mixed batch against the eager mixed batch token for token, and the same
+decoder reused with the adapters rotated (weights rewritten in place) against the static
+decoder with graphs off; the result goes into the "switching" tokens/s record's notes.
+
+Every reply runs its full length: EOS, newline-bearing tokens and ids outside the
+stand-in tokenizer are banned (random weights would otherwise stop at random). The
+tokenizer is the tiny byte-level BPE of packages/models (the hub tokenizers are not here);
+the prompt template is the model's own. Completed tokens/s = completion tokens of all
+requests / wall time; latency and TTFT per request.
 
     python bench/gpu/serve_speed.py [--models stablelm-beta-7b,gemma-3-270m] [--tiny] [--out FILE]
+
+On the GPU (device tool, carry [".whl2"] after ``bash bench/gpu/pack-wheels``; .whl3 staged
+first, see docs/benchmarks.md):
+
+    source bench/gpu/device-env.sh; python3 bench/gpu/serve_speed.py --out $OUT/serve.json
 """
 
 from __future__ import annotations
@@ -130,14 +143,19 @@ def write_adapters(bot: Any, model_id: str, folder: Path, rank: int) -> dict[str
 
 # -- the live server and its clients -------------------------------------------------------
 def live_server(
-    heroines: dict[str, Any], mix: bool, max_batch: int, batch_wait: float
+    heroines: dict[str, Any], mode: dict[str, bool], max_batch: int, batch_wait: float
 ) -> Iterator[tuple[str, Any]]:
     from bench.serve_load import serving
     from serifu.serving.app import create_app
     from serifu.serving.engine import Engine
 
     engine = Engine(
-        heroines, max_queue=256, max_batch=max_batch, mix_adapters=mix, batch_wait=batch_wait
+        heroines,
+        max_queue=256,
+        max_batch=max_batch,
+        mix_adapters=mode["mix"],
+        stacked=mode["stacked"],
+        batch_wait=batch_wait,
     )
     for url in serving(create_app(engine), join_s=120):
         yield url, engine
@@ -187,16 +205,136 @@ async def load(url: str, players: int, requests: int, max_tokens: int) -> dict[s
     }
 
 
-def serve_run(heroines: dict[str, Any], mix: bool, args: argparse.Namespace) -> dict[str, Any]:
-    for url, engine in live_server(heroines, mix, args.max_batch, args.batch_wait_ms / 1000):
-        # warm-up: one request per heroine (kernels, allocator), not measured
-        asyncio.run(load(url, 1, 1, 4))
-        batches0, rows0 = engine.batches, engine.batched_rows
-        summary = asyncio.run(load(url, args.players, args.requests, args.max_tokens))
+MODES: dict[str, dict[str, bool]] = {
+    # mix: rows of several heroines per batch; stacked: the stacked-adapter hooks stay
+    # installed and the static decoder (CUDA graphs) runs; else PEFT switches, eager steps
+    "mixed": {"mix": True, "stacked": True},
+    "switching": {"mix": False, "stacked": True},
+    "switching-eager": {"mix": False, "stacked": False},
+    "peft-mixed": {"mix": True, "stacked": False},
+}
+
+
+def serve_run(heroines: dict[str, Any], mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    spec = MODES[mode]
+    requests = args.eager_requests if not spec["stacked"] else args.requests
+    for url, engine in live_server(heroines, spec, args.max_batch, args.batch_wait_ms / 1000):
+        if spec["stacked"]:  # warm-up: the measured batch shapes, so graphs are captured now
+            asyncio.run(load(url, args.players, 1, args.max_tokens))
+        else:  # eager steps: kernels and allocator only
+            asyncio.run(load(url, 1, 1, 4))
+        batches0, rows0, pad0 = engine.batches, engine.batched_rows, engine.padded_rows
+        summary = asyncio.run(load(url, args.players, requests, args.max_tokens))
         batches = engine.batches - batches0
         summary["batches"] = batches
         summary["rows_per_batch"] = round((engine.batched_rows - rows0) / max(batches, 1), 2)
+        summary["pad_rows"] = engine.padded_rows - pad0
+    summary["decoders"] = decoder_info(heroines)
     return summary
+
+
+def decoder_info(heroines: dict[str, Any]) -> str:
+    """The static decoders the run left on the model: batch x length, graphs or why not."""
+    model = next(iter(heroines.values())).bot.model
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    found = lm.__dict__.get("_serifu_decoders", {})
+    if not found or lm.__dict__.get("_serifu_static_off"):
+        return "eager steps (no static decoder)"
+    parts = []
+    for (batch, length), d in found.items():
+        graphs = len(d._step_graphs) + len(d._prefill_graphs) + (d._graph is not None)
+        what = f"{graphs} graphs" if d.use_graph else "no graphs"
+        parts.append(f"{batch}x{length} {what}" + (f" ({d.graph_error})" if d.graph_error else ""))
+    return "static decoders: " + ", ".join(parts)
+
+
+def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
+    """Greedy, on the GPU: one row per heroine (her own prompt), all 8 adapters in one batch.
+    (1) the static decoder (CUDA-graph steps) against eager steps, both through the stacked
+    hooks, token for token; (2) the same decoder reused for a second batch with the adapters
+    rotated (row weights rewritten in place): graphed against the same static decoder with
+    graphs off, which runs the same kernels, so they must agree exactly."""
+    from serifu.accel.decode import StaticDecoder
+    from serifu.inference.decoding import _greedy_steps, decode_steps, left_pad
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = heroines[CAST[0]].bot
+    model = bot.model
+    mixed = MixedLora.for_model(model)
+    if mixed is None:
+        return "graph check: no stacked adapters"
+    mixed.install(model)
+    lm = model.get_base_model()
+    lm.__dict__["_serifu_static_off"] = False
+    prompts = [heroines[c].encoder.encode_prompt(TURNS[0]) for c in CAST]
+    names = [heroines[c].adapter_name for c in CAST]
+    kw = {
+        "pad_id": int(bot.tokenizer.pad_token_id),
+        "eos_ids": bot._eos_ids(),
+        "params": {"do_sample": False},
+        "max_new_tokens": max_tokens,
+        "is_done": lambda _row, _ids: False,
+        "rules": bot.rules,
+    }
+
+    def run() -> list[list[int]]:
+        out: list[list[int]] = []
+        for step in decode_steps(model, prompts, **kw):
+            out = [list(r) for r in step]
+        return out
+
+    def agree(a: list[list[int]], b: list[list[int]]) -> str:
+        same = sum(x == y for x, y in zip(a, b, strict=True))
+        first = [
+            next((k for k, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), None)
+            for x, y in zip(a, b, strict=True)
+        ]
+        diverged = [k for k in first if k is not None]
+        where = f", first differing token at step {min(diverged)}" if diverged else ""
+        return f"{same}/{len(a)} rows identical ({sum(map(len, a))} tokens){where}"
+
+    mixed.set_rows(names)
+    graphed = run()
+    previous = os.environ.get("SERIFU_STATIC_DECODE")
+    os.environ["SERIFU_STATIC_DECODE"] = "0"
+    try:
+        eager = run()
+    finally:
+        if previous is None:
+            os.environ.pop("SERIFU_STATIC_DECODE")
+        else:
+            os.environ["SERIFU_STATIC_DECODE"] = previous
+    rotated = names[1:] + names[:1]
+    mixed.set_rows(rotated)
+    again = run()  # the cached decoder, its graphs replayed with the new row weights
+    device = str(next(model.parameters()).device)
+    ids, mask = left_pad(prompts, kw["pad_id"], device)
+    plain = StaticDecoder(
+        lm,
+        max_len=-(-(ids.shape[1] + max_tokens) // 256) * 256,
+        batch_size=len(prompts),
+        graph=False,
+    )
+    reference: list[list[int]] = []
+    steps = _greedy_steps(
+        plain,
+        ids,
+        mask,
+        pad_id=kw["pad_id"],
+        eos_ids=kw["eos_ids"],
+        max_new_tokens=max_tokens,
+        is_done=kw["is_done"],
+        rules=bot.rules,
+    )
+    for step in steps:
+        reference = [list(r) for r in step]
+    del plain
+    graphs = decoder_info(heroines)
+    return (
+        f"graph check (greedy, 8 heroines in one batch, {max_tokens} tokens): graphed vs eager "
+        f"mixed batch {agree(graphed, eager)}; rotated adapters on the same decoder, graphed vs "
+        f"graphs off {agree(again, reference)}; {graphs}"
+    )
 
 
 # -- records ------------------------------------------------------------------------------
@@ -223,61 +361,72 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         heroines = heroines_on(bot, adapters, vocabulary="off")
     for h in heroines.values():  # her card and adapter, the bench's full-length token rules
         h.bot.rules = bot.rules
+    try:
+        check = graph_check(heroines, args.max_tokens)
+    except Exception as exc:  # keep the speed runs; the failure is the check's result
+        import traceback
+
+        traceback.print_exc()
+        check = f"graph check FAILED: {type(exc).__name__}: {str(exc)[:300]}"
+    print(f"{label} {check}", flush=True)
     runs = {}
-    modes = [("mixed", True), ("switching", False)]
+    modes = ["mixed", "switching", "switching-eager"]
     if args.peft_mixed:
-        modes.append(("peft-mixed", True))
-    for mode, mix in modes:
+        modes.append("peft-mixed")
+    for mode in modes:
         if mode == "peft-mixed" and time.time() - START > args.budget_s:
             print(f"{label}: skipping the PEFT-mixed run (over --budget-s)", flush=True)
             continue
         os.environ["SERIFU_STACKED_LORA"] = "0" if mode == "peft-mixed" else "1"
-        runs[mode] = serve_run(heroines, mix, args)
+        runs[mode] = serve_run(heroines, mode, args)
         print(f"{label} {mode}: {json.dumps(runs[mode], ensure_ascii=False)}", flush=True)
     os.environ.pop("SERIFU_STACKED_LORA", None)
-    m, s = runs["mixed"], runs["switching"]
-    lost = {k: (r["failed"], r["requests"] - r["completed"]) for k, r in runs.items()}
-    setup = (
-        f"{len(CAST)} heroines x {args.players} players, {args.requests} streamed chat requests each, "
-        f"max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}, eager steps; "
-        f"serifu: mixed-adapter batches ({m['rows_per_batch']} rows/batch, {m['batches']} batches); "
-        f"baseline: one adapter at a time, per-heroine batches ({s['rows_per_batch']} rows/batch, "
-        f"{s['batches']} batches); failed/lost mixed {lost['mixed']}, switching {lost['switching']}"
+    m = runs["mixed"]
+
+    def batches(r: dict[str, Any]) -> str:
+        return f"{r['rows_per_batch']} rows/batch, {r['batches']} batches, {r['pad_rows']} pad rows"
+
+    def lost(r: dict[str, Any]) -> int:
+        return int(r["failed"] + r["requests"] - r["completed"])
+
+    common = (
+        f"{len(CAST)} heroines x {args.players} players, {args.requests} streamed chat requests "
+        f"each, max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}; "
+        f"serifu: mixed-adapter batches, stacked adapters always installed, static decoder "
+        f"(CUDA-graph steps on a GPU) ({batches(m)}; {m['decoders']})"
     )
-    records = [
-        make_record(label, "tokens_per_s", m["tokens_per_s"], s["tokens_per_s"], "tok/s", setup),
-        make_record(label, "requests_per_s", m["requests_per_s"], s["requests_per_s"], "req/s", ""),
-    ]
-    for key in ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s"):
-        records.append(make_record(label, key, m[key], s[key], "s", "lower is better"))
-    records.append(
-        make_record(
-            label,
-            "failed_requests",
-            m["failed"] + m["requests"] - m["completed"],
-            s["failed"] + s["requests"] - s["completed"],
-            "requests",
-            "must be 0",
-        )
-    )
-    if "peft-mixed" in runs:  # what the stacked adapters buy over PEFT's per-adapter loop
-        p = runs["peft-mixed"]
-        note = (
-            f"serifu: stacked adapters, one gather per layer; baseline: PEFT mixed-adapter "
-            f"batch (adapter_names=, a loop per adapter), same server and batches "
-            f"({p['rows_per_batch']} rows/batch); failed/lost {p['failed']}, "
-            f"{p['requests'] - p['completed']}"
-        )
+    baselines = {
+        "switching": "one adapter at a time, per-heroine batches, through the same stacked "
+        "path and static decoder (CUDA-graph steps on a GPU: the strongest switching baseline)",
+        "switching-eager": f"one adapter at a time, per-heroine batches, PEFT set_adapter, "
+        f"eager steps (the server before graphed serving; {args.eager_requests} requests each)",
+        "peft-mixed": "mixed batches through PEFT's adapter_names= loop, eager steps",
+    }
+    records = []
+    for kind in ("switching", "switching-eager", "peft-mixed"):
+        if kind not in runs:
+            continue
+        s = runs[kind]
+        note = f"{common}; baseline: {baselines[kind]} ({batches(s)})"
+        note += f"; failed/lost mixed {lost(m)}, baseline {lost(s)}"
+        if kind == "switching":
+            note += f"; {check}"
         records.append(
             make_record(
-                label,
-                "tokens_per_s",
-                m["tokens_per_s"],
-                p["tokens_per_s"],
-                "tok/s",
-                note,
-                kind="peft-mixed",
+                label, "tokens_per_s", m["tokens_per_s"], s["tokens_per_s"], "tok/s", note, kind
             )
+        )
+        if kind == "peft-mixed":
+            continue
+        records.append(
+            make_record(
+                label, "requests_per_s", m["requests_per_s"], s["requests_per_s"], "req/s", "", kind
+            )
+        )
+        for key in ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s"):
+            records.append(make_record(label, key, m[key], s[key], "s", "lower is better", kind))
+        records.append(
+            make_record(label, "failed_requests", lost(m), lost(s), "requests", "must be 0", kind)
         )
     del heroines, bot
     gc.collect()
@@ -300,7 +449,13 @@ def main() -> int:
     )
     ap.add_argument("--players", type=int, default=4, help="Clients per heroine (8 heroines).")
     ap.add_argument(
-        "--requests", type=int, default=3, help="Requests per client, one after another."
+        "--requests", type=int, default=2, help="Requests per client, one after another."
+    )
+    ap.add_argument(
+        "--eager-requests",
+        type=int,
+        default=1,
+        help="Requests per client in the eager runs (switching-eager, peft-mixed): slow.",
     )
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--max-batch", type=int, default=32)
@@ -312,10 +467,9 @@ def main() -> int:
     )
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank of the random adapters.")
     ap.add_argument(
-        "--no-peft-mixed",
-        dest="peft_mixed",
-        action="store_false",
-        help="Skip the third run: mixed batches through PEFT's adapter_names loop.",
+        "--peft-mixed",
+        action="store_true",
+        help="Also run mixed batches through PEFT's adapter_names loop (eager steps).",
     )
     ap.add_argument(
         "--budget-s",

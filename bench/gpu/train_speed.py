@@ -9,7 +9,9 @@ checkpointing, float32 upcast of the non-4-bit weights (serifu.training.recipe).
 serifu.training.trainer (bf16 base, packed rows under variable-length flash attention, a
 token budget per step, loss only at labelled positions), settings below.
 ``--peers trl`` instead puts Serifu next to TRL's SFTTrainer (bench/gpu/peer_trl.py), records
-with ``baseline_kind="trl"``. ``--ablate`` instead times each lever on and off (a few steps each) and writes
+with ``baseline_kind="trl"``; Serifu's rows there (``--rows``) include Liger's fused layers
+inside Serifu's trainer (``train.kernels``) and Liger's fused linear cross-entropy
+(``train.loss_kernel``) where Liger supports the architecture. ``--ablate`` instead times each lever on and off (a few steps each) and writes
 ``<date>-<gpu>-ablation.json``, with a check that varlen and SDPA attention agree.
 Real tokens = non-padding tokens. MFU = real tokens/s x 6 x N / 790 TFLOP/s (the H200's
 measured dense bf16 rate; N = all parameters; attention FLOPs not counted).
@@ -49,6 +51,8 @@ from bench.gpu.common import (
 )
 
 PEAK_FLOPS = 790e12
+ROWS = ("ckpt", "auto", "liger", "liger-auto", "liger-flce")
+"""Serifu's rows next to TRL (:func:`bench_peers`)."""
 LINES = 4858
 SERIFU: dict[str, dict[str, Any]] = {  # Serifu's GPU settings per workload
     "lines": {"max_tokens": 16384, "gradient_checkpointing": True, "learning_rate": 1e-3},
@@ -66,6 +70,8 @@ ABLATION: dict[str, dict[str, Any]] = {
     "tokens-2048": {"max_tokens": 2048},
     "sdpa-rows-2048": {"attention": "sdpa", "pack_row_tokens": 2048},
     "no-fused-head": {"fused_head": False},
+    "no-liger": {"kernels": "off"},  # Liger's fused layers off (only differs where they run)
+    "liger-flce": {"loss_kernel": "liger"},  # Liger's fused linear cross-entropy as the loss
     "fp32-upcast+sdpa": {"upcast_fp32": True, "attention": "sdpa", "pack_row_tokens": 2048},
 }
 
@@ -128,8 +134,9 @@ def serifu_run(
 ) -> dict[str, Any]:
     import serifu.training.loss as loss_mod
     from serifu.config.train import TrainConfig
+    from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
-    from serifu.training.trainer import add_lora, step_plan, use_fast_attention
+    from serifu.training.trainer import add_lora, step_plan, use_fast_attention, use_kernels
 
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
@@ -139,16 +146,19 @@ def serifu_run(
     config = config.model_copy(update={"gradient_checkpointing": decision.on})
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
+    undo = restore_point(peft_model)  # Liger's patches are taken back after the run
     peft_model.train()
     loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
     steps, _ = step_plan([len(e) for e in examples], config)
     try:
+        kernels = use_kernels(peft_model, config)
         peak_gib_reset()
         started = time.perf_counter()
         times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
         wall = time.perf_counter() - started
         peak = peak_gib()
     finally:
+        undo()
         peft_model.unload()
         loss_mod.FUSED_HEAD = True
     return {
@@ -159,7 +169,27 @@ def serifu_run(
         "peak": peak,
         "steps": len(steps),
         "checkpointing": decision.as_dict(),
+        "kernels": kernels.as_dict(),
     }
+
+
+def kernel_note(kernels: dict[str, Any]) -> str:
+    """What a run's kernels were, for a record's notes."""
+    if kernels["kernels"] == "off":
+        layers = f"kernels off ({kernels['reason']})"
+    else:
+        layers = "liger " + ", ".join(f"{k} x{n}" for k, n in kernels["patched"].items())
+    return f"{layers}; loss {kernels['loss']}"
+
+
+def first_loss_check(run: dict[str, Any], reference: dict[str, Any] | None) -> str:
+    """The first step's loss (LoRA B starts at zero, so it is the base model's loss on the
+    same batch in every run) against the reference run's: the kernels' numerics check."""
+    loss = run["losses"][0]
+    if reference is None or reference is run:
+        return f"first-step loss {loss:.4f}"
+    ref = reference["losses"][0]
+    return f"first-step loss {loss:.4f} vs {ref:.4f} (rel. diff {abs(loss - ref) / abs(ref):.1e})"
 
 
 def steady(times: list[float], tokens: list[int], skip: int) -> tuple[float, int]:
@@ -210,7 +240,8 @@ def bench_model(model_id: str, label: str, workloads: list[str], tiny: bool) -> 
         }
         peaks = {"serifu": round(s["peak"], 2), "baseline": round(r_peak, 2)}
         note = (
-            f"serifu {settings}; recipe batch 8 padded; {r_n} recipe and {s_n} serifu steps timed after warm-up;"
+            f"serifu {settings}, {kernel_note(s['kernels'])}; recipe batch 8 padded;"
+            f" {r_n} recipe and {s_n} serifu steps timed after warm-up;"
             f" N={n_params / 1e9:.2f}B"
         )
         records.append(
@@ -266,14 +297,22 @@ def bench_peers(
     warmup: int = 2,
     timed: int = 4,
     auto_row: bool = True,
+    rows: tuple[str, ...] = ROWS,
 ) -> list[Record]:
     """Serifu's trainer next to TRL's SFTTrainer (``bench/gpu/peer_trl.py``: its best settings)
     on the same base, data and token budget per step: ``warmup`` + ``timed`` steps each, the
-    median real tokens/s of the timed ones. Serifu runs with checkpointing on (as TRL does)
-    and, with ``auto_row``, again under the ``"auto"`` policy (rows ``<workload>-auto``).
-    TRL runs after Serifu on each base (its and Liger's patches are undone after each run)."""
+    median real tokens/s of the timed ones. Serifu's ``rows`` (:data:`ROWS`): checkpointing
+    on as TRL (``ckpt``), the ``"auto"`` checkpointing policy (``auto``; both with Liger
+    off), Liger's layers with checkpointing on (``liger``), the new defaults: auto
+    checkpointing and ``kernels="auto"`` (``liger-auto``), and Liger's layers and fused
+    linear cross-entropy (``liger-flce``); records ``<workload>-<row>`` (``ckpt``: plain
+    ``<workload>``). The Liger rows are left out where Liger cannot run (architecture,
+    no CUDA), except with ``tiny`` on the CPU, where they run with ``kernels="auto"``
+    (resolved off) to exercise the harness. ``auto_row=False`` drops the auto rows. TRL
+    runs after Serifu on each base (its and Liger's patches are undone after each run)."""
     from bench.gpu.peer_trl import BEST, trl_run
     from serifu import plugins
+    from serifu.training.kernels import choose_kernels
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     targets = tuple(plugins.get_base_model(model_id).lora_targets)
@@ -282,6 +321,16 @@ def bench_peers(
     vocab = model.config.get_text_config().vocab_size
     steps = warmup + timed
     budget = 512 if tiny else SERIFU["lines"]["max_tokens"]
+    liger = choose_kernels(model, "auto")
+    liger_ok = liger.kernels == "liger"
+    kern = "liger" if liger_ok else "auto"
+    if not liger_ok:
+        print(f"{label}: Serifu's Liger rows {'run resolved off' if tiny else 'skipped'}:"
+              f" {liger.reason}", flush=True)  # fmt: skip
+    chosen_rows = [
+        r for r in rows
+        if (auto_row or "auto" not in r) and (liger_ok or tiny or not r.startswith("liger"))
+    ]  # fmt: skip
     data, serifu_runs = {}, {}
     for workload in workloads:  # enough data for every step to be full on both sides
         n = (64 if tiny else 2 * LINES) if workload == "lines" else (48 if tiny else 1024)
@@ -289,13 +338,27 @@ def bench_peers(
         settings = dict(SERIFU[workload]) | (
             {"max_tokens": budget, "pack_row_tokens": 256} if tiny else {}
         )
-        variants = {"ckpt": settings} | (
-            {"auto": settings | {"gradient_checkpointing": "auto"}} if auto_row else {}
-        )
+        all_variants = {
+            "ckpt": settings | {"kernels": "off"},
+            "auto": settings | {"gradient_checkpointing": "auto", "kernels": "off"},
+            "liger": settings | {"kernels": kern},
+            "liger-auto": settings | {"gradient_checkpointing": "auto", "kernels": "auto"},
+            "liger-flce": settings
+            | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
+        }
+        variants = {name: all_variants[name] for name in chosen_rows}
         for name, chosen in variants.items():
-            serifu_runs[workload, name] = serifu_run(
-                model, data[workload], targets, chosen, epochs=1, max_steps=steps, dev=dev
-            ) | {"settings": chosen}
+            try:
+                serifu_runs[workload, name] = serifu_run(
+                    model, data[workload], targets, chosen, epochs=1, max_steps=steps, dev=dev
+                ) | {"settings": chosen}
+            except Exception as err:  # a Liger row that fails on this GPU: say so, keep going
+                if not name.startswith("liger"):
+                    raise
+                print(f"{label} {workload} serifu[{name}] failed: {type(err).__name__}: {err}")
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
     records: list[Record] = []
     for workload in workloads:
         lr = SERIFU[workload].get("learning_rate", 2e-4)
@@ -319,8 +382,10 @@ def bench_peers(
                 for k, v in (("serifu", s_rate), ("baseline", t_rate))
             }
             peaks = {"serifu": round(s["peak"], 2), "baseline": round(t_peak, 2)}
+            check = first_loss_check(s, serifu_runs.get((workload, "ckpt")))
             note = (
-                f"serifu {s['settings']}, checkpointing: {s['checkpointing']['reason']};"
+                f"serifu {s['settings']}, checkpointing: {s['checkpointing']['reason']},"
+                f" {kernel_note(s['kernels'])}; {check};"
                 f" TRL SFTTrainer {trl_settings}, max_length {budget}, lr {lr}: {t_note};"
                 f" {warmup} warm-up + {min(s_n, t_n)} timed steps each; N={n_params / 1e9:.2f}B"
             )
@@ -342,7 +407,7 @@ def bench_peers(
             print(
                 f"{label} {workload} serifu[{name}] {s_rate:.0f} tok/s (MFU {mfu['serifu']:.1%},"
                 f" peak {peaks['serifu']} GiB) vs TRL {t_rate:.0f} tok/s (MFU {mfu['baseline']:.1%},"
-                f" peak {peaks['baseline']} GiB); {t_note}",
+                f" peak {peaks['baseline']} GiB); {kernel_note(s['kernels'])}; {check}; {t_note}",
                 flush=True,
             )
     del model
@@ -378,6 +443,7 @@ def ablate(
 ) -> list[dict[str, Any]]:
     """Each lever of ``ABLATION`` on and off: median tokens/s after 2 warm-up steps, peak."""
     from serifu import plugins
+    from serifu.errors import SerifuError
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     targets = tuple(plugins.get_base_model(model_id).lora_targets)
@@ -407,10 +473,13 @@ def ablate(
                 row |= {"tokens_per_s": round(rate, 1), "peak_gib": round(r["peak"], 2)}
                 row |= {"step_s": round(statistics.median(r["times"][2:]), 4), "timed": n}
                 row["checkpointing"] = r["checkpointing"]
+                row["kernels"] = r["kernels"]
             except torch.OutOfMemoryError:
                 row["error"] = "out of memory"
                 gc.collect()
                 torch.cuda.empty_cache()
+            except SerifuError as err:  # e.g. a Liger lever where Liger cannot run (CPU)
+                row["error"] = str(err)
             print(json.dumps(row), flush=True)
             rows.append(row)
     del model
@@ -420,8 +489,13 @@ def ablate(
     return rows
 
 
-def profile(model_id: str, workload: str) -> None:
-    """Where a Serifu step's time goes: top operators by CPU and by GPU time, 3 steps."""
+def profile(
+    model_id: str, workload: str, tables: bool = True, tiny: bool = False
+) -> list[dict[str, Any]]:
+    """Where a Serifu step's time goes, with Liger's layers off and on (``kernels="auto"``:
+    off where Liger cannot run): kernel launches per step (GPU; aten operators on the CPU),
+    step times, and the top operators by CPU and GPU time over 3 steps."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -431,14 +505,33 @@ def profile(model_id: str, workload: str) -> None:
     model = random_model(model_id, quantize=True)
     examples, _ = _examples(workload, model.config.get_text_config().vocab_size, 2048)
     targets = tuple(plugins.get_base_model(model_id).lora_targets)
-    serifu_run(model, examples, targets, SERIFU[workload], epochs=1, max_steps=2, dev=dev)
+    small = {"max_tokens": 512, "pack_row_tokens": 256} if tiny else {}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
-    with torch_profile(activities=activities) as prof:
-        r = serifu_run(model, examples, targets, SERIFU[workload], epochs=1, max_steps=3, dev=dev)
-    print(f"{model_id} {workload}: step times {[round(t, 3) for t in r['times']]}")
-    keys = ["self_cpu_time_total"] + (["self_cuda_time_total"] if dev == "cuda" else [])
-    for key in keys:
-        print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
+    rows = []
+    for kernels in ("off", "auto"):
+        settings = SERIFU[workload] | small | {"kernels": kernels}
+        serifu_run(model, examples, targets, settings, epochs=1, max_steps=2, dev=dev)
+        with torch_profile(activities=activities) as prof:
+            r = serifu_run(model, examples, targets, settings, epochs=1, max_steps=3, dev=dev)
+        events = prof.events()
+        if dev == "cuda":
+            launches = sum(1 for e in events if e.device_type == DeviceType.CUDA)
+        else:
+            launches = sum(1 for e in events if e.name.startswith("aten::"))
+        row = {
+            "model": model_id,
+            "workload": workload,
+            "kernels": kernel_note(r["kernels"]),
+            "launches_per_step": round(launches / len(r["times"])),
+            "counted": "CUDA kernels" if dev == "cuda" else "aten operators (CPU, nested ones too)",
+            "step_s": [round(t, 4) for t in r["times"]],
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        keys = ["self_cpu_time_total"] + (["self_cuda_time_total"] if dev == "cuda" else [])
+        for key in keys if tables else []:
+            print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
+    return rows
 
 
 def main() -> None:
@@ -453,6 +546,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=7, help="--ablate: steps per variant")
     ap.add_argument("--variants", default="", help="--ablate: only these (comma-separated)")
     ap.add_argument("--profile", action="store_true", help="profile a few Serifu steps instead")
+    ap.add_argument("--no-tables", action="store_true", help="--profile: launch counts only")
     ap.add_argument(
         "--peers", default="", help="'trl': Serifu next to TRL's SFTTrainer instead of the recipe"
     )
@@ -461,11 +555,17 @@ def main() -> None:
     ap.add_argument(
         "--no-auto-row", action="store_true", help="--peers: skip Serifu's auto-checkpointing run"
     )
+    ap.add_argument(
+        "--rows", default=",".join(ROWS), help=f"--peers: Serifu's rows (of {', '.join(ROWS)})"
+    )
     args = ap.parse_args()
     t0 = time.time()
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")
+        unknown = set(args.rows.split(",")) - set(ROWS)
+        if unknown:
+            ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(ROWS)})")
         out = args.out or results_path("-peers")
         for model_id in args.models.split(","):
             real = TINY[model_id] if args.tiny else model_id
@@ -477,13 +577,21 @@ def main() -> None:
                 warmup=args.warmup,
                 timed=args.timed,
                 auto_row=not args.no_auto_row,
+                rows=tuple(args.rows.split(",")),
             )
             append_results(recs, out)
         print(f"wrote {out} in {time.time() - t0:.0f} s")
         return
     if args.profile:
+        found = []
         for model_id in args.models.split(","):
-            profile(TINY[model_id] if args.tiny else model_id, args.workloads.split(",")[0])
+            real = TINY[model_id] if args.tiny else model_id
+            workload = args.workloads.split(",")[0]
+            found += profile(real, workload, tables=not args.no_tables, tiny=args.tiny)
+        if args.out:
+            from serifu.fsutil import atomic_write_text
+
+            atomic_write_text(args.out, json.dumps(found, ensure_ascii=False, indent=1))
         return
     if args.ablate:
         from serifu.fsutil import atomic_write_text

@@ -37,7 +37,9 @@ def test_peer_records_put_trl_next_to_serifu() -> None:
 
     records = bench_peers("tiny-llama", "tiny-llama", ["lines"], tiny=True, warmup=1, timed=1)
     rows = {r.workload: r.as_dict() for r in records}
-    assert set(rows) == {"lines", "lines-auto"}
+    # on the CPU the Liger rows run too, with kernels "auto" resolved off (the harness is tested)
+    liger_rows = {"lines-liger", "lines-liger-auto", "lines-liger-flce"}
+    assert set(rows) == {"lines", "lines-auto"} | liger_rows
     for row in rows.values():
         assert row["baseline_kind"] == "trl" and row["metric"] == "real_tokens_per_s"
         assert row["serifu"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
@@ -45,3 +47,9 @@ def test_peer_records_put_trl_next_to_serifu() -> None:
         assert "TRL SFTTrainer" in row["notes"] and "'packing_strategy': 'bfd'" in row["notes"]
     assert "checkpointing: set in the config" in rows["lines"]["notes"]
     assert "auto: not on a GPU" in rows["lines-auto"]["notes"]
+    assert "kernels off (set in the config); loss serifu" in rows["lines"]["notes"]
+    for name in liger_rows:
+        assert "kernels off (auto: the model is on cpu" in rows[name]["notes"]
+    assert (
+        "first-step loss" in rows["lines-liger"]["notes"] and "vs" in rows["lines-liger"]["notes"]
+    )

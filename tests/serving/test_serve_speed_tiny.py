@@ -1,10 +1,14 @@
 """``bench/gpu/serve_speed.py --tiny``: the GPU serving benchmark's harness on the CPU —
-8 heroines' random LoRA adapters on one tiny base, served mixed and switching, no request
-lost, records written with ``baseline_kind`` "switching"."""
+8 heroines' random LoRA adapters on one tiny base, served mixed and switching (both through
+the stacked adapters and the static decoder: ``SERIFU_STATIC_DECODE=any``, no graphs on
+the CPU) and eager switching, no request lost, records written with ``baseline_kind``
+"switching" and "switching-eager", the static-vs-eager check in the notes."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,19 +38,26 @@ def test_serve_speed_tiny_runs_both_servers_without_losing_requests(tmp_path: Pa
         "--out",
         str(out),
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    env = {**os.environ, "SERIFU_STATIC_DECODE": "any"}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(out.read_text(encoding="utf-8"))
     records = {r["metric"]: r for r in found if r["baseline_kind"] == "switching"}
-    peft = [r for r in found if r["baseline_kind"] == "peft-mixed"]
-    assert [r["metric"] for r in peft] == ["tokens_per_s"] and peft[0]["baseline"] > 0
+    eager = {r["metric"]: r for r in found if r["baseline_kind"] == "switching-eager"}
     assert set(records) >= {"tokens_per_s", "requests_per_s", "latency_p50_s", "ttft_p95_s"}
-    assert records["failed_requests"]["serifu"] == records["failed_requests"]["baseline"] == 0
+    assert set(eager) == set(records)
+    assert not [r for r in found if r["baseline_kind"] == "peft-mixed"]  # --peft-mixed only
+    for kinds in (records, eager):
+        assert kinds["failed_requests"]["serifu"] == kinds["failed_requests"]["baseline"] == 0
+        assert kinds["tokens_per_s"]["serifu"] > 0 and kinds["tokens_per_s"]["baseline"] > 0
     speed = records["tokens_per_s"]
     assert speed["model"] == "tiny-gemma" and speed["workload"] == "serve-8x4"
-    assert speed["serifu"] > 0 and speed["baseline"] > 0
     # mixed batches held several heroines; switching batches one heroine each (8 x 2 requests)
-    assert "serifu: mixed-adapter batches" in speed["notes"]
-    mixed_rows = float(speed["notes"].split("mixed-adapter batches (")[1].split(" ")[0])
-    switching_rows = float(speed["notes"].split("per-heroine batches (")[1].split(" ")[0])
+    notes = speed["notes"]
+    mixed_rows, switching_rows = (float(v) for v in re.findall(r"([\d.]+) rows/batch", notes))
     assert mixed_rows > 1.0 and switching_rows <= 1.0
+    assert "static decoders: 8x" in notes  # the static decoder served the mixed batches
+    # the correctness check: static mixed batch == eager mixed batch, all 8 rows
+    assert "graphed vs eager mixed batch 8/8 rows identical" in notes
+    assert "graphed vs graphs off 8/8 rows identical" in notes
+    assert "eager steps" in eager["tokens_per_s"]["notes"]

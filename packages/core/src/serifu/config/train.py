@@ -82,6 +82,14 @@ class TrainConfig(BaseModel):
         default="auto",
         description="Recompute activations in backward (less memory, slower). 'auto': on a GPU, off when a step's activations fit in the free memory with a safety margin, else on; off on the CPU (serifu.training.memory_policy).",
     )
+    kernels: Literal["auto", "liger", "off"] = Field(
+        default="auto",
+        description="Fused Triton kernels for the decoder's RMSNorm, SwiGLU/GeGLU, LayerNorm and rotary embedding: 'liger' = Liger's (pip install 'serifu[liger]'; CUDA and architectures Liger supports, e.g. llama, gemma3; an error otherwise); 'auto' = Liger where it can run, else the model's own layers; 'off' = never (serifu.training.kernels).",
+    )
+    loss_kernel: Literal["serifu", "liger"] = Field(
+        default="serifu",
+        description="The loss: 'serifu' = chunked head at labelled positions with the frozen head's gradient fused (serifu.accel.loss); 'liger' = Liger's fused linear cross-entropy at the same positions (CUDA, liger-kernel installed).",
+    )
     checkpoint_every: int = Field(
         default=1,
         ge=1,

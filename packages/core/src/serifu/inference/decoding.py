@@ -83,29 +83,42 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[A
     return ids.to(device), mask.to(device)
 
 
-def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
-    """A cached :class:`StaticDecoder` (CUDA-graph steps) for a full-precision model on a GPU.
-
-    Decoders are kept per (batch, length bucket) on the model, so the graph captured for the
-    first reply serves the next ones; at most two are kept (each holds a KV cache).
-    """
+def static_decoding(model: Any) -> bool:
+    """Whether :func:`decode_steps` uses the static decoder for this model (see
+    :func:`_static_decoder` and ``SERIFU_STATIC_DECODE``)."""
     import os
-
-    import torch
-
-    from serifu.accel.decode import StaticDecoder
 
     device = next(model.parameters()).device
     quantized = any(type(p).__name__ == "Params4bit" for p in model.parameters())
     switch = os.environ.get("SERIFU_STATIC_DECODE", "1")
     if quantized or switch == "0" or (device.type != "cuda" and switch != "any"):
+        return False
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return not lm.__dict__.get("_serifu_static_off")
+
+
+def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
+    """A cached :class:`StaticDecoder` (CUDA-graph steps) for a full-precision model on a GPU.
+
+    Decoders are kept per (batch, length bucket) on the model, so the graph captured for the
+    first reply serves the next ones; at most two are kept (each holds a KV cache), or
+    ``_serifu_max_decoders`` set on the (base) model: the server keeps one per batch size.
+    ``_serifu_static_off`` on it turns the static decoder off for that model (a server that
+    switches PEFT adapters, which a captured graph would not see).
+    """
+    import torch
+
+    from serifu.accel.decode import StaticDecoder
+
+    if not static_decoding(model):
         return None
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    keep = max(1, int(lm.__dict__.get("_serifu_max_decoders", 2)))
     max_len = -(-need // 256) * 256
     cache: dict[tuple[int, int], Any] = lm.__dict__.setdefault("_serifu_decoders", {})
     key = (batch, max_len)
     if key not in cache:
-        while len(cache) >= 2:
+        while len(cache) >= keep:
             cache.pop(next(iter(cache)))
             torch.cuda.empty_cache()
         # a prompt length's pass is captured when it comes again (chat prompts vary)

@@ -336,19 +336,45 @@ def _sse(events: AsyncIterator[dict[str, Any] | str]) -> Any:
 
 
 async def _rows(job: Job) -> AsyncIterator[Event]:
-    """The job's events until every row is done; cancels the job if the stream is dropped."""
+    """The job's events until every row is done; cancels the job if the stream is dropped.
+
+    Events already waiting are taken together and each row's text pieces merged into one
+    (one SSE chunk instead of several when the client reads slower than the decoder
+    writes, e.g. a greedy chunk of steps arriving at once); a row's text always comes
+    before its "done"."""
     finished = 0
     try:
         while finished < len(job.prompts):
-            event = await job.events.get()
-            yield event
-            if event.kind == "error":
-                return
-            if event.kind == "done":
-                finished += 1
+            events = [await job.events.get()]
+            while not job.events.empty():
+                events.append(job.events.get_nowait())
+            for event in _merged(events):
+                yield event
+                if event.kind == "error":
+                    return
+                if event.kind == "done":
+                    finished += 1
     finally:
         if finished < len(job.prompts):
             job.cancelled.set()
+
+
+def _merged(events: list[Event]) -> list[Event]:
+    """Each row's text pieces merged into its first piece's place; every other event (a
+    row's "done" after its text, errors) keeps its order."""
+    out: list[Event] = []
+    pending: dict[int, int] = {}  # row -> index in ``out`` of its merged text
+    for event in events:
+        at = pending.get(event.row)
+        if event.kind == "delta" and at is not None:
+            out[at] = Event("delta", event.row, out[at].text + event.text)
+            continue
+        if event.kind == "delta":
+            pending[event.row] = len(out)
+        else:
+            pending.pop(event.row, None)
+        out.append(event)
+    return out
 
 
 async def _stream_chunks(

@@ -1,8 +1,13 @@
 """The decoding worker: a bounded queue of jobs, micro-batched per heroine into ``bot.decode``.
 
 One worker thread owns the model. It takes the oldest job, adds every waiting job of the
-same heroine with the same sampling settings (up to ``max_batch`` rows), and decodes them
-as one batch; each step's new text goes to each job's asyncio queue. Seeded jobs run alone
+same heroine with the same sampling settings (up to ``max_batch`` rows; with
+``mix_adapters``, other heroines' jobs on the same base too), and decodes them as one
+batch; each step's new text goes to each job's asyncio queue (one hand-over per step).
+A base with LoRA adapters decodes every batch through the stacked adapters installed for
+good (:mod:`serifu.serving.mixed_lora`), so the static decoder's CUDA graphs serve every
+mix of heroines; batches are padded up to a few sizes (:data:`BUCKETS`) so each size's
+graphs are captured once. Seeded jobs run alone
 so a seed gives the same reply whatever else is waiting. A job whose client went away is
 cancelled: it gets no more text, and a batch whose jobs are all cancelled stops.
 """
@@ -16,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,9 @@ from serifu.errors import SerifuError
 from serifu.serving.protocol import ApiError
 
 log = logging.getLogger("serifu.serve")
+
+BUCKETS = (1, 2, 4, 8, 16, 32)
+"""Batch sizes the static decoder captures graphs for (batches are padded up to one)."""
 
 
 @dataclass
@@ -99,6 +107,10 @@ class Engine:
         max_batch: int = 16,
         mix_adapters: bool = True,
         batch_wait: float = 0.0,
+        stacked: bool = True,
+        static: bool = True,
+        buckets: Sequence[int] | None = BUCKETS,
+        max_decoders: int = 12,
     ):
         self.heroines = heroines
         self.max_queue = max_queue
@@ -110,12 +122,29 @@ class Engine:
         """Before decoding starts, a batch keeps taking requests that can join it until none
         joined for this many seconds (at most 10x that in all, or ``max_batch`` rows): a
         burst of clients lands in one batch. 0: only the requests already waiting."""
+        self.stacked = stacked
+        """True: a model with LoRA adapters keeps the stacked-adapter hooks installed and
+        every batch (one heroine, the bare base or a mix) goes through them, so the static
+        decoder's CUDA graphs serve any batch (:mod:`serifu.serving.mixed_lora`; also off
+        with ``SERIFU_STACKED_LORA=0``). False: PEFT switches adapters (``set_adapter``, or
+        its ``adapter_names=`` loop for a mix) and decoding steps are eager."""
+        self.static = static
+        """False: eager decoding steps even where the static decoder could run."""
+        self.buckets = sorted(buckets or ())
+        """Batches padded up to the next of these sizes (pad rows: the first prompt on the
+        bare base, outputs discarded) when the static decoder runs, so its graphs are
+        captured once per size; a batch over the largest size is not padded."""
+        self.max_decoders = max_decoders
+        """Static decoders (one KV cache and graphs each) kept per model: one per batch
+        size and length bucket in use; the least recently used goes first."""
         self._jobs: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.batched_rows = 0
+        self.padded_rows = 0
+        """Pad rows added to fill batch-size buckets (decoded, then discarded)."""
         self.cancelled_batches = 0
         """Batches stopped early because every client in them went away."""
         self.busy = False
@@ -226,14 +255,21 @@ class Engine:
             (job, row) for job in group for row in range(len(job.prompts))
         ]
         prompts = [p for job in group for p in job.prompts]
+        names = [job.heroine.adapter_name for job, _ in owners]
         self.batches += 1
         self.batched_rows += len(prompts)
-        sent = [0] * len(prompts)
-        done = [False] * len(prompts)
-        cut = [False] * len(prompts)
+        rows = len(prompts)
+        mixed = self._prepare(bot.model)
+        size = self._bucket(bot.model, rows)
+        self.padded_rows += size - rows
+        prompts += [prompts[0]] * (size - rows)  # pad rows: decoded, never sent
+        names += [None] * (size - rows)
+        sent = [0] * rows
+        done = [False] * rows
+        cut = [False] * rows
         first = group[0]
-        names = [job.heroine.adapter_name for job, _ in owners]
-        with _adapters(bot.model, names):
+        adapters = mixed.rows(bot.model, names) if mixed else _adapters(bot.model, names)
+        with adapters:
             steps = bot.decode(
                 prompts,
                 max_new_tokens=max(j.max_tokens for j in group),
@@ -244,30 +280,32 @@ class Engine:
             )
             try:
                 for states in steps:
-                    for i, state in enumerate(states):
-                        job, row = owners[i]
+                    out: list[tuple[Job, Event]] = []  # this step's events, sent at once
+                    for i in range(rows):
                         if done[i]:
                             continue
+                        job, row = owners[i]
                         if job.cancelled.is_set():
                             done[i] = cut[i] = True
                             continue
+                        state = states[i]
                         if len(state.text) > sent[i]:
-                            job.emit(Event("delta", row, state.text[sent[i] :]))
+                            out.append((job, Event("delta", row, state.text[sent[i] :])))
                             sent[i] = len(state.text)
                         reason = state.finish_reason if state.done else None
                         if reason is None and state.n_tokens >= job.max_tokens:
                             reason = "length"
                         if reason is not None:
                             done[i] = True
-                            job.emit(
-                                Event(
-                                    "done",
-                                    row,
-                                    finish_reason=reason,
-                                    n_tokens=state.n_tokens,
-                                    logprob=state.logprob,
-                                )
+                            event = Event(
+                                "done",
+                                row,
+                                finish_reason=reason,
+                                n_tokens=state.n_tokens,
+                                logprob=state.logprob,
                             )
+                            out.append((job, event))
+                    _send(out)
                     if all(done):
                         if any(cut):
                             self.cancelled_batches += 1
@@ -276,9 +314,62 @@ class Engine:
                 close = getattr(steps, "close", None)
                 if close is not None:
                     close()
-        for i, (job, row) in enumerate(owners):
-            if not done[i]:
-                job.emit(Event("done", row, finish_reason="length", n_tokens=job.max_tokens))
+        _send(
+            [
+                (job, Event("done", row, finish_reason="length", n_tokens=job.max_tokens))
+                for i, (job, row) in enumerate(owners)
+                if not done[i]
+            ]
+        )
+
+    def _prepare(self, model: Any) -> Any:
+        """The installed stacked adapters for this model (None: no LoRA, or PEFT switches
+        them: then, with several adapters, the static decoder is off — a captured graph
+        would replay the adapter active at capture). Sets the decoder-cache size."""
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        lm.__dict__["_serifu_max_decoders"] = self.max_decoders
+        off = not self.static
+        mixed = None
+        if hasattr(model, "peft_config"):
+            import os
+
+            from serifu.serving.mixed_lora import MixedLora
+
+            found = MixedLora.for_model(model)
+            if self.stacked and os.environ.get("SERIFU_STACKED_LORA", "1") != "0":
+                mixed = found
+            if mixed is not None:
+                mixed.install(model)
+            else:
+                if found is not None:
+                    found.uninstall(model)
+                off = True
+        if lm.__dict__.get("_serifu_static_off", False) != off:
+            lm.__dict__["_serifu_static_off"] = off
+        return mixed
+
+    def _bucket(self, model: Any, rows: int) -> int:
+        """The padded batch size: the next bucket when the static decoder runs, else rows."""
+        from serifu.inference.decoding import static_decoding
+
+        if not self.buckets or not static_decoding(model):
+            return rows
+        return next((b for b in self.buckets if b >= rows), rows)
+
+
+def _send(events: list[tuple[Job, Event]]) -> None:
+    """Hand a step's events to their event loops: one wake-up per loop, not one per event."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, Event]]] = {}
+    for job, event in events:
+        by_loop.setdefault(job.loop, []).append((job, event))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            loop.call_soon_threadsafe(_deliver, items)
+
+
+def _deliver(items: list[tuple[Job, Event]]) -> None:
+    for job, event in items:
+        job.events.put_nowait(event)
 
 
 @contextlib.contextmanager

@@ -58,7 +58,9 @@ def heroines_on(
     """The heroines (character id -> her adapter folder, or None) on an already loaded base
     chatbot (no card, vocabulary off), plus the bare base's id.
 
-    All adapters are loaded into one PEFT model around ``base.model``. :func:`load_heroines`
+    All adapters are loaded into one PEFT model around ``base.model`` (the engine decodes
+    every batch through the stacked adapters, :mod:`serifu.serving.mixed_lora`, so CUDA
+    graphs stay on). :func:`load_heroines`
     calls this; so does ``bench/gpu/serve_speed.py`` with a random-weight base.
     """
     from serifu import plugins
@@ -99,24 +101,7 @@ def heroines_on(
     if peft is not None:
         for h in heroines.values():
             h.bot.model = peft
-        _no_graphs_when_switching(peft)
     request_tokenizer = copy.deepcopy(base.tokenizer)  # the worker thread keeps the original
     for h in heroines.values():
         h.encoder = dataclasses.replace(h.bot, tokenizer=request_tokenizer)
     return heroines
-
-
-def _no_graphs_when_switching(model: Any) -> None:
-    """CUDA-graph decoding captures the adapter active at capture time, so switching
-    adapters (or disabling them for the bare base) would replay the wrong weights: turn
-    the static decoder off for a server that switches (``SERIFU_STATIC_DECODE=0``)."""
-    import os
-    import sys
-
-    device = next(model.parameters()).device
-    if device.type == "cuda" and os.environ.get("SERIFU_STATIC_DECODE", "1") != "0":
-        os.environ["SERIFU_STATIC_DECODE"] = "0"
-        print(
-            "serifu serve: several adapters share the base; CUDA-graph decoding is off",
-            file=sys.stderr,
-        )

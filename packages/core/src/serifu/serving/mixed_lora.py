@@ -11,9 +11,13 @@ batch sets a one-hot row weight [B, n] once, and every layer adds
 
 — two matmuls and a multiply, whatever the number of adapters (the extra FLOPs of the
 n-1 zeroed adapters are those of rank n*r: negligible). The base layers run with
-adapters disabled. A bare-base row has an all-zero weight. The row weights live in one
-tensor, so a captured CUDA graph could read them in place (not done yet, see
-docs/serving.md).
+adapters disabled. A bare-base row has an all-zero weight.
+
+The server keeps the hooks installed for good (:meth:`MixedLora.install`; even a
+one-heroine batch or a bare-base batch goes through them) and gives each batch size one
+row-weight buffer that is overwritten in place before each batch (:meth:`MixedLora.set_rows`),
+so the static decoder's captured CUDA graphs (``serifu.accel.decode``) read the current
+batch's adapters: one graph per batch shape serves every mix of heroines.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ class MixedLora:
         self.layers = layers  # (lora module, A [n*r, in], B [n*r, out])
         self.names = names
         self.rank = rank
-        self.weights: Any = None  # [B, 1, n, 1] for the running batch
+        self.weights: Any = None  # [B, n] of the running batch: one of ``_buffers``
+        self._buffers: dict[int, Any] = {}  # batch size -> its row weights, reused in place
+        self._installed: contextlib.ExitStack | None = None
 
     @classmethod
     def for_model(cls, model: Any) -> MixedLora | None:
@@ -40,6 +46,9 @@ class MixedLora:
         names = list(getattr(model, "peft_config", {}))
         key = tuple(names)
         if key not in cache:
+            for old in cache.values():  # adapters were added or removed: rebuild
+                if old is not None:
+                    old.uninstall(model)
             cache.clear()
             cache[key] = cls._build(model, names)
         return cache[key]
@@ -80,36 +89,90 @@ class MixedLora:
 
         def add_lora(_module: Any, args: tuple[Any, ...], output: Any) -> Any:
             x = args[0]
-            if x.shape[0] != self.weights.shape[0]:
+            weights = self.weights
+            if weights is None or x.shape[0] != weights.shape[0]:
+                have = "no" if weights is None else weights.shape[0]
                 raise RuntimeError(
-                    f"a mixed-adapter batch of {self.weights.shape[0]} rows got {x.shape[0]}"
+                    f"a mixed-adapter batch of {have} rows got {x.shape[0]} "
+                    "(set the rows' adapters first: MixedLora.set_rows)"
                 )
             h = F.linear(x.to(a.dtype), a)
             lead = h.shape[:-1]
-            h = h.view(*lead, len(self.names), self.rank) * self.weights.view(
-                self.weights.shape[0], *([1] * (len(lead) - 1)), len(self.names), 1
+            h = h.view(*lead, len(self.names), self.rank) * weights.view(
+                weights.shape[0], *([1] * (len(lead) - 1)), len(self.names), 1
             )
             return output + (h.reshape(*lead, -1) @ b).to(output.dtype)
 
         return add_lora
 
-    @contextlib.contextmanager
-    def rows(self, model: Any, row_adapters: Sequence[str | None]) -> Iterator[None]:
-        """While decoding: row i uses adapter ``row_adapters[i]`` (None: the bare base)."""
+    # -- serving: hooks installed for good, row weights rewritten in place -----------------
+    @property
+    def installed(self) -> bool:
+        return self._installed is not None
+
+    def install(self, model: Any) -> None:
+        """Keep the stacked hooks on every LoRA layer and PEFT's own adapters disabled until
+        :meth:`uninstall`: every batch (one heroine's, the bare base's, a mix) goes through
+        the stacked path, so a captured CUDA graph replays the right adapters for any batch.
+        Cached static decoders captured before are dropped (they replay the old layers)."""
+        if self._installed is not None:
+            return
+        stack = contextlib.ExitStack()
+        stack.enter_context(model.disable_adapter())
+        for m, a, b in self.layers:
+            stack.callback(m.register_forward_hook(self._hook(a, b)).remove)
+        self._installed = stack
+        _drop_decoders(model)
+
+    def uninstall(self, model: Any) -> None:
+        """Remove the hooks, enable PEFT's adapters again, drop graphs captured with hooks."""
+        if self._installed is None:
+            return
+        stack, self._installed = self._installed, None
+        stack.close()
+        self.weights = None
+        _drop_decoders(model)
+
+    def set_rows(self, row_adapters: Sequence[str | None]) -> Any:
+        """Row i of the next batch uses ``row_adapters[i]`` (None: the bare base, weight 0).
+
+        The weights go into this batch size's own buffer, overwritten in place (``copy_``),
+        never replaced: a graph captured for this batch size reads the current weights."""
         import torch
 
         index = {n: i for i, n in enumerate(self.names)}
-        device = self.layers[0][1].device
-        weights = torch.zeros(len(row_adapters), len(self.names), device=device)
+        rows = len(row_adapters)
+        host = torch.zeros(rows, len(self.names))
         for row, name in enumerate(row_adapters):
             if name is not None:
-                weights[row, index[name]] = 1.0
-        self.weights = weights.to(self.layers[0][1].dtype)
-        handles = [m.register_forward_hook(self._hook(a, b)) for m, a, b in self.layers]
+                host[row, index[name]] = 1.0
+        buffer = self._buffers.get(rows)
+        if buffer is None:
+            a = self.layers[0][1]
+            buffer = self._buffers[rows] = torch.zeros(
+                rows, len(self.names), dtype=a.dtype, device=a.device
+            )
+        buffer.copy_(host)
+        self.weights = buffer
+        return buffer
+
+    @contextlib.contextmanager
+    def rows(self, model: Any, row_adapters: Sequence[str | None]) -> Iterator[None]:
+        """While decoding: row i uses adapter ``row_adapters[i]`` (None: the bare base).
+        Installs the hooks for this batch only, unless :meth:`install` keeps them."""
+        temporary = self._installed is None
+        if temporary:
+            self.install(model)
+        self.set_rows(row_adapters)
         try:
-            with model.disable_adapter():
-                yield
+            yield
         finally:
-            for h in handles:
-                h.remove()
-            self.weights = None
+            if temporary:
+                self.uninstall(model)
+
+
+def _drop_decoders(model: Any) -> None:
+    """Forget the cached static decoders (``inference.decoding._static_decoder``): their
+    graphs replay the LoRA layers as they were when captured."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm.__dict__.pop("_serifu_decoders", None)

@@ -14,6 +14,9 @@ CHUNK_BYTES = 2**28
 """Float32 logits alive at once in the loss (256 MiB)."""
 FUSED_HEAD = True
 """Take a frozen head's gradient in forward (``serifu.accel.loss``); off only to measure it."""
+LOSS_KERNEL_ATTR = "serifu_loss_kernel"
+"""Set to ``"liger"`` on the ``*ForCausalLM`` (``train.loss_kernel``, :mod:`serifu.training.kernels`):
+the loss then goes through Liger's fused linear cross-entropy."""
 
 
 def causal_lm(model: Any) -> Any:
@@ -27,11 +30,33 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(summed token NLL as a tensor, number of label tokens) for one batch."""
     from serifu.accel.loss import chunked_lm_loss, decoder_and_head
 
-    decoder, to_logits, frozen = decoder_and_head(causal_lm(model))
+    lm = causal_lm(model)
+    decoder, to_logits, frozen = decoder_and_head(lm)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     hidden = decoder(**inputs, use_cache=False).last_hidden_state
-    vocab = int(causal_lm(model).config.get_text_config().vocab_size)
+    if lm.__dict__.get(LOSS_KERNEL_ATTR) == "liger":
+        return liger_loss_sum(lm, hidden, batch["labels"])
+    vocab = int(lm.config.get_text_config().vocab_size)
     chunk = max(256, CHUNK_BYTES // (4 * vocab))
     return chunked_lm_loss(
         hidden, batch["labels"], to_logits, chunk_tokens=chunk, head_frozen=frozen and FUSED_HEAD
     )
+
+
+def liger_loss_sum(lm: Any, hidden: Any, labels: Any) -> tuple[Any, int]:
+    """:func:`loss_sum`'s result through Liger's fused linear cross-entropy (head matmul
+    and cross-entropy in chunks, input gradient taken in forward), at labelled positions."""
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    from serifu.accel.loss import IGNORE
+
+    h = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
+    y = labels[:, 1:].reshape(-1)
+    keep = (y != IGNORE).nonzero(as_tuple=True)[0]
+    h, y = h.index_select(0, keep), y.index_select(0, keep)
+    n = int(y.numel())
+    if not n:
+        return hidden.sum() * 0.0, 0
+    softcap = getattr(lm.config, "final_logit_softcapping", None) or None
+    loss = LigerFusedLinearCrossEntropyLoss(reduction="sum", softcap=softcap)
+    return loss(lm.get_output_embeddings().weight, h, y).float(), n

@@ -65,6 +65,16 @@ def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
     return use_varlen_attention(model)
 
 
+def use_kernels(model: Any, config: TrainConfig) -> Any:
+    """Resolve ``config.kernels`` / ``config.loss_kernel`` for ``model`` (plain or
+    PEFT-wrapped, on its device) and patch it; returns the
+    :class:`~serifu.training.kernels.KernelDecision` with what was patched. Take a
+    :func:`~serifu.training.kernels.restore_point` first to undo it."""
+    from serifu.training.kernels import apply_kernels, choose_kernels
+
+    return apply_kernels(model, choose_kernels(model, config.kernels, config.loss_kernel))
+
+
 def row_tokens(model: Any, config: TrainConfig) -> int | None:
     """Longest packed row: unbounded under variable-length attention (rows cost nothing
     there), else ``config.pack_row_tokens``."""
@@ -134,8 +144,9 @@ def peak_gib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-RESULT_NEUTRAL = {"save_steps", "eval", "eval_steps", "report_to"}
-"""Config keys that do not change the trained adapter (a resume may change them)."""
+RESULT_NEUTRAL = {"save_steps", "eval", "eval_steps", "report_to", "kernels", "loss_kernel"}
+"""Config keys that do not change the trained adapter beyond rounding (a resume may change
+them; ``kernels="auto"`` resolves differently on another machine)."""
 
 
 def fingerprint(model: str, build_sha: str, config: TrainConfig) -> str:

@@ -44,6 +44,7 @@ from serifu.training.model_setup import (
     seed_everything,
     set_checkpointing,
     use_fast_attention,
+    use_kernels,
 )
 from serifu.training.step import collate, evaluate, step_plan, train_step
 
@@ -64,6 +65,7 @@ __all__ = [
     "train",
     "train_step",
     "use_fast_attention",
+    "use_kernels",
 ]
 
 StepCallback = Callable[[int, float], None]
@@ -89,6 +91,7 @@ class TrainResult:
             "loss_first": self.loss_first,
             "loss_last": self.loss_last,
             "tokens_per_s": self.tokens_per_s,
+            "kernels": self.info.get("kernels", {}).get("kernels", "off"),
         }
 
 
@@ -129,6 +132,9 @@ class Trainer:
         """Set by a callback: end after this step and write the adapter as it is."""
         self.callbacks: list[Callback] = []
         self.dist: Any = None
+        self.kernels: Any = None
+        """The :class:`~serifu.training.kernels.KernelDecision` (set once the model loads)."""
+        self._unpatch: Callable[[], None] | None = None
 
     # -- what callbacks read -------------------------------------------------------
     @property
@@ -166,6 +172,8 @@ class Trainer:
             barrier(self.dist)
             return result
         finally:
+            if self._unpatch is not None:  # Liger's patches off: the process sees stock models
+                self._unpatch()
             shutdown(self.dist)
 
     def _check_outputs(self) -> None:
@@ -188,6 +196,7 @@ class Trainer:
         from serifu.training.checkpoint import check_same_run, load_checkpoint, read_progress
         from serifu.training.data import load_dataset_folder
         from serifu.training.examples import encode_rows
+        from serifu.training.kernels import restore_point
         from serifu.training.memory_policy import choose_checkpointing
         from serifu.training.model_setup import check_lora_targets
         from serifu.training.preflight import check_free_space
@@ -243,6 +252,10 @@ class Trainer:
         resolved = config.model_copy(update={"gradient_checkpointing": self.checkpointing.on})
         self.model = add_lora(lm, resolved, base.lora_targets, config.quantize_4bit)
         use_fast_attention(self.model, config, self.device)
+        self._unpatch = restore_point(self.model)
+        self.kernels = use_kernels(self.model, config)
+        if config.kernels != "off" and self.is_main and self.show_progress:
+            print(f"kernels: {self.kernels.kernels} ({self.kernels.reason})", file=sys.stderr)
         self.model.train()
         self.optimizer, self.scheduler, self.trainable = make_optimizer(
             self.model, config, self.total_steps
@@ -452,6 +465,7 @@ class Trainer:
             },
             "config": config.model_dump(mode="json"),
             "gradient_checkpointing": self.checkpointing.as_dict(),
+            "kernels": self.kernels.as_dict(),
             "steps": state.step,
             "epochs": state.step * config.gradient_accumulation_steps / max(self.per_epoch, 1),
             "loss": state.losses,

@@ -1,0 +1,215 @@
+"""Mixed-adapter batches on the static decoder (the server's CUDA-graph path), on the CPU.
+
+``SERIFU_STATIC_DECODE=any`` runs the static decoder's bodies without graphs (what the GPU
+captures). With the stacked-adapter hooks installed for good, a mixed batch on the static
+decoder gives the eager mixed batch's tokens and each heroine's one-adapter-at-a-time
+tokens, greedy and seeded sampling; the row weights are rewritten in place between batches
+(the same buffer a captured graph reads); the engine pads batches up to a bucket size and
+drops the pad rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+
+NAMES = ["rei", None, "akane", "hina"]  # None: the bare base
+QUERIES = ["おはよう", "今日の放課後は何をするつもりなの？", "ねえ", "部活どう？"]
+GREEDY: dict[str, Any] = {"do_sample": False}
+SAMPLED: dict[str, Any] = {
+    "do_sample": True,
+    "temperature": 1.0,
+    "top_p": 0.95,
+    "repetition_penalty": 1.1,
+}
+
+
+@pytest.fixture(scope="module")
+def heroines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from peft import LoraConfig, get_peft_model
+
+    from serifu.inference import load_chatbot
+    from serifu.modeling import load_model, resolve_base
+    from serifu.serving.heroines import heroines_on
+
+    base = resolve_base("tiny-gemma")
+    root = tmp_path_factory.mktemp("graphed")
+    paths = {}
+    for i, cid in enumerate(["akane", "rei", "hina"]):  # different ranks and scalings
+        torch.manual_seed(10 + i)
+        lm = load_model(base, quantize=False, device="cpu")
+        config = LoraConfig(
+            r=2 + i,
+            lora_alpha=8 + 4 * i,
+            target_modules=list(base.lora_targets),
+            init_lora_weights=False,
+        )
+        get_peft_model(lm, config).save_pretrained(str(root / cid))
+        paths[cid] = root / cid
+    bot = load_chatbot(
+        model="tiny-gemma", system_prompt=False, device="cpu", quantize=False, vocabulary="off"
+    )
+    return heroines_on(bot, paths, vocabulary="off")
+
+
+def _base(heroines: dict[str, Any]) -> Any:
+    return heroines["tiny-gemma"].bot
+
+
+def _final(bot: Any, prompts: list[list[int]], params: dict[str, Any], seed: int | None) -> list:
+    last: list[Any] = []
+    for states in bot.decode(prompts, max_new_tokens=10, params=params, seed=seed, one_line=False):
+        last = states
+    return [(s.text, s.n_tokens, s.finish_reason) for s in last]
+
+
+def _uninstall(bot: Any) -> None:
+    from serifu.serving.mixed_lora import MixedLora
+
+    mixed = MixedLora.for_model(bot.model)
+    assert mixed is not None
+    mixed.uninstall(bot.model)
+
+
+def _one_adapter_at_a_time(
+    bot: Any,
+    prompts: list[list[int]],
+    params: dict[str, Any],
+    seed: int | None,
+    mp: Any,
+    names: list[str | None] = NAMES,
+) -> list:
+    """Row i from a batch of the same prompts decoded with PEFT's adapter ``names[i]`` on
+    every row (eager steps, no stacked hooks): the same shapes and random draws."""
+    from serifu.serving.engine import _adapters
+
+    _uninstall(bot)
+    mp.setenv("SERIFU_STATIC_DECODE", "0")
+    out = {}
+    for name in set(names):
+        with _adapters(bot.model, [name] * len(prompts)):
+            out[name] = _final(bot, prompts, params, seed)
+    return [out[name][i] for i, name in enumerate(names)]
+
+
+@pytest.mark.parametrize(
+    ("params", "seed"), [(GREEDY, None), (SAMPLED, 7)], ids=["greedy", "sampled"]
+)
+def test_static_mixed_batch_matches_eager_and_one_adapter_at_a_time(
+    heroines: dict[str, Any], params: dict[str, Any], seed: int | None, monkeypatch: Any
+) -> None:
+    from serifu.inference.decoding import static_decoding
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = _base(heroines)
+    prompts = [bot.encode_prompt(q) for q in QUERIES]
+    mixed = MixedLora.for_model(bot.model)
+    assert mixed is not None
+    runs = {}
+    for path in ("any", "0"):  # the static decoder, then eager steps; both stacked
+        monkeypatch.setenv("SERIFU_STATIC_DECODE", path)
+        mixed.install(bot.model)
+        mixed.set_rows(NAMES)
+        assert static_decoding(bot.model) == (path == "any")
+        runs[path] = _final(bot, prompts, params, seed)
+    decoders = bot.model.get_base_model().__dict__.get("_serifu_decoders", {})
+    assert [key[0] for key in decoders] == [4]  # the static path really ran
+    single = _one_adapter_at_a_time(bot, prompts, params, seed, monkeypatch)
+    assert runs["any"] == runs["0"] == single
+    assert len({text for text, _, _ in single}) == 4  # each adapter changes the reply
+    assert all(n > 0 for _, n, _ in single)
+
+
+def test_in_place_row_weights_switch_adapters_on_the_same_decoder(
+    heroines: dict[str, Any], monkeypatch: Any
+) -> None:
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = _base(heroines)
+    prompts = [bot.encode_prompt(q) for q in QUERIES]
+    expected = _one_adapter_at_a_time(bot, prompts, GREEDY, None, monkeypatch)
+    # the same prompts, the adapters in reverse order: row i now uses NAMES[3 - i]
+    flipped = _one_adapter_at_a_time(bot, prompts, GREEDY, None, monkeypatch, NAMES[::-1])
+    monkeypatch.setenv("SERIFU_STATIC_DECODE", "any")
+    mixed = MixedLora.for_model(bot.model)
+    assert mixed is not None
+    mixed.install(bot.model)
+    buffer = mixed.set_rows(NAMES)
+    first = _final(bot, prompts, GREEDY, None)
+    decoders = dict(bot.model.get_base_model().__dict__["_serifu_decoders"])
+    again = mixed.set_rows(NAMES[::-1])  # the next batch: other adapters per row
+    assert again is buffer and again.data_ptr() == buffer.data_ptr()  # rewritten, not replaced
+    second = _final(bot, prompts, GREEDY, None)
+    after = bot.model.get_base_model().__dict__["_serifu_decoders"]
+    assert list(after) == list(decoders)
+    assert all(after[k] is decoders[k] for k in decoders)  # the same decoder (and graphs)
+    assert first == expected
+    assert second == flipped
+    assert first != second
+
+
+def test_engine_pads_to_a_bucket_and_drops_pad_rows(
+    heroines: dict[str, Any], monkeypatch: Any
+) -> None:
+    """Three heroines' requests share one batch padded to 4 rows (static decoder); each client
+    gets exactly her own reply; the hooks stay installed and a one-heroine batch (1 row, no
+    pad) goes through them too."""
+    from serifu.serving.engine import Engine, Job
+    from serifu.serving.mixed_lora import MixedLora
+
+    base = _base(heroines)
+    cids = ["akane", "tiny-gemma", "rei"]
+    prompts = {cid: heroines[cid].encoder.encode_prompt(QUERIES[0]) for cid in cids}
+    expected = {}
+    _uninstall(base)
+    monkeypatch.setenv("SERIFU_STATIC_DECODE", "0")
+    from serifu.serving.engine import _adapters
+
+    for cid in cids:
+        h = heroines[cid]
+        with _adapters(h.bot.model, [h.adapter_name]):
+            expected[cid] = _final(h.bot, [prompts[cid]], GREEDY, None)[0][0]
+    assert len(set(expected.values())) == 3
+    monkeypatch.setenv("SERIFU_STATIC_DECODE", "any")
+
+    async def run(batches: list[list[str]]) -> tuple[Engine, list[dict[str, list[Any]]]]:
+        engine = Engine(heroines, max_decoders=3)
+        loop = asyncio.get_running_loop()
+        results = []
+        engine.start()
+        for group in batches:
+            jobs = {
+                cid: Job(heroines[cid], [prompts[cid]], 10, GREEDY, [], None, False, loop)
+                for cid in group
+            }
+            with engine._cond:  # all waiting before the worker takes the first
+                for job in jobs.values():
+                    engine.submit(job)
+            events: dict[str, list[Any]] = {}
+            for cid, job in jobs.items():
+                events[cid] = []
+                while (event := await job.events.get()).kind == "delta":
+                    events[cid].append(event)
+                events[cid].append(event)
+            results.append(events)
+        await asyncio.to_thread(engine.stop)
+        return engine, results
+
+    engine, results = asyncio.run(run([cids, ["rei"]]))
+    assert (engine.batches, engine.batched_rows, engine.padded_rows) == (2, 4, 1)
+    for events in results:
+        for cid, got in events.items():
+            assert got[-1].kind == "done" and got[-1].row == 0
+            assert all(e.row == 0 for e in got)
+            assert "".join(e.text for e in got) == expected[cid], cid
+    decoders = base.model.get_base_model().__dict__["_serifu_decoders"]
+    assert sorted(key[0] for key in decoders) == [1, 4]
+    mixed = MixedLora.for_model(base.model)
+    assert mixed is not None and mixed.installed
+    assert sorted(mixed._buffers) == [1, 4]
+    _uninstall(base)
