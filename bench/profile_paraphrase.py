@@ -78,6 +78,13 @@ def main() -> None:
         help="experiment: the asked fact's card line after her profile prompt (oracle: the "
         "question's own fact), each reply decoded alone",
     )
+    ap.add_argument(
+        "--best-of",
+        type=int,
+        default=1,
+        help="candidates per reply, reranked (Chatbot.best_of; the card score asks "
+        "serifu.profile_intent when no topic pattern matches)",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,7 +94,7 @@ def main() -> None:
     for cid in ids:
         t0 = time.perf_counter()
         adapter = args.adapters / cid / "adapter" if args.adapters else None
-        bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=1)
+        bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=args.best_of)
         facts = {f.key: f for f in card_facts(bot.card)}
         items = [
             (k, q)
@@ -98,6 +105,8 @@ def main() -> None:
         ]
         if args.fact_hint:
             texts = [hinted_reply(bot, q, facts[k]) for k, q in items]
+        elif args.best_of > 1:
+            texts = [bot.best_of(q, seed=0) for _, q in items]
         else:
             texts = [g.text for g in bot.generate_batch([q for _, q in items], seed=0)]
         rows = [

@@ -305,10 +305,13 @@ class Consistency:
         return answered - len(self.contradicted) - 0.5 * bool(self.volunteered)
 
 
-def consistency(facts: list[Fact], question: str, reply: str) -> Consistency:
-    """Which asked facts the reply states and which facts it contradicts."""
+def consistency(
+    facts: list[Fact], question: str, reply: str, asked: list[Fact] | None = None
+) -> Consistency:
+    """Which asked facts the reply states and which facts it contradicts (``asked``: the
+    facts the question asks about, when known otherwise; default :func:`asked_facts`)."""
     out = Consistency()
-    for fact in asked_facts(facts, question):
+    for fact in asked_facts(facts, question) if asked is None else asked:
         out.asked.append(fact.key)
         if states(fact, reply):
             out.answered.append(fact.key)

@@ -6,6 +6,8 @@ Score of a candidate (higher is better), each part documented in docs/evaluation
   (her own lines vs the other heroines'); 0 when no classifier fits (no reference cast);
 - ``card``: consistency with her card (``serifu.profile``): + the share of asked facts the
   reply states, − 1 for every fact it contradicts (another age, birthday, blood type …);
+  when no topic pattern finds the asked fact, the learned question classifier
+  (``serifu.profile_intent``) may name it;
 - ``likelihood``: the model's mean log-probability per token of the reply;
 - ``format``: − 2 for an empty or unclean reply (special tokens, foreign script, mojibake),
   − 1 for one cut at the token limit, − 0.5 for one that parrots the question.
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from serifu.profile import Fact, card_facts, consistency
+from serifu.profile import Fact, asked_facts, card_facts, consistency
 
 WEIGHTS = {"voice": 1.0, "card": 2.0, "likelihood": 0.5, "format": 1.0}
 
@@ -47,6 +49,8 @@ class Reranker:
     classifier: Any | None = None
     target: str | None = None
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+    intent: bool = True
+    """Ask :mod:`serifu.profile_intent` when no topic pattern matches."""
 
     @classmethod
     def for_character(cls, character_id: str | None, card: Any | None) -> Reranker:
@@ -64,6 +68,7 @@ class Reranker:
             column = list(self.classifier.classes).index(self.target)
             probs = self.classifier.predict_proba([c.text or "…" for c in candidates])
             voice = [math.log(max(float(p[column]), 1e-4)) for p in probs]
+        asked = self.asked(query)
         out = []
         for c, v in zip(candidates, voice, strict=True):
             fmt = 0.0
@@ -76,12 +81,24 @@ class Reranker:
             out.append(
                 {
                     "voice": v,
-                    "card": consistency(self.facts, query, c.text).score if self.facts else 0.0,
+                    "card": consistency(self.facts, query, c.text, asked).score
+                    if self.facts
+                    else 0.0,
                     "likelihood": c.logprob / max(c.n_tokens, 1),
                     "format": fmt,
                 }
             )
         return out
+
+    def asked(self, query: str) -> list[Fact]:
+        """The facts ``query`` asks about: topic patterns first, else the classifier."""
+        found = asked_facts(self.facts, query)
+        if found or not self.facts or not self.intent:
+            return found
+        from serifu.profile_intent import MIN_PROBABILITY, question_fact
+
+        key, p = question_fact(query)
+        return [f for f in self.facts if f.key == key] if p >= MIN_PROBABILITY else []
 
     def scores(self, query: str, candidates: Sequence[Any]) -> list[float]:
         return [
