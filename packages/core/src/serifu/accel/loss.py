@@ -82,6 +82,17 @@ class _FrozenHeadLoss(torch.autograd.Function):
         return grad * grad_out.to(grad.dtype), None, None, None
 
 
+def labelled_positions(
+    hidden: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden states, next-token labels) at the positions that have a label, flattened:
+    ``labels`` are aligned with the inputs, the shift by one happens here."""
+    h = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
+    y = labels[:, 1:].reshape(-1)
+    keep = (y != IGNORE).nonzero(as_tuple=True)[0]
+    return h.index_select(0, keep), y.index_select(0, keep)
+
+
 def chunked_lm_loss(
     hidden: torch.Tensor,
     labels: torch.Tensor,
@@ -97,10 +108,7 @@ def chunked_lm_loss(
     ``head_frozen``: nothing inside ``to_logits`` needs a gradient (gradients then reach
     ``hidden`` only, taken chunk by chunk in forward).
     """
-    h = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
-    y = labels[:, 1:].reshape(-1)
-    keep = (y != IGNORE).nonzero(as_tuple=True)[0]
-    h, y = h.index_select(0, keep), y.index_select(0, keep)
+    h, y = labelled_positions(hidden, labels)
     n = int(y.numel())
     if head_frozen and torch.is_grad_enabled() and h.requires_grad and n:
         return _FrozenHeadLoss.apply(h, y, to_logits, chunk_tokens), n

@@ -268,7 +268,8 @@ class Engine:
         done = [False] * rows
         cut = [False] * rows
         first = group[0]
-        adapters = mixed.rows(bot.model, names) if mixed else _adapters(bot.model, names)
+        # no stacked adapters here: PEFT switches (``_prepare`` already decided)
+        adapters = mixed.rows(bot.model, names) if mixed else _adapters(bot.model, names, False)
         with adapters:
             steps = bot.decode(
                 prompts,
@@ -331,12 +332,10 @@ class Engine:
         off = not self.static
         mixed = None
         if hasattr(model, "peft_config"):
-            import os
-
             from serifu.serving.mixed_lora import MixedLora
 
             found = MixedLora.for_model(model)
-            if self.stacked and os.environ.get("SERIFU_STACKED_LORA", "1") != "0":
+            if self.stacked and _stacking_allowed():
                 mixed = found
             if mixed is not None:
                 mixed.install(model)
@@ -344,8 +343,7 @@ class Engine:
                 if found is not None:
                     found.uninstall(model)
                 off = True
-        if lm.__dict__.get("_serifu_static_off", False) != off:
-            lm.__dict__["_serifu_static_off"] = off
+        lm.__dict__["_serifu_static_off"] = off
         return mixed
 
     def _bucket(self, model: Any, rows: int) -> int:
@@ -372,22 +370,26 @@ def _deliver(items: list[tuple[Job, Event]]) -> None:
         job.events.put_nowait(event)
 
 
+def _stacking_allowed() -> bool:
+    """``SERIFU_STACKED_LORA=0`` turns the stacked adapters off (PEFT's loop instead)."""
+    import os
+
+    return os.environ.get("SERIFU_STACKED_LORA", "1") != "0"
+
+
 @contextlib.contextmanager
-def _adapters(model: Any, names: list[str | None]) -> Iterator[None]:
+def _adapters(model: Any, names: list[str | None], stacked: bool = True) -> Iterator[None]:
     """While decoding: one PEFT adapter for every row, the bare base (adapters disabled),
     or — rows of several heroines — each row its own adapter (stacked adapters, see
-    :mod:`serifu.serving.mixed_lora`; else PEFT's mixed-adapter batch, ``__base__`` for
-    the bare base)."""
+    :mod:`serifu.serving.mixed_lora`; with ``stacked=False`` or where they cannot be built,
+    PEFT's mixed-adapter batch, ``__base__`` for the bare base)."""
     if not hasattr(model, "peft_config"):
         yield
         return
     if len(set(names)) > 1:
-        import os
-
         from serifu.serving.mixed_lora import MixedLora
 
-        stacked = os.environ.get("SERIFU_STACKED_LORA", "1") != "0"  # 0: PEFT's loop
-        mixed = MixedLora.for_model(model) if stacked else None
+        mixed = MixedLora.for_model(model) if stacked and _stacking_allowed() else None
         if mixed is not None:  # stacked adapters: one gather per layer, not one per adapter
             with mixed.rows(model, names):
                 yield

@@ -48,12 +48,9 @@ def liger_loss_sum(lm: Any, hidden: Any, labels: Any) -> tuple[Any, int]:
     and cross-entropy in chunks, input gradient taken in forward), at labelled positions."""
     from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
-    from serifu.accel.loss import IGNORE
+    from serifu.accel.loss import labelled_positions
 
-    h = hidden[:, :-1, :].reshape(-1, hidden.shape[-1])
-    y = labels[:, 1:].reshape(-1)
-    keep = (y != IGNORE).nonzero(as_tuple=True)[0]
-    h, y = h.index_select(0, keep), y.index_select(0, keep)
+    h, y = labelled_positions(hidden, labels)
     n = int(y.numel())
     if not n:
         return hidden.sum() * 0.0, 0
