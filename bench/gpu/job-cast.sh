@@ -4,6 +4,7 @@
 #   bash bench/gpu/job-cast.sh train akane,himari,hina,kaede    # carry [".whl2", ".gpu-data"]
 #   bash bench/gpu/job-cast.sh train himari,...                 # the rest
 #   bash bench/gpu/job-cast.sh ablate akane,yuzuha
+#   bash bench/gpu/job-cast.sh variant NAME "epochs = 5;real_only_epochs = 2" akane,hina  # recipe variants
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
 # learns her sentence endings for augmentation).
@@ -19,6 +20,20 @@ if [ "$mode" = train ]; then
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data --skip-base \
     2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
   cp /tmp/cast/summary.json "$OUT/summary-${ids%%,*}.json"
+elif [ "$mode" = variant ]; then  # variant NAME "KEY = VALUE;KEY = VALUE" IDS: recipe variants, perplexity + profile-QA only
+  name=$2; sets=$3; ids=$4
+  cp configs/cast-adapter.toml /tmp/cfg-$name.toml
+  IFS=';' read -ra kv <<< "$sets"
+  for line in "${kv[@]}"; do  # replace the key's line in [train] (or add it under [train])
+    key=${line%% =*}
+    if grep -q "^$key = " /tmp/cfg-$name.toml; then sed -i "s|^$key = .*|$line|" /tmp/cfg-$name.toml
+    else sed -i "s|^\[train\]$|[train]\n$line|" /tmp/cfg-$name.toml; fi
+  done
+  python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/var/$name --data-dir .gpu-data --skip-base \
+    --config /tmp/cfg-$name.toml --no-ship 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -4
+  mkdir -p "$OUT/var"
+  for c in ${ids//,/ }; do cp /tmp/var/$name/$c/eval-tuned/report.json "$OUT/var/$name-$c.json"; done
+  cp /tmp/var/$name/summary.json "$OUT/var/$name-summary.json"
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do

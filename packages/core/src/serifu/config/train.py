@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class LoraConfigModel(BaseModel):
@@ -28,6 +28,11 @@ class TrainConfig(BaseModel):
         gt=0,
         allow_inf_nan=False,
         description="Epochs (the report used 3); a fraction trains on part of the last epoch.",
+    )
+    real_only_epochs: int = Field(
+        default=0,
+        ge=0,
+        description="The last N epochs leave out augmented rows (source = augmented): a finishing phase on her real lines only. max_steps overrides it, as it overrides epochs.",
     )
     max_steps: int | None = Field(
         default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
@@ -116,3 +121,12 @@ class TrainConfig(BaseModel):
         description="Where step metrics go: TensorBoard event files in the run folder (logs/), or nowhere.",
     )
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel, description="LoRA settings.")
+
+    @model_validator(mode="after")
+    def _finishing_phase_fits(self) -> TrainConfig:
+        if self.real_only_epochs >= self.epochs:
+            raise ValueError(
+                f"real_only_epochs ({self.real_only_epochs}) must be fewer than epochs ({self.epochs}): "
+                "the epochs before the finishing phase are the ones that see the augmented rows"
+            )
+        return self

@@ -26,6 +26,7 @@ class Example:
 
     input_ids: list[int]
     labels: list[int]
+    augmented: bool = False  # a row written by knowledge augmentation (``source``)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -103,6 +104,8 @@ def encode_rows(
                 add_special_tokens=add_special_tokens,
                 max_length=max_length,
             )
+        if row.get("source") == "augmented":
+            ex = Example(ex.input_ids, ex.labels, augmented=True)
         if sum(label != IGNORE for label in ex.labels[1:]) > 0:
             out.append(ex)
     return out

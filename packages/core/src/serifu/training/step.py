@@ -21,21 +21,37 @@ from serifu.training.examples import Example
 from serifu.training.loss import loss_sum
 
 
-def step_plan(lengths: Sequence[int], config: TrainConfig) -> tuple[list[list[int]], int]:
+def step_plan(
+    lengths: Sequence[int], config: TrainConfig, augmented: Sequence[bool] | None = None
+) -> tuple[list[list[int]], int]:
     """Example indices of every micro-batch, and the micro-batches of one epoch.
 
     The run has ``max_steps x gradient_accumulation_steps`` micro-batches, else
     ``ceil(epochs x per-epoch)``; :func:`group_steps` makes optimizer steps of them.
+    With ``real_only_epochs = R`` the last R epochs leave out the examples flagged in
+    ``augmented`` (the finishing phase after knowledge augmentation: the low-learning-rate
+    end of the run fits her real lines only).
     """
+    real = [i for i, flag in enumerate(augmented or ()) if not flag]
+    finishing = config.real_only_epochs > 0 and augmented is not None and len(real) < len(lengths)
 
-    def epoch(e: int) -> list[list[int]]:
-        return plan_epoch(
-            lengths,
+    def epoch(e: int, only_real: bool = False) -> list[list[int]]:
+        if not only_real:
+            return plan_epoch(
+                lengths,
+                batch_size=config.batch_size,
+                max_tokens=config.max_tokens,
+                seed=config.seed,
+                epoch=e,
+            )
+        sub = plan_epoch(
+            [lengths[i] for i in real],
             batch_size=config.batch_size,
             max_tokens=config.max_tokens,
             seed=config.seed,
             epoch=e,
         )
+        return [[real[j] for j in micro] for micro in sub]
 
     per_epoch = len(epoch(0))
     if per_epoch == 0:
@@ -46,6 +62,17 @@ def step_plan(lengths: Sequence[int], config: TrainConfig) -> tuple[list[list[in
     accumulate = config.gradient_accumulation_steps
     if config.max_steps is not None:
         total = config.max_steps * accumulate
+    elif finishing:
+        mixed = config.epochs - config.real_only_epochs
+        head = list(
+            itertools.islice(
+                itertools.chain.from_iterable(epoch(e) for e in itertools.count()),
+                math.ceil(mixed * per_epoch),
+            )
+        )
+        first = math.ceil(mixed)
+        tail = [m for e in range(config.real_only_epochs) for m in epoch(first + e, True)]
+        return head + tail, per_epoch
     else:
         total = max(1, math.ceil(config.epochs * per_epoch))
     steps = list(

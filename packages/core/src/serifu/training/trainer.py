@@ -237,7 +237,9 @@ class Trainer:
             check_same_run(read_progress(self.out) or Progress(), self.fingerprint, last)
         self.train_ex = encode("train")
         self.val_ex = encode("validation") if config.eval else []
-        micro, self.per_epoch = step_plan([len(ex) for ex in self.train_ex], config)
+        micro, self.per_epoch = step_plan(
+            [len(ex) for ex in self.train_ex], config, [ex.augmented for ex in self.train_ex]
+        )
         self.plan = group_steps(micro, config.gradient_accumulation_steps)
         self.total_steps = len(self.plan)
         seed_everything(config.seed)
@@ -467,7 +469,11 @@ class Trainer:
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
             "steps": state.step,
-            "epochs": state.step * config.gradient_accumulation_steps / max(self.per_epoch, 1),
+            "epochs": (
+                config.epochs * state.step / max(self.total_steps, 1)
+                if config.real_only_epochs and config.max_steps is None
+                else state.step * config.gradient_accumulation_steps / max(self.per_epoch, 1)
+            ),
             "loss": state.losses,
             "loss_first": state.losses[0],
             "loss_last": state.losses[-1],
