@@ -198,3 +198,5 @@ def test_adapter_names_its_real_base_and_has_a_hub_card(dialogue_dir: Path, tmp_
     hub = resolve_base("line-3.6b")  # a plugin whose weights come from the hub
     assert adapter_base_name(hub) == "line-corporation/japanese-large-lm-3.6b-instruction-sft"
     assert adapter_base_name(resolve_base("someone/some-model")) == "someone/some-model"
+    # the embedded default converts a GGUF of Gemma 3 270M: its adapters name the original
+    assert adapter_base_name(resolve_base("gemma-3-270m")) == "google/gemma-3-270m"

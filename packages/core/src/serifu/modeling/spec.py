@@ -41,6 +41,9 @@ class ModelSpec:
     """Architecture values (exact for the report's models)."""
     hub_id: str | None = None
     """Hugging Face hub id of the weights; None when :attr:`prepare` makes them."""
+    upstream_hub_id: str | None = None
+    """Hub id of the original model that :attr:`prepare` converts (e.g. the GGUF of
+    ``google/gemma-3-270m``): the base an adapter names (``adapter_config.json``)."""
     tokenizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``AutoTokenizer.from_pretrained`` arguments (the model's tokenizer quirks)."""
     add_special_tokens: bool = True
