@@ -192,6 +192,9 @@ class Record:
     baseline_kind: str = "recipe"
     """What ``baseline`` is: "recipe" (the report's), "trl" (TRL's SFTTrainer), "hf-static"
     (HF generate, static cache + compile), "switching", ..."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Machine-readable details of Serifu's side (e.g. ``compile_s``, ``graph_breaks``,
+    ``first_loss_rel_diff`` of the compiled training rows)."""
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

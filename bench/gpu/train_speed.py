@@ -52,11 +52,32 @@ from bench.gpu.common import (
 
 PEAK_FLOPS = 790e12
 ROWS = ("ckpt", "auto", "liger", "liger-auto", "liger-flce")
-"""Serifu's rows next to TRL (:func:`bench_peers`)."""
+"""Serifu's rows next to TRL (:func:`bench_peers`), run by default (layers not compiled)."""
+COMPILE_ROWS = ("compile", "compile-liger", "compile-auto", "compile-liger-auto")
+"""Rows with the decoder layers compiled (``train.compile``), chosen with ``--rows``; each is
+checked against its eager row (:data:`EAGER_OF`)."""
+EAGER_OF = {
+    "compile": "ckpt",
+    "compile-liger": "liger",
+    "compile-auto": "auto",
+    "compile-liger-auto": "liger-auto",
+}
+PROFILE_ROWS: dict[str, dict[str, Any]] = {  # --profile: layers x compile
+    "eager": {"kernels": "off", "compile": "off"},
+    "liger": {"kernels": "auto", "compile": "off"},
+    "compile": {"kernels": "off", "compile": "on"},
+    "compile-liger": {"kernels": "auto", "compile": "on"},
+}
 LINES = 4858
 SERIFU: dict[str, dict[str, Any]] = {  # Serifu's GPU settings per workload
-    "lines": {"max_tokens": 16384, "gradient_checkpointing": True, "learning_rate": 1e-3},
-    "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True},
+    # layers uncompiled, as in earlier runs: compiling is its own rows / lever (COMPILE_ROWS)
+    "lines": {
+        "max_tokens": 16384,
+        "gradient_checkpointing": True,
+        "learning_rate": 1e-3,
+        "compile": "off",
+    },
+    "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True, "compile": "off"},
 }
 # each lever against the settings above (the last two: the previous session's path)
 ABLATION: dict[str, dict[str, Any]] = {
@@ -71,6 +92,8 @@ ABLATION: dict[str, dict[str, Any]] = {
     "sdpa-rows-2048": {"attention": "sdpa", "pack_row_tokens": 2048},
     "no-fused-head": {"fused_head": False},
     "no-liger": {"kernels": "off"},  # Liger's fused layers off (only differs where they run)
+    "compile-on": {"compile": "on"},  # decoder layers compiled (train.compile)
+    "compile-auto": {"compile": "auto"},  # the default: compiled on CUDA up to 1B parameters
     "liger-flce": {"loss_kernel": "liger"},  # Liger's fused linear cross-entropy as the loss
     "fp32-upcast+sdpa": {"upcast_fp32": True, "attention": "sdpa", "pack_row_tokens": 2048},
 }
@@ -134,9 +157,16 @@ def serifu_run(
 ) -> dict[str, Any]:
     import serifu.training.loss as loss_mod
     from serifu.config.train import TrainConfig
+    from serifu.training.compile import compile_stats
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
-    from serifu.training.trainer import add_lora, step_plan, use_fast_attention, use_kernels
+    from serifu.training.trainer import (
+        add_lora,
+        step_plan,
+        use_compile,
+        use_fast_attention,
+        use_kernels,
+    )
 
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
@@ -152,11 +182,15 @@ def serifu_run(
     steps, _ = step_plan([len(e) for e in examples], config)
     try:
         kernels = use_kernels(peft_model, config)
+        # after Liger (its kernels compile inside); no step count: these few steps stand
+        # for a long run, so "auto" decides as for one (AUTO_MIN_STEPS left out)
+        compiled = use_compile(peft_model, config)
         peak_gib_reset()
         started = time.perf_counter()
         times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
         wall = time.perf_counter() - started
         peak = peak_gib()
+        stats = compile_stats() if compiled.compile == "on" else {}
     finally:
         undo()
         peft_model.unload()
@@ -170,7 +204,46 @@ def serifu_run(
         "steps": len(steps),
         "checkpointing": decision.as_dict(),
         "kernels": kernels.as_dict(),
+        "compile": compiled.as_dict() | {"stats": stats},
     }
+
+
+def compile_numbers(run: dict[str, Any], warmup: int) -> dict[str, Any]:
+    """A run's compile cost: ``compile_s`` = the warm-up steps' time over that of as many
+    steady steps (what compiling added to the wall clock), dynamo's own compile seconds,
+    graphs compiled, graph breaks (and why), recompiles; empty when nothing compiled."""
+    stats = run["compile"]["stats"]
+    if run["compile"]["compile"] != "on":
+        return {}
+    times = run["times"]
+    later = times[warmup:] or times[-1:]
+    extra = sum(times[:warmup]) - warmup * statistics.median(later)
+    return {
+        "compile_s": round(extra, 2),
+        "first_step_s": round(times[0], 2),
+        "dynamo_compile_s": stats.get("compile_s"),
+        "graphs": stats.get("graphs"),
+        "graph_breaks": stats.get("graph_breaks"),
+        "recompiles": stats.get("recompiles"),
+        "graph_break_reasons": stats.get("graph_break_reasons", []),
+        "recompile_reasons": stats.get("recompile_reasons", []),
+        "layers": run["compile"]["layers"],
+    }
+
+
+def compile_note(run: dict[str, Any], warmup: int) -> str:
+    """What a run's compilation was, for a record's notes."""
+    decision = run["compile"]
+    if decision["compile"] != "on":
+        return f"compile off ({decision['reason']})"
+    c = compile_numbers(run, warmup)
+    breaks = f" ({'; '.join(c['graph_break_reasons'])})" if c["graph_breaks"] else ""
+    return (
+        f"compile on ({decision['reason']}): {c['layers']} {decision['layer_class']} layers,"
+        f" +{c['compile_s']} s in the warm-up steps (dynamo {c['dynamo_compile_s']} s),"
+        f" {c['graphs']} graphs, {c['graph_breaks']} graph breaks{breaks},"
+        f" {c['recompiles']} recompiles"
+    )
 
 
 def kernel_note(kernels: dict[str, Any]) -> str:
@@ -182,14 +255,23 @@ def kernel_note(kernels: dict[str, Any]) -> str:
     return f"{layers}; loss {kernels['loss']}"
 
 
+def first_loss_diff(run: dict[str, Any], reference: dict[str, Any] | None) -> float | None:
+    """Relative difference of the first step's loss from the reference run's (None: none)."""
+    if reference is None or reference is run:
+        return None
+    ref = reference["losses"][0]
+    return abs(run["losses"][0] - ref) / abs(ref)
+
+
 def first_loss_check(run: dict[str, Any], reference: dict[str, Any] | None) -> str:
     """The first step's loss (LoRA B starts at zero, so it is the base model's loss on the
     same batch in every run) against the reference run's: the kernels' numerics check."""
     loss = run["losses"][0]
-    if reference is None or reference is run:
+    diff = first_loss_diff(run, reference)
+    if diff is None or reference is None:
         return f"first-step loss {loss:.4f}"
     ref = reference["losses"][0]
-    return f"first-step loss {loss:.4f} vs {ref:.4f} (rel. diff {abs(loss - ref) / abs(ref):.1e})"
+    return f"first-step loss {loss:.4f} vs {ref:.4f} (rel. diff {diff:.1e})"
 
 
 def steady(times: list[float], tokens: list[int], skip: int) -> tuple[float, int]:
@@ -298,6 +380,7 @@ def bench_peers(
     timed: int = 4,
     auto_row: bool = True,
     rows: tuple[str, ...] = ROWS,
+    trl: bool = True,
 ) -> list[Record]:
     """Serifu's trainer next to TRL's SFTTrainer (``bench/gpu/peer_trl.py``: its best settings)
     on the same base, data and token budget per step: ``warmup`` + ``timed`` steps each, the
@@ -305,8 +388,12 @@ def bench_peers(
     on as TRL (``ckpt``), the ``"auto"`` checkpointing policy (``auto``; both with Liger
     off), Liger's layers with checkpointing on (``liger``), the new defaults: auto
     checkpointing and ``kernels="auto"`` (``liger-auto``), and Liger's layers and fused
-    linear cross-entropy (``liger-flce``); records ``<workload>-<row>`` (``ckpt``: plain
-    ``<workload>``). The Liger rows are left out where Liger cannot run (architecture,
+    linear cross-entropy (``liger-flce``); and those rows with the decoder layers compiled
+    (``train.compile = "on"``, :data:`COMPILE_ROWS`: ``compile`` = ``ckpt`` compiled,
+    ``compile-liger``, ``compile-auto``, ``compile-liger-auto``; the other rows run
+    uncompiled); records ``<workload>-<row>`` (``ckpt``: plain ``<workload>``), the
+    compiled ones with compile seconds, graphs, graph breaks, the first-step loss against
+    their eager row and the steps a run needs to earn the compile time back in ``extra``. ``trl=False`` skips TRL (baseline 0). The Liger rows are left out where Liger cannot run (architecture,
     no CUDA), except with ``tiny`` on the CPU, where they run with ``kernels="auto"``
     (resolved off) to exercise the harness. ``auto_row=False`` drops the auto rows. TRL
     runs after Serifu on each base (its and Liger's patches are undone after each run)."""
@@ -329,7 +416,7 @@ def bench_peers(
               f" {liger.reason}", flush=True)  # fmt: skip
     chosen_rows = [
         r for r in rows
-        if (auto_row or "auto" not in r) and (liger_ok or tiny or not r.startswith("liger"))
+        if (auto_row or "auto" not in r) and (liger_ok or tiny or "liger" not in r)
     ]  # fmt: skip
     data, serifu_runs = {}, {}
     for workload in workloads:  # enough data for every step to be full on both sides
@@ -338,22 +425,37 @@ def bench_peers(
         settings = dict(SERIFU[workload]) | (
             {"max_tokens": budget, "pack_row_tokens": 256} if tiny else {}
         )
+        eager = settings | {"compile": "off"}
         all_variants = {
-            "ckpt": settings | {"kernels": "off"},
-            "auto": settings | {"gradient_checkpointing": "auto", "kernels": "off"},
-            "liger": settings | {"kernels": kern},
-            "liger-auto": settings | {"gradient_checkpointing": "auto", "kernels": "auto"},
-            "liger-flce": settings
+            "ckpt": eager | {"kernels": "off"},
+            "auto": eager | {"gradient_checkpointing": "auto", "kernels": "off"},
+            "liger": eager | {"kernels": kern},
+            "liger-auto": eager | {"gradient_checkpointing": "auto", "kernels": "auto"},
+            "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
+            "compile": settings | {"kernels": "off", "compile": "on"},
+            "compile-liger": settings | {"kernels": kern, "compile": "on"},
+            "compile-auto": settings
+            | {"gradient_checkpointing": "auto", "kernels": "off", "compile": "on"},
+            "compile-liger-auto": settings
+            | {"gradient_checkpointing": "auto", "kernels": "auto", "compile": "on"},
         }
         variants = {name: all_variants[name] for name in chosen_rows}
         for name, chosen in variants.items():
             try:
-                serifu_runs[workload, name] = serifu_run(
+                run = serifu_run(
                     model, data[workload], targets, chosen, epochs=1, max_steps=steps, dev=dev
                 ) | {"settings": chosen}
-            except Exception as err:  # a Liger row that fails on this GPU: say so, keep going
-                if not name.startswith("liger"):
+                serifu_runs[workload, name] = run
+                rate, _ = steady(run["times"], run["tokens"], skip=warmup)
+                print(  # at once: a run cut short by a time limit still shows its rows
+                    f"{label} {workload} serifu[{name}] done: {rate:.0f} tok/s, peak"
+                    f" {run['peak']:.2f} GiB, first-step loss {run['losses'][0]:.5f};"
+                    f" {compile_note(run, warmup)}",
+                    flush=True,
+                )
+            except Exception as err:  # a Liger/compile row that fails here: say so, keep going
+                if not name.startswith(("liger", "compile")):
                     raise
                 print(f"{label} {workload} serifu[{name}] failed: {type(err).__name__}: {err}")
                 gc.collect()
@@ -363,6 +465,8 @@ def bench_peers(
     for workload in workloads:
         lr = SERIFU[workload].get("learning_rate", 2e-4)
         try:
+            if not trl:
+                raise RuntimeError("not run (--no-trl)")
             t = trl_run(
                 model, data[workload], targets, token_budget=budget, steps=steps, learning_rate=lr
             )
@@ -382,10 +486,23 @@ def bench_peers(
                 for k, v in (("serifu", s_rate), ("baseline", t_rate))
             }
             peaks = {"serifu": round(s["peak"], 2), "baseline": round(t_peak, 2)}
-            check = first_loss_check(s, serifu_runs.get((workload, "ckpt")))
+            eager_row = EAGER_OF.get(name, "ckpt")
+            reference = serifu_runs.get((workload, eager_row)) or serifu_runs.get(
+                (workload, "ckpt")
+            )
+            check = first_loss_check(s, reference)
+            extra = compile_numbers(s, warmup)
+            diff = first_loss_diff(s, reference)
+            if extra and diff is not None and reference is not None:
+                extra["first_loss_rel_diff"] = float(f"{diff:.3g}")
+                extra["eager_row"] = eager_row if (workload, eager_row) in serifu_runs else "ckpt"
+                saved = statistics.median(reference["times"][warmup:] or reference["times"])
+                saved -= statistics.median(s["times"][warmup:] or s["times"])
+                extra["step_s_saved"] = round(saved, 4)
+                extra["break_even_steps"] = round(extra["compile_s"] / saved) if saved > 0 else None
             note = (
                 f"serifu {s['settings']}, checkpointing: {s['checkpointing']['reason']},"
-                f" {kernel_note(s['kernels'])}; {check};"
+                f" {kernel_note(s['kernels'])}; {compile_note(s, warmup)}; {check};"
                 f" TRL SFTTrainer {trl_settings}, max_length {budget}, lr {lr}: {t_note};"
                 f" {warmup} warm-up + {min(s_n, t_n)} timed steps each; N={n_params / 1e9:.2f}B"
             )
@@ -399,15 +516,17 @@ def bench_peers(
                     "tok/s",
                     peaks,
                     mfu,
-                    repeats=min(s_n, t_n),
+                    repeats=min(s_n, t_n) if trl else s_n,
                     notes=note,
                     baseline_kind="trl",
+                    extra=extra,
                 )
             )
             print(
                 f"{label} {workload} serifu[{name}] {s_rate:.0f} tok/s (MFU {mfu['serifu']:.1%},"
                 f" peak {peaks['serifu']} GiB) vs TRL {t_rate:.0f} tok/s (MFU {mfu['baseline']:.1%},"
-                f" peak {peaks['baseline']} GiB); {kernel_note(s['kernels'])}; {check}; {t_note}",
+                f" peak {peaks['baseline']} GiB); {kernel_note(s['kernels'])};"
+                f" {compile_note(s, warmup)}; {check}; {t_note}",
                 flush=True,
             )
     del model
@@ -490,11 +609,17 @@ def ablate(
 
 
 def profile(
-    model_id: str, workload: str, tables: bool = True, tiny: bool = False
+    model_id: str,
+    workload: str,
+    tables: bool = True,
+    tiny: bool = False,
+    rows: tuple[str, ...] = ("eager", "liger"),
 ) -> list[dict[str, Any]]:
-    """Where a Serifu step's time goes, with Liger's layers off and on (``kernels="auto"``:
-    off where Liger cannot run): kernel launches per step (GPU; aten operators on the CPU),
-    step times, and the top operators by CPU and GPU time over 3 steps."""
+    """Where a Serifu step's time goes, per :data:`PROFILE_ROWS` row: Liger's layers off
+    and on (``kernels="auto"``: off where Liger cannot run), layers compiled or not
+    (``compile="on"``; the warm-up run compiles): kernel launches per step (GPU; aten
+    operators on the CPU, where compiled code launches none), step times, and the top
+    operators by CPU and GPU time over 3 steps."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -507,10 +632,10 @@ def profile(
     targets = tuple(plugins.get_base_model(model_id).lora_targets)
     small = {"max_tokens": 512, "pack_row_tokens": 256} if tiny else {}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
-    rows = []
-    for kernels in ("off", "auto"):
-        settings = SERIFU[workload] | small | {"kernels": kernels}
-        serifu_run(model, examples, targets, settings, epochs=1, max_steps=2, dev=dev)
+    found = []
+    for name in rows:
+        settings = SERIFU[workload] | small | PROFILE_ROWS[name]
+        warm = serifu_run(model, examples, targets, settings, epochs=1, max_steps=2, dev=dev)
         with torch_profile(activities=activities) as prof:
             r = serifu_run(model, examples, targets, settings, epochs=1, max_steps=3, dev=dev)
         events = prof.events()
@@ -521,17 +646,19 @@ def profile(
         row = {
             "model": model_id,
             "workload": workload,
+            "row": name,
             "kernels": kernel_note(r["kernels"]),
+            "compile": compile_note(warm, 1),  # the warm-up run compiled; this one reused it
             "launches_per_step": round(launches / len(r["times"])),
             "counted": "CUDA kernels" if dev == "cuda" else "aten operators (CPU, nested ones too)",
             "step_s": [round(t, 4) for t in r["times"]],
         }
         print(json.dumps(row), flush=True)
-        rows.append(row)
+        found.append(row)
         keys = ["self_cpu_time_total"] + (["self_cuda_time_total"] if dev == "cuda" else [])
         for key in keys if tables else []:
             print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=60))
-    return rows
+    return found
 
 
 def main() -> None:
@@ -548,6 +675,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="profile a few Serifu steps instead")
     ap.add_argument("--no-tables", action="store_true", help="--profile: launch counts only")
     ap.add_argument(
+        "--profile-rows",
+        default="eager,liger",
+        help=f"--profile: rows (of {', '.join(PROFILE_ROWS)})",
+    )
+    ap.add_argument(
         "--peers", default="", help="'trl': Serifu next to TRL's SFTTrainer instead of the recipe"
     )
     ap.add_argument("--warmup", type=int, default=2, help="--peers: warm-up steps per run")
@@ -556,16 +688,20 @@ def main() -> None:
         "--no-auto-row", action="store_true", help="--peers: skip Serifu's auto-checkpointing run"
     )
     ap.add_argument(
-        "--rows", default=",".join(ROWS), help=f"--peers: Serifu's rows (of {', '.join(ROWS)})"
+        "--rows",
+        default=",".join(ROWS),
+        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS)})",
     )
+    ap.add_argument("--no-trl", action="store_true", help="--peers: Serifu's rows only")
     args = ap.parse_args()
     t0 = time.time()
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")
-        unknown = set(args.rows.split(",")) - set(ROWS)
+        known = ROWS + COMPILE_ROWS
+        unknown = set(args.rows.split(",")) - set(known)
         if unknown:
-            ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(ROWS)})")
+            ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(known)})")
         out = args.out or results_path("-peers")
         for model_id in args.models.split(","):
             real = TINY[model_id] if args.tiny else model_id
@@ -578,16 +714,23 @@ def main() -> None:
                 timed=args.timed,
                 auto_row=not args.no_auto_row,
                 rows=tuple(args.rows.split(",")),
+                trl=not args.no_trl,
             )
             append_results(recs, out)
         print(f"wrote {out} in {time.time() - t0:.0f} s")
         return
     if args.profile:
+        profile_rows = tuple(args.profile_rows.split(","))
+        unknown = set(profile_rows) - set(PROFILE_ROWS)
+        if unknown:
+            ap.error(f"unknown --profile-rows {', '.join(sorted(unknown))}")
         found = []
         for model_id in args.models.split(","):
             real = TINY[model_id] if args.tiny else model_id
             workload = args.workloads.split(",")[0]
-            found += profile(real, workload, tables=not args.no_tables, tiny=args.tiny)
+            found += profile(
+                real, workload, tables=not args.no_tables, tiny=args.tiny, rows=profile_rows
+            )
         if args.out:
             from serifu.fsutil import atomic_write_text
 

@@ -75,6 +75,16 @@ def use_kernels(model: Any, config: TrainConfig) -> Any:
     return apply_kernels(model, choose_kernels(model, config.kernels, config.loss_kernel))
 
 
+def use_compile(model: Any, config: TrainConfig, steps: int | None = None) -> Any:
+    """Resolve ``config.compile`` for ``model`` (a run of ``steps`` micro-batches; None:
+    unknown) and compile its decoder layers as decided; returns the
+    :class:`~serifu.training.compile.CompileDecision`. Call it after :func:`use_kernels`
+    (the layers then compile with the fused kernels inside)."""
+    from serifu.training.compile import use_compile as compile_layers
+
+    return compile_layers(model, config.compile, steps)
+
+
 def row_tokens(model: Any, config: TrainConfig) -> int | None:
     """Longest packed row: unbounded under variable-length attention (rows cost nothing
     there), else ``config.pack_row_tokens``."""
@@ -144,9 +154,17 @@ def peak_gib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-RESULT_NEUTRAL = {"save_steps", "eval", "eval_steps", "report_to", "kernels", "loss_kernel"}
+RESULT_NEUTRAL = {
+    "save_steps",
+    "eval",
+    "eval_steps",
+    "report_to",
+    "kernels",
+    "loss_kernel",
+    "compile",
+}
 """Config keys that do not change the trained adapter beyond rounding (a resume may change
-them; ``kernels="auto"`` resolves differently on another machine)."""
+them; ``kernels="auto"`` and ``compile="auto"`` resolve differently on another machine)."""
 
 
 def fingerprint(model: str, build_sha: str, config: TrainConfig) -> str:

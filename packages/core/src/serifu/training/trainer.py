@@ -43,6 +43,7 @@ from serifu.training.model_setup import (
     row_tokens,
     seed_everything,
     set_checkpointing,
+    use_compile,
     use_fast_attention,
     use_kernels,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "step_plan",
     "train",
     "train_step",
+    "use_compile",
     "use_fast_attention",
     "use_kernels",
 ]
@@ -92,6 +94,7 @@ class TrainResult:
             "loss_last": self.loss_last,
             "tokens_per_s": self.tokens_per_s,
             "kernels": self.info.get("kernels", {}).get("kernels", "off"),
+            "compile": self.info.get("compile", {}).get("compile", "off"),
         }
 
 
@@ -134,6 +137,8 @@ class Trainer:
         self.dist: Any = None
         self.kernels: Any = None
         """The :class:`~serifu.training.kernels.KernelDecision` (set once the model loads)."""
+        self.compiled: Any = None
+        """The :class:`~serifu.training.compile.CompileDecision` (set once the model loads)."""
         self._unpatch: Callable[[], None] | None = None
 
     # -- what callbacks read -------------------------------------------------------
@@ -272,6 +277,11 @@ class Trainer:
         else:
             self.state = Progress(fingerprint=self.fingerprint)
         self.pad_id = int(tokenizer.pad_token_id)
+        # after Liger (its kernels compile inside) and the resume (the steps left decide "auto")
+        micro_left = sum(len(step) for step in self.plan[self.state.step :])
+        self.compiled = use_compile(self.model, config, micro_left)  # self._unpatch undoes it
+        if config.compile != "off" and self.is_main and self.show_progress:
+            print(f"compile: {self.compiled.compile} ({self.compiled.reason})", file=sys.stderr)
 
     def _default_callbacks(self) -> list[Callback]:
         config = self.config
@@ -323,21 +333,21 @@ class Trainer:
         is applied and the RNG is rewound); the update itself is shielded from Ctrl-C."""
         from serifu.training.checkpoint import capture_rng, restore_rng
         from serifu.training.distributed import shard
-        from serifu.training.step import accumulate_gradients, apply_update, check_finite
+        from serifu.training.step import apply_update, check_finite
 
         state = self.state
         micro = [[self.train_ex[i] for i in shard(ix, self.dist)] for ix in self.plan[state.step]]
         rng = capture_rng()
         t0 = time.perf_counter()
         try:
-            loss, tokens = accumulate_gradients(
-                self.model,
-                micro,
-                config=self.config,
-                pad_id=self.pad_id,
-                device=self.device,
-                dist=self.dist,
-            )
+            try:
+                loss, tokens = self._forward_backward(micro)
+            except Exception as err:
+                if not self._compile_failed(err):
+                    raise
+                self.optimizer.zero_grad(set_to_none=True)
+                restore_rng(rng)  # the same step again, eagerly
+                loss, tokens = self._forward_backward(micro)
             check_finite(loss, state.step + 1)
         except BaseException:
             self.optimizer.zero_grad(set_to_none=True)
@@ -351,6 +361,41 @@ class Trainer:
             state.tokens += tokens
             state.train_seconds += time.perf_counter() - t0
             state.losses.append(loss)
+
+    def _forward_backward(self, micro: list[list[Example]]) -> tuple[float, int]:
+        from serifu.training.step import accumulate_gradients
+
+        return accumulate_gradients(
+            self.model,
+            micro,
+            config=self.config,
+            pad_id=self.pad_id,
+            device=self.device,
+            dist=self.dist,
+        )
+
+    def _compile_failed(self, err: Exception) -> bool:
+        """``compile = "auto"`` whose step failed while layers were compiled (a compiler
+        error on this machine): the layers go back to eager, the reason is recorded, and
+        the caller runs the step again (True). Otherwise False: the error stands."""
+        import dataclasses
+
+        import torch
+
+        from serifu.errors import SerifuError
+        from serifu.training.compile import uncompile
+
+        decision = self.compiled
+        if decision is None or decision.compile != "on" or decision.setting != "auto":
+            return False
+        if isinstance(err, (SerifuError, torch.OutOfMemoryError)):
+            return False
+        uncompile(self.model)
+        why = f"auto: compiling failed, eager instead ({type(err).__name__}: {str(err)[:200]})"
+        self.compiled = dataclasses.replace(decision, compile="off", reason=why, layers=0)
+        if self.is_main and self.show_progress:
+            print(f"compile: off ({why})", file=sys.stderr)
+        return True
 
     def validate(self) -> float | None:
         """The validation loss now (also recorded in the progress and sent to callbacks)."""
@@ -442,6 +487,18 @@ class Trainer:
             self.out, state.step, state.losses[0], state.losses[-1], tokens_per_s, eval_loss, info
         )
 
+    def _compile_record(self) -> dict[str, Any]:
+        """``serifu.json``'s ``compile``: the decision, and for compiled layers the compile
+        seconds, graphs, graph breaks and recompiles of the run."""
+        import dataclasses
+
+        from serifu.training.compile import compile_stats
+
+        decision = self.compiled
+        if decision.compile == "on":
+            decision = dataclasses.replace(decision, stats=compile_stats())
+        return dict(decision.as_dict())
+
     def _info(self, eval_loss: float | None, tokens_per_s: float, base_name: str) -> dict[str, Any]:
         from serifu.training.outputs import versions
 
@@ -468,6 +525,7 @@ class Trainer:
             "config": config.model_dump(mode="json"),
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
+            "compile": self._compile_record(),
             "steps": state.step,
             "epochs": (
                 config.epochs * state.step / max(self.total_steps, 1)
