@@ -20,7 +20,16 @@ Ablation (batch 1, one lever off at a time, against the uncompiled decoder; plus
 on vs off): sync every token (``chunk=1``), eager prompt
 pass, the previous decoder (host-side pick every token, prompt eager), no CUDA graph at all,
 the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 and bitsandbytes NF4 vs
-bf16 at batch 1 (tok/s, weight bytes); the faster is named in the notes.
+bf16 at batch 1 (tok/s, weight bytes), each decoder's step compiled when ``--compile`` is on
+(against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
+error text is kept in ``compile_error``); the faster is named in the notes.
+
+Output vocabulary (gemma-3-270m / tiny-gemma, batch 1; ``--no-vocab`` skips it): the decoder
+computing only akane's output-vocabulary rows of the head (``StaticDecoder(vocab=...)``)
+against the same decoder computing the full head and masking it to that vocabulary
+(``SERIFU_FULL_HEAD=1``'s path), compiled as the headline row. The vocabulary is akane's real
+one where the model's real tokenizer is here (tiny models; gemma-3-270m once converted in
+``$SERIFU_CACHE``), else a fixed seeded set of ``AKANE_VOCAB`` ids (the notes say which).
 
 Time: ``--budget-s`` (default 230) skips the optional parts (HF peer past batch 1 on the
 6-7B models, the ablation's slow eager row) once spent, and says so in the notes; results
@@ -61,6 +70,10 @@ from bench.gpu.common import (
 PROMPT, NEW = 360, 48
 COMPILE = False  # --compile: torch.compile inside Serifu's batch-1 step graph (main sets it)
 LARGE = {"novel-gptj-6b", "stablelm-beta-7b", "tiny-gptj", "tiny-llama"}
+VOCAB_MODELS = {"gemma-3-270m", "tiny-gemma"}  # the output-vocabulary row (her cast's base)
+AKANE_VOCAB = 19_106
+"""Tokens in akane's output vocabulary on gemma-3-270m (the shipped cast, measured on the CPU
+2026-12-03: ``len(load_chatbot(model="gemma-3-270m", character="akane").rules.vocab)``)."""
 
 
 @dataclass
@@ -68,6 +81,8 @@ class GenRecord(Record):
     roofline_tok_s: float | None = None
     roofline_share: float | None = None
     decode_share: float | None = None
+    compiled: bool | None = None  # the step ran compiled (None: not a compiled comparison)
+    compile_error: str | None = None  # why compiling this decoder's step failed
 
 
 class Clock:
@@ -92,8 +107,10 @@ def _prompts(batch: int, vocab: int, seed: int, dev: str) -> tuple[torch.Tensor,
     return ids.to(dev), mask.to(dev)
 
 
-def _greedy(decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
-    return torch.cat(list(decoder.greedy(ids, mask, max_new_tokens=new)), 1)
+def _greedy(
+    decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int, logit_mask: Any = None
+) -> torch.Tensor:
+    return torch.cat(list(decoder.greedy(ids, mask, max_new_tokens=new, logit_mask=logit_mask)), 1)
 
 
 def _previous(decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
@@ -154,6 +171,8 @@ def bench_model(
     clock: Clock,
     ablate: bool,
     quant: bool,
+    vocab: bool = True,
+    kinds: tuple[str, ...] = ("int4", "nf4"),
 ) -> list[Record]:
     from bench.gpu.peer_hf import HFStatic
     from bench.gpu.roofline import kv_bytes_per_token, roofline_tok_s, weight_bytes_per_token
@@ -179,6 +198,12 @@ def bench_model(
             GenRecord(label, workload, metric, round(ours, 2), round(base, 2), unit, **kw)
         )
 
+    # her output vocabulary (the head computed for her rows only), batch 1
+    her = None
+    if vocab and model_id in VOCAB_MODELS and 1 in batches:
+        her = _her_vocabulary(model_id, int(model.get_output_embeddings().weight.shape[0]))
+    vocab_runs: list[VocabRun] = []
+
     # -- Serifu vs hf-static, batch 1 / 8 / 32 --------------------------------------------
     serifu_b1: Timing | None = None  # the headline decoder (compiled when --compile)
     plain_b1: Timing | None = None  # the same without compile: the ablation's reference
@@ -192,11 +217,15 @@ def bench_model(
         same = _equal_to_eager(model, decoder, ids, mask)
         ref16 = _greedy(decoder, ids, mask, min(16, NEW + 8)).clone()
         how = _how(decoder)
+        if batch == 1 and her is not None:  # against this decoder, masked to her vocabulary
+            vocab_runs.append(_vocab_run(model, decoder, her[0], ids, mask, repeats))
         del decoder
         _free()
         if batch == 1 and COMPILE:
             plain = _decoder(model, 1)
             plain_b1 = _time(functools.partial(_greedy, plain, ids, mask), 1, repeats)
+            if her is not None:
+                vocab_runs.append(_vocab_run(model, plain, her[0], ids, mask, repeats))
             del plain
             _free()
         elif batch == 1:
@@ -265,6 +294,52 @@ def bench_model(
             flush=True,
         )
     assert serifu_b1 is not None or 1 not in batches
+    if her is not None and serifu_b1 is not None:
+        head = model.get_output_embeddings().weight
+        saved = (head.shape[0] - len(her[0])) * head.shape[1] * head.element_size()
+        roof_her = bandwidth / (
+            weight_bytes_per_token(model) - saved + kv_bytes_per_token(model, position)
+        )
+        for i, vr in enumerate(vocab_runs):
+            workload = "generate-vocab" if i == 0 else "generate-vocab-nocompile"
+            rec(
+                workload,
+                "tokens_per_s",
+                vr.rows.tok_s,
+                vr.full.tok_s,
+                "tok/s",
+                repeats=repeats,
+                baseline_kind="full-head-masked",
+                roofline_tok_s=round(roof_her, 1),
+                roofline_share=round(vr.rows.tok_s / roof_her, 3),
+                decode_share=round(vr.rows.decode_tok_s / roof_her, 3),
+                compiled=vr.compiled,
+                notes=f"serifu: only her output vocabulary's {len(her[0])} rows of the"
+                f" {head.shape[0]}-row head computed; vocabulary: {her[1]}; baseline: the same"
+                " decoder computing the full head, masked to her vocabulary (the"
+                f" SERIFU_FULL_HEAD=1 path); {vr.how}; greedy tokens equal: {vr.same} (the"
+                " other matmul's rounding may flip near-ties of random weights);"
+                f" first token {vr.rows.first_ms:.1f} vs {vr.full.first_ms:.1f} ms; decode"
+                f" steps alone {vr.rows.decode_tok_s:.0f} vs {vr.full.decode_tok_s:.0f}"
+                f" tok/s; headline (full head, no mask) {serifu_b1.tok_s:.0f} tok/s; roofline"
+                f" on her head's bytes ({roof_her:.0f} tok/s; full head {roof:.0f})",
+            )
+            rec(
+                workload,
+                "first_token_ms",
+                vr.rows.first_ms,
+                vr.full.first_ms,
+                "ms",
+                repeats=repeats,
+                baseline_kind="full-head-masked",
+                compiled=vr.compiled,
+                notes="lower is better",
+            )
+            print(
+                f"{label} {workload}: her rows {vr.rows.tok_s:.0f} tok/s, full head masked"
+                f" {vr.full.tok_s:.0f} tok/s (tokens equal: {vr.same}; {vr.how})",
+                flush=True,
+            )
 
     # -- ablation, batch 1: one lever off at a time ----------------------------------------
     if ablate and serifu_b1 is not None and plain_b1 is not None:
@@ -328,7 +403,16 @@ def bench_model(
         print(f"{label} 4-bit: skipped (time budget)", flush=True)
     elif quant and serifu_b1 is not None:
         records += _bench_4bit(
-            model_id, label, model, plain_b1 or serifu_b1, bf16_bytes, bandwidth, repeats
+            model_id,
+            label,
+            model,
+            serifu_b1,
+            plain_b1,
+            bf16_bytes,
+            bandwidth,
+            repeats,
+            clock,
+            kinds,
         )
     model = None
     _free()
@@ -362,15 +446,112 @@ def _lora_run(
     return run, f"PEFT LoRA r=4 on {','.join(targets)} unmerged; {how}", peft
 
 
+def _tokenizer_here(model_id: str) -> bool:
+    """Whether the model's real tokenizer loads here without converting anything."""
+    if model_id.startswith("tiny-"):
+        return True  # shipped with serifu-models
+    if model_id == "gemma-3-270m":
+        from serifu_models.gemma import converted_dir, is_converted
+
+        return is_converted(converted_dir())
+    return False
+
+
+def _her_vocabulary(model_id: str, width: int) -> tuple[Any, str]:
+    """akane's output vocabulary as the chat path builds it, where the model's real tokenizer
+    is here; else a fixed seeded set of ``AKANE_VOCAB`` ids. Returns it and where it came from."""
+    import random
+
+    from serifu.inference.vocab import OutputVocabulary
+
+    why = "the real tokenizer is not here (gemma-3-270m: not converted in $SERIFU_CACHE)"
+    try:
+        if _tokenizer_here(model_id):
+            from serifu.inference import load_chatbot
+
+            bot = load_chatbot(
+                model=model_id, character="akane", device="cpu", quantize=False, best_of=1
+            )
+            if bot.rules is not None and bot.rules.vocab is not None:
+                ids = list(bot.rules.vocab.ids)
+                return OutputVocabulary(ids), (
+                    f"akane's real output vocabulary on the {model_id} tokenizer"
+                    f" ({len(ids)} of {width} tokens)"
+                )
+            why = "akane's chatbot has no output vocabulary"
+    except Exception as exc:  # the fixed set below, saying why
+        why = f"{type(exc).__name__}: {exc}"[:200]
+    k = min(AKANE_VOCAB, width // 2)
+    ids = sorted(random.Random(0).sample(range(width), k))
+    return OutputVocabulary(ids), (
+        f"a fixed seeded set of {k} ids of {width} (akane's vocabulary size on gemma-3-270m,"
+        f" measured on the CPU; {why})"
+    )
+
+
+@dataclass
+class VocabRun:
+    rows: Timing  # only her vocabulary's rows of the head
+    full: Timing  # the full head, masked to her vocabulary
+    same: bool
+    compiled: bool
+    how: str
+
+
+def _vocab_run(
+    model: Any, full: Any, vocab: Any, ids: torch.Tensor, mask: torch.Tensor, repeats: int
+) -> VocabRun:
+    """``full`` (a warm decoder, full head) masked to ``vocab`` vs a decoder with the same
+    settings computing only ``vocab``'s rows."""
+    from serifu.inference.decoding import TokenRules
+
+    width = int(model.get_output_embeddings().weight.shape[0])
+    logit_mask = TokenRules(vocab=vocab).mask(ids.device, width)
+    t_full = _time(functools.partial(_greedy, full, ids, mask, logit_mask=logit_mask), 1, repeats)
+    rows = _decoder(model, 1, compile=full.compile, vocab=vocab)
+    t_rows = _time(functools.partial(_greedy, rows, ids, mask, logit_mask=logit_mask), 1, repeats)
+    n = min(16, NEW + 8)
+    same = torch.equal(
+        _greedy(rows, ids, mask, n, logit_mask), _greedy(full, ids, mask, n, logit_mask)
+    )
+    how = _how(rows)
+    if rows.head_rows is None:
+        how += "; NOTE: the head is not a plain matrix, the full head ran"
+    run = VocabRun(t_rows, t_full, bool(same), bool(rows.compile and full.compile), how)
+    del rows
+    _free()
+    return run
+
+
+def _skip_4bit(label: str, kind: str, why: str, bf16: Timing) -> Record:
+    print(f"{label} {kind}: skipped ({why})", flush=True)
+    return GenRecord(
+        label,
+        f"generate-{kind}",
+        "tokens_per_s",
+        0.0,
+        round(bf16.tok_s, 2),
+        "tok/s",
+        repeats=0,
+        notes=f"skipped: {why}",
+        baseline_kind="bf16",
+    )
+
+
 def _bench_4bit(
     model_id: str,
     label: str,
     model: Any,
     bf16: Timing,
+    bf16_plain: Timing | None,
     bf16_bytes: int,
     bandwidth: float,
     repeats: int,
+    clock: Clock,
+    kinds: tuple[str, ...] = ("int4", "nf4"),
 ) -> list[Record]:
+    """torchao int4 and bitsandbytes NF4 at batch 1 against bf16 (the headline decoder: its
+    step compiled when ``COMPILE``; each 4-bit decoder is compiled the same way)."""
     from bench.gpu.roofline import roofline_tok_s
     from serifu.inference.quantize import quantize_int4_, quantize_nf4_, weight_bytes
 
@@ -378,37 +559,53 @@ def _bench_4bit(
     ids, mask = _prompts(1, model.config.vocab_size, 1, dev)
     out: list[Record] = []
     speeds: dict[str, float] = {}
-    for kind in ("int4", "nf4"):
+    plain_note = f", uncompiled bf16 {bf16_plain.tok_s:.0f} tok/s" if COMPILE and bf16_plain else ""
+    touched = False  # whether int4 changed the bf16 model in place
+    for kind in kinds:
+        if clock.left() < (60 if COMPILE else 20):
+            out.append(_skip_4bit(label, kind, "time budget", bf16))
+            continue
         try:
             if kind == "int4":
+                touched = torch.cuda.is_available()  # on the CPU it refuses before any change
                 q = quantize_int4_(model)  # in place: the bf16 model is done with
+            elif not touched:
+                q = quantize_nf4_(model)  # int4 did not run: in place too
             else:
                 model = None
                 _free()
                 q = quantize_nf4_(random_model(model_id, quantize=False).eval())
         except Exception as exc:  # a path that cannot run here is a row that says why
-            print(f"{label} {kind}: skipped ({exc})", flush=True)
-            out.append(
-                GenRecord(
-                    label,
-                    f"generate-{kind}",
-                    "tokens_per_s",
-                    0.0,
-                    round(bf16.tok_s, 2),
-                    "tok/s",
-                    repeats=0,
-                    notes=f"skipped: {exc}",
-                    baseline_kind="bf16",
-                )
-            )
-            if kind == "int4":
-                continue
-            return out
-        run, how, _ = _greedy_run(q, ids, mask)
-        t = _time(run, 1, repeats)
+            out.append(_skip_4bit(label, kind, str(exc), bf16))
+            continue
+        try:
+            decoder = _decoder(q, 1, compile=COMPILE)
+            t = _time(functools.partial(_greedy, decoder, ids, mask), 1, repeats)
+            how = _how(decoder)
+            compiled = bool(decoder.compile) if COMPILE else None
+            error = decoder.graph_error if COMPILE and not decoder.compile else None
+            same_note = ""
+            if COMPILE:  # compiled 4-bit steps give the uncompiled 4-bit decoder's tokens?
+                plain = _decoder(q, 1)
+                n = min(16, NEW + 8)
+                same = torch.equal(_greedy(decoder, ids, mask, n), _greedy(plain, ids, mask, n))
+                same_note = f"; greedy tokens equal the uncompiled {kind} decoder's: {same}"
+                del plain
+            del decoder
+            _free()
+        except Exception as exc:  # e.g. a 4-bit kernel that cannot be captured
+            out.append(_skip_4bit(label, kind, f"failed: {type(exc).__name__}: {exc}"[:500], bf16))
+            model = q
+            continue
         nbytes = weight_bytes(q)
         roof = roofline_tok_s(q, bandwidth, PROMPT + NEW // 2)
         speeds[kind] = t.tok_s
+        if not COMPILE:
+            what = "not compiled; bf16 baseline not compiled either"
+        elif compiled:
+            what = "step compiled (inductor) inside the graph, as the bf16 baseline's"
+        else:
+            what = f"compile FAILED ({error}), ran uncompiled; bf16 baseline compiled"
         out.append(
             GenRecord(
                 label,
@@ -418,14 +615,16 @@ def _bench_4bit(
                 round(bf16.tok_s, 2),
                 "tok/s",
                 repeats=repeats,
-                baseline_kind="bf16",
+                baseline_kind="bf16-compiled" if COMPILE else "bf16",
                 roofline_tok_s=round(roof, 1),
                 roofline_share=round(t.tok_s / roof, 3),
                 decode_share=round(t.decode_tok_s / roof, 3),
-                notes=f"{kind} weights (not compiled; bf16 baseline not compiled either), {how};"
-                f" first token {t.first_ms:.1f} ms (bf16"
-                f" {bf16.first_ms:.1f}); weights {nbytes / 2**30:.2f} GiB vs bf16"
-                f" {bf16_bytes / 2**30:.2f} GiB; roofline on its own bytes",
+                compiled=compiled,
+                compile_error=error,
+                notes=f"{kind} weights, {what}; {how}{same_note}; first token"
+                f" {t.first_ms:.1f} ms (bf16 {bf16.first_ms:.1f}{plain_note}); weights"
+                f" {nbytes / 2**30:.2f} GiB vs bf16 {bf16_bytes / 2**30:.2f} GiB; roofline on"
+                " its own bytes",
             )
         )
         out.append(
@@ -442,7 +641,8 @@ def _bench_4bit(
             )
         )
         print(
-            f"{label} {kind}: {t.tok_s:.0f} tok/s (bf16 {bf16.tok_s:.0f}), weights {nbytes / bf16_bytes:.0%} of bf16 ({how})",
+            f"{label} {kind}: {t.tok_s:.0f} tok/s (bf16 {bf16.tok_s:.0f}), weights"
+            f" {nbytes / bf16_bytes:.0%} of bf16 ({what}; {how})",
             flush=True,
         )
         model = q
@@ -477,6 +677,12 @@ def main() -> None:
         help="torch.compile Serifu's batch-1 step (auto: on CUDA)",
     )
     ap.add_argument("--no-4bit", action="store_true")
+    ap.add_argument(
+        "--quant", default="int4,nf4", help="4-bit kinds, in order: int4 (torchao), nf4 (bnb)"
+    )
+    ap.add_argument(
+        "--no-vocab", action="store_true", help="skip the output-vocabulary head row (gemma)"
+    )
     ap.add_argument("--budget-s", type=float, default=230.0)
     ap.add_argument("--prompt", type=int, default=PROMPT, help="prompt tokens (tests: fewer)")
     ap.add_argument("--new", type=int, default=NEW, help="new tokens per reply")
@@ -507,6 +713,8 @@ def main() -> None:
             clock=clock,
             ablate=not args.no_ablation,
             quant=not args.no_4bit,
+            kinds=tuple(k for k in args.quant.split(",") if k in ("int4", "nf4")),
+            vocab=not args.no_vocab,
         )
         for r in recs:
             r.notes += f"; HBM {bw['bytes_per_s'] / 1e9:.0f} GB/s measured"

@@ -12,25 +12,33 @@ server on 127.0.0.1 running Serifu's real app and scheduler
 (:class:`serifu.serving.engine.Engine`, max batch 32, batch wait 10 ms: a batch keeps
 taking requests that can join it until none joined for 10 ms):
 
-- serifu (mixed): waiting requests of *different* heroines share one decoding batch, each
-  row with her own adapter — ``Engine(mix_adapters=True)``. The stacked-adapter hooks
-  (:mod:`serifu.serving.mixed_lora`) stay installed, the row weights are rewritten in place
-  per batch, and the static decoder runs CUDA-graph steps; batches are padded up to
-  1/2/4/8/16/32 rows so each size's graphs are captured once (in the warm-up round).
-- baseline "switching": the same server with ``Engine(mix_adapters=False)``: the worker
-  takes the oldest request, adds every waiting request of the *same* heroine (at most her
-  4 players) and decodes that batch; the next batch is the next oldest heroine's. One
-  adapter at a time, batched per heroine, through the same stacked path and CUDA graphs
-  (switching costs nothing there): the strongest switching baseline.
-- baseline "switching-eager": the server before graphed serving, for the record:
+- serifu (mixed): requests of *different* heroines share one decoding batch, each row with
+  her own adapter, and the batch is continuous: a request that arrives while it decodes
+  joins a free row at the next step (:mod:`serifu.serving.continuous`) —
+  ``Engine(mix_adapters=True)``. The stacked-adapter hooks
+  (:mod:`serifu.serving.mixed_lora`) stay installed, the row weights are rewritten in place,
+  and the static decoder runs CUDA-graph steps (captured in the warm-up round).
+- baseline "switching": ``Engine(mix_adapters=False, continuous=False)``: the worker takes
+  the oldest request, adds every waiting request of the *same* heroine (at most her 4
+  players) and decodes that batch to completion; the next batch is the next oldest
+  heroine's. One adapter at a time, batched per heroine, through the same stacked path and
+  CUDA graphs (switching costs nothing there): session 5's switching baseline.
+- baseline "switching-continuous": one heroine per batch, continuously batched.
+- baseline "mixed-batched": mixed batches run to completion (session 5's mixed server,
+  padded to 1/2/4/8/16/32 rows, batch wait 10 ms).
+- baseline "switching-eager" (``--eager``): the server before graphed serving:
   ``Engine(mix_adapters=False, stacked=False)``: PEFT ``set_adapter`` per batch, eager
   steps (``--eager-requests`` requests per client: it is slow).
 - ``--peft-mixed`` adds mixed batches through PEFT's own ``adapter_names=`` loop (eager).
 
-Before the runs, a correctness check (greedy, one row per heroine, all 8 adapters in one
+Before the runs, correctness checks (greedy, one row per heroine, all 8 adapters in one
 batch): the graphed mixed batch against the eager mixed batch token for token, and the same
-decoder reused with the adapters rotated (weights rewritten in place) against the static
-decoder with graphs off; the result goes into the "switching" tokens/s record's notes.
+decoder reused with the adapters rotated against the static decoder with graphs off (in
+the "switching" tokens/s record's notes); the logits check: teacher-forced, the graphed
+step's logits against the graphs-off and the eager step on the same inputs (max abs/rel
+difference, argmax mismatches, and mismatches where the top-2 margin exceeds
+``--margin-tol``: records ``graph-check-graphs_off`` / ``graph-check-eager``); and the
+continuous check: a request alone vs admitted mid-batch (identical text and length).
 
 Every reply runs its full length: EOS, newline-bearing tokens and ids outside the
 stand-in tokenizer are banned (random weights would otherwise stop at random). The
@@ -155,6 +163,7 @@ def live_server(
         max_batch=max_batch,
         mix_adapters=mode["mix"],
         stacked=mode["stacked"],
+        continuous=mode["continuous"],
         batch_wait=batch_wait,
     )
     for url in serving(create_app(engine), join_s=120):
@@ -205,13 +214,33 @@ async def load(url: str, players: int, requests: int, max_tokens: int) -> dict[s
     }
 
 
+_CLIENTS: Any = None
+"""A one-process pool running the clients (``--clients process``): their HTTP and JSON work
+then does not compete with the server's threads for this process's GIL, as with real
+clients on other processes or machines."""
+
+
+def run_load(url: str, players: int, requests: int, max_tokens: int) -> dict[str, Any]:
+    if _CLIENTS is not None:
+        return dict(_CLIENTS.apply(_load_now, (url, players, requests, max_tokens)))
+    return _load_now(url, players, requests, max_tokens)
+
+
+def _load_now(url: str, players: int, requests: int, max_tokens: int) -> dict[str, Any]:
+    return asyncio.run(load(url, players, requests, max_tokens))
+
+
 MODES: dict[str, dict[str, bool]] = {
     # mix: rows of several heroines per batch; stacked: the stacked-adapter hooks stay
-    # installed and the static decoder (CUDA graphs) runs; else PEFT switches, eager steps
-    "mixed": {"mix": True, "stacked": True},
-    "switching": {"mix": False, "stacked": True},
-    "switching-eager": {"mix": False, "stacked": False},
-    "peft-mixed": {"mix": True, "stacked": False},
+    # installed and the static decoder (CUDA graphs) runs; else PEFT switches, eager steps;
+    # continuous: requests join the running batch at its next step (else a batch runs to
+    # completion and new requests wait for the next one)
+    "mixed": {"mix": True, "stacked": True, "continuous": True},
+    "mixed-batched": {"mix": True, "stacked": True, "continuous": False},
+    "switching": {"mix": False, "stacked": True, "continuous": False},
+    "switching-continuous": {"mix": False, "stacked": True, "continuous": True},
+    "switching-eager": {"mix": False, "stacked": False, "continuous": False},
+    "peft-mixed": {"mix": True, "stacked": False, "continuous": False},
 }
 
 
@@ -220,17 +249,29 @@ def serve_run(heroines: dict[str, Any], mode: str, args: argparse.Namespace) -> 
     requests = args.eager_requests if not spec["stacked"] else args.requests
     for url, engine in live_server(heroines, spec, args.max_batch, args.batch_wait_ms / 1000):
         if spec["stacked"]:  # warm-up: the measured batch shapes, so graphs are captured now
-            asyncio.run(load(url, args.players, 1, args.max_tokens))
+            run_load(url, args.players, 1, args.max_tokens)
         else:  # eager steps: kernels and allocator only
-            asyncio.run(load(url, 1, 1, 4))
-        batches0, rows0, pad0 = engine.batches, engine.batched_rows, engine.padded_rows
-        summary = asyncio.run(load(url, args.players, requests, args.max_tokens))
-        batches = engine.batches - batches0
-        summary["batches"] = batches
-        summary["rows_per_batch"] = round((engine.batched_rows - rows0) / max(batches, 1), 2)
-        summary["pad_rows"] = engine.padded_rows - pad0
+            run_load(url, 1, 1, 4)
+        before = _counters(engine)
+        summary = run_load(url, args.players, requests, args.max_tokens)
+        got = {k: v - before[k] for k, v in _counters(engine).items()}
+        summary["batches"] = got["batches"]
+        summary["rows_per_batch"] = round(got["batched_rows"] / max(got["batches"], 1), 2)
+        summary["pad_rows"] = got["padded_rows"]
+        summary["steps"] = got["steps"]
+        # how full the decoding steps were: rows with a client waiting, mean over steps
+        summary["rows_per_step"] = round(got["step_rows"] / max(got["steps"], 1), 2)
+        summary["admitted_rows"] = got["admitted_rows"]  # joined a running batch
+        summary["shifts"] = got["shifts"]
+        if engine.continuous_error:  # it failed and the engine fell back to batches
+            summary["continuous_error"] = engine.continuous_error
     summary["decoders"] = decoder_info(heroines)
     return summary
+
+
+def _counters(engine: Any) -> dict[str, int]:
+    names = ("batches", "batched_rows", "padded_rows", "steps", "step_rows", "admitted_rows")
+    return {n: int(getattr(engine, n)) for n in (*names, "shifts")}
 
 
 def decoder_info(heroines: dict[str, Any]) -> str:
@@ -241,7 +282,8 @@ def decoder_info(heroines: dict[str, Any]) -> str:
     if not found or lm.__dict__.get("_serifu_static_off"):
         return "eager steps (no static decoder)"
     parts = []
-    for (batch, length), d in found.items():
+    for key, d in found.items():
+        batch, length = key[:2]  # (batch, length[, vocabulary])
         graphs = len(d._step_graphs) + len(d._prefill_graphs) + (d._graph is not None)
         what = f"{graphs} graphs" if d.use_graph else "no graphs"
         parts.append(f"{batch}x{length} {what}" + (f" ({d.graph_error})" if d.graph_error else ""))
@@ -337,6 +379,127 @@ def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
     )
 
 
+def logits_check(heroines: dict[str, Any], steps: int, tol: float) -> dict[str, Any]:
+    """Greedy, one row per heroine (her own prompt and adapter): the graphed static decoder's
+    step against (a) the same decoder with graphs off (the same kernels) and (b) the eager
+    server's step (``_EagerStep``, dynamic cache), teacher-forced: every step of all three
+    is fed the same token (the graphs-off decoder's greedy pick), so the inputs are equal and
+    differences do not compound. Per comparison: the largest absolute logit difference, that
+    over the largest logit magnitude, all argmax mismatches, and the mismatches where the
+    reference's top-2 margin exceeds ``tol`` (a bug; below it, bf16 near-ties)."""
+    from serifu.accel.decode import StaticDecoder
+    from serifu.inference.decoding import _EagerStep, left_pad
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = heroines[CAST[0]].bot
+    model = bot.model
+    mixed = MixedLora.for_model(model)
+    if mixed is None:
+        return {"error": "no stacked adapters"}
+    mixed.install(model)
+    lm = model.get_base_model()
+    lm.__dict__["_serifu_static_off"] = False
+    prompts = [heroines[c].encoder.encode_prompt(TURNS[1]) for c in CAST]
+    mixed.set_rows([heroines[c].adapter_name for c in CAST])
+    device = str(next(model.parameters()).device)
+    ids, mask = left_pad(prompts, int(bot.tokenizer.pad_token_id), device)
+    max_len = -(-(ids.shape[1] + steps + 1) // 256) * 256
+    graphed = StaticDecoder(lm, max_len=max_len, batch_size=len(prompts))
+    plain = StaticDecoder(lm, max_len=max_len, batch_size=len(prompts), graph=False)
+    eager = _EagerStep(model, bot.rules)
+    zero = {"max_abs": 0.0, "max_rel": 0.0, "mismatch": 0, "decisive": 0, "decisive_mismatch": 0}
+    stats: dict[str, dict[str, Any]] = {k: dict(zero) for k in ("graphs_off", "eager")}
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        graphed.prefill(ids, mask)
+        ref = plain.prefill(ids, mask)
+        eager(ids, mask, positions)
+        tokens = bot.rules.apply(ref).argmax(-1)
+        for _ in range(steps):
+            g = bot.rules.apply(graphed.step(tokens))
+            ref = bot.rules.apply(plain.step(tokens))
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            slow = bot.rules.apply(eager(tokens[:, None], mask, positions))
+            finite = torch.isfinite(ref)  # banned tokens are -inf in all three
+            top2 = ref.masked_fill(~finite, float("-inf")).topk(2, dim=-1).values
+            margin = top2[:, 0] - top2[:, 1]
+            scale = float(ref[finite].abs().max())
+            for key, other in (("graphs_off", ref), ("eager", slow)):
+                diff = (g - other).abs().masked_fill(~finite, 0.0)
+                st = stats[key]
+                st["max_abs"] = max(st["max_abs"], float(diff.max()))
+                st["max_rel"] = max(st["max_rel"], float(diff.max()) / max(scale, 1e-9))
+                wrong = g.argmax(-1) != other.argmax(-1)
+                decisive = margin > tol
+                st["mismatch"] += int(wrong.sum())
+                st["decisive"] += int(decisive.sum())
+                st["decisive_mismatch"] += int((wrong & decisive).sum())
+            tokens = ref.argmax(-1)
+    rows = len(prompts)
+    for st in stats.values():
+        st["positions"] = rows * steps
+        st["max_abs"] = round(st["max_abs"], 5)
+        st["max_rel"] = round(st["max_rel"], 6)
+    del graphed, plain, eager
+    return {"tol": tol, "steps": steps, "rows": rows, **stats}
+
+
+def continuous_check(heroines: dict[str, Any], max_tokens: int, max_batch: int) -> str:
+    """Greedy, through the server's continuous batch (graphed steps on a GPU): a request
+    alone, then the same request admitted 3 steps into a batch of two other heroines'
+    requests: identical text, length and log-probability (the rows must not depend on
+    their neighbours)."""
+    from serifu.serving.engine import Engine, Job
+
+    engine = Engine(heroines, max_batch=max_batch)
+
+    def job(cid: str, turn: str) -> Any:
+        h = heroines[cid]
+        return Job(
+            h,
+            [h.encoder.encode_prompt(turn)],
+            max_tokens,
+            {"do_sample": False},
+            [],
+            None,
+            True,
+            None,
+        )  # type: ignore[arg-type]
+
+    def run(first: Any, arrivals: dict[int, list[Any]]) -> dict[int, tuple[str, int, float]]:
+        batch = engine._continuous(first)
+        if batch is None:
+            raise RuntimeError("no continuous batch here (static decoder off?)")
+        high = max(len(p) for js in arrivals.values() for j in js for p in j.prompts)
+        batch.begin([first], high)
+        got: dict[int, list[Any]] = {}
+        step = 0
+        while True:
+            for j in arrivals.get(step, []):
+                for jj, e in batch.admit(j):
+                    got.setdefault(id(jj), []).append(e)
+            if not batch.active and step >= max(arrivals):
+                break
+            for jj, e in batch.step():
+                got.setdefault(id(jj), []).append(e)
+            step += 1
+        return {
+            k: ("".join(e.text for e in v if e.kind == "delta"), v[-1].n_tokens, v[-1].logprob)
+            for k, v in got.items()
+        }
+
+    x, a, b = job(CAST[0], TURNS[2]), job(CAST[1], TURNS[3]), job(CAST[2], TURNS[4])
+    alone = run(x, {0: [x]})[id(x)]
+    mid = run(a, {0: [a, b], 3: [x]})[id(x)]
+    same = alone[:2] == mid[:2]
+    return (
+        f"continuous check (greedy, {max_tokens} tokens, decoder of {max_batch} rows): alone vs "
+        f"admitted mid-batch {'identical' if same else 'DIFFERENT'} text and length "
+        f"({alone[1]} tokens), log-probability difference {abs(alone[2] - mid[2]):.3g}"
+    )
+
+
 # -- records ------------------------------------------------------------------------------
 def make_record(
     label: str,
@@ -361,21 +524,30 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         heroines = heroines_on(bot, adapters, vocabulary="off")
     for h in heroines.values():  # her card and adapter, the bench's full-length token rules
         h.bot.rules = bot.rules
-    try:
-        check = graph_check(heroines, args.max_tokens)
-    except Exception as exc:  # keep the speed runs; the failure is the check's result
-        import traceback
+    checks: dict[str, Any] = {}
+    calls: list[tuple[str, Any, tuple[Any, ...]]] = [
+        ("graph", graph_check, (heroines, args.max_tokens)),
+        ("logits", logits_check, (heroines, args.max_tokens, args.margin_tol)),
+        ("continuous", continuous_check, (heroines, args.max_tokens, args.max_batch)),
+    ]
+    for name, call, call_args in calls:
+        try:
+            checks[name] = call(*call_args)
+        except Exception as exc:  # keep the speed runs; the failure is the check's result
+            import traceback
 
-        traceback.print_exc()
-        check = f"graph check FAILED: {type(exc).__name__}: {str(exc)[:300]}"
-    print(f"{label} {check}", flush=True)
+            traceback.print_exc()
+            checks[name] = f"{name} check FAILED: {type(exc).__name__}: {str(exc)[:300]}"
+        print(f"{label} {name}: {checks[name]}", flush=True)
     runs = {}
-    modes = ["mixed", "switching", "switching-eager"]
+    modes = ["mixed", "mixed-batched", "switching", "switching-continuous"]
+    if args.eager:
+        modes.append("switching-eager")
     if args.peft_mixed:
         modes.append("peft-mixed")
     for mode in modes:
-        if mode == "peft-mixed" and time.time() - START > args.budget_s:
-            print(f"{label}: skipping the PEFT-mixed run (over --budget-s)", flush=True)
+        if mode in ("peft-mixed", "switching-eager") and time.time() - START > args.budget_s:
+            print(f"{label}: skipping the {mode} run (over --budget-s)", flush=True)
             continue
         os.environ["SERIFU_STACKED_LORA"] = "0" if mode == "peft-mixed" else "1"
         runs[mode] = serve_run(heroines, mode, args)
@@ -384,33 +556,56 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
     m = runs["mixed"]
 
     def batches(r: dict[str, Any]) -> str:
-        return f"{r['rows_per_batch']} rows/batch, {r['batches']} batches, {r['pad_rows']} pad rows"
+        return (
+            f"{r['rows_per_step']} rows/step over {r['steps']} steps, "
+            f"{r['rows_per_batch']} rows/batch, {r['batches']} batches, "
+            f"{r['admitted_rows']} rows admitted mid-batch, {r['pad_rows']} pad rows"
+        )
 
     def lost(r: dict[str, Any]) -> int:
         return int(r["failed"] + r["requests"] - r["completed"])
 
     common = (
         f"{len(CAST)} heroines x {args.players} players, {args.requests} streamed chat requests "
-        f"each, max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}; "
-        f"serifu: mixed-adapter batches, stacked adapters always installed, static decoder "
-        f"(CUDA-graph steps on a GPU) ({batches(m)}; {m['decoders']})"
+        f"each (clients: {'own process' if args.clients == 'process' else 'in the server process'}), "
+        f"max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}; "
+        f"serifu: continuous batching of mixed-adapter rows (requests join the running batch "
+        f"at its next step), stacked adapters always installed, static decoder (CUDA-graph "
+        f"steps on a GPU) ({batches(m)}; {m['shifts']} cache shifts; {m['decoders']})"
     )
     baselines = {
-        "switching": "one adapter at a time, per-heroine batches, through the same stacked "
-        "path and static decoder (CUDA-graph steps on a GPU: the strongest switching baseline)",
+        "switching": "one adapter at a time, per-heroine batches run to completion, through "
+        "the same stacked path and static decoder (CUDA-graph steps on a GPU: session 5's "
+        "switching baseline)",
+        "switching-continuous": "one adapter at a time with continuous batching (a batch "
+        "takes its heroine's requests at every step; it drains when another heroine's "
+        "request is the oldest waiting), same stacked path and static decoder",
+        "mixed-batched": "mixed-adapter batches run to completion, batch wait "
+        f"{args.batch_wait_ms} ms, padded to 1/2/4/8/16/32 rows (session 5's server)",
         "switching-eager": f"one adapter at a time, per-heroine batches, PEFT set_adapter, "
         f"eager steps (the server before graphed serving; {args.eager_requests} requests each)",
         "peft-mixed": "mixed batches through PEFT's adapter_names= loop, eager steps",
     }
+    logits = checks["logits"]
     records = []
-    for kind in ("switching", "switching-eager", "peft-mixed"):
+    for kind in (
+        "switching",
+        "switching-continuous",
+        "mixed-batched",
+        "switching-eager",
+        "peft-mixed",
+    ):
         if kind not in runs:
             continue
         s = runs[kind]
         note = f"{common}; baseline: {baselines[kind]} ({batches(s)})"
         note += f"; failed/lost mixed {lost(m)}, baseline {lost(s)}"
+        for who, r in (("mixed", m), ("baseline", s)):
+            if r.get("continuous_error"):
+                note += f"; {who}: CONTINUOUS BATCHING FAILED, fell back: {r['continuous_error']}"
         if kind == "switching":
-            note += f"; {check}"
+            note += f"; {checks['graph']}; {checks['continuous']}; logits check: "
+            note += json.dumps(logits)
         records.append(
             make_record(
                 label, "tokens_per_s", m["tokens_per_s"], s["tokens_per_s"], "tok/s", note, kind
@@ -426,9 +621,51 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         for key in ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s"):
             records.append(make_record(label, key, m[key], s[key], "s", "lower is better", kind))
         records.append(
+            make_record(
+                label,
+                "rows_per_step",
+                m["rows_per_step"],
+                s["rows_per_step"],
+                "rows",
+                "mean rows with a client waiting per decoding step",
+                kind,
+            )
+        )
+        records.append(
             make_record(label, "failed_requests", lost(m), lost(s), "requests", "must be 0", kind)
         )
-    del heroines, bot
+    if isinstance(logits, dict) and "graphs_off" in logits:
+        for key in ("graphs_off", "eager"):
+            st = logits[key]
+            what = (
+                f"graphed step vs {'the same static decoder with graphs off' if key == 'graphs_off' else 'the eager step (dynamic cache)'}, "
+                f"teacher-forced, {logits['rows']} rows x {logits['steps']} steps, top-2 margin tol {logits['tol']}"
+            )
+            kind = f"graph-check-{key}"
+            records += [
+                make_record(label, "logits_max_abs_diff", st["max_abs"], 0.0, "logit", what, kind),
+                make_record(label, "logits_max_rel_diff", st["max_rel"], 0.0, "ratio", what, kind),
+                make_record(
+                    label,
+                    "token_mismatches",
+                    st["mismatch"],
+                    st["positions"],
+                    "tokens",
+                    f"{what}: argmax mismatches (serifu) of all positions (baseline)",
+                    kind,
+                ),
+                make_record(
+                    label,
+                    "token_mismatches_over_margin",
+                    st["decisive_mismatch"],
+                    st["decisive"],
+                    "tokens",
+                    f"{what}: mismatches where the margin > tol (serifu; must be 0) "
+                    "of the positions with margin > tol (baseline)",
+                    kind,
+                ),
+            ]
+    del heroines, bot, calls
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -467,6 +704,18 @@ def main() -> int:
     )
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank of the random adapters.")
     ap.add_argument(
+        "--eager",
+        action="store_true",
+        help="Also run the eager switching server (PEFT set_adapter; slow, session 5 has it).",
+    )
+    ap.add_argument(
+        "--margin-tol",
+        type=float,
+        default=0.25,
+        help="Logits check: count a graphed-vs-eager token mismatch as a bug only where the "
+        "top-2 margin exceeds this (below it: bf16 near-ties).",
+    )
+    ap.add_argument(
         "--peft-mixed",
         action="store_true",
         help="Also run mixed batches through PEFT's adapter_names loop (eager steps).",
@@ -478,6 +727,12 @@ def main() -> int:
         help="Past this many seconds, the optional PEFT-mixed runs are skipped.",
     )
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: default).")
+    ap.add_argument(
+        "--clients",
+        choices=("process", "inline"),
+        default="process",
+        help="Run the load clients in a process of their own (default) or in the server's.",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -492,11 +747,23 @@ def main() -> int:
     out = args.out or results_path("-serve")
     failed = 0
     t0 = time.time()
-    for model_id in args.models.split(","):
-        real = TINY[model_id] if args.tiny else model_id
-        records = bench_model(real, real if args.tiny else model_id, args)
-        append_results(records, out)
-        failed += sum(int(r.serifu + r.baseline) for r in records if r.metric == "failed_requests")
+    global _CLIENTS
+    if args.clients == "process":
+        import multiprocessing
+
+        _CLIENTS = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        for model_id in args.models.split(","):
+            real = TINY[model_id] if args.tiny else model_id
+            records = bench_model(real, real if args.tiny else model_id, args)
+            append_results(records, out)
+            failed += sum(
+                int(r.serifu + r.baseline) for r in records if r.metric == "failed_requests"
+            )
+    finally:
+        if _CLIENTS is not None:
+            _CLIENTS.close()
+            _CLIENTS.join()
     print(f"wrote {out} in {time.time() - t0:.0f} s")
     return 1 if failed else 0
 

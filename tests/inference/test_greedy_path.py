@@ -73,12 +73,15 @@ def test_greedy_loop_gives_the_same_steps_text_and_logprobs(
         runs[path] = _run(bot, prompts, max_new_tokens=14, stop=stop, one_line=False)
     steps, scores = runs["greedy"]
     assert steps == runs["static"][0] == runs["eager"][0]
-    assert scores == runs["static"][1]  # the same forward: exactly the same numbers
+    [decoder] = _decoders(bot).values()
+    if decoder.head_rows is None:
+        assert scores == runs["static"][1]  # the same forward: exactly the same numbers
+    else:  # her vocabulary's rows on the device, the masked full width on the host
+        assert _flat(scores) == pytest.approx(_flat(runs["static"][1]), abs=1e-5)
     assert _flat(scores) == pytest.approx(_flat(runs["eager"][1]), abs=1e-3)  # rounding only
     assert [row[2] for row in steps[-1][:2]] == ["stop", "stop"]
     assert steps[-1][0][3] < 14 and all(s < 0 for s in scores[-1])
     # the greedy loop ran (its device counter moved); the static host-pick loop does not touch it
-    [decoder] = _decoders(bot).values()
     assert int(decoder.counter) > 0
 
 
@@ -129,7 +132,8 @@ def test_eos_on_the_device_and_host_stops_match_the_eager_loop(
     assert [len(lp) for lp in runs["greedy"][1]] == [len(lp) for lp in runs["eager"][1]]
     assert _flat(runs["greedy"][1]) == pytest.approx(_flat(runs["eager"][1]), abs=1e-3)
     # every row stopped after 9 steps: the device loop ended at that chunk's end, not at 30
-    [decoder] = [d for key, d in _decoders(bot).items() if key[0] == 3]
+    # the most recently used decoder of 3 rows (no output vocabulary here: keyed apart)
+    decoder = [d for key, d in _decoders(bot).items() if key[0] == 3][-1]
     assert int(decoder.counter) <= 9 + 3
 
 

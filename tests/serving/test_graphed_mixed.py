@@ -178,7 +178,7 @@ def test_engine_pads_to_a_bucket_and_drops_pad_rows(
     monkeypatch.setenv("SERIFU_STATIC_DECODE", "any")
 
     async def run(batches: list[list[str]]) -> tuple[Engine, list[dict[str, list[Any]]]]:
-        engine = Engine(heroines, max_decoders=3)
+        engine = Engine(heroines, max_decoders=3, continuous=False)  # batch at a time
         loop = asyncio.get_running_loop()
         results = []
         engine.start()

@@ -1,8 +1,10 @@
 """``bench/gpu/serve_speed.py --tiny``: the GPU serving benchmark's harness on the CPU —
-8 heroines' random LoRA adapters on one tiny base, served mixed and switching (both through
-the stacked adapters and the static decoder: ``SERIFU_STATIC_DECODE=any``, no graphs on
-the CPU) and eager switching, no request lost, records written with ``baseline_kind``
-"switching" and "switching-eager", the static-vs-eager check in the notes."""
+8 heroines' random LoRA adapters on one tiny base, served mixed (continuous batching),
+mixed batch-at-a-time, switching and switching with continuous batching (all through the
+stacked adapters and the static decoder: ``SERIFU_STATIC_DECODE=any``, no graphs on the
+CPU) and eager switching, no request lost, records written per ``baseline_kind`` with the
+mean rows per step, the static-vs-eager and continuous checks in the notes and the logits
+check as records."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ def test_serve_speed_tiny_runs_both_servers_without_losing_requests(tmp_path: Pa
         "4",
         "--threads",
         "1",
+        "--eager",
         "--out",
         str(out),
     ]
@@ -45,8 +48,10 @@ def test_serve_speed_tiny_runs_both_servers_without_losing_requests(tmp_path: Pa
     records = {r["metric"]: r for r in found if r["baseline_kind"] == "switching"}
     eager = {r["metric"]: r for r in found if r["baseline_kind"] == "switching-eager"}
     assert set(records) >= {"tokens_per_s", "requests_per_s", "latency_p50_s", "ttft_p95_s"}
-    assert set(eager) == set(records)
-    assert not [r for r in found if r["baseline_kind"] == "peft-mixed"]  # --peft-mixed only
+    assert set(eager) == set(records) and "rows_per_step" in records
+    kinds_found = {r["baseline_kind"] for r in found}
+    assert {"switching-continuous", "mixed-batched"} <= kinds_found
+    assert "peft-mixed" not in kinds_found  # --peft-mixed only
     for kinds in (records, eager):
         assert kinds["failed_requests"]["serifu"] == kinds["failed_requests"]["baseline"] == 0
         assert kinds["tokens_per_s"]["serifu"] > 0 and kinds["tokens_per_s"]["baseline"] > 0
@@ -60,4 +65,13 @@ def test_serve_speed_tiny_runs_both_servers_without_losing_requests(tmp_path: Pa
     # the correctness check: static mixed batch == eager mixed batch, all 8 rows
     assert "graphed vs eager mixed batch 8/8 rows identical" in notes
     assert "graphed vs graphs off 8/8 rows identical" in notes
+    assert "alone vs admitted mid-batch identical text and length" in notes
+    assert re.search(r"[\d.]+ rows/step over \d+ steps", notes)
+    assert 0 < records["rows_per_step"]["serifu"] <= 8
+    # the logits check: graphed vs graphs off and vs the eager step, teacher-forced
+    for key in ("graphs_off", "eager"):
+        check = {r["metric"]: r for r in found if r["baseline_kind"] == f"graph-check-{key}"}
+        assert check["token_mismatches"]["baseline"] == 8 * 4  # rows x steps compared
+        assert check["token_mismatches_over_margin"]["serifu"] == 0
+        assert check["logits_max_abs_diff"]["serifu"] < 1e-3  # fp32 on the CPU
     assert "eager steps" in eager["tokens_per_s"]["notes"]

@@ -14,6 +14,11 @@ distribution, temperature 1: what the chat loop reports) to ``out_logprobs``, on
 Each lever is switchable for an honest ablation: ``chunk=1`` (or ``SERIFU_DECODE_CHUNK=1``)
 syncs every token; ``graph_prefill=False`` (``SERIFU_GRAPH_PREFILL=0``) runs the prompt
 eagerly; ``graph=False`` runs everything eagerly (the CPU path, which tests the same code).
+
+``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
+computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
+step, greedy or not; picks are mapped back to token ids, and ``prefill``/``step`` return
+full-width logits (``-inf`` elsewhere), so tokens equal the masked full head's.
 """
 
 from __future__ import annotations
@@ -48,6 +53,34 @@ def _unslide(cache: Any, max_len: int) -> None:
 MAX_STOP_IDS = 16
 
 
+class _VocabHead(torch.nn.Module):
+    """The model's decoder stack, then only the given rows of its (plain, bias-free) head at
+    the last position, softcapped as the model's own forward does (Gemma)."""
+
+    def __init__(self, backbone: Any, rows: torch.Tensor, softcap: float | None, cache_kw: str):
+        super().__init__()
+        self.backbone = backbone
+        self.rows = rows
+        self.softcap = softcap
+        self.cache_kw = cache_kw
+
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
+        out = self.backbone(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            **{self.cache_kw: cache},
+        )
+        hidden = out.last_hidden_state[:, -1, :]
+        logits = torch.nn.functional.linear(hidden.to(self.rows.dtype), self.rows)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
 class StaticDecoder:
     """Token-by-token decoding with a static cache of ``max_len`` positions for ``batch_size`` rows."""
 
@@ -62,6 +95,7 @@ class StaticDecoder:
         capture_prefill_after: int = 1,
         chunk: int | None = None,
         compile: bool | None = None,
+        vocab: Any | None = None,
     ):
         from transformers import StaticCache
 
@@ -108,14 +142,54 @@ class StaticDecoder:
         self.logit_mask: torch.Tensor | None = None  # [vocab] additive, made at first use
         self._step_graphs: dict[tuple[int, bool], Any] = {}  # (steps, scoring) -> graph
         self._prefill_graphs: dict[tuple[int, bool], tuple[Any, torch.Tensor, torch.Tensor]] = {}
+        self._init_head(vocab)
+
+    # -- the output head: the whole vocabulary, or her output vocabulary's rows -------------
+    def _init_head(self, vocab: Any | None) -> None:
+        """``vocab`` (an :class:`~serifu.inference.vocab.OutputVocabulary`): only its rows of a
+        plain head are computed (``head_rows``, softcapped as the model does); column ``k`` of
+        those logits is token ``head_index[k]``. The picks map back to token ids; ``prefill``
+        and ``step`` still return ``[batch, vocab]`` logits (``-inf`` outside her rows)."""
+        self.vocab = vocab  # held: the decoder cache keys on its identity
+        self.head_rows: torch.Tensor | None = vocab.head(self.model) if vocab is not None else None
+        self.head_index = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._wide: torch.Tensor | None = None  # prefill/step logits over the whole vocabulary
+        if vocab is None or self.head_rows is None:
+            return
+        self.head_index = vocab.index(self.device)
+        config = self.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        backbone = getattr(self.model, self.model.base_model_prefix)
+        self._head_net = _VocabHead(
+            backbone,
+            self.head_rows,
+            getattr(config, "final_logit_softcapping", None),
+            _cache_kwarg(backbone),
+        )
+
+    def _widen(self, logits: torch.Tensor) -> torch.Tensor:
+        """Her rows' logits as ``[batch, vocab]`` (``-inf`` elsewhere: what masking the full
+        head gives); a no-op for the full head. One buffer, overwritten by the next call."""
+        if self.head_rows is None:
+            return logits
+        if self._wide is None:
+            width = int(self.model.get_output_embeddings().weight.shape[0])
+            self._wide = torch.full(
+                (self.batch_size, width), float("-inf"), dtype=torch.float32, device=self.device
+            )
+        return self._wide.index_copy_(1, self.head_index, logits.float())
 
     # -- the model calls -------------------------------------------------------------
     def _forward(self, ids: torch.Tensor, pos: torch.Tensor, step: bool = False) -> torch.Tensor:
-        model = self.model
+        """The last position's logits: ``[batch, vocab]``, or ``[batch, K]`` over her output
+        vocabulary's rows when ``head_rows`` is set (``_widen`` makes them full-width)."""
+        model = self.model if self.head_rows is None else self._head_net
         if step and self.compile:
             if self._compiled is None:
-                self._compiled = torch.compile(self.model, dynamic=False)
+                self._compiled = torch.compile(model, dynamic=False)
             model = self._compiled
+        if self.head_rows is not None:
+            return model(ids, self.mask, pos, self.cache)
         out = model(
             input_ids=ids,
             attention_mask=self.mask,
@@ -157,7 +231,7 @@ class StaticDecoder:
         self.step_pos.copy_(saved[1])
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            static_logits = self._step_body()
+            static_logits = self._widen(self._step_body())
         self.mask.copy_(saved[0])
         self.step_pos.copy_(saved[1])
         self._graph = graph
@@ -173,6 +247,8 @@ class StaticDecoder:
         if self._scoring:  # as the chat loop's _choose computes it
             picked = masked.log_softmax(-1).gather(1, tokens[:, None])
             self.out_logprobs.index_copy_(1, self.counter, picked)
+        if self.head_rows is not None:  # column of her rows -> token id
+            tokens = self.head_index[tokens]
         tokens = torch.where(self.done, self.pad, tokens)
         self.out.index_copy_(1, self.counter, tokens[:, None])
         self.done |= (tokens[:, None] == self.stop_ids).any(-1)  # isin may sort: kept simple
@@ -318,12 +394,16 @@ class StaticDecoder:
         if len(stop_ids) > MAX_STOP_IDS:
             raise ValueError(f"at most {MAX_STOP_IDS} stop ids (got {len(stop_ids)})")
         width = int(self.model.get_output_embeddings().weight.shape[0])
+        if self.head_rows is not None:  # the mask is read at her rows only
+            width = int(self.head_rows.shape[0])
         if self.logit_mask is None or self.logit_mask.shape[0] != width:
             self.logit_mask = torch.zeros(width, device=self.device)
             self._step_graphs.clear()
             self._prefill_graphs.clear()
         if logit_mask is None:
             self.logit_mask.zero_()
+        elif self.head_rows is not None:
+            self.logit_mask.copy_(logit_mask.to(self.device)[self.head_index])
         else:
             self.logit_mask.copy_(logit_mask[:width])
         self.stop_ids.fill_(-1)
@@ -364,7 +444,7 @@ class StaticDecoder:
         self.mask.zero_()
         self.mask[:, :t] = attention_mask.to(self.device)
         pos = (attention_mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
-        logits = self._forward(input_ids.to(self.device), pos)
+        logits = self._widen(self._forward(input_ids.to(self.device), pos))
         self.step_pos.copy_(attention_mask.sum(-1, keepdim=True).to(self.device))
         self.logits = logits
         return logits
@@ -383,7 +463,7 @@ class StaticDecoder:
         if self._graph is not None:
             self._graph.replay()
             return self._graph_logits
-        return self._step_body()
+        return self._widen(self._step_body())
 
     @torch.no_grad()
     def generate(
@@ -413,3 +493,90 @@ class StaticDecoder:
                     return
             if i + 1 < min(max_new_tokens, room):
                 logits = self.step(tokens)
+
+    # -- continuous batching: rows join and leave a running batch ---------------------------
+    # The server (``serifu.serving.continuous``) keeps one decoder decoding while requests
+    # come and go. Every row's next token is written at the same cache slot ``position``
+    # (the static cache has one write position); a prompt of L tokens joins a free row by
+    # taking the L slots just before it (left-padding alignment: it fits when L <= position),
+    # with its own positions 0..L-1 and a mask row covering only its slots. Its pass runs
+    # alone (batch 1, on a side cache), so its keys, values and first logits do not depend
+    # on the other rows; later steps are per-row computations too (a row's output depends on
+    # its own inputs only, for a given batch size). The step itself is :meth:`step`.
+    @torch.no_grad()
+    def begin(self, position: int) -> None:
+        """Start a continuous batch whose next step writes slot ``position``; every row is
+        free (masked out) until :meth:`admit` fills it."""
+        if not 0 < position < self.max_len:
+            raise ValueError(f"position {position} outside 1..{self.max_len - 1}")
+        self.cache.reset()
+        self.mask.zero_()
+        self.step_pos.zero_()
+        self.step_ids.zero_()
+        layers: list[Any] = list(self.cache.layers)  # StaticLayer (see _unslide)
+        for layer in layers:
+            layer.cumulative_length.fill_(position)
+
+    @torch.no_grad()
+    def admit(self, row: int, prompt: Sequence[int], position: int) -> torch.Tensor:
+        """Prefill ``prompt`` into row ``row`` of the running batch whose next step writes
+        slot ``position``; return its last logits [vocab]. The caller feeds the row's first
+        token through ``step_ids[row]`` before the next :meth:`step`."""
+        from transformers import StaticCache
+
+        t = len(prompt)
+        if not 0 < t <= position:
+            raise ValueError(f"a prompt of {t} tokens does not fit before slot {position}")
+        if getattr(self, "_side", None) is None:
+            self._side = StaticCache(config=self.model.config, max_cache_len=self.max_len)
+            _unslide(self._side, self.max_len)
+        side = self._side
+        side.reset()
+        ids = torch.tensor([list(prompt)], dtype=torch.long, device=self.device)
+        side_mask = torch.zeros(1, self.max_len, dtype=torch.long, device=self.device)
+        side_mask[:, :t] = 1
+        pos = torch.arange(t, device=self.device)[None]
+        saved = (self.cache, self.mask)
+        self.cache, self.mask = side, side_mask  # _forward reads both: the prompt runs alone
+        try:
+            logits = self._forward(ids, pos)
+        finally:
+            self.cache, self.mask = saved
+        if self.head_rows is not None:  # her rows only: full width, -inf elsewhere
+            width = int(self.model.get_output_embeddings().weight.shape[0])
+            wide = torch.full((1, width), float("-inf"), dtype=torch.float32, device=self.device)
+            logits = wide.index_copy_(1, self.head_index, logits.float())
+        start = position - t
+        pairs: list[Any] = list(zip(self.cache.layers, side.layers, strict=True))
+        for layer, src in pairs:
+            if not layer.is_initialized:  # the batch's tensors, shaped from the side pass
+                shape = (self.batch_size, -1, 1, -1)
+                layer.lazy_initialization(
+                    src.keys[:, :, :1].expand(shape), src.values[:, :, :1].expand(shape)
+                )
+                layer.cumulative_length.fill_(position)
+            layer.keys[row, :, start:position].copy_(src.keys[0, :, :t])
+            layer.values[row, :, start:position].copy_(src.values[0, :, :t])
+        self.mask[row].zero_()
+        self.mask[row, start:position] = 1
+        self.step_pos[row] = t
+        self.logits = logits  # step() captures its graph once a prompt ran
+        return logits[0]
+
+    @torch.no_grad()
+    def shift(self, slots: int) -> None:
+        """Move every row's cached keys, values and mask ``slots`` slots to the left (the
+        slots before were free for every row): the write position drops by ``slots`` and
+        the batch can keep taking rows without ever being drained. Positions are kept (keys
+        are cached after the rotary embedding), so the rows decode exactly as before."""
+        if not 0 < slots < self.max_len:
+            raise ValueError(f"cannot shift by {slots} slots (max_len {self.max_len})")
+        keep = self.max_len - slots
+        layers: list[Any] = list(self.cache.layers)
+        for layer in layers:
+            if layer.is_initialized:
+                layer.keys[:, :, :keep].copy_(layer.keys[:, :, slots:].clone())
+                layer.values[:, :, :keep].copy_(layer.values[:, :, slots:].clone())
+                layer.cumulative_length.sub_(slots)
+        self.mask[:, :keep].copy_(self.mask[:, slots:].clone())
+        self.mask[:, keep:].zero_()

@@ -6,9 +6,9 @@ generation share one loop.
 
 :class:`TokenRules` say which tokens may be chosen (``serifu.inference.vocab``): banned
 special/unused tokens get ``-inf`` at every step, on every path (eager, CUDA graph); an
-output vocabulary restricts the choice further, and on the eager path the output head is
-then computed for those rows only. The prompt pass computes the head at its last position
-only. Stop tokens are exempt from the repetition penalty.
+output vocabulary restricts the choice further, and the output head is then computed for
+those rows only (eager and static paths; ``SERIFU_FULL_HEAD=1``: the whole head, masked).
+The prompt pass computes the head at its last position only. Stop tokens are exempt from the repetition penalty.
 
 On the static (CUDA-graph) path, plain greedy requests (no penalties, no logit bias) take
 :meth:`~serifu.accel.decode.StaticDecoder.greedy`: argmax, log-probability and the EOS check
@@ -97,32 +97,40 @@ def static_decoding(model: Any) -> bool:
     return not lm.__dict__.get("_serifu_static_off")
 
 
-def _static_decoder(model: Any, batch: int, need: int) -> Any | None:
+def _static_decoder(model: Any, batch: int, need: int, vocab: Any | None = None) -> Any | None:
     """A cached :class:`StaticDecoder` (CUDA-graph steps) for a full-precision model on a GPU.
 
-    Decoders are kept per (batch, length bucket) on the model, so the graph captured for the
-    first reply serves the next ones; at most two are kept (each holds a KV cache), or
+    ``vocab`` (her output vocabulary): the decoder computes only its rows of the head, as the
+    eager path does (``SERIFU_FULL_HEAD=1``: the full head, masked; an ablation). Decoders
+    are kept per (batch, length bucket, vocabulary) on the model, so the graph captured for
+    the first reply serves the next ones; at most two are kept (each holds a KV cache), or
     ``_serifu_max_decoders`` set on the (base) model: the server keeps one per batch size.
     ``_serifu_static_off`` on it turns the static decoder off for that model (a server that
     switches PEFT adapters, which a captured graph would not see).
     """
+    import os
+
     import torch
 
     from serifu.accel.decode import StaticDecoder
 
     if not static_decoding(model):
         return None
+    if os.environ.get("SERIFU_FULL_HEAD") == "1":
+        vocab = None
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     keep = max(1, int(lm.__dict__.get("_serifu_max_decoders", 2)))
     max_len = -(-need // 256) * 256
-    cache: dict[tuple[int, int], Any] = lm.__dict__.setdefault("_serifu_decoders", {})
-    key = (batch, max_len)
+    cache: dict[tuple[int, int, int], Any] = lm.__dict__.setdefault("_serifu_decoders", {})
+    key = (batch, max_len, 0 if vocab is None else id(vocab))  # the decoder holds its vocab
     if key not in cache:
         while len(cache) >= keep:
             cache.pop(next(iter(cache)))
             torch.cuda.empty_cache()
         # a prompt length's pass is captured when it comes again (chat prompts vary)
-        cache[key] = StaticDecoder(lm, max_len=max_len, batch_size=batch, capture_prefill_after=2)
+        cache[key] = StaticDecoder(
+            lm, max_len=max_len, batch_size=batch, capture_prefill_after=2, vocab=vocab
+        )
     else:
         cache[key] = cache.pop(key)  # most recently used last
     return cache[key]
@@ -157,7 +165,7 @@ def decode_steps(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
-    static = _static_decoder(model, len(prompts), ids.shape[1] + max_new_tokens)
+    static = _static_decoder(model, len(prompts), ids.shape[1] + max_new_tokens, rules.vocab)
     if static is not None and plain_greedy(params, eos_ids):
         yield from _greedy_steps(
             static,

@@ -90,6 +90,7 @@ class OutputVocabulary:
 
     ids: list[int]
     _head: Any = None
+    _head_of: Any = None  # a weak reference to the weight ``_head`` was taken from
     _index: Any = None
 
     def __len__(self) -> int:
@@ -104,15 +105,20 @@ class OutputVocabulary:
 
     def head(self, lm: Any) -> Any | None:
         """The output head's rows for these tokens (a [K, hidden] tensor), or None when the
-        head is not a plain weight matrix (then the full head runs and is masked)."""
-        if self._head is None:
-            out = lm.get_output_embeddings()
-            weight = getattr(out, "weight", None)
-            if weight is None or type(weight).__name__ != "Parameter" or weight.dim() != 2:
-                return None
-            if getattr(out, "bias", None) is not None:
-                return None
+        head is not a plain weight matrix (then the full head runs and is masked). Taken once
+        per weight: another model (or a re-created one) gets its own rows."""
+        import weakref
+
+        out = lm.get_output_embeddings()
+        weight = getattr(out, "weight", None)
+        if weight is None or type(weight).__name__ != "Parameter" or weight.dim() != 2:
+            return None
+        if getattr(out, "bias", None) is not None:
+            return None
+        stale = self._head is None or self._head_of is None or self._head_of() is not weight
+        if stale or (self._head.device, self._head.dtype) != (weight.device, weight.dtype):
             self._head = weight.detach()[self.index(weight.device)].contiguous()
+            self._head_of = weakref.ref(weight)
         return self._head
 
 

@@ -10,6 +10,14 @@ mix of heroines; batches are padded up to a few sizes (:data:`BUCKETS`) so each 
 graphs are captured once. Seeded jobs run alone
 so a seed gives the same reply whatever else is waiting. A job whose client went away is
 cancelled: it gets no more text, and a batch whose jobs are all cancelled stops.
+
+With the static decoder (``continuous=True``, the default), unseeded jobs are decoded by
+continuous batching (:mod:`serifu.serving.continuous`): a job that arrives while a batch
+decodes joins a free row at the next step, a finished or cancelled row frees its slot, so
+the batch stays full; the batch ends when no row runs and no waiting job can join. The
+oldest waiting job is never overtaken by a different kind of job for long: when it cannot
+join the running batch (other settings or heroine group, too long), nothing new joins and
+the batch drains, then that job runs next.
 """
 
 from __future__ import annotations
@@ -84,11 +92,14 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished_rows: int = 0
 
-    def key(self) -> str | None:
-        """Jobs with equal keys can share a batch (None: always alone)."""
+    def key(self, stops: bool = True) -> str | None:
+        """Jobs with equal keys can share a batch (None: always alone). ``stops=False``:
+        stop strings and ``one_line`` are left out (a continuous batch stops rows one by one)."""
         if self.seed is not None:
             return None
-        settings = [self.heroine.batch_group(), self.params, self.stop, self.one_line]
+        settings: list[Any] = [self.heroine.batch_group(), self.params]
+        if stops:
+            settings += [self.stop, self.one_line]
         return json.dumps(settings, sort_keys=True, default=str)
 
     def emit(self, event: Event) -> None:
@@ -111,6 +122,8 @@ class Engine:
         static: bool = True,
         buckets: Sequence[int] | None = BUCKETS,
         max_decoders: int = 12,
+        continuous: bool = True,
+        context: int = 512,
     ):
         self.heroines = heroines
         self.max_queue = max_queue
@@ -137,6 +150,17 @@ class Engine:
         self.max_decoders = max_decoders
         """Static decoders (one KV cache and graphs each) kept per model: one per batch
         size and length bucket in use; the least recently used goes first."""
+        self.continuous = continuous
+        """True: unseeded jobs on the static decoder are continuously batched (rows join a
+        running batch at its next step); False: each batch runs to completion."""
+        self.continuous_error: str | None = None
+        """Why continuous batching was turned off (an unexpected failure in it), if it was."""
+        self.context = context
+        """Cache slots of a continuous batch (at least one job's prompt + ``max_tokens``,
+        rounded up to 256): every step attends over all of them, so keep it small."""
+        self._high: dict[int, int] = {}
+        """Per cache length: the longest prompt a continuous batch of it took, where the next
+        one starts writing (so a typical prompt fits at once)."""
         self._jobs: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -147,6 +171,15 @@ class Engine:
         """Pad rows added to fill batch-size buckets (decoded, then discarded)."""
         self.cancelled_batches = 0
         """Batches stopped early because every client in them went away."""
+        self.steps = 0
+        """Decoding steps (both paths)."""
+        self.step_rows = 0
+        """Rows with a client waiting, summed over steps: ``step_rows / steps`` is how full
+        the steps were (pad rows, finished rows and free slots do not count)."""
+        self.admitted_rows = 0
+        """Rows that joined a continuous batch already decoding."""
+        self.shifts = 0
+        """Times a continuous batch moved its rows left in the cache to make room."""
         self.busy = False
 
     # -- queue -------------------------------------------------------------------------
@@ -192,13 +225,18 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _take(self) -> list[Job] | None:
+    def _next(self) -> Job | None:
+        """The oldest waiting job (None: the server is closing and nothing waits)."""
         with self._cond:
             while not self._jobs and not self._closing:
                 self._cond.wait()
             if self._closing and not self._jobs:
                 return None
-            first = self._jobs.popleft()
+            return self._jobs.popleft()
+
+    def _take(self, first: Job) -> list[Job]:
+        """``first`` and the waiting jobs that can share its batch (see ``batch_wait``)."""
+        with self._cond:
             group, rows = [first], len(first.prompts)
             key = self._key(first)
             if key is None:
@@ -218,25 +256,33 @@ class Engine:
                     return group
                 self._cond.wait(left)  # a burst of requests may be arriving: let it join
 
-    def _key(self, job: Job) -> str | None:
-        key = job.key()
+    def _key(self, job: Job, stops: bool = True) -> str | None:
+        key = job.key(stops)
         return key if key is None or self.mix_adapters else f"{job.heroine.id}|{key}"
 
     # -- decoding ------------------------------------------------------------------------
     def _work(self) -> None:
-        while (group := self._take()) is not None:
-            group = [j for j in group if not j.cancelled.is_set()]
-            if not group:
+        while (first := self._next()) is not None:
+            if first.cancelled.is_set():
                 continue
             self.busy = True
+            group, batch = [first], None
             try:
-                self._run(group)
+                batch = self._continuous(first)
+                if batch is not None:
+                    self._serve(batch, first)
+                else:
+                    group = [j for j in self._take(first) if not j.cancelled.is_set()]
+                    self._run(group)
             except (SerifuError, ValueError) as exc:
-                for job in group:
+                for job in batch.jobs() if batch is not None else group:
                     job.emit(Event("error", error=ApiError(400, str(exc))))
             except Exception as exc:  # keep serving; the client gets a JSON error, not a trace
                 log.exception("decoding failed")
-                for job in group:
+                if batch is not None:  # an unexpected failure: batch at a time from now on
+                    self.continuous = False
+                    self.continuous_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                for job in batch.jobs() if batch is not None else group:
                     job.emit(
                         Event(
                             "error",
@@ -247,6 +293,95 @@ class Engine:
                     )
             finally:
                 self.busy = False
+
+    # -- continuous batching ---------------------------------------------------------------
+    def _continuous(self, first: Job) -> Any:
+        """A :class:`~serifu.serving.continuous.ContinuousBatch` for ``first`` (not begun), or
+        None when it runs in a batch of its own: seeded, continuous batching off, no static
+        decoder (PEFT switching, a 4-bit model, a CPU), more rows than a batch holds."""
+        from serifu.inference.decoding import _static_decoder, static_decoding
+
+        key = self._key(first, stops=False)
+        if not self.continuous or key is None:
+            return None
+        bot = first.heroine.bot
+        mixed = self._prepare(bot.model)
+        if not static_decoding(bot.model):
+            return None
+        if hasattr(bot.model, "peft_config") and mixed is None:
+            return None
+        size = self._bucket(bot.model, self.max_batch)
+        longest = max(len(p) for p in first.prompts)
+        need = max(self.context, longest + first.max_tokens)
+        vocab = getattr(bot.rules, "vocab", None)
+        extra = {} if vocab is None else {"vocab": vocab}
+        decoder = _static_decoder(bot.model, size, need, **extra)
+        if decoder is None:
+            return None
+        from serifu.serving.continuous import ContinuousBatch
+
+        batch = ContinuousBatch(key, first, decoder, mixed)
+        return batch if batch.can_hold(first) else None
+
+    def _serve(self, batch: Any, first: Job) -> None:
+        """Decode ``batch`` step by step, admitting waiting jobs at every step boundary,
+        until no row runs and none can join."""
+        batch.pending = [first]  # a failure from here on still answers it
+        high = self._high
+        high[batch.max_len] = max(high.get(batch.max_len, 0), *(len(p) for p in first.prompts))
+        batch.begin([first], high[batch.max_len])
+        self.batches += 1
+        self.batched_rows += len(first.prompts)
+        _send(batch.admit(first))
+        batch.pending.pop(0)
+        shifts = 0
+        while True:
+            batch.pending = self._joining(batch)  # a failure still answers them
+            while batch.pending:
+                job = batch.pending[0]
+                high[batch.max_len] = max(high[batch.max_len], *(len(p) for p in job.prompts))
+                self.batched_rows += len(job.prompts)
+                self.admitted_rows += len(job.prompts)
+                _send(batch.admit(job))
+                batch.pending.pop(0)
+            self.shifts += batch.shifts - shifts
+            shifts = batch.shifts
+            if not batch.active:
+                batch.drop()  # a step still running holds finished rows only
+                return
+            steps = batch.steps
+            _send(batch.step())
+            self.steps += batch.steps - steps
+            self.step_rows += batch.recorded
+
+    def _joining(self, batch: Any) -> list[Job]:
+        """The waiting jobs that join ``batch`` now, oldest first. When the oldest waiting
+        job can never join it (other settings, too long), none joins: the batch drains and
+        that job runs next."""
+        joining: list[Job] = []
+        oldest = True
+        with self._cond:
+            free, keep = len(batch.free()), 0
+            for job in list(self._jobs):
+                if job.cancelled.is_set():
+                    self._jobs.remove(job)
+                    continue
+                if self._key(job, stops=False) != batch.key or not batch.can_hold(job):
+                    if oldest:
+                        break
+                    continue
+                oldest = False
+                # a shift for a later job never pushes the write slot below an older one's
+                # prompt (nor below the prompts already chosen)
+                keep = max(keep, *(len(p) for p in job.prompts))
+                if len(job.prompts) > free:
+                    continue
+                batch.make_room(job, keep)
+                if batch.fits(job):
+                    self._jobs.remove(job)
+                    joining.append(job)
+                    free -= len(job.prompts)
+        return joining
 
     def _run(self, group: list[Job]) -> None:
         heroine = group[0].heroine
@@ -281,6 +416,8 @@ class Engine:
             )
             try:
                 for states in steps:
+                    self.steps += 1
+                    self.step_rows += done.count(False)
                     out: list[tuple[Job, Event]] = []  # this step's events, sent at once
                     for i in range(rows):
                         if done[i]:

@@ -156,6 +156,26 @@ class MixedLora:
         self.weights = buffer
         return buffer
 
+    def set_row(self, row: int, name: str | None) -> None:
+        """Row ``row`` of the running batch uses ``name`` from its next step on (a request
+        admitted into a running batch): written in place into the batch's buffer."""
+        if self.weights is None:
+            raise RuntimeError("no running batch (MixedLora.set_rows first)")
+        self.weights[row].zero_()
+        if name is not None:
+            self.weights[row, self.names.index(name)] = 1.0
+
+    @contextlib.contextmanager
+    def alone(self, name: str | None) -> Iterator[None]:
+        """A one-row pass with adapter ``name`` (an admitted prompt's prefill); the running
+        batch's row weights are current again afterwards."""
+        saved = self.weights
+        self.set_rows([name])
+        try:
+            yield
+        finally:
+            self.weights = saved
+
     @contextlib.contextmanager
     def rows(self, model: Any, row_adapters: Sequence[str | None]) -> Iterator[None]:
         """While decoding: row i uses adapter ``row_adapters[i]`` (None: the bare base).
