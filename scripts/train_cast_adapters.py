@@ -35,6 +35,20 @@ def gemma_notice() -> str:
         return "Gemma is provided under and subject to the Gemma Terms of Use: https://ai.google.dev/gemma/terms\n"
 
 
+def to_bf16(weights: Path) -> None:
+    """Store the LoRA weights in bf16 (half the size; the replies run in bf16), atomically."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {
+        k: v.to(torch.bfloat16) if v.is_floating_point() else v
+        for k, v in load_file(weights).items()
+    }
+    tmp = weights.with_suffix(".tmp")
+    save_file(tensors, tmp, metadata={"format": "pt"})
+    tmp.replace(weights)
+
+
 def ship(adapter: Path, character: str, model: str) -> Path:
     dest = CAST / character / "adapters" / model
     if dest.exists():
@@ -43,6 +57,7 @@ def ship(adapter: Path, character: str, model: str) -> Path:
     for name in SHIP:
         if (adapter / name).exists():
             shutil.copy2(adapter / name, dest / name)
+    to_bf16(dest / "adapter_model.safetensors")
     (dest / "NOTICE.md").write_text(
         "This adapter was trained on top of Gemma 3 270M and is a Model Derivative under the\n"
         "Gemma Terms of Use (https://ai.google.dev/gemma/terms), which apply to its use and\n"
