@@ -452,7 +452,7 @@ def continuous_check(heroines: dict[str, Any], max_tokens: int, max_batch: int) 
     their neighbours)."""
     from serifu.serving.engine import Engine, Job
 
-    engine = Engine(heroines, max_batch=max_batch)
+    engine = Engine(heroines, max_batch=max_batch, continuous=True)
 
     def job(cid: str, turn: str) -> Any:
         h = heroines[cid]

@@ -97,7 +97,7 @@ def _run(
 def _batch(heroines: dict[str, Any], first: Any, start: int, **engine: Any) -> Any:
     from serifu.serving.engine import Engine
 
-    batch = Engine(heroines, max_batch=4, **engine)._continuous(first)
+    batch = Engine(heroines, max_batch=4, continuous=True, **engine)._continuous(first)
     assert batch is not None
     batch.begin([first], start)
     return batch
@@ -279,7 +279,7 @@ def test_engine_admits_requests_into_the_running_batch(
         return _summary(events)
 
     async def run() -> tuple[Engine, dict[str, Any], Any]:
-        engine = Engine(heroines, max_batch=4)
+        engine = Engine(heroines, max_batch=4, continuous=True)
         loop = asyncio.get_running_loop()
         engine.start()
         first = _job(heroines["rei"], QUERIES["rei"], 120, GREEDY, loop=loop)
@@ -319,12 +319,15 @@ def test_batch_path_where_continuous_batching_does_not_apply(heroines: dict[str,
     from serifu.serving.engine import Engine
 
     job = _job(heroines["akane"], QUERIES["akane"], 8, GREEDY)
-    assert Engine(heroines, stacked=False)._continuous(job) is None  # PEFT switching
+    assert (
+        Engine(heroines, stacked=False, continuous=True)._continuous(job) is None
+    )  # PEFT switching
     assert Engine(heroines, continuous=False)._continuous(job) is None
+    assert Engine(heroines)._continuous(job) is None  # opt-in: slower than batches so far
     too_long = _job(heroines["akane"], QUERIES["akane"], 8, GREEDY)
     too_long.prompts = [too_long.prompts[0]] * 5  # more rows than the batch holds
-    assert Engine(heroines, max_batch=4)._continuous(too_long) is None
-    assert Engine(heroines, max_batch=4)._continuous(job) is not None
+    assert Engine(heroines, max_batch=4, continuous=True)._continuous(too_long) is None
+    assert Engine(heroines, max_batch=4, continuous=True)._continuous(job) is not None
 
 
 def test_openai_client_through_continuous_batching(
@@ -356,7 +359,7 @@ def test_openai_client_through_continuous_batching(
         both = client.chat.completions.create(**kw, temperature=0, n=2)
         return text, both.choices[0].finish_reason, [c.message.content for c in both.choices]
 
-    engine = Engine(heroines, max_batch=4)
+    engine = Engine(heroines, max_batch=4, continuous=True)
     for url in _serve(create_app(engine)):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
         with ThreadPoolExecutor(2) as pool:
@@ -380,7 +383,7 @@ def test_an_unexpected_failure_falls_back_to_batches(
         raise RuntimeError("no room on this device")
 
     async def run() -> tuple[Engine, Any, Any]:
-        engine = Engine(heroines, max_batch=4)
+        engine = Engine(heroines, max_batch=4, continuous=True)
         loop = asyncio.get_running_loop()
         engine.start()
         first = _job(heroines["akane"], QUERIES["akane"], 6, GREEDY, loop=loop)

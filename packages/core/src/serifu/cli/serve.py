@@ -41,6 +41,12 @@ def serve_command(
         help="A batch keeps taking requests until none arrived for this long (bursts of "
         "clients share one batch; the GPU benchmark uses 10).",
     ),
+    continuous: bool = typer.Option(
+        False,
+        "--continuous/--no-continuous",
+        help="GPU: requests join the running batch at its next step (continuous batching). "
+        "Off by default: measured slower than batch-at-a-time so far (docs/serving.md).",
+    ),
     vocabulary: str = typer.Option(
         "auto",
         "--vocabulary",
@@ -76,7 +82,11 @@ def serve_command(
         ids, model=model, adapter=adapter, device=device, quantize=quantize, vocabulary=vocabulary
     )
     engine = Engine(
-        heroines, max_queue=max_queue, max_batch=max_batch, batch_wait=batch_wait_ms / 1000
+        heroines,
+        max_queue=max_queue,
+        max_batch=max_batch,
+        batch_wait=batch_wait_ms / 1000,
+        continuous=continuous,
     )
     app = create_app(
         engine,

@@ -96,8 +96,8 @@ class TrainConfig(BaseModel):
         description="The loss: 'serifu' = chunked head at labelled positions with the frozen head's gradient fused (serifu.accel.loss); 'liger' = Liger's fused linear cross-entropy at the same positions (CUDA, liger-kernel installed).",
     )
     compile: Literal["auto", "on", "off"] = Field(
-        default="auto",
-        description="torch.compile the repeated decoder layers (regional compilation, inductor; the first step compiles): 'on' = always (needs triton on CUDA, a C compiler on the CPU); 'auto' = on a CUDA GPU for models up to 1B parameters (launch-bound steps) in runs of at least 300 micro-batches (compiling takes tens of seconds once), else off (always off on the CPU); 'off' = never (serifu.training.compile).",
+        default="off",
+        description="torch.compile the repeated decoder layers (regional compilation, inductor; the first step compiles): 'on' = always (needs triton on CUDA, a C compiler on the CPU); 'auto' = on a CUDA GPU for models up to 1B parameters (launch-bound steps) in runs of at least 300 micro-batches (compiling takes tens of seconds once), else off (always off on the CPU); 'off' = never, the default until compiled training is measured on a GPU (serifu.training.compile).",
     )
     checkpoint_every: int = Field(
         default=1,

@@ -11,7 +11,9 @@ graphs are captured once. Seeded jobs run alone
 so a seed gives the same reply whatever else is waiting. A job whose client went away is
 cancelled: it gets no more text, and a batch whose jobs are all cancelled stops.
 
-With the static decoder (``continuous=True``, the default), unseeded jobs are decoded by
+With the static decoder and ``continuous=True`` (opt-in: ``serifu serve --continuous``; on
+an H200 it was slower than batch-at-a-time, because each joining row's prompt pass runs
+alone and eagerly — docs/serving.md), unseeded jobs are decoded by
 continuous batching (:mod:`serifu.serving.continuous`): a job that arrives while a batch
 decodes joins a free row at the next step, a finished or cancelled row frees its slot, so
 the batch stays full; the batch ends when no row runs and no waiting job can join. The
@@ -122,7 +124,7 @@ class Engine:
         static: bool = True,
         buckets: Sequence[int] | None = BUCKETS,
         max_decoders: int = 12,
-        continuous: bool = True,
+        continuous: bool = False,
         context: int = 512,
     ):
         self.heroines = heroines
