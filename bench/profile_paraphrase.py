@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,13 @@ def main() -> None:
         help="candidates per reply, reranked (Chatbot.best_of; the card score asks "
         "serifu.profile_intent when no topic pattern matches)",
     )
+    ap.add_argument(
+        "--profile-best-of",
+        type=int,
+        default=0,
+        help="the chat/game path with the CPU default (best-of-1, profile questions reranked "
+        "over this many candidates); each reply through Chatbot.reply, timed",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,7 +102,12 @@ def main() -> None:
     for cid in ids:
         t0 = time.perf_counter()
         adapter = args.adapters / cid / "adapter" if args.adapters else None
-        bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=args.best_of)
+        if args.profile_best_of:
+            bot = load_chatbot(
+                character=cid, adapter=adapter, device="cpu", profile_best_of=args.profile_best_of
+            )
+        else:
+            bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=args.best_of)
         facts = {f.key: f for f in card_facts(bot.card)}
         items = [
             (k, q)
@@ -105,6 +118,13 @@ def main() -> None:
         ]
         if args.fact_hint:
             texts = [hinted_reply(bot, q, facts[k]) for k, q in items]
+        elif args.profile_best_of:
+            texts, seconds, reranked = [], [], 0
+            for _, q in items:
+                t1 = time.perf_counter()
+                reranked += bot.candidates(q) > 1
+                texts.append(bot.reply(q, seed=0))
+                seconds.append(time.perf_counter() - t1)
         elif args.best_of > 1:
             texts = [bot.best_of(q, seed=0) for _, q in items]
         else:
@@ -115,6 +135,12 @@ def main() -> None:
         ]
         right = sum(r["correct"] for r in rows)
         report[cid] = {"correct": right, "n": len(rows), "items": rows}
+        if args.profile_best_of:
+            report[cid] |= {
+                "reranked": reranked,
+                "reply_s_median": round(statistics.median(seconds), 3),
+                "reply_s_max": round(max(seconds), 3),
+            }
         print(f"{cid}: {right}/{len(rows)} ({time.perf_counter() - t0:.0f} s)", flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")

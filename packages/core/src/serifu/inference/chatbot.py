@@ -14,6 +14,9 @@ HISTORY_WINDOW = 4
 """Earlier (user, reply) turns kept in the prompt."""
 BEST_OF_GPU = 4
 BEST_OF_CPU = 1
+PROFILE_BEST_OF_CPU = 3
+"""On the CPU only a line that asks about her profile is reranked, over this many candidates
+(her card can check the answer; other lines keep streaming at best-of-1's latency)."""
 MAX_INPUT_CHARS = 1000
 """Longest user message accepted (a 22k-character line took minutes and gigabytes)."""
 HEAD_CHUNK = 256
@@ -69,6 +72,9 @@ class Chatbot:
     """A :class:`serifu.inference.rerank.Reranker` used by :meth:`best_of` (None: first sample)."""
     best_of_n: int = 1
     """Candidates :meth:`reply`/:meth:`stream` sample and rerank (1: no reranking)."""
+    profile_best_of: int = 1
+    """With ``best_of_n`` 1: candidates for a line that asks about one of her profile facts
+    (``Reranker.asked``), reranked so the answer agrees with her card (1: off)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     examples: Any = None
     """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
@@ -362,6 +368,13 @@ class Chatbot:
     ) -> str:
         return "".join(self.stream(query, history, max_new_tokens, seed=seed, params=params))
 
+    def candidates(self, query: str) -> int:
+        """How many candidates :meth:`stream` samples for ``query``: ``best_of_n``, or
+        ``profile_best_of`` when only profile questions are reranked and this is one."""
+        if self.best_of_n > 1 or self.profile_best_of <= 1 or self.rerank is None:
+            return self.best_of_n
+        return self.profile_best_of if self.rerank.asked(query) else 1
+
     def stream(
         self,
         query: str,
@@ -376,8 +389,9 @@ class Chatbot:
         comes as one piece. Plain greedy replies on the GPU arrive a chunk of steps (8
         tokens) at a time (``serifu.inference.decoding``; ``SERIFU_GREEDY_CHUNK=0``: per token).
         """
-        if self.best_of_n > 1 and not params:
-            yield self.best_of(query, history, max_new_tokens=max_new_tokens, seed=seed)
+        n = 1 if params else self.candidates(query)
+        if n > 1:
+            yield self.best_of(query, history, n=n, max_new_tokens=max_new_tokens, seed=seed)
             return
         ids = self.encode_prompt(query, history)
         sent = 0
@@ -484,6 +498,7 @@ def load_chatbot(
     best_of: int | None = None,
     examples: int = 0,
     max_input_chars: int = MAX_INPUT_CHARS,
+    profile_best_of: int | None = None,
     weights: str = "bf16",
     merge: bool | None = None,
 ) -> Chatbot:
@@ -497,7 +512,9 @@ def load_chatbot(
     Special and unused tokens are always masked. ``vocabulary``: "auto" (= "on" for a
     character with scripts, else "off") restricts replies to Japanese text plus the tokens
     of her lines and card (``serifu.inference.vocab``). ``best_of``: candidates sampled and
-    reranked per reply (None: :func:`default_best_of` for the device). ``examples``: her k
+    reranked per reply (None: :func:`default_best_of` for the device); where that is 1 and
+    ``best_of`` was not given, ``profile_best_of`` (None: :data:`PROFILE_BEST_OF_CPU`)
+    candidates are reranked for lines that ask about her profile only. ``examples``: her k
     most similar real exchanges go into the prompt (0: off). ``weights``: "bf16", or "int4"
     (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
     merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
@@ -552,10 +569,18 @@ def load_chatbot(
     )
     bot.rules = token_rules(bot, pack, vocabulary)
     bot.best_of_n = default_best_of(device) if best_of is None else max(1, best_of)
+    if profile_best_of is None:  # the CPU default: rerank profile questions only
+        profile_best_of = PROFILE_BEST_OF_CPU if best_of is None and bot.best_of_n == 1 else 1
     if bot.best_of_n > 1:
         from serifu.inference.rerank import Reranker
 
         bot.rerank = Reranker.for_character(character, card)
+    elif profile_best_of > 1 and card is not None:
+        from serifu.inference.rerank import Reranker
+        from serifu.profile import card_facts
+
+        bot.profile_best_of = profile_best_of
+        bot.rerank = Reranker(card_facts(card))  # the card and the likelihood decide
     if examples > 0 and pack is not None:
         from serifu.retrieval import ExampleRetriever
 
