@@ -19,6 +19,12 @@ def test_cpu_default_reranks_profile_questions_only() -> None:
     pieces = list(bot.stream("誕生日っていつ？", max_new_tokens=6, seed=0))
     assert len(pieces) == 1
     assert bot.reply("誕生日っていつ？", max_new_tokens=6, seed=0) == pieces[0]  # seeded
+    # evaluation's batches take the same path: each query in its candidate group, in order
+    queries = ["おはよう", "誕生日っていつ？", "またね", "ちなみに血液型は？"]
+    out = bot.generate_batch(queries, max_new_tokens=4, seed=0)
+    assert [g.prompt for g in out] == [bot.render_prompt(q) for q in queries]
+    alone = bot.generate_batch(["誕生日っていつ？", "ちなみに血液型は？"], max_new_tokens=4, seed=0)
+    assert [g.text for g in alone] == [out[1].text, out[3].text]
 
 
 def test_an_explicit_best_of_or_zero_profile_rerank_turns_it_off() -> None:

@@ -294,12 +294,33 @@ class Chatbot:
     ) -> list[Generation]:
         """Replies to many single-turn queries at once (left padding), e.g. for evaluation.
 
-        ``best_of`` (default ``self.best_of_n``) > 1 samples that many candidates per query
-        in the same batch and keeps the one the reranker prefers.
+        ``best_of`` (default: :meth:`candidates` of each query, i.e. ``self.best_of_n`` or,
+        for a profile question on the CPU default, ``self.profile_best_of``) > 1 samples that
+        many candidates per query in the same batch and keeps the one the reranker prefers.
         """
         if not queries:
             return []
-        n = max(1, self.best_of_n if best_of is None else best_of)
+        if best_of is not None:
+            return self._generate_group(queries, max(1, best_of), max_new_tokens, seed, params)
+        counts = [self.candidates(q) for q in queries]
+        out: list[Generation | None] = [None] * len(queries)
+        for n in sorted(set(counts)):  # one batch per candidate count
+            where = [i for i, c in enumerate(counts) if c == n]
+            done = self._generate_group(
+                [queries[i] for i in where], n, max_new_tokens, seed, params
+            )
+            for i, generation in zip(where, done, strict=True):
+                out[i] = generation
+        return [g for g in out if g is not None]
+
+    def _generate_group(
+        self,
+        queries: Sequence[str],
+        n: int,
+        max_new_tokens: int,
+        seed: int | None,
+        params: Mapping[str, Any] | None,
+    ) -> list[Generation]:
         prompts = [self.render_prompt(q) for q in queries]
         encoded = [self.encode_prompt(q) for q in queries]
         if n > 1:
