@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,33 @@ class Live:
     url: str
     engine: Any
     heroines: dict[str, Any]
+
+
+def save_random_adapters(
+    root: Path, names: list[str], *, seed: int, alpha: int, alpha_step: int
+) -> dict[str, Path]:
+    """LoRA adapters on tiny-gemma with random (non-zero) weights, saved as training saves
+    them; adapter ``i`` has rank ``2 + i`` and alpha ``alpha + alpha_step * i`` (different
+    ranks and scalings)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from serifu.modeling import load_model, resolve_base
+
+    base = resolve_base("tiny-gemma")
+    paths = {}
+    for i, name in enumerate(names):
+        torch.manual_seed(seed + i)
+        lm = load_model(base, quantize=False, device="cpu")
+        config = LoraConfig(
+            r=2 + i,
+            lora_alpha=alpha + alpha_step * i,
+            target_modules=list(base.lora_targets),
+            init_lora_weights=False,
+        )
+        get_peft_model(lm, config).save_pretrained(str(root / name))
+        paths[name] = root / name
+    return paths
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,10 @@ import asyncio
 from typing import Any
 
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
+
+from .conftest import save_random_adapters
 
 NAMES = ["rei", None, "akane", "hina"]  # None: the bare base
 QUERIES = ["おはよう", "今日の放課後は何をするつもりなの？", "ねえ", "部活どう？"]
@@ -31,26 +32,12 @@ SAMPLED: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def heroines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from peft import LoraConfig, get_peft_model
-
     from serifu.inference import load_chatbot
-    from serifu.modeling import load_model, resolve_base
     from serifu.serving.heroines import heroines_on
 
-    base = resolve_base("tiny-gemma")
-    root = tmp_path_factory.mktemp("graphed")
-    paths = {}
-    for i, cid in enumerate(["akane", "rei", "hina"]):  # different ranks and scalings
-        torch.manual_seed(10 + i)
-        lm = load_model(base, quantize=False, device="cpu")
-        config = LoraConfig(
-            r=2 + i,
-            lora_alpha=8 + 4 * i,
-            target_modules=list(base.lora_targets),
-            init_lora_weights=False,
-        )
-        get_peft_model(lm, config).save_pretrained(str(root / cid))
-        paths[cid] = root / cid
+    paths = save_random_adapters(
+        tmp_path_factory.mktemp("graphed"), ["akane", "rei", "hina"], seed=10, alpha=8, alpha_step=4
+    )
     bot = load_chatbot(
         model="tiny-gemma", system_prompt=False, device="cpu", quantize=False, vocabulary="off"
     )

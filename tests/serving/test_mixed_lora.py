@@ -5,25 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+from .conftest import save_random_adapters
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory):
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel
 
     from serifu.modeling import load_model, resolve_base
 
     base = resolve_base("tiny-gemma")
     root = tmp_path_factory.mktemp("mixed")
-    for i, name in enumerate(["a", "b", "c"]):  # different ranks and scalings
-        torch.manual_seed(i)
-        lm = load_model(base, quantize=False, device="cpu")
-        config = LoraConfig(
-            r=2 + i,
-            lora_alpha=4 + 3 * i,
-            target_modules=list(base.lora_targets),
-            init_lora_weights=False,
-        )
-        get_peft_model(lm, config).save_pretrained(str(root / name))
+    save_random_adapters(root, ["a", "b", "c"], seed=0, alpha=4, alpha_step=3)
     lm = load_model(base, quantize=False, device="cpu")
     peft = PeftModel.from_pretrained(lm, str(root / "a"), adapter_name="a")
     for name in ("b", "c"):

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
-
 
 def cache_path(name: str, material: Any) -> Path:
     """Where the pipeline fitted from ``material`` (JSON-able) is kept."""
@@ -35,6 +33,8 @@ def cache_path(name: str, material: Any) -> Path:
 def load_trusted(data: bytes) -> Any | None:
     """A skops archive's object, or None when it is unreadable or holds a foreign type."""
     import skops.io as sio
+
+    from serifu.evaluation.classifier import TRUSTED_PREFIXES
 
     try:
         untrusted = sio.get_untrusted_types(data=data)

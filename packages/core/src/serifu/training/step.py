@@ -36,22 +36,15 @@ def step_plan(
     finishing = config.real_only_epochs > 0 and augmented is not None and len(real) < len(lengths)
 
     def epoch(e: int, only_real: bool = False) -> list[list[int]]:
-        if not only_real:
-            return plan_epoch(
-                lengths,
-                batch_size=config.batch_size,
-                max_tokens=config.max_tokens,
-                seed=config.seed,
-                epoch=e,
-            )
-        sub = plan_epoch(
-            [lengths[i] for i in real],
+        pool = real if only_real else range(len(lengths))
+        steps = plan_epoch(
+            [lengths[i] for i in pool],
             batch_size=config.batch_size,
             max_tokens=config.max_tokens,
             seed=config.seed,
             epoch=e,
         )
-        return [[real[j] for j in micro] for micro in sub]
+        return [[pool[j] for j in micro] for micro in steps]
 
     per_epoch = len(epoch(0))
     if per_epoch == 0:
