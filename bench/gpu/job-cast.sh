@@ -5,6 +5,7 @@
 #   bash bench/gpu/job-cast.sh train himari,...                 # the rest
 #   bash bench/gpu/job-cast.sh ablate akane,yuzuha
 #   bash bench/gpu/job-cast.sh variant NAME "epochs = 5;real_only_epochs = 2" akane,hina  # recipe variants
+#   bash bench/gpu/job-cast.sh scores akane,hina [/tmp/var/NAME]  # perplexity + coherence only
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
 # learns her sentence endings for augmentation).
@@ -34,6 +35,17 @@ elif [ "$mode" = variant ]; then  # variant NAME "KEY = VALUE;KEY = VALUE" IDS: 
   mkdir -p "$OUT/var"
   for c in ${ids//,/ }; do cp /tmp/var/$name/$c/eval-tuned/report.json "$OUT/var/$name-$c.json"; done
   cp /tmp/var/$name/summary.json "$OUT/var/$name-summary.json"
+elif [ "$mode" = scores ]; then  # scores IDS [ROOT]: perplexity + coherence (base in the same run) of
+  # the shipped adapters, or of ROOT/<id>/adapter; no replies generated
+  root=${3:-}
+  mkdir -p "$OUT/scores"
+  for c in ${ids//,/ }; do
+    adapter=${root:+$root/$c/adapter}; adapter=${adapter:-packages/core/src/serifu/cast/$c/adapters/gemma-3-270m}
+    tag=$(basename "${root:-shipped}")
+    python3 -m serifu eval --model gemma-3-270m --adapter "$adapter" --character "$c" --data ".gpu-data/$c" \
+      -e perplexity -e coherence --system-prompt both --out "/tmp/scores/$tag-$c" 2>&1 | grep -v -i "warn\|Loading\|it/s" | tail -2
+    cp "/tmp/scores/$tag-$c/report.json" "$OUT/scores/$tag-$c.json"
+  done
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do

@@ -146,3 +146,26 @@ def test_eval_on_4bit_reply_weights(tiny_eval: Path, tmp_path: Path) -> None:
     ratio = summary["perplexity.perplexity"] / full_summary["perplexity.perplexity"]
     assert 0.8 < ratio < 1.25 and ratio != 1.0
     assert main([*args[:-2], "--weights", "int3", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_scorer_only_evaluators_generate_no_replies(tiny_eval: Path, tmp_path: Path) -> None:
+    """`-e perplexity -e coherence` scores held-out pairs without writing replies; coherence
+    uses the validation and test pairs (more lines than perplexity's test split)."""
+    out = tmp_path / "scores"
+    adapter = tiny_eval.parent / "adapter"
+    args = ["eval", "--model", "tiny-gemma", "--adapter", str(adapter), "--character", "kaede"]
+    args += ["--out", str(out), "-e", "perplexity", "-e", "coherence"]
+    assert main(args) == 0
+    assert (out / "generations.jsonl").read_text(encoding="utf-8") == ""
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["reference"]["selection_pairs"] > report["reference"]["heldout_pairs"] > 0
+    coherence = report["conditions"]["system-prompt-on"]["evaluators"]["coherence"]
+    low, high = coherence["summary"]["rank1_ci"]
+    assert 0.0 <= low <= coherence["summary"]["rank1"] <= high <= 1.0
+    assert coherence["summary"]["n"] == len(coherence["items"]) > 26  # kaede's test split: 28
+    assert all(0.0 <= item["win"] <= 1.0 for item in coherence["items"])
+    # the base, scored on the same lines in the same run, and the paired difference
+    summary = coherence["summary"]
+    assert 0.0 <= summary["base_rank1"] <= 1.0 and len(coherence["base_items"]) == summary["n"]
+    assert summary["vs_base_ci"][0] <= summary["vs_base"] <= summary["vs_base_ci"][1]
+    assert abs(summary["vs_base"] - (summary["rank1"] - summary["base_rank1"])) < 0.01

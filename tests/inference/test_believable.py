@@ -3,6 +3,8 @@ knowledge augmentation, coherence and the `clean` format metric."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -194,6 +196,69 @@ def test_coherence_ranks_the_reply_that_fits_the_line() -> None:
         return [(float(len(r)), 4) for r in replies]
 
     assert response_selection(blind, pairs)["summary"]["rank1"] == 0.0  # ties never win
+
+
+def test_coherence_rank1_is_the_exact_chance_over_every_draw_of_distractors() -> None:
+    import itertools
+    import random
+
+    from serifu.evaluation.coherence import bootstrap_ci, paired_difference, win_probability
+
+    # the true reply (index 0) scores 5; three of the six others score at least as high
+    scores = [5.0, 9.0, 1.0, 5.0, 2.0, 7.0, 0.0]
+    draws = list(itertools.combinations(scores[1:], 2))
+    wins = sum(all(scores[0] > v for v in d) for d in draws) / len(draws)
+    assert win_probability(scores, 2) == wins == 3 / 15
+    assert win_probability([9.0, 1.0, 2.0, 3.0], 3) == 1.0
+    assert win_probability([0.0, 1.0, 2.0, 3.0], 1) == 0.0
+
+    # the exact value is the mean of many random draws of 9 from a pool of 19
+    rng = random.Random(1)
+    pool = [rng.random() for _ in range(20)]
+    sampled = sum(all(pool[0] > v for v in rng.sample(pool[1:], 9)) for _ in range(20000))
+    assert abs(win_probability(pool, 9) - sampled / 20000) < 0.01
+
+    low, high = bootstrap_ci([0.0, 1.0] * 20)
+    assert 0.3 < low < 0.5 < high < 0.7
+    better = [{"query": str(i), "reply": "r", "win": 0.6} for i in range(30)]
+    worse = [{"query": str(i), "reply": "r", "win": 0.2} for i in range(30)]
+    diff = paired_difference(better, worse)
+    assert diff is not None and diff["difference"] == 0.4 and diff["ci"][0] > 0
+    assert paired_difference(better, [{"query": "other", "reply": "r", "win": 0.1}]) is None
+
+
+def test_eval_compare_states_the_paired_coherence_difference(tmp_path) -> None:
+    import json
+
+    from serifu.evaluation.compare import compare_rows, render_compare
+    from serifu.evaluation.report import SCHEMA
+
+    def run(name: str, adapter: str | None, win: float) -> Path:
+        items = [
+            {"query": f"q{i}", "reply": f"r{i}", "win": win + 0.01 * (i % 3)} for i in range(30)
+        ]
+        report = {
+            "schema": SCHEMA,
+            "model": "tiny-gemma",
+            "adapter": adapter,
+            "target": "hina",
+            "conditions": {
+                "system-prompt-on": {
+                    "summary": {"coherence.rank1": win},
+                    "evaluators": {"coherence": {"summary": {"rank1": win}, "items": items}},
+                }
+            },
+        }
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        return folder
+
+    rows = compare_rows([run("base", None, 0.3), run("tuned", "/x/adapter", 0.2)])
+    assert "coherence_vs_base" not in rows[0]
+    assert rows[1]["coherence_vs_base"]["difference"] == -0.1
+    text = render_compare(rows)
+    assert "-0.100" in text and "below the base" in text
 
 
 def test_retrieval_finds_her_most_similar_exchange() -> None:

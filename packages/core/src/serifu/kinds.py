@@ -105,6 +105,8 @@ class Evaluator(Protocol):
     - ``needs_scorers: bool = False`` — ``evaluate`` reads ``run.scorers`` (the model's
       NLL of given replies). The runner loads scorers only when a selected evaluator
       needs them; ``serifu eval rescore`` refuses such evaluators (no model there).
+    - ``needs_replies: bool = True`` — ``evaluate`` reads ``run.replies``. When no selected
+      evaluator does (e.g. ``-e perplexity -e coherence``), the runner generates no replies.
     - ``headline: Mapping[str, str] = {}`` — summary key -> short column label, in
       display order (e.g. ``{"target_share": "in-character"}``). Empty: every summary
       key, labelled ``id.key``.
@@ -125,6 +127,11 @@ class Evaluator(Protocol):
 def needs_scorers(evaluator: Any) -> bool:
     """Whether ``evaluator`` reads ``run.scorers`` (default False)."""
     return bool(getattr(evaluator, "needs_scorers", False))
+
+
+def needs_replies(evaluator: Any) -> bool:
+    """Whether ``evaluator`` reads ``run.replies`` (default True)."""
+    return bool(getattr(evaluator, "needs_replies", True))
 
 
 def headline_labels(evaluator: Any) -> dict[str, str]:

@@ -93,6 +93,7 @@ class PerplexityEvaluator:
         "Perplexity of her held-out real replies given the protagonist's line, base vs tuned."
     )
     needs_scorers = True
+    needs_replies = False
     headline = {"perplexity": "ppl", "base_perplexity": "base ppl", "reduction": "ppl drop"}
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
@@ -118,21 +119,34 @@ class PerplexityEvaluator:
 class CoherenceEvaluator:
     id = "coherence"
     description = (
-        "Response selection on held-out pairs: does the model rank her true reply to a line "
-        "above 9 other replies of hers (rank@1 by PMI; chance 0.1)?"
+        "Response selection on held-out pairs (validation and test): the chance the model "
+        "ranks her true reply to a line above 9 other replies of hers (exact rank@1 by PMI "
+        "with a 95% interval; chance 0.1)"
     )
     needs_scorers = True
-    headline = {"rank1": "coherence r@1"}
+    needs_replies = False
+    headline = {"rank1": "coherence r@1", "base_rank1": "base r@1", "vs_base": "r@1 vs base"}
 
     def evaluate(self, run: EvalRun) -> dict[str, Any]:
         from serifu.evaluation.coherence import response_selection
 
-        pairs = run.reference.heldout_pairs
+        pairs = run.reference.selection_pairs or run.reference.heldout_pairs
         if not pairs or "model" not in run.scorers:
             return {"skipped": "no held-out pairs or no model to score them"}
         key = ("coherence", run.condition)
         if key not in run.shared:
-            run.shared[key] = response_selection(run.scorers["model"], pairs)
+            result = response_selection(run.scorers["model"], pairs)
+            if "base" in run.scorers and "summary" in result:  # the base on the same lines
+                from serifu.evaluation.coherence import paired_difference
+
+                base = response_selection(run.scorers["base"], pairs)
+                result["summary"]["base_rank1"] = base["summary"]["rank1"]
+                paired = paired_difference(result["items"], base["items"])
+                if paired is not None:
+                    result["summary"]["vs_base"] = paired["difference"]
+                    result["summary"]["vs_base_ci"] = paired["ci"]
+                result["base_items"] = base["items"]
+            run.shared[key] = result
         return dict(run.shared[key])
 
 

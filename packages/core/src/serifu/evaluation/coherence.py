@@ -1,22 +1,29 @@
 """Coherence as response selection: does the model prefer her true reply to a line over
 other replies of hers?
 
-For each held-out (protagonist line, her real reply) pair, the candidates are that reply
-and ``distractors`` (default 9) of her other held-out replies, drawn with a fixed seed. The
-model scores every candidate given the line; ``rank@1`` is the share of lines whose true
-reply wins (chance = 1 / (1 + distractors), 0.1 by default).
+For each held-out (protagonist line, her real reply) pair, the model scores the true reply
+and a pool of ``pool`` (default 19) of her other held-out replies, drawn with a fixed seed,
+given the line. ``rank@1`` is the chance that the true reply beats ``distractors`` (default 9)
+others drawn at random from that pool (chance = 1 / (1 + distractors), 0.1 by default),
+computed exactly over every draw: with ``r`` of the ``M`` pool replies scoring at least as
+high as the true one, the true reply wins a draw of ``k`` with probability C(M−r, k) / C(M, k).
+That is the same quantity as ranking against one random draw of 9, without the noise of
+which 9 were drawn (a tie is a loss).
 
 Two scores are reported:
 - ``pmi`` (the headline): log p(reply | line) − log p(reply | an empty line) — how much the
   line itself raises the reply, so a reply that is merely short or frequent does not win;
 - ``likelihood``: mean log p(reply | line) per token.
-The model never trained on these replies (test split of her dialogue data).
+``rank1_ci`` is a 95 % bootstrap interval over the lines; :func:`paired_difference` compares
+two runs on the same lines (tuned vs base). The model never trained on these replies
+(the validation and test splits of her dialogue data).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from math import comb
 from typing import Any
 
 Scorer = Callable[[Sequence[str], Sequence[str]], list[tuple[float, int]]]
@@ -25,9 +32,15 @@ NEUTRAL_QUERY = "……"
 
 
 def candidate_sets(
-    pairs: Sequence[tuple[str, str]], *, distractors: int = 9, seed: int = 0, limit: int = 40
+    pairs: Sequence[tuple[str, str]],
+    *,
+    distractors: int = 9,
+    pool: int = 19,
+    seed: int = 0,
+    limit: int = 80,
 ) -> list[tuple[str, list[str]]]:
-    """(line, [true reply, distractor replies…]) for up to ``limit`` pairs."""
+    """(line, [true reply, pool replies…]) for up to ``limit`` pairs; lines with fewer than
+    ``distractors`` other distinct replies are left out."""
     rng = random.Random(seed)
     chosen = list(pairs)
     rng.shuffle(chosen)
@@ -38,15 +51,27 @@ def candidate_sets(
         others = [r for r in replies if r != true]
         if len(others) < distractors:
             continue
-        out.append((query, [true, *rng.sample(others, distractors)]))
+        out.append((query, [true, *rng.sample(others, min(pool, len(others)))]))
     return out
 
 
-def _rank1(scores: Sequence[Sequence[float]]) -> float:
-    """Share of sets whose true reply (index 0) scores strictly above every distractor
-    (a tie is a loss: a scorer that cannot tell replies apart gets 0, not 1)."""
-    wins = [all(s[0] > v for v in s[1:]) for s in scores]
-    return sum(wins) / len(wins) if wins else 0.0
+def win_probability(scores: Sequence[float], distractors: int) -> float:
+    """P(scores[0] > every one of ``distractors`` drawn without replacement from scores[1:])."""
+    others = scores[1:]
+    at_least = sum(v >= scores[0] for v in others)
+    return comb(len(others) - at_least, distractors) / comb(len(others), distractors)
+
+
+def bootstrap_ci(
+    values: Sequence[float], *, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % percentile interval of the mean of ``values`` resampled with replacement."""
+    if not values:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(draws))
+    return (means[int(0.025 * draws)], means[int(0.975 * draws) - 1])
 
 
 def response_selection(
@@ -54,33 +79,64 @@ def response_selection(
     pairs: Sequence[tuple[str, str]],
     *,
     distractors: int = 9,
+    pool: int = 19,
     seed: int = 0,
-    limit: int = 40,
+    limit: int = 80,
 ) -> dict[str, Any]:
-    """rank@1 (PMI and likelihood) and mean reciprocal rank over the candidate sets."""
-    sets = candidate_sets(pairs, distractors=distractors, seed=seed, limit=limit)
+    """Exact rank@1 (PMI and likelihood) with its interval, and each line's win probability."""
+    sets = candidate_sets(pairs, distractors=distractors, pool=pool, seed=seed, limit=limit)
     if not sets:
         return {"skipped": f"fewer than {distractors + 1} distinct held-out replies"}
     queries = [q for q, cands in sets for _ in cands]
     replies = [c for _, cands in sets for c in cands]
     given = scorer(queries, replies)
-    alone = scorer([NEUTRAL_QUERY] * len(replies), replies)
-    k = distractors + 1
-    pmi, likelihood = [], []
-    for i in range(len(sets)):
-        rows = range(i * k, (i + 1) * k)
-        pmi.append([alone[j][0] - given[j][0] for j in rows])
-        likelihood.append([-given[j][0] / max(given[j][1], 1) for j in rows])
-    ranks = [1 + sum(v >= s[0] for v in s[1:]) for s in pmi]
+    unique = list(dict.fromkeys(replies))
+    alone = dict(zip(unique, scorer([NEUTRAL_QUERY] * len(unique), unique), strict=True))
+    pmi: list[float] = []
+    likelihood: list[float] = []
+    start = 0
+    for _, cands in sets:
+        rows = range(start, start + len(cands))
+        start += len(cands)
+        pmi.append(win_probability([alone[replies[j]][0] - given[j][0] for j in rows], distractors))
+        likelihood.append(
+            win_probability([-given[j][0] / max(given[j][1], 1) for j in rows], distractors)
+        )
+    low, high = bootstrap_ci(pmi)
     return {
         "summary": {
-            "rank1": round(_rank1(pmi), 4),
-            "rank1_likelihood": round(_rank1(likelihood), 4),
-            "mrr": round(sum(1 / r for r in ranks) / len(ranks), 4),
-            "chance": round(1 / k, 4),
+            "rank1": round(sum(pmi) / len(pmi), 4),
+            "rank1_ci": [round(low, 4), round(high, 4)],
+            "rank1_likelihood": round(sum(likelihood) / len(likelihood), 4),
+            "chance": round(1 / (1 + distractors), 4),
             "n": len(sets),
+            "pool": pool,
         },
         "items": [
-            {"query": q, "reply": c[0], "rank": r} for (q, c), r in zip(sets, ranks, strict=True)
+            {"query": q, "reply": c[0], "win": round(w, 4)}
+            for (q, c), w in zip(sets, pmi, strict=True)
         ],
+    }
+
+
+def paired_difference(
+    items: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Mean rank@1 difference (``items`` − ``baseline``) over the lines both scored, with a
+    95 % bootstrap interval; None when they share no line (other data or an older report)."""
+    base = {(i["query"], i["reply"]): i.get("win") for i in baseline}
+    diffs = [
+        i["win"] - base[key]
+        for i in items
+        if (key := (i["query"], i["reply"])) in base
+        and i.get("win") is not None
+        and base[key] is not None
+    ]
+    if not diffs:
+        return None
+    low, high = bootstrap_ci(diffs)
+    return {
+        "difference": round(sum(diffs) / len(diffs), 4),
+        "ci": [round(low, 4), round(high, 4)],
+        "n": len(diffs),
     }

@@ -36,8 +36,12 @@ def run_label(report: dict[str, Any]) -> str:
 
 
 def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
-    """One row per (run, condition): run folder, model label, character, condition, headline metrics."""
+    """One row per (run, condition): run folder, model label, character, condition, headline
+    metrics; a tuned run's row also carries ``coherence_vs_base`` when a base run of the same
+    character (or the base inside the tuned run) scored the same lines (the paired
+    difference, see :func:`paired_coherence`)."""
     rows = []
+    items: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
     for run_dir in run_dirs:
         report = load_report(run_dir)
         for condition, data in report["conditions"].items():
@@ -50,7 +54,29 @@ def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
                     "metrics": data["summary"],
                 }
             )
+            coherence = data.get("evaluators", {}).get("coherence", {})
+            if coherence.get("items"):
+                is_base = not report.get("adapter")
+                items[(report["target"], condition, is_base)] = coherence["items"]
+                rows[-1]["_items"] = (coherence["items"], coherence.get("base_items"))
+    for row in rows:
+        mine, embedded = row.pop("_items", (None, None))
+        # a base run among those compared, else the base scored in the adapter's own run
+        base = items.get((row["character"], row["condition"], True)) or embedded
+        if mine is not None and base is not None and mine is not base:
+            paired = paired_coherence(mine, base)
+            if paired is not None:
+                row["coherence_vs_base"] = paired
     return rows
+
+
+def paired_coherence(
+    items: list[dict[str, Any]], base: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Tuned − base coherence on the lines both scored, with a 95 % bootstrap interval."""
+    from serifu.evaluation.coherence import paired_difference
+
+    return paired_difference(items, base)
 
 
 def render_compare(rows: Sequence[dict[str, Any]]) -> str:
@@ -76,7 +102,24 @@ def render_compare(rows: Sequence[dict[str, Any]]) -> str:
         ]
         for row in rows
     ]
-    return markdown_table(header, body)
+    table = markdown_table(header, body)
+    paired = [row for row in rows if "coherence_vs_base" in row]
+    if not paired:
+        return table
+    lines = [
+        "",
+        "Coherence rank@1, adapted − base on the same held-out lines (95 % bootstrap interval):",
+    ]
+    for row in paired:
+        d = row["coherence_vs_base"]
+        low, high = d["ci"]
+        verdict = "above" if low > 0 else "below" if high < 0 else "not distinguishable from"
+        lines.append(
+            f"- {row['label']}, {row['character']}, {row['condition']}: "
+            f"{d['difference']:+.3f} [{low:+.3f}, {high:+.3f}] over {d['n']} lines "
+            f"({verdict} the base)"
+        )
+    return table + "\n".join(lines) + "\n"
 
 
 def _owned(key: str, evaluator_ids: set[str]) -> bool:

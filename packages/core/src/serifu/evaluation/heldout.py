@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serifu.errors import SerifuError
+from serifu.evaluation.reference import HELD_OUT
 
 if TYPE_CHECKING:
     from serifu.evaluation.run import Reference
@@ -110,6 +111,8 @@ class Heldout:
     description: str
     data: Path | None = None
     """The dataset folder they were read from, when it exists."""
+    selection_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """Validation and test pairs (coherence), when rebuilt."""
 
 
 def _sha256(path: Path) -> str | None:
@@ -119,8 +122,15 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def _test_pairs(by_split: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
-    return [(r["query"], r["reply"]) for r in by_split.get("test", []) if r["reply"].strip()]
+def _split_pairs(
+    by_split: dict[str, list[dict[str, Any]]], splits: Sequence[str] = ("test",)
+) -> list[tuple[str, str]]:
+    return [
+        (r["query"], r["reply"])
+        for name in splits
+        for r in by_split.get(name, [])
+        if r["reply"].strip()
+    ]
 
 
 def adapter_heldout(
@@ -214,7 +224,9 @@ def adapter_heldout(
         )
     how = "recorded" if settings else "default"
     return Heldout(
-        _test_pairs(by_split), f"test split rebuilt with the adapter's {how} data settings"
+        _split_pairs(by_split),
+        f"test split rebuilt with the adapter's {how} data settings",
+        selection_pairs=_split_pairs(by_split, HELD_OUT),
     )
 
 
@@ -263,5 +275,6 @@ def checked_reference(request: EvalRequest) -> Reference | None:
 
     reference = _reference(request)
     reference.heldout_pairs = held.pairs
+    reference.selection_pairs = held.selection_pairs
     reference.description += f"; held-out pairs: {held.description}"
     return reference

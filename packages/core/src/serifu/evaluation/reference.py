@@ -12,6 +12,9 @@ from serifu.evaluation.run import Reference
 from serifu.evaluation.splits import LabeledLine
 from serifu.kinds import Utterance
 
+HELD_OUT = ("validation", "test")
+"""The splits no adapter trains on (coherence scores their pairs)."""
+
 
 def labeled(utterances: Sequence[Utterance], labels: dict[str, str]) -> list[LabeledLine]:
     """Lines of the speakers in ``labels`` (speaker -> label), the rest dropped."""
@@ -22,8 +25,10 @@ def labeled(utterances: Sequence[Utterance], labels: dict[str, str]) -> list[Lab
     ]
 
 
-def heldout_pairs(utterances: Sequence[Utterance], speaker: str) -> list[tuple[str, str]]:
-    """Her (query, reply) pairs in the ``test`` split of the dataset ``serifu data build`` makes by default.
+def heldout_pairs(
+    utterances: Sequence[Utterance], speaker: str, splits: Sequence[str] = ("test",)
+) -> list[tuple[str, str]]:
+    """Her (query, reply) pairs in the ``splits`` of the dataset ``serifu data build`` makes by default.
 
     Same pairing, cleaning (preset ``report``) and seeded scene split as the data pipeline,
     so an adapter trained on that dataset never saw these replies.
@@ -49,7 +54,7 @@ def heldout_pairs(utterances: Sequence[Utterance], speaker: str) -> list[tuple[s
     return [
         (p.query, p.reply)
         for p, split in zip(pairs, plan.assignment, strict=True)
-        if split == "test" and p.reply
+        if split in splits and p.reply
     ]
 
 
@@ -84,6 +89,7 @@ def cast_reference(character_id: str, *, seed: int = 0) -> Reference:
     extra = "" if character_id in reference_cast() else f" + {character_id}"
     ref = Reference(target=character_id, lines=lines, seed=seed, description=f"sample cast{extra}")
     ref.heldout_pairs = heldout_pairs(target_utterances, target_speaker)
+    ref.selection_pairs = heldout_pairs(target_utterances, target_speaker, HELD_OUT)
     if not ref.target_lines():
         raise SerifuError(f"character {character_id!r} has no lines of her own in her scripts")
     return ref
@@ -126,11 +132,13 @@ def script_reference(
     )
     if speaker is not None:
         ref.heldout_pairs = heldout_pairs(utterances, speaker)
+        ref.selection_pairs = heldout_pairs(utterances, speaker, HELD_OUT)
     return ref
 
 
-def dataset_pairs(data_dir: Path) -> list[tuple[str, str]]:
-    """(query, reply) pairs of a dialogue dataset's ``test`` split (the one its adapter never saw)."""
+def dataset_pairs(data_dir: Path, splits: Sequence[str] = ("test",)) -> list[tuple[str, str]]:
+    """(query, reply) pairs of a dialogue dataset's ``splits`` (by default ``test``, the one
+    its adapter never saw; ``validation`` is never trained on either)."""
     from serifu.data.build import load_build_info
 
     meta = load_build_info(data_dir)
@@ -141,5 +149,12 @@ def dataset_pairs(data_dir: Path) -> list[tuple[str, str]]:
         )
     import datasets
 
-    split = datasets.load_from_disk(str(data_dir))["test"]
-    return [(q, r) for q, r in zip(split["query"], split["reply"], strict=True) if r.strip()]
+    loaded = datasets.load_from_disk(str(data_dir))
+    out: list[tuple[str, str]] = []
+    for name in splits:
+        if name in loaded:
+            split = loaded[name]
+            out += [
+                (q, r) for q, r in zip(split["query"], split["reply"], strict=True) if r.strip()
+            ]
+    return out

@@ -22,7 +22,7 @@ from serifu.evaluation.plots import render_plots
 from serifu.evaluation.report import SCHEMA, headline, registered_evaluators, render_markdown
 from serifu.evaluation.run import EvalRun, Reference, Reply, Scorer
 from serifu.fsutil import atomic_output_dir
-from serifu.kinds import needs_scorers
+from serifu.kinds import needs_replies, needs_scorers
 from serifu.queries import OPENER, PROFILE, build_queries, read_openers
 
 SystemPromptMode = Literal["on", "off", "both"]
@@ -120,7 +120,7 @@ def _reference(request: EvalRequest) -> Reference:
 def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[str, Any]:
     """Run the whole protocol and write the output folder; returns ``report.json``'s content."""
     from serifu import plugins
-    from serifu.evaluation.reference import dataset_pairs
+    from serifu.evaluation.reference import HELD_OUT, dataset_pairs
 
     started = time.perf_counter()
     evaluators = selected_evaluators(request.evaluators)
@@ -129,8 +129,10 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
         reference = _reference(request)
     if request.data is not None:
         reference.heldout_pairs = dataset_pairs(request.data)
+        reference.selection_pairs = dataset_pairs(request.data, HELD_OUT)
     if request.limit is not None:  # a quick run also scores fewer held-out pairs
         reference.heldout_pairs = reference.heldout_pairs[: request.limit]
+        reference.selection_pairs = reference.selection_pairs[: request.limit]
     openers = read_openers(request.openers_file) if request.openers_file else None
     queries = build_queries(card, openers, limit=request.limit)
     conditions = condition_names(request.system_prompt)
@@ -145,9 +147,13 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
 
     replies: dict[str, list[Reply]] = {}
     timing: dict[str, float] = {}
-    total = len(queries) * len(conditions)
+    generate = any(needs_replies(e) for e in evaluators.values())
+    total = len(queries) * len(conditions) if generate else 0
     done = 0
     for name, system_prompt in conditions:
+        if not generate:  # scorer-only evaluators (perplexity, coherence): no replies needed
+            replies[name] = []
+            continue
         t0 = time.perf_counter()
         bot = pool.get(system_prompt=system_prompt)
         timing[f"load.{name}"] = round(time.perf_counter() - t0, 3)
@@ -213,6 +219,7 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
             "lines": len(reference.lines),
             "target_lines": len(reference.target_lines()),
             "heldout_pairs": len(reference.heldout_pairs),
+            "selection_pairs": len(reference.selection_pairs),
             "speakers": sorted({line.label for line in reference.lines}),
         },
         "conditions": {
