@@ -93,6 +93,15 @@ def main() -> None:
         help="the chat/game path with the CPU default (best-of-1, profile questions reranked "
         "over this many candidates); each reply through Chatbot.reply, timed",
     )
+    ap.add_argument(
+        "--profile-greedy",
+        choices=("default", "on", "off"),
+        default="default",
+        help="the first of a profile question's candidates is the model's mode "
+        "(Chatbot.profile_greedy; default: load_chatbot's, on with the CPU default's rerank)",
+    )
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU path")
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed of every reply")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,10 +113,17 @@ def main() -> None:
         adapter = args.adapters / cid / "adapter" if args.adapters else None
         if args.profile_best_of:
             bot = load_chatbot(
-                character=cid, adapter=adapter, device="cpu", profile_best_of=args.profile_best_of
+                character=cid,
+                adapter=adapter,
+                device=args.device,
+                profile_best_of=args.profile_best_of,
             )
         else:
-            bot = load_chatbot(character=cid, adapter=adapter, device="cpu", best_of=args.best_of)
+            bot = load_chatbot(
+                character=cid, adapter=adapter, device=args.device, best_of=args.best_of
+            )
+        if args.profile_greedy != "default":
+            bot.profile_greedy = args.profile_greedy == "on"
         facts = {f.key: f for f in card_facts(bot.card)}
         items = [
             (k, q)
@@ -123,18 +139,22 @@ def main() -> None:
             for _, q in items:
                 t1 = time.perf_counter()
                 reranked += bot.candidates(q) > 1
-                texts.append(bot.reply(q, seed=0))
+                texts.append(bot.reply(q, seed=args.seed))
                 seconds.append(time.perf_counter() - t1)
         elif args.best_of > 1:
-            texts = [bot.best_of(q, seed=0) for _, q in items]
+            texts = [bot.best_of(q, seed=args.seed) for _, q in items]
         else:
-            texts = [g.text for g in bot.generate_batch([q for _, q in items], seed=0)]
-        rows = [
+            texts = [g.text for g in bot.generate_batch([q for _, q in items], seed=args.seed)]
+        rows: list[dict[str, Any]] = [
             {"fact": k, "q": q, "reply": t, "correct": states(facts[k], t)}
             for (k, q), t in zip(items, texts, strict=True)
         ]
+        if bot.rerank is not None:  # which fact the chat path took the line to ask about
+            for row in rows:
+                row["recognised"] = [f.key for f in bot.rerank.asked(row["q"])]
         right = sum(r["correct"] for r in rows)
         report[cid] = {"correct": right, "n": len(rows), "items": rows}
+        report[cid] |= {"seed": args.seed, "profile_greedy": bot.profile_greedy}
         if args.profile_best_of:
             report[cid] |= {
                 "reranked": reranked,

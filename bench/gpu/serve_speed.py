@@ -47,6 +47,13 @@ the prompt template is the model's own. Completed tokens/s = completion tokens o
 requests / wall time; latency and TTFT per request.
 
     python bench/gpu/serve_speed.py [--models stablelm-beta-7b,gemma-3-270m] [--tiny] [--out FILE]
+        [--modes mixed-batched,switching] [--stream-interval-ms 0]
+
+Each run's notes say where the server's time went ("phases"): for the host-pick static
+loop (sampled requests, as here), the prompt pass per batch, the worker blocked on the
+device per step ("device wait": the device is the bottleneck) and its host time per step
+(it overlaps the device's next step), and the server's CPU per step: the worker thread
+(engine events included) and the other threads (the event loop: HTTP, SSE streaming).
 
 On the GPU (device tool, carry [".whl2"] after ``bash bench/gpu/pack-wheels``; .whl3 staged
 first, see docs/benchmarks.md):
@@ -151,7 +158,11 @@ def write_adapters(bot: Any, model_id: str, folder: Path, rank: int) -> dict[str
 
 # -- the live server and its clients -------------------------------------------------------
 def live_server(
-    heroines: dict[str, Any], mode: dict[str, bool], max_batch: int, batch_wait: float
+    heroines: dict[str, Any],
+    mode: dict[str, bool],
+    max_batch: int,
+    batch_wait: float,
+    stream_interval: float = 0.0,
 ) -> Iterator[tuple[str, Any]]:
     from bench.serve_load import serving
     from serifu.serving.app import create_app
@@ -165,6 +176,7 @@ def live_server(
         stacked=mode["stacked"],
         continuous=mode["continuous"],
         batch_wait=batch_wait,
+        stream_interval=stream_interval,
     )
     for url in serving(create_app(engine), join_s=120):
         yield url, engine
@@ -247,14 +259,28 @@ MODES: dict[str, dict[str, bool]] = {
 def serve_run(heroines: dict[str, Any], mode: str, args: argparse.Namespace) -> dict[str, Any]:
     spec = MODES[mode]
     requests = args.eager_requests if not spec["stacked"] else args.requests
-    for url, engine in live_server(heroines, spec, args.max_batch, args.batch_wait_ms / 1000):
+    interval = args.stream_interval_ms / 1000
+    for url, engine in live_server(
+        heroines, spec, args.max_batch, args.batch_wait_ms / 1000, interval
+    ):
         if spec["stacked"]:  # warm-up: the measured batch shapes, so graphs are captured now
             run_load(url, args.players, 1, args.max_tokens)
         else:  # eager steps: kernels and allocator only
             run_load(url, 1, 1, 4)
+        from serifu.inference.decoding import TIMES
+
         before = _counters(engine)
+        events_before, worker_before = engine.event_s, engine.worker_cpu_s
+        TIMES.reset()
+        cpu_before = time.process_time()
         summary = run_load(url, args.players, requests, args.max_tokens)
+        cpu = {
+            "process": time.process_time() - cpu_before,
+            "worker": engine.worker_cpu_s - worker_before,
+            "events": engine.event_s - events_before,
+        }
         got = {k: v - before[k] for k, v in _counters(engine).items()}
+        summary["phases"] = phases(TIMES.summary(), cpu, got)
         summary["batches"] = got["batches"]
         summary["rows_per_batch"] = round(got["batched_rows"] / max(got["batches"], 1), 2)
         summary["pad_rows"] = got["padded_rows"]
@@ -267,6 +293,28 @@ def serve_run(heroines: dict[str, Any], mode: str, args: argparse.Namespace) -> 
             summary["continuous_error"] = engine.continuous_error
     summary["decoders"] = decoder_info(heroines)
     return summary
+
+
+def phases(times: dict[str, float], cpu: dict[str, float], got: dict[str, int]) -> str:
+    """Where the server's time went. The host-pick static loop (sampled requests; the greedy
+    device loop is not timed): prompt pass per batch (to the first tokens on the host), the
+    worker blocked on the device per step, and its host time per step (recording, text
+    stops, events; it overlaps the device's next step; on the CPU it includes the compute).
+    CPU per step: the worker thread (batch-at-a-time batches) and the rest of the server
+    process (the event loop: HTTP and streaming, which competes with it for the GIL)."""
+    steps = max(got["steps"], 1)
+    other = cpu["process"] - cpu["worker"]
+    out = (
+        f"server CPU per step: worker {1e3 * cpu['worker'] / steps:.3f} ms (engine events "
+        f"{1e3 * cpu['events'] / steps:.3f}), other threads {1e3 * other / steps:.3f} ms"
+    )
+    if not times["calls"]:
+        return f"phases: not timed (no host-pick static decoding); {out}"
+    return (
+        f"phases over {times['calls']} batches / {times['steps']} steps: prefill "
+        f"{times['prefill_ms_per_call']} ms/batch, device wait {times['wait_ms_per_step']} "
+        f"ms/step, host {times['host_ms_per_step']} ms/step; {out}"
+    )
 
 
 def _counters(engine: Any) -> dict[str, int]:
@@ -464,8 +512,8 @@ def continuous_check(heroines: dict[str, Any], max_tokens: int, max_batch: int) 
             [],
             None,
             True,
-            None,
-        )  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+        )
 
     def run(first: Any, arrivals: dict[int, list[Any]]) -> dict[int, tuple[str, int, float]]:
         batch = engine._continuous(first)
@@ -540,7 +588,9 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
             checks[name] = f"{name} check FAILED: {type(exc).__name__}: {str(exc)[:300]}"
         print(f"{label} {name}: {checks[name]}", flush=True)
     runs = {}
-    modes = ["mixed", "mixed-batched", "switching", "switching-continuous"]
+    modes = [m for m in args.modes.split(",") if m]
+    if not ({"mixed", "mixed-batched"} & set(modes)) or len(modes) < 2:
+        raise SystemExit("--modes needs mixed or mixed-batched and a baseline")
     if args.eager:
         modes.append("switching-eager")
     if args.peft_mixed:
@@ -553,7 +603,8 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         runs[mode] = serve_run(heroines, mode, args)
         print(f"{label} {mode}: {json.dumps(runs[mode], ensure_ascii=False)}", flush=True)
     os.environ.pop("SERIFU_STACKED_LORA", None)
-    m = runs["mixed"]
+    serifu = "mixed" if "mixed" in runs else "mixed-batched"
+    m = runs[serifu]
 
     def batches(r: dict[str, Any]) -> str:
         return (
@@ -568,10 +619,18 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
     common = (
         f"{len(CAST)} heroines x {args.players} players, {args.requests} streamed chat requests "
         f"each (clients: {'own process' if args.clients == 'process' else 'in the server process'}), "
-        f"max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}; "
-        f"serifu: continuous batching of mixed-adapter rows (requests join the running batch "
-        f"at its next step), stacked adapters always installed, static decoder (CUDA-graph "
-        f"steps on a GPU) ({batches(m)}; {m['shifts']} cache shifts; {m['decoders']})"
+        f"max_tokens {args.max_tokens}, LoRA r={args.rank}, max batch {args.max_batch}, "
+        f"stream interval {args.stream_interval_ms} ms (batch-at-a-time servers); "
+        + (
+            "serifu: continuous batching of mixed-adapter rows (requests join the running "
+            "batch at its next step)"
+            if serifu == "mixed"
+            else "serifu: the default server, mixed-adapter batches run to completion "
+            f"(batch wait {args.batch_wait_ms} ms, padded to 1/2/4/8/16/32 rows)"
+        )
+        + f", stacked adapters always installed, static decoder (CUDA-graph "
+        f"steps on a GPU) ({batches(m)}; {m['shifts']} cache shifts; {m['decoders']}; "
+        f"{m['phases']})"
     )
     baselines = {
         "switching": "one adapter at a time, per-heroine batches run to completion, through "
@@ -595,10 +654,10 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         "switching-eager",
         "peft-mixed",
     ):
-        if kind not in runs:
+        if kind not in runs or kind == serifu:
             continue
         s = runs[kind]
-        note = f"{common}; baseline: {baselines[kind]} ({batches(s)})"
+        note = f"{common}; baseline: {baselines[kind]} ({batches(s)}; {s['phases']})"
         note += f"; failed/lost mixed {lost(m)}, baseline {lost(s)}"
         for who, r in (("mixed", m), ("baseline", s)):
             if r.get("continuous_error"):
@@ -694,6 +753,11 @@ def main() -> int:
         default=1,
         help="Requests per client in the eager runs (switching-eager, peft-mixed): slow.",
     )
+    ap.add_argument(
+        "--modes",
+        default="mixed,mixed-batched,switching,switching-continuous",
+        help="Server modes to run (comma list; the serifu column is mixed, else mixed-batched).",
+    )
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument(
@@ -701,6 +765,13 @@ def main() -> int:
         type=float,
         default=10.0,
         help="Engine(batch_wait): how long a batch waits for more requests (both servers).",
+    )
+    ap.add_argument(
+        "--stream-interval-ms",
+        type=float,
+        default=0.0,
+        help="Engine(stream_interval) for every server: batch-at-a-time batches hand text "
+        "over at most this often (0: every step, the default server).",
     )
     ap.add_argument("--rank", type=int, default=16, help="LoRA rank of the random adapters.")
     ap.add_argument(

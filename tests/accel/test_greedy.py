@@ -150,3 +150,30 @@ def test_greedy_logprobs_are_the_masked_log_softmax_of_the_choice(
     list(decoder.greedy(ids, mask, max_new_tokens=9, logit_mask=banned))
     assert not decoder.out_logprobs.any()
     assert list(decoder.greedy(ids, mask, max_new_tokens=0)) == []
+
+
+def test_greedy_ahead_hands_over_greedys_chunks_on_the_host(models: dict[str, Any]) -> None:
+    """``greedy_ahead`` (each chunk read once the next is launched) gives :meth:`greedy`'s
+    chunks, log-probabilities and device stop as host lists; a caller that stops early
+    leaves the decoder usable."""
+    model = models["llama"].eval()
+    ids, mask = _prompts()
+    banned = torch.zeros(300)
+    banned[:50] = float("-inf")
+    decoder = StaticDecoder(model, max_len=40, batch_size=2, graph=False, chunk=3)
+    kw: dict[str, Any] = {"max_new_tokens": 10, "logit_mask": banned, "logprobs": True}
+    ref = [c.tolist() for c in decoder.greedy(ids, mask, **kw)]
+    scores = decoder.out_logprobs[:, :10].tolist()
+    got = list(decoder.greedy_ahead(ids, mask, **kw))
+    assert [t for t, _ in got] == ref and [len(t[0]) for t, _ in got] == [1, 3, 3, 3]
+    assert [v for _, s in got if s is not None for v in s[0]] == scores[0]
+    assert list(decoder.greedy_ahead(ids, mask, ahead=False, **kw)) == got
+    stop = ref[1][0][0]  # row 0's second token: the device stops that row there
+    stopped = [t for t, _ in decoder.greedy_ahead(ids, mask, max_new_tokens=10, stop_ids=[stop])]
+    assert stopped == [
+        c.tolist() for c in decoder.greedy(ids, mask, max_new_tokens=10, stop_ids=[stop])
+    ]
+    first = decoder.greedy_ahead(ids, mask, max_new_tokens=10)
+    next(first)
+    first.close()  # the chunk launched ahead is dropped
+    assert [t for t, _ in decoder.greedy_ahead(ids, mask, **kw)] == ref

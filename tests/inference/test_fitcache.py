@@ -76,3 +76,18 @@ def test_a_cache_that_cannot_be_written_is_not_an_error(
     assert cached_fit("t", "m", lambda: _fit(calls)) is not None
     assert cached_fit("t", "m", lambda: _fit(calls)) is not None
     assert calls == [1, 1]
+
+
+def test_without_skops_every_use_fits_and_nothing_is_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Chat needs only scikit-learn: without skops (serifu[eval]) the reranker still works."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skops.io", None)  # import skops.io -> ImportError
+    calls: list[int] = []
+    first = cached_fit("t", {"texts": TEXTS}, lambda: _fit(calls))
+    cached_fit("t", {"texts": TEXTS}, lambda: _fit(calls))
+    assert calls == [1, 1]
+    assert list(first.predict(["好きな食べ物は？"])) == ["food"]
+    assert not (tmp_path / "cache" / "fitted").exists()

@@ -131,9 +131,13 @@ def test_eos_on_the_device_and_host_stops_match_the_eager_loop(
     # one log-probability per chosen token, the EOS included
     assert [len(lp) for lp in runs["greedy"][1]] == [len(lp) for lp in runs["eager"][1]]
     assert _flat(runs["greedy"][1]) == pytest.approx(_flat(runs["eager"][1]), abs=1e-3)
-    # every row stopped after 9 steps: the device loop ended at that chunk's end, not at 30
-    # the most recently used decoder of 3 rows (no output vocabulary here: keyed apart)
+    # every row stopped after 9 steps: the device loop ended at that chunk's end (plus the
+    # chunk launched ahead), not at 30; the most recently used decoder of 3 rows (no output
+    # vocabulary here: keyed apart)
     decoder = [d for key, d in _decoders(bot).items() if key[0] == 3][-1]
+    assert int(decoder.counter) <= 9 + 3 + 4
+    monkeypatch.setenv("SERIFU_DECODE_AHEAD", "0")  # each chunk read before the next runs
+    list(decode_steps(bot.model, prompts, eos_ids=eos, is_done=done, **kwargs))
     assert int(decoder.counter) <= 9 + 3
 
 

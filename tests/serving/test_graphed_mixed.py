@@ -200,3 +200,77 @@ def test_engine_pads_to_a_bucket_and_drops_pad_rows(
     assert mixed is not None and mixed.installed
     assert sorted(mixed._buffers) == [1, 4]
     _uninstall(base)
+
+
+def test_a_full_mixed_batch_streams_the_eager_loops_steps(
+    heroines: dict[str, Any], monkeypatch: Any
+) -> None:
+    """16 rows of four heroines in one batch, with a repetition penalty (the static loop that
+    picks on the host, launching each step before the host reads the previous one) and a stop
+    string that ends some rows early: every client gets the eager loop's deltas (one per
+    step), finish reasons, token counts and log-probabilities; the static loop's phases were
+    timed."""
+    from serifu.inference.decoding import TIMES
+    from serifu.serving.engine import Engine, Job
+
+    cids = ["akane", "tiny-gemma", "rei", "hina"]
+    params = {"do_sample": False, "repetition_penalty": 1.3}
+    rows = [(cid, q) for q in QUERIES for cid in cids]
+
+    def run(static: str, stop: list[str], interval: float = 0.0) -> list[list[tuple[Any, ...]]]:
+        monkeypatch.setenv("SERIFU_STATIC_DECODE", static)
+
+        async def go() -> list[list[tuple[Any, ...]]]:
+            engine = Engine(heroines, max_batch=16, continuous=False, stream_interval=interval)
+            loop = asyncio.get_running_loop()
+            jobs = [
+                Job(
+                    heroines[c],
+                    [heroines[c].encoder.encode_prompt(q)],
+                    12,
+                    params,
+                    stop,
+                    None,
+                    False,
+                    loop,
+                )
+                for c, q in rows
+            ]
+            with engine._cond:  # all waiting before the worker takes the first
+                for job in jobs:
+                    engine.submit(job)
+            engine.start()
+            got = []
+            for job in jobs:
+                events: list[tuple[Any, ...]] = []
+                while (event := await job.events.get()).kind == "delta":
+                    events.append((event.kind, event.text, None, 0, 0.0))
+                done = (event.kind, "", event.finish_reason, event.n_tokens)
+                events.append((*done, round(event.logprob, 3)))
+                got.append(events)
+            await asyncio.to_thread(engine.stop)
+            assert engine.batches == 1 and engine.batched_rows == 16
+            return got
+
+        return asyncio.run(go())
+
+    plain = run("0", [])
+    texts = ["".join(e[1] for e in row) for row in plain]
+    stop = next(t[2:4] for t in texts if len(t) >= 6)  # ends this row (and maybe others) early
+    eager = run("0", [stop])
+    TIMES.reset()
+    static = run("any", [stop])
+    assert static == eager
+    assert all(row[-1][4] < 0.0 for row in eager)
+    reasons = [row[-1][2] for row in eager]
+    assert "stop" in reasons and "length" in reasons
+    assert sum(len(row) > 2 for row in eager) > 8  # streamed step by step
+    assert TIMES.calls == 1 and TIMES.steps > 1 and TIMES.wait_s >= 0.0
+    # text handed over at most once a minute (and when a row starts or ends): rows' pieces
+    # merged into fewer deltas; the same text, stops and counts
+    merged = run("any", [stop], interval=60.0)
+    for row, want in zip(merged, eager, strict=True):
+        assert row[-1] == want[-1]
+        assert "".join(e[1] for e in row) == "".join(e[1] for e in want)
+        assert all(e[1] for e in row[:-1]) and len(row) <= len(want)
+    assert 2 * sum(len(row) for row in merged) < sum(len(row) for row in eager)

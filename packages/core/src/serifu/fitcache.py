@@ -7,7 +7,9 @@ on a CPU, paid by the first reranked reply of every process (chat, game, server)
 (texts, labels, settings, the scikit-learn version), stores it as a skops archive (no
 pickle; loading refuses any type outside scikit-learn, numpy and scipy, as
 :class:`serifu.evaluation.classifier.CharacterClassifier` does), and refits when the
-archive is missing, unreadable or foreign. A cache that cannot be written is not an error.
+archive is missing, unreadable or foreign. A cache that cannot be written is not an error,
+and without skops (it comes with ``serifu[eval]``; chat needs only scikit-learn) every
+process simply fits again.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ def load_trusted(data: bytes) -> Any | None:
 
 def cached_fit(name: str, material: Any, fit: Callable[[], Any]) -> Any:
     """The pipeline ``fit()`` makes from ``material``, from the cache when it is there."""
-    import skops.io as sio
+    try:
+        import skops.io as sio
+    except ImportError:  # no archive format: fit in this process, cache nothing
+        return fit()
 
     from serifu.errors import SerifuError
     from serifu.fsutil import atomic_write_bytes

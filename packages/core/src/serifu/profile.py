@@ -283,10 +283,17 @@ def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
     return [f for f in facts if f.topic and re.search(f.topic, q)]
 
 
+def fold_kana(text: str) -> str:
+    """Katakana as hiragana (プリン -> ぷりん), so a heroine who writes in hiragana still
+    states her card's katakana word; ー and other characters stay."""
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
+
+
 def states(fact: Fact, reply: str) -> bool:
-    """Whether a reply states the fact (one of its forms, compared without width/space)."""
-    text, numbers = normalise(reply), digits(reply)
-    return any(normalise(f) in text or digits(f) in numbers for f in fact.forms if f)
+    """Whether a reply states the fact (one of its forms, compared without width/space and
+    with katakana read as hiragana)."""
+    text, numbers = fold_kana(normalise(reply)), digits(reply)
+    return any(fold_kana(normalise(f)) in text or digits(f) in numbers for f in fact.forms if f)
 
 
 @dataclass

@@ -5,7 +5,8 @@ own questions, but blind to new wordings (「ごはんで一番テンション�
 a learned fallback: a character n-gram TF-IDF + logistic regression (scikit-learn) fitted
 on augmentation's question templates (``serifu.data.augment``: whole questions and
 topic x frame, with its conversational leads) labelled by fact, against ordinary lines
-said to the sample cast's heroines (label ``none``). The cards' ``[[questions]]`` and the
+said to the sample cast's heroines and questions about topics no card has (label
+``none``). The cards' ``[[questions]]`` and the
 held-out paraphrase sets of ``bench/profile_paraphrase.py`` are never used.
 
 The reranker (``serifu.inference.rerank``) asks it only when no pattern matched, and only
@@ -20,6 +21,23 @@ from typing import Any
 
 MIN_PROBABILITY = 0.6
 NONE = "none"
+OFF_CARD = (
+    "好きな色",
+    "好きな季節",
+    "好きな動物",
+    "好きな映画",
+    "好きな花",
+    "好きな教科",
+    "好きな天気",
+    "好きな場所",
+    "好きな本",
+    "将来の夢",
+    "好きなテレビ番組",
+    "好きなスポーツ選手",
+)
+"""Topics no card has, asked in augmentation's frames and labelled ``none``: 「好きな…」 names
+her favourite food only when it is food, so a question about another favourite is no
+profile question."""
 
 
 def training_questions(seed: int = 0) -> list[tuple[str, str]]:
@@ -48,6 +66,19 @@ def training_questions(seed: int = 0) -> list[tuple[str, str]]:
     return [(q, k) for q, k in rows if normalise(q) not in excluded]
 
 
+def off_card_questions(seed: int = 0) -> list[str]:
+    """:data:`OFF_CARD` topics in every frame of augmentation, with its leads (``none``)."""
+    from serifu.data.augment import FRAMES, LEADS
+
+    rng = random.Random(seed)
+    names = ["君", "あなた", "お前", "先輩"]
+    return [
+        rng.choice(LEADS) + frame.format(t=topic, n=rng.choice(names))
+        for topic in OFF_CARD
+        for frame in FRAMES
+    ]
+
+
 def ordinary_lines(limit: int = 2000, seed: int = 0) -> list[str]:
     """Lines said to the sample cast's heroines in their scripts (not profile questions)."""
     from serifu import plugins
@@ -71,7 +102,7 @@ def _classifier() -> Any:
     from serifu.fitcache import cached_fit
 
     rows = training_questions()
-    texts = [q for q, _ in rows] + ordinary_lines()
+    texts = [q for q, _ in rows] + ordinary_lines() + off_card_questions()
     labels = [k for _, k in rows] + [NONE] * (len(texts) - len(rows))
     model = make_pipeline(
         TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -427,6 +427,45 @@ class StaticDecoder:
             yield self.out[:, made : made + n]
             made += n
 
+    def greedy_ahead(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        ahead: bool | None = None,
+        **kw: Any,
+    ) -> Generator[tuple[list[list[int]], list[list[float]] | None], None, None]:
+        """:meth:`greedy`'s chunks on the host (tokens, and log-probabilities with
+        ``logprobs=True``), each handed over once the next chunk is launched: the caller's
+        work on a chunk overlaps the device's next one. The same chunks and stops as
+        :meth:`greedy` (the next chunk is launched when not every row stopped); a caller
+        that ends early leaves at most one chunk running for nothing. ``ahead=False`` (or
+        ``SERIFU_DECODE_AHEAD=0``): each chunk is read before the next is launched."""
+        if ahead is None:
+            ahead = os.environ.get("SERIFU_DECODE_AHEAD", "1") != "0"
+        scoring = bool(kw.get("logprobs", False))
+        chunks = iter(self.greedy(input_ids, attention_mask, **kw))
+        close = getattr(chunks, "close", None)
+        column = 0
+        try:
+            current = next(chunks, None)
+            while current is not None:
+                n = int(current.shape[1])
+                parts = [current, self.out_logprobs[:, column : column + n] if scoring else None]
+                copies, event = _start_copy(parts)
+                if ahead:
+                    current = next(chunks, None)  # waits for this chunk, launches the next
+                if event is not None:
+                    event.synchronize()
+                tokens = copies[0].tolist()
+                yield tokens, copies[1].tolist() if scoring else None
+                column += n
+                if not ahead:
+                    current = next(chunks, None)
+        finally:
+            if close is not None:
+                close()
+
     # -- public API --------------------------------------------------------------------
     @torch.no_grad()
     def prefill(
@@ -580,3 +619,21 @@ class StaticDecoder:
                 layer.cumulative_length.sub_(slots)
         self.mask[:, :keep].copy_(self.mask[:, slots:].clone())
         self.mask[:, keep:].zero_()
+
+
+def _start_copy(parts: list[torch.Tensor | None]) -> tuple[list[Any], Any]:
+    """Copies of ``parts`` on the host, started without blocking on a GPU (pinned memory;
+    the event says when they are there); on the CPU the tensors themselves."""
+    if not parts or parts[0] is None or parts[0].device.type != "cuda":
+        return list(parts), None
+    out: list[Any] = []
+    for t in parts:
+        if t is None:
+            out.append(None)
+            continue
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        out.append(host)
+    event = torch.cuda.Event()
+    event.record()
+    return out, event

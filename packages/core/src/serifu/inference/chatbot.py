@@ -15,6 +15,7 @@ HISTORY_WINDOW = 4
 BEST_OF_GPU = 4
 BEST_OF_CPU = 1
 PROFILE_BEST_OF_CPU = 3
+PROFILE_GREEDY_CPU = True
 """On the CPU only a line that asks about her profile is reranked, over this many candidates
 (her card can check the answer; other lines keep streaming at best-of-1's latency)."""
 MAX_INPUT_CHARS = 1000
@@ -75,6 +76,9 @@ class Chatbot:
     profile_best_of: int = 1
     """With ``best_of_n`` 1: candidates for a line that asks about one of her profile facts
     (``Reranker.asked``), reranked so the answer agrees with her card (1: off)."""
+    profile_greedy: bool = False
+    """The first of a profile question's candidates is the model's mode (greedy), the others
+    sampled (:func:`load_chatbot` turns it on with the CPU default's profile rerank)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     examples: Any = None
     """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
@@ -227,6 +231,7 @@ class Chatbot:
         tokens are always masked (``self.rules``).
         """
         from serifu.inference.decoding import TokenRules, decode_steps
+        from serifu.inference.detokenize import texts
 
         if not prompt_ids:
             return
@@ -235,16 +240,19 @@ class Chatbot:
         reasons: list[str | None] = [None] * rows
         hits = [False] * rows
         raws: list[tuple[int, str]] = [(0, "")] * rows  # (tokens, text): decoded once per token
+        shown: list[tuple[int, str]] = [(-1, "")] * rows  # (tokens, visible text while running)
+        _, incremental = texts(self.tokenizer, rows)  # only the new tokens are decoded
         states: list[RowState] = []
         logprobs: list[list[float]] = []
 
         def raw_text(row: int, ids: list[int]) -> str:
             if raws[row][0] != len(ids):
-                raws[row] = (len(ids), self._text(ids))
+                raws[row] = (len(ids), incremental[row](ids))
             return raws[row][1]
 
         def is_done(row: int, ids: list[int]) -> bool:
-            _, hits[row] = self._visible(raw_text(row, ids), stop, one_line, final=False)
+            text, hits[row] = self._visible(raw_text(row, ids), stop, one_line, final=False)
+            shown[row] = (len(ids), text)
             return hits[row]
 
         for generated in decode_steps(
@@ -271,7 +279,10 @@ class Chatbot:
                 elif len(ids) >= max_new_tokens:
                     reasons[row] = "length"
                 done = reasons[row] is not None
-                text, _ = self._visible(raw_text(row, ids), stop, one_line, final=done)
+                if not done and shown[row][0] == len(ids):  # is_done saw this text already
+                    text = shown[row][1]
+                else:
+                    text, _ = self._visible(raw_text(row, ids), stop, one_line, final=done)
                 lp = sum(logprobs[row]) if logprobs else 0.0
                 states.append(RowState(text, done, reasons[row], len(ids), lp))
             yield states
@@ -324,7 +335,10 @@ class Chatbot:
         prompts = [self.render_prompt(q) for q in queries]
         encoded = [self.encode_prompt(q) for q in queries]
         if n > 1:
+            greedy = [i * n for i, q in enumerate(queries) if self._greedy_first(q)]
             params = {"do_sample": True, **(params or {})}
+            if greedy:
+                params["greedy_rows"] = tuple(greedy)
         started = time.perf_counter()
         states = self._final(
             [e for e in encoded for _ in range(n)], max_new_tokens, seed, params=params
@@ -369,7 +383,9 @@ class Chatbot:
         """Sample ``n`` candidates in one batch and return the one the reranker scores best."""
         n = max(1, n or self.best_of_n)
         ids = self.encode_prompt(query, history)
-        params = {"do_sample": True} if n > 1 else None
+        params: dict[str, Any] | None = {"do_sample": True} if n > 1 else None
+        if params is not None and self._greedy_first(query):
+            params["greedy_rows"] = (0,)
         states = self._final([ids] * n, max_new_tokens, seed, params=params)
         candidates = [
             Generation(st.text, "", st.finish_reason == "stop", st.n_tokens, 0.0, st.logprob)
@@ -388,6 +404,10 @@ class Chatbot:
         params: Mapping[str, Any] | None = None,
     ) -> str:
         return "".join(self.stream(query, history, max_new_tokens, seed=seed, params=params))
+
+    def _greedy_first(self, query: str) -> bool:
+        """Whether ``query``'s first candidate is greedy (:attr:`profile_greedy`)."""
+        return self.profile_greedy and self.rerank is not None and bool(self.rerank.asked(query))
 
     def candidates(self, query: str) -> int:
         """How many candidates :meth:`stream` samples for ``query``: ``best_of_n``, or
@@ -535,7 +555,8 @@ def load_chatbot(
     of her lines and card (``serifu.inference.vocab``). ``best_of``: candidates sampled and
     reranked per reply (None: :func:`default_best_of` for the device); where that is 1 and
     ``best_of`` was not given, ``profile_best_of`` (None: :data:`PROFILE_BEST_OF_CPU`)
-    candidates are reranked for lines that ask about her profile only. ``examples``: her k
+    candidates are reranked for lines that ask about her profile only, the first of them
+    the model's mode (:data:`PROFILE_GREEDY_CPU`, ``Chatbot.profile_greedy``). ``examples``: her k
     most similar real exchanges go into the prompt (0: off). ``weights``: "bf16", or "int4"
     (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
     merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
@@ -601,6 +622,7 @@ def load_chatbot(
         from serifu.profile import card_facts
 
         bot.profile_best_of = profile_best_of
+        bot.profile_greedy = PROFILE_GREEDY_CPU
         bot.rerank = Reranker(card_facts(card))  # the card and the likelihood decide
     if examples > 0 and pack is not None:
         from serifu.retrieval import ExampleRetriever

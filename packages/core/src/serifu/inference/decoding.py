@@ -15,6 +15,11 @@ On the static (CUDA-graph) path, plain greedy requests (no penalties, no logit b
 run on the device, and the host reads the tokens once per chunk of steps (8), then records
 them one step at a time, so callers see the same steps, tokens, text and log-probabilities;
 streamed text arrives a chunk at a time. ``SERIFU_GREEDY_CHUNK=0`` turns it off (ablation).
+Both static loops launch the next step (chunk) before the host reads this one's tokens, so
+the host's work (recording, text stops, the server's events) overlaps the device's; a
+greedy batch that the host stops leaves one chunk decoded for nothing
+(``SERIFU_DECODE_AHEAD=0``: the greedy loop reads each chunk first; an ablation).
+:data:`TIMES` records where the host-pick loop's time goes (prompt pass, device wait, host).
 ``SERIFU_STATIC_DECODE``: "0" off, "1" (default) CUDA only, "any" also on the CPU (eager
 steps on the static cache: how the tests run these paths).
 """
@@ -336,28 +341,152 @@ def _static_steps(
     filler: int | None = None,
     logprobs: list[list[float]] | None = None,
 ) -> Iterator[list[list[int]]]:
-    """The same contract as the eager loop, on a static cache with CUDA-graph steps."""
+    """The same contract as the eager loop, on a static cache with CUDA-graph steps.
+
+    One step of lookahead: step ``i + 1`` (forward and pick) is launched before the host
+    reads step ``i``'s tokens (copied out without blocking), so on a GPU the host's work for
+    step ``i`` (recording, text stops, the caller's streaming) overlaps the device's next
+    step. EOS stops are tracked on the device, so a row that chose EOS gets the pad from the
+    next step, as before; a row the host stops (``is_done``) gets it a step later, and its
+    one lookahead token is never recorded (rows do not affect each other). The tokens,
+    texts, stops and log-probabilities yielded are those of the loop without lookahead.
+    """
     import torch
 
     rules = rules or TokenRules()
-    generated: list[list[int]] = [[] for _ in range(ids.shape[0])]
-    running = [True] * ids.shape[0]
-    seen = ids
+    rows = ids.shape[0]
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    running = [True] * rows
+    total = min(max_new_tokens, decoder.max_len - ids.shape[1])
+    if total < 1:
+        return
+    device = decoder.device
+    stop = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
+    padded = torch.zeros(rows, dtype=torch.bool, device=device)  # rows that get the pad
+    pad = torch.full((rows,), pad_id, dtype=torch.long, device=device)
+    seen = ids.to(device)
+    clock = TIMES.start()
 
-    def pick(logits: Any) -> Any:
-        chosen = _choose(logits, seen, params, generator, rules, eos_ids, filler, logprobs, running)
-        return torch.where(
-            torch.tensor(running, device=chosen.device), chosen, torch.full_like(chosen, pad_id)
-        )
+    def pick(logits: Any) -> tuple[Any, Any]:
+        logits = rules.apply(logits)
+        chosen = next_tokens_for(logits, penalty_view(seen, eos_ids, filler), params, generator)
+        scores = None
+        if logprobs is not None:  # as _choose computes them, read with the tokens
+            scores = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0]
+        chosen = torch.where(padded, pad, chosen)
+        padded.logical_or_(torch.isin(chosen, stop))
+        return chosen, scores
 
-    steps = decoder.generate(ids, mask, max_new_tokens=max_new_tokens, pick=pick)
-    for chosen in steps:
-        _record(chosen.tolist(), generated, running, eos_ids, is_done)
+    with torch.no_grad():
+        current = pick(decoder.prefill(ids, mask))
+    stopped = 0  # rows the host stopped, sent to the device
+    for i in range(total):
+        chosen, scores = current
         seen = torch.cat([seen, chosen[:, None]], dim=1)
+        out = _to_host(chosen, scores)
+        if i + 1 < total:  # launch the next step before reading this one
+            with torch.no_grad():
+                current = pick(decoder.step(chosen))
+        tokens, values = clock.read(out)
+        if logprobs is not None and values is not None:
+            for row in range(rows):
+                if running[row]:
+                    logprobs[row].append(float(values[row]))
+        _record(tokens, generated, running, eos_ids, is_done)
+        if running.count(False) != stopped:  # host stops: padded from the step after next
+            stopped = running.count(False)
+            halted = torch.tensor([not r for r in running], dtype=torch.bool)
+            if device.type == "cuda":
+                halted = halted.pin_memory().to(device, non_blocking=True)
+            padded.logical_or_(halted.to(device))
         yield generated
         if not any(running):
-            steps.close()
             return
+
+
+def _to_host(*tensors: Any) -> Any:
+    """Start copying ``tensors`` (None stays None) to the host without blocking; returns what
+    :meth:`_Clock.read` turns into lists once the device is there."""
+    import torch
+
+    if tensors[0].device.type != "cuda":
+        return tensors, None
+    out: list[Any] = []
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        out.append(host)
+    event = torch.cuda.Event()
+    event.record()
+    return out, event
+
+
+@dataclass
+class DecodeTimes:
+    """Where the host-pick static loop's time goes (summed over calls; read by
+    ``bench/gpu/serve_speed.py``). ``prefill_s``: from the call to the first step's tokens on
+    the host (prompt pass + first pick); ``wait_s``: the host blocked on the device for a
+    step's tokens; ``host_s``: the rest, between reads (recording, text stops and the
+    caller's work on each yielded step: on a GPU it overlaps the next step)."""
+
+    calls: int = 0
+    steps: int = 0
+    prefill_s: float = 0.0
+    wait_s: float = 0.0
+    host_s: float = 0.0
+
+    def start(self) -> _Clock:
+        self.calls += 1
+        return _Clock(self)
+
+    def reset(self) -> None:
+        self.calls = self.steps = 0
+        self.prefill_s = self.wait_s = self.host_s = 0.0
+
+    def summary(self) -> dict[str, float]:
+        steps = max(self.steps - self.calls, 1)  # steps after each call's first
+        return {
+            "calls": self.calls,
+            "steps": self.steps,
+            "prefill_ms_per_call": round(1e3 * self.prefill_s / max(self.calls, 1), 2),
+            "wait_ms_per_step": round(1e3 * self.wait_s / steps, 3),
+            "host_ms_per_step": round(1e3 * self.host_s / steps, 3),
+        }
+
+
+class _Clock:
+    def __init__(self, times: DecodeTimes):
+        import time
+
+        self.times = times
+        self.now = time.perf_counter
+        self.mark = self.now()
+        self.first = True
+
+    def read(self, out: Any) -> tuple[Any, Any]:
+        """Wait for ``_to_host``'s copies; the time blocked counts as ``wait_s``."""
+        tensors, event = out
+        before = self.now()
+        if event is not None:
+            event.synchronize()
+        lists = [None if t is None else t.tolist() for t in tensors]
+        after = self.now()
+        if self.first:
+            self.times.prefill_s += after - self.mark
+            self.first = False
+        else:
+            self.times.wait_s += after - before
+            self.times.host_s += before - self.mark
+        self.times.steps += 1
+        self.mark = after
+        return lists[0], lists[1] if len(lists) > 1 else None
+
+
+TIMES = DecodeTimes()
+"""The static host-pick loop's times in this process (``TIMES.reset()`` before a run)."""
 
 
 def plain_greedy(params: Mapping[str, Any], eos_ids: set[int]) -> bool:
@@ -393,13 +522,15 @@ def _greedy_steps(
     """The same contract as the eager loop, on ``StaticDecoder.greedy``: the device picks
     and stops at EOS; the host reads a chunk of steps at once and records (and yields) them
     one step at a time, so text stops (``is_done``) end a row at the same token. Streaming
-    therefore shows text a chunk at a time. Rows that the host stopped keep decoding on the
-    device until the chunk ends; their tokens are ignored (rows do not affect each other)."""
+    therefore shows text a chunk at a time. Each chunk is read once the next one is launched
+    (``StaticDecoder.greedy_ahead``), so the host's work overlaps the device's. Rows that
+    the host stopped keep decoding on the device until the chunk ends (or the next one, when
+    the host stops them all); their tokens are ignored (rows do not affect each other)."""
     rows = ids.shape[0]
     generated: list[list[int]] = [[] for _ in range(rows)]
     running = [True] * rows
     width = int(decoder.model.get_output_embeddings().weight.shape[0])
-    chunks = decoder.greedy(
+    chunks = decoder.greedy_ahead(
         ids,
         mask,
         max_new_tokens=max_new_tokens,
@@ -408,16 +539,9 @@ def _greedy_steps(
         logit_mask=rules.mask(decoder.device, width),
         logprobs=logprobs is not None,
     )
-    column = 0
     try:
-        for chunk in chunks:
-            n = int(chunk.shape[1])
-            tokens = chunk.tolist()  # the host sync of this chunk
-            scores = None
-            if logprobs is not None:
-                scores = decoder.out_logprobs[:, column : column + n].tolist()
-            column += n
-            for j in range(n):
+        for tokens, scores in chunks:  # the next chunk already runs on the device
+            for j in range(len(tokens[0]) if tokens else 0):
                 if logprobs is not None and scores is not None:
                     for row in range(rows):
                         if running[row]:

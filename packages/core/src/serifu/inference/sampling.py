@@ -5,7 +5,9 @@ Keys of ``params`` (all optional): ``logit_bias`` {token id: bias}, ``repetition
 ``frequency_penalty`` (subtracted once per seen token / per occurrence, as in the OpenAI
 API; "seen" is the prompt window plus the reply so far), ``do_sample``, ``temperature``,
 ``top_k``, ``top_p`` and ``min_p`` (keep tokens with at least ``min_p`` × the top
-probability). Tokens already at ``-inf`` (masked) stay there.
+probability). Tokens already at ``-inf`` (masked) stay there. ``greedy_rows`` (row
+indices, with ``do_sample``): those rows take the most likely token, the others are sampled
+with the same random draws as without it (e.g. best-of candidates, one of them the mode).
 """
 
 from __future__ import annotations
@@ -60,4 +62,9 @@ def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: An
         floor = min_p * probs.max(-1, keepdim=True).values
         logits = logits.masked_fill(probs < floor, float("-inf"))
     probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    chosen = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    greedy = params.get("greedy_rows") or ()
+    if greedy:  # the filters above never drop a row's top token
+        rows = torch.tensor(list(greedy), dtype=torch.long, device=logits.device)
+        chosen[rows] = logits[rows].argmax(-1)
+    return chosen

@@ -126,6 +126,7 @@ class Engine:
         max_decoders: int = 12,
         continuous: bool = False,
         context: int = 512,
+        stream_interval: float = 0.0,
     ):
         self.heroines = heroines
         self.max_queue = max_queue
@@ -160,6 +161,11 @@ class Engine:
         self.context = context
         """Cache slots of a continuous batch (at least one job's prompt + ``max_tokens``,
         rounded up to 256): every step attends over all of them, so keep it small."""
+        self.stream_interval = stream_interval
+        """Batch-at-a-time batches hand text over at most this often (seconds): a row's
+        pieces in between are merged, so each client gets fewer, longer deltas (its first
+        text and every "done" go at once). 0: every step's text at once (the default);
+        fewer events per step leave the event loop (HTTP, streaming) less work per token."""
         self._high: dict[int, int] = {}
         """Per cache length: the longest prompt a continuous batch of it took, where the next
         one starts writing (so a typical prompt fits at once)."""
@@ -182,6 +188,12 @@ class Engine:
         """Rows that joined a continuous batch already decoding."""
         self.shifts = 0
         """Times a continuous batch moved its rows left in the cache to make room."""
+        self.event_s = 0.0
+        """Seconds the batch-at-a-time loop spent turning steps into events and handing
+        them over (host work per step that grows with rows; read by the serving bench)."""
+        self.worker_cpu_s = 0.0
+        """CPU seconds of the worker thread in batch-at-a-time batches (the rest of the
+        process's CPU time is the event loop's: HTTP, streaming; read by the serving bench)."""
         self.busy = False
 
     # -- queue -------------------------------------------------------------------------
@@ -386,6 +398,13 @@ class Engine:
         return joining
 
     def _run(self, group: list[Job]) -> None:
+        cpu = time.thread_time()
+        try:
+            self._run_batch(group)
+        finally:
+            self.worker_cpu_s += time.thread_time() - cpu
+
+    def _run_batch(self, group: list[Job]) -> None:
         heroine = group[0].heroine
         bot = heroine.bot
         owners: list[tuple[Job, int]] = [
@@ -405,6 +424,8 @@ class Engine:
         done = [False] * rows
         cut = [False] * rows
         first = group[0]
+        held: list[tuple[Job, Event]] = []  # text not handed over yet (``stream_interval``)
+        handed = time.monotonic()
         # no stacked adapters here: PEFT switches (``_prepare`` already decided)
         adapters = mixed.rows(bot.model, names) if mixed else _adapters(bot.model, names, False)
         with adapters:
@@ -418,9 +439,11 @@ class Engine:
             )
             try:
                 for states in steps:
+                    began = time.perf_counter()
                     self.steps += 1
                     self.step_rows += done.count(False)
                     out: list[tuple[Job, Event]] = []  # this step's events, sent at once
+                    urgent = self.stream_interval <= 0
                     for i in range(rows):
                         if done[i]:
                             continue
@@ -430,6 +453,8 @@ class Engine:
                             continue
                         state = states[i]
                         if len(state.text) > sent[i]:
+                            if not sent[i]:
+                                urgent = True  # a row's first text goes at once
                             out.append((job, Event("delta", row, state.text[sent[i] :])))
                             sent[i] = len(state.text)
                         reason = state.finish_reason if state.done else None
@@ -445,7 +470,12 @@ class Engine:
                                 logprob=state.logprob,
                             )
                             out.append((job, event))
-                    _send(out)
+                            urgent = True
+                    held += out
+                    if held and (urgent or time.monotonic() - handed >= self.stream_interval):
+                        _send(held if self.stream_interval <= 0 else _merge_deltas(held))
+                        held, handed = [], time.monotonic()
+                    self.event_s += time.perf_counter() - began
                     if all(done):
                         if any(cut):
                             self.cancelled_batches += 1
@@ -454,6 +484,7 @@ class Engine:
                 close = getattr(steps, "close", None)
                 if close is not None:
                     close()
+                _send(_merge_deltas(held))
         _send(
             [
                 (job, Event("done", row, finish_reason="length", n_tokens=job.max_tokens))
@@ -502,6 +533,24 @@ def _send(events: list[tuple[Job, Event]]) -> None:
     for loop, items in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
             loop.call_soon_threadsafe(_deliver, items)
+
+
+def _merge_deltas(events: list[tuple[Job, Event]]) -> list[tuple[Job, Event]]:
+    """Each row's consecutive text pieces as one delta (order kept; a "done" ends a row)."""
+    out: list[tuple[Job, Event]] = []
+    last: dict[tuple[int, int], Event] = {}
+    for job, event in events:
+        key = (id(job), event.row)
+        if event.kind == "delta" and key in last:
+            last[key].text += event.text
+            continue
+        if event.kind == "delta":
+            event = Event("delta", event.row, event.text)
+            last[key] = event
+        else:
+            last.pop(key, None)
+        out.append((job, event))
+    return out
 
 
 def _deliver(items: list[tuple[Job, Event]]) -> None:
