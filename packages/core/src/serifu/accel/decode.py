@@ -622,7 +622,7 @@ class StaticDecoder:
 
 
 def _start_copy(parts: list[torch.Tensor | None]) -> tuple[list[Any], Any]:
-    """Copies of ``parts`` on the host, started without blocking on a GPU (pinned memory;
+    """Copies of ``parts`` (None stays None) on the host, started without blocking on a GPU (pinned memory;
     the event says when they are there); on the CPU the tensors themselves."""
     if not parts or parts[0] is None or parts[0].device.type != "cuda":
         return list(parts), None

@@ -353,6 +353,8 @@ def _static_steps(
     """
     import torch
 
+    from serifu.accel.decode import _start_copy
+
     rules = rules or TokenRules()
     rows = ids.shape[0]
     generated: list[list[int]] = [[] for _ in range(rows)]
@@ -383,7 +385,7 @@ def _static_steps(
     for i in range(total):
         chosen, scores = current
         seen = torch.cat([seen, chosen[:, None]], dim=1)
-        out = _to_host(chosen, scores)
+        out = _start_copy([chosen, scores])  # copied without blocking
         if i + 1 < total:  # launch the next step before reading this one
             with torch.no_grad():
                 current = pick(decoder.step(chosen))
@@ -402,26 +404,6 @@ def _static_steps(
         yield generated
         if not any(running):
             return
-
-
-def _to_host(*tensors: Any) -> Any:
-    """Start copying ``tensors`` (None stays None) to the host without blocking; returns what
-    :meth:`_Clock.read` turns into lists once the device is there."""
-    import torch
-
-    if tensors[0].device.type != "cuda":
-        return tensors, None
-    out: list[Any] = []
-    for t in tensors:
-        if t is None:
-            out.append(None)
-            continue
-        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-        host.copy_(t, non_blocking=True)
-        out.append(host)
-    event = torch.cuda.Event()
-    event.record()
-    return out, event
 
 
 @dataclass
@@ -467,7 +449,7 @@ class _Clock:
         self.first = True
 
     def read(self, out: Any) -> tuple[Any, Any]:
-        """Wait for ``_to_host``'s copies; the time blocked counts as ``wait_s``."""
+        """Wait for ``_start_copy``'s copies; the time blocked counts as ``wait_s``."""
         tensors, event = out
         before = self.now()
         if event is not None:
