@@ -61,6 +61,13 @@ def test_repetition_penalty_never_penalises_stopping() -> None:
     seen = torch.tensor([[2, 2, 7, 9, 2]])  # left padding with pad == EOS == 2
     view = penalty_view(seen, {2}, filler=5)
     assert view.tolist() == [[5, 5, 7, 9, 5]]
+    # the stop ids are put on the device once, not copied from the host at every step
+    # (a blocking copy that waits for the step running on a GPU)
+    from unittest import mock
+
+    with mock.patch.object(torch, "tensor", side_effect=AssertionError("new tensor")):
+        again = penalty_view(seen, {2}, filler=5)
+    assert again.tolist() == [[5, 5, 7, 9, 5]]
 
 
 def test_japanese_characters_and_foreign_scripts() -> None:

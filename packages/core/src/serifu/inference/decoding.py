@@ -71,8 +71,9 @@ def penalty_view(seen: Any, protected: set[int], filler: int | None) -> Any:
 
     if not protected or filler is None or not seen.numel():
         return seen
-    ids = torch.tensor(sorted(protected), device=seen.device)
-    return seen.masked_fill(torch.isin(seen, ids), filler)
+    from serifu.inference.sampling import device_ids
+
+    return seen.masked_fill(torch.isin(seen, device_ids(protected, seen.device)), filler)
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[Any, Any]:

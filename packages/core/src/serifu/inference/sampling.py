@@ -12,7 +12,7 @@ with the same random draws as without it (e.g. best-of candidates, one of them t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -65,6 +65,21 @@ def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: An
     chosen = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     greedy = params.get("greedy_rows") or ()
     if greedy:  # the filters above never drop a row's top token
-        rows = torch.tensor(list(greedy), dtype=torch.long, device=logits.device)
+        rows = device_ids(greedy, logits.device)
         chosen[rows] = logits[rows].argmax(-1)
     return chosen
+
+
+_IDS: dict[tuple[tuple[int, ...], str], Any] = {}
+
+
+def device_ids(ids: Iterable[int], device: Any) -> Any:
+    """``ids`` as a tensor on ``device``, made once: a new tensor every step is a blocking
+    copy from the host, which waits for the step running on a GPU (and so undoes the
+    look-ahead of the static loops)."""
+    import torch
+
+    key = (tuple(sorted(set(ids))), str(device))
+    if key not in _IDS:
+        _IDS[key] = torch.tensor(key[0], device=device)
+    return _IDS[key]
