@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from serifu.errors import SerifuError
+from serifu.evaluation.coherence import paired_difference
 from serifu.evaluation.report import SCHEMA, fmt, headline_columns, markdown_table
 
 
@@ -39,7 +40,7 @@ def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     """One row per (run, condition): run folder, model label, character, condition, headline
     metrics; a tuned run's row also carries ``coherence_vs_base`` when a base run of the same
     character (or the base inside the tuned run) scored the same lines (the paired
-    difference, see :func:`paired_coherence`)."""
+    difference, :func:`serifu.evaluation.coherence.paired_difference`)."""
     rows = []
     items: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
     for run_dir in run_dirs:
@@ -64,19 +65,10 @@ def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
         # a base run among those compared, else the base scored in the adapter's own run
         base = items.get((row["character"], row["condition"], True)) or embedded
         if mine is not None and base is not None and mine is not base:
-            paired = paired_coherence(mine, base)
+            paired = paired_difference(mine, base)
             if paired is not None:
                 row["coherence_vs_base"] = paired
     return rows
-
-
-def paired_coherence(
-    items: list[dict[str, Any]], base: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """Tuned − base coherence on the lines both scored, with a 95 % bootstrap interval."""
-    from serifu.evaluation.coherence import paired_difference
-
-    return paired_difference(items, base)
 
 
 def render_compare(rows: Sequence[dict[str, Any]]) -> str:

@@ -241,7 +241,7 @@ class Chatbot:
         hits = [False] * rows
         raws: list[tuple[int, str]] = [(0, "")] * rows  # (tokens, text): decoded once per token
         shown: list[tuple[int, str]] = [(-1, "")] * rows  # (tokens, visible text while running)
-        _, incremental = texts(self.tokenizer, rows)  # only the new tokens are decoded
+        incremental = texts(self.tokenizer, rows)  # only the new tokens are decoded
         states: list[RowState] = []
         logprobs: list[list[float]] = []
 

@@ -64,14 +64,12 @@ class IncrementalText:
         self.start = 0  # window start: p - LOOKBACK
         self.final = ""  # decode(ids[:p])
         self.head = ""  # decode(ids[start:p])
-        self.last = ""
 
     def __call__(self, ids: Sequence[int]) -> str:
         d = self.detok
         n = len(ids)
         if not d.incremental:
-            self.last = d.full(ids)
-            return self.last
+            return d.full(ids)
         if self.p and (n < self.p or ids[self.p - 1] != self.anchor):  # not the same row
             self.p = self.start = 0
             self.final = self.head = ""
@@ -82,7 +80,6 @@ class IncrementalText:
             text = self.final + window[len(self.head) :]
         else:  # the lookback's text changed: decode it all
             text = d.full(ids)
-        self.last = text
         if n - self.p >= EVERY and self._safe(ids, text):
             self.p, self.final, self.anchor = n, text, int(ids[-1])
             self.start = max(0, n - LOOKBACK)
@@ -93,7 +90,7 @@ class IncrementalText:
         return bool(ids) and not text.endswith("\ufffd") and not self.detok.byte_piece(ids[-1])
 
 
-def texts(tokenizer: Any, rows: int) -> tuple[Detokenizer, list[IncrementalText]]:
-    """A detokenizer and one incremental text per row."""
+def texts(tokenizer: Any, rows: int) -> list[IncrementalText]:
+    """One incremental text per row, sharing one detokenizer."""
     detok = Detokenizer(tokenizer)
-    return detok, [detok.text() for _ in range(rows)]
+    return [detok.text() for _ in range(rows)]
