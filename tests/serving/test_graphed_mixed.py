@@ -274,3 +274,54 @@ def test_a_full_mixed_batch_streams_the_eager_loops_steps(
         assert "".join(e[1] for e in row) == "".join(e[1] for e in want)
         assert all(e[1] for e in row[:-1]) and len(row) <= len(want)
     assert 2 * sum(len(row) for row in merged) < sum(len(row) for row in eager)
+
+
+def test_warm_up_makes_every_bucket_decoder_before_the_first_request(
+    heroines: dict[str, Any], monkeypatch: Any
+) -> None:
+    """``Engine.warm_up`` makes the static decoder of every batch-size bucket up to
+    ``max_batch`` (on a GPU: their step graphs) for the length bucket a typical request
+    uses; a request afterwards reuses one of them (no decoder made while serving) and gets
+    the same reply as without the warm-up. Where the static decoder does not run it does
+    nothing."""
+    from serifu.serving.engine import Engine, Job
+
+    base = _base(heroines)
+    lm = base.model.get_base_model()
+    monkeypatch.setenv("SERIFU_STATIC_DECODE", "0")
+    assert Engine(heroines, max_batch=8).warm_up()["batch_sizes"] == {}
+    monkeypatch.setenv("SERIFU_STATIC_DECODE", "any")
+    lm.__dict__.pop("_serifu_decoders", None)
+    engine = Engine(heroines, max_batch=8, continuous=False)
+    report = engine.warm_up(max_tokens=10, turn=QUERIES[0])
+    assert list(report["batch_sizes"].values()) == [[1, 2, 4, 8]]
+    decoders = dict(lm.__dict__["_serifu_decoders"])
+    assert sorted(key[0] for key in decoders) == [1, 2, 4, 8]
+
+    async def reply() -> str:
+        loop = asyncio.get_running_loop()
+        job = Job(
+            heroines["rei"],
+            [heroines["rei"].encoder.encode_prompt(QUERIES[0])],
+            10,
+            GREEDY,
+            [],
+            None,
+            False,
+            loop,
+        )
+        engine.start()
+        engine.submit(job)
+        text = ""
+        while (event := await job.events.get()).kind == "delta":
+            text += event.text
+        await asyncio.to_thread(engine.stop)
+        return text
+
+    warmed = asyncio.run(reply())
+    after = lm.__dict__["_serifu_decoders"]
+    assert set(after) == set(decoders) and all(after[k] is decoders[k] for k in decoders)
+    lm.__dict__.pop("_serifu_decoders", None)
+    engine = Engine(heroines, max_batch=8, continuous=False)
+    assert asyncio.run(reply()) == warmed
+    _uninstall(base)

@@ -47,6 +47,12 @@ def serve_command(
         help="GPU: requests join the running batch at its next step (continuous batching). "
         "Off by default: measured slower than batch-at-a-time so far (docs/serving.md).",
     ),
+    warm_up: bool = typer.Option(
+        True,
+        "--warm-up/--no-warm-up",
+        help="GPU: decode one short batch per batch size before serving, so CUDA graphs are "
+        "captured at start and not inside the first clients' requests.",
+    ),
     vocabulary: str = typer.Option(
         "auto",
         "--vocabulary",
@@ -88,6 +94,13 @@ def serve_command(
         batch_wait=batch_wait_ms / 1000,
         continuous=continuous,
     )
+    if warm_up:
+        warmed = engine.warm_up()
+        for sizes in warmed["batch_sizes"].values():
+            typer.echo(
+                f"warmed up batch sizes {', '.join(map(str, sizes))} in {warmed['seconds']} s",
+                err=True,
+            )
     app = create_app(
         engine,
         api_key=api_key,

@@ -85,6 +85,7 @@ class MixedLora:
         return cls(layers, names, rank)
 
     def _hook(self, a: Any, b: Any) -> Any:
+        import torch
         import torch.nn.functional as F
 
         def add_lora(_module: Any, args: tuple[Any, ...], output: Any) -> Any:
@@ -101,6 +102,9 @@ class MixedLora:
             h = h.view(*lead, len(self.names), self.rank) * weights.view(
                 weights.shape[0], *([1] * (len(lead) - 1)), len(self.names), 1
             )
+            if output.dtype == b.dtype and output.is_contiguous():  # add fused into the GEMM
+                flat = torch.addmm(output.reshape(-1, b.shape[1]), h.reshape(-1, b.shape[0]), b)
+                return flat.view(output.shape)
             return output + (h.reshape(*lead, -1) @ b).to(output.dtype)
 
         return add_lora
