@@ -607,7 +607,7 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
             traceback.print_exc()
             checks[name] = f"{name} check FAILED: {type(exc).__name__}: {str(exc)[:300]}"
         print(f"{label} {name}: {checks[name]}", flush=True)
-    runs = {}
+    runs: dict[str, dict[str, Any]] = {}
     modes = [m for m in args.modes.split(",") if m]
     if not ({"mixed", "mixed-batched"} & set(modes)) or len(modes) < 2:
         raise SystemExit("--modes needs mixed or mixed-batched and a baseline")
@@ -624,16 +624,16 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
                     print(f"{label}: skipping the {mode} run (over --budget-s)", flush=True)
                 continue
             os.environ["SERIFU_STACKED_LORA"] = "0" if mode == "peft-mixed" else "1"
-            got = serve_run(heroines, mode, args)
-            tries.setdefault(mode, []).append(got)
+            one = serve_run(heroines, mode, args)
+            tries.setdefault(mode, []).append(one)
             print(
-                f"{label} {mode} #{repeat + 1}: {json.dumps(got, ensure_ascii=False)}", flush=True
+                f"{label} {mode} #{repeat + 1}: {json.dumps(one, ensure_ascii=False)}", flush=True
             )
     os.environ.pop("SERIFU_STACKED_LORA", None)
-    for mode, got in tries.items():  # the median run by tokens/s stands for the mode
-        ordered = sorted(got, key=lambda r: r["tokens_per_s"])
+    for mode, done in tries.items():  # the median run by tokens/s stands for the mode
+        ordered = sorted(done, key=lambda r: r["tokens_per_s"])
         runs[mode] = dict(ordered[(len(ordered) - 1) // 2])
-        runs[mode]["tries"] = [r["tokens_per_s"] for r in got]
+        runs[mode]["tries"] = [r["tokens_per_s"] for r in done]
     serifu = "mixed" if "mixed" in runs else "mixed-batched"
     m = runs[serifu]
 
