@@ -178,6 +178,7 @@ def live_server(
         continuous=mode["continuous"],
         batch_wait=batch_wait,
         stream_interval=stream_interval,
+        prefix_cache=mode.get("prefix", True),
     )
     if mode["stacked"]:  # as `serifu serve` does: every batch size's graphs before clients
         engine.warm_up(max_tokens=max_tokens, turn=TURNS[0])
@@ -256,6 +257,14 @@ MODES: dict[str, dict[str, bool]] = {
     "switching-continuous": {"mix": False, "stacked": True, "continuous": True},
     "switching-eager": {"mix": False, "stacked": False, "continuous": False},
     "peft-mixed": {"mix": True, "stacked": False, "continuous": False},
+    # ablations: every prompt run whole (no cached system prompts)
+    "mixed-batched-noprefix": {
+        "mix": True,
+        "stacked": True,
+        "continuous": False,
+        "prefix": False,
+    },
+    "switching-noprefix": {"mix": False, "stacked": True, "continuous": False, "prefix": False},
 }
 
 
@@ -339,6 +348,62 @@ def decoder_info(heroines: dict[str, Any]) -> str:
         what = f"{graphs} graphs" if d.use_graph else "no graphs"
         parts.append(f"{batch}x{length} {what}" + (f" ({d.graph_error})" if d.graph_error else ""))
     return "static decoders: " + ", ".join(parts)
+
+
+def prefix_check(heroines: dict[str, Any], max_tokens: int) -> str:
+    """One row per heroine, all 8 adapters in one batch, greedy with a repetition penalty (the
+    host-pick loop, where cached prompt prefixes apply): every prompt run whole against the
+    same batch with each heroine's system prompt copied from the prefix cache (after a pass
+    that filled it), token for token."""
+    from serifu.accel.prefix import prefix_cache
+    from serifu.inference.decoding import decode_steps
+    from serifu.serving.engine import Engine
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = heroines[CAST[0]].bot
+    model = bot.model
+    mixed = MixedLora.for_model(model)
+    if mixed is None:
+        return "prefix check: no stacked adapters"
+    mixed.install(model)
+    engine = Engine(heroines)
+    prompts = [heroines[c].encoder.encode_prompt(TURNS[1]) for c in CAST]
+    specs = [engine._prefix_spec(heroines[c], p) for c, p in zip(CAST, prompts, strict=True)]
+    mixed.set_rows([heroines[c].adapter_name for c in CAST])
+    kw: dict[str, Any] = {
+        "pad_id": int(bot.tokenizer.pad_token_id),
+        "eos_ids": bot._eos_ids(),
+        "params": {"do_sample": False, "repetition_penalty": 1.05},
+        "max_new_tokens": max_tokens,
+        "is_done": lambda _row, _ids: False,
+        "rules": bot.rules,
+    }
+
+    def run(prefixes: Any) -> list[list[int]]:
+        out: list[list[int]] = []
+        for step in decode_steps(model, prompts, prefixes=prefixes, **kw):
+            out = [list(r) for r in step]
+        return out
+
+    whole = run(None)
+    run(specs)  # fills the cache
+    cache = prefix_cache(model)
+    hits = cache.hits
+    cached = run(specs)
+    same = sum(a == b for a, b in zip(whole, cached, strict=True))
+    first = [
+        next((k for k, (p, q) in enumerate(zip(a, b, strict=False)) if p != q), None)
+        for a, b in zip(whole, cached, strict=True)
+    ]
+    diverged = [k for k in first if k is not None]
+    where = f", first differing token at step {min(diverged)}" if diverged else ""
+    shared = [s[1] if s else 0 for s in specs]
+    return (
+        f"prefix check (greedy + repetition penalty, {max_tokens} tokens): whole prompts vs "
+        f"cached system prompts ({min(shared)}-{max(shared)} of {min(map(len, prompts))}-"
+        f"{max(map(len, prompts))} tokens, {cache.hits - hits} rows copied) {same}/{len(whole)} "
+        f"rows identical{where}"
+    )
 
 
 def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
@@ -590,11 +655,13 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         "graph": "graph check not run (--no-checks)",
         "logits": "not run (--no-checks)",
         "continuous": "continuous check not run (--no-checks)",
+        "prefix": "prefix check not run (--no-checks)",
     }
     calls: list[tuple[str, Any, tuple[Any, ...]]] = [
         ("graph", graph_check, (heroines, args.max_tokens)),
         ("logits", logits_check, (heroines, args.max_tokens, args.margin_tol)),
         ("continuous", continuous_check, (heroines, args.max_tokens, args.max_batch)),
+        ("prefix", prefix_check, (heroines, args.max_tokens)),
     ]
     if args.no_checks:
         calls = []
@@ -660,6 +727,7 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
             else "serifu: the default server, mixed-adapter batches run to completion "
             f"(batch wait {args.batch_wait_ms} ms, padded to 1/2/4/8/16/32 rows)"
         )
+        + f", system prompts cached ({'on' if MODES[serifu].get('prefix', True) else 'off'})"
         + f", stacked adapters always installed, static decoder (CUDA-graph "
         f"steps on a GPU) ({batches(m)}; {m['shifts']} cache shifts; {m['decoders']}; "
         f"{m['phases']})"
@@ -676,6 +744,9 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         "switching-eager": f"one adapter at a time, per-heroine batches, PEFT set_adapter, "
         f"eager steps (the server before graphed serving; {args.eager_requests} requests each)",
         "peft-mixed": "mixed batches through PEFT's adapter_names= loop, eager steps",
+        "mixed-batched-noprefix": "the default server with every prompt run whole (no cached "
+        "system prompts: Engine(prefix_cache=False); an ablation)",
+        "switching-noprefix": "switching with every prompt run whole (session 7's switching)",
     }
     logits = checks["logits"]
     records = []
@@ -685,6 +756,8 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
         "mixed-batched",
         "switching-eager",
         "peft-mixed",
+        "mixed-batched-noprefix",
+        "switching-noprefix",
     ):
         if kind not in runs or kind == serifu:
             continue
@@ -695,7 +768,9 @@ def bench_model(model_id: str, label: str, args: argparse.Namespace) -> list[Rec
             if r.get("continuous_error"):
                 note += f"; {who}: CONTINUOUS BATCHING FAILED, fell back: {r['continuous_error']}"
         if kind == "switching":
-            note += f"; {checks['graph']}; {checks['continuous']}; logits check: "
+            note += (
+                f"; {checks['graph']}; {checks['continuous']}; {checks['prefix']}; logits check: "
+            )
             note += json.dumps(logits)
         records.append(
             make_record(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -487,6 +487,141 @@ class StaticDecoder:
         self.step_pos.copy_(attention_mask.sum(-1, keepdim=True).to(self.device))
         self.logits = logits
         return logits
+
+    @torch.no_grad()
+    def prefill_prefixed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        rows: Sequence[Sequence[int]],
+        specs: Sequence[tuple[Hashable, int] | None],
+        cache: Any,
+    ) -> torch.Tensor:
+        """:meth:`prefill` that reuses cached prompt prefixes (:mod:`serifu.accel.prefix`).
+
+        ``input_ids``/``attention_mask``: ``rows`` left-padded; ``specs[i]``: (key, length) of
+        the leading tokens row ``i`` shares with later requests (None: nothing to share);
+        ``cache``: a :class:`~serifu.accel.prefix.PrefixCache`. When every row with a spec
+        finds a cached prefix, only the last tokens of the prompts (as many as the longest
+        uncached rest) are run, after their rows' cached keys and values were copied into
+        the slots before them; the rows keep :meth:`prefill`'s left-padded layout, in no
+        more slots. Otherwise the whole prompts run, and the prefixes not yet cached are
+        taken from this pass. Returns the last position's logits, as
+        :meth:`prefill`; decoding then continues with :meth:`step`."""
+        from serifu.accel.prefix import MIN_PREFIX
+
+        b = len(rows)
+        if b != self.batch_size:
+            raise ValueError(f"batch of {b} prompts for a decoder of batch_size {self.batch_size}")
+        hits = [cache.find(s[0], r) if s else None for r, s in zip(rows, specs, strict=True)]
+        wanted = [s is not None and s[1] >= MIN_PREFIX for s in specs]
+        lens = [len(h.tokens) if h is not None else 0 for h in hits]
+        rest = [len(r) - n for r, n in zip(rows, lens, strict=True)]
+        missed = any(w and h is None for w, h in zip(wanted, hits, strict=True))
+        if missed or max(rest) >= max(len(r) for r in rows):  # nothing to save
+            logits = self.prefill(input_ids, attention_mask)
+            starts = [int(input_ids.shape[1]) - len(r) for r in rows]
+            self._keep_prefixes(rows, specs, hits, starts, cache)
+            cache.misses += sum(1 for w, h in zip(wanted, hits, strict=True) if w and h is None)
+            return logits
+        cache.hits += sum(1 for h in hits if h is not None)
+        return self._prefill_after_prefixes(rows, hits, lens, rest)
+
+    def _prefill_after_prefixes(
+        self, rows: Sequence[Sequence[int]], hits: list[Any], lens: list[int], rest: list[int]
+    ) -> torch.Tensor:
+        """Run the last ``span`` (= the longest uncached rest) tokens of every prompt in one
+        block of slots ``top .. top + span``; each row's tokens before them come from its
+        cached prefix, copied to end at slot ``top``. A row is contiguous, left-padded as in
+        :meth:`prefill` (the few prefix tokens that fall in the block are run again), so
+        sliding-window layers, which count slots, see the distances they would."""
+        b, span = len(rows), max(rest)
+        copied = [max(0, len(r) - span) for r in rows]  # <= the row's cached prefix
+        top = max(copied)
+        self.cache.reset()
+        layers: list[Any] = list(self.cache.layers)
+        found = list({id(h): h for h in hits if h is not None}.values())
+        offset, at = 0, {}
+        for hit in found:  # where each prefix starts in their concatenation
+            at[id(hit)] = offset
+            offset += len(hit.tokens)
+        row_idx: list[int] = []
+        slot_idx: list[int] = []
+        token_idx: list[int] = []
+        for row, hit in enumerate(hits):
+            if hit is not None and copied[row]:
+                c = copied[row]
+                row_idx += [row] * c
+                slot_idx += range(top - c, top)
+                token_idx += range(at[id(hit)], at[id(hit)] + c)
+        index = [torch.tensor(x, device=self.device) for x in (row_idx, slot_idx, token_idx)]
+        for i, layer in enumerate(layers):
+            keys = torch.cat([h.keys[i] for h in found])  # [tokens, heads, dim]
+            values = torch.cat([h.values[i] for h in found])
+            if not layer.is_initialized:  # shaped from the prefix: [batch, heads, slots, dim]
+                layer.lazy_initialization(
+                    keys[:1].transpose(0, 1)[None].expand(b, -1, -1, -1),
+                    values[:1].transpose(0, 1)[None].expand(b, -1, -1, -1),
+                )
+            if row_idx:
+                layer.keys[index[0], :, index[1]] = keys[index[2]]
+                layer.values[index[0], :, index[1]] = values[index[2]]
+            layer.cumulative_length.fill_(top)  # the block is written from slot ``top`` on
+        ids = torch.zeros(b, span, dtype=torch.long)
+        pos = torch.zeros(b, span, dtype=torch.long)
+        mask = torch.zeros(b, self.max_len, dtype=torch.long)
+        for row, tokens in enumerate(rows):
+            c, t = copied[row], len(tokens)
+            ids[row, span - (t - c) :] = torch.tensor(list(tokens[c:]))
+            pos[row, span - (t - c) :] = torch.arange(c, t)
+            mask[row, top - c : top + span] = 1
+            mask[row, top : top + span - (t - c)] = 0  # left padding inside the block
+        self.mask.copy_(mask)
+        logits = self._widen(self._forward(ids.to(self.device), pos.to(self.device)))
+        self.step_pos.copy_(torch.tensor([[len(r)] for r in rows]))
+        self.logits = logits
+        return logits
+
+    def _keep_prefixes(
+        self,
+        rows: Sequence[Sequence[int]],
+        specs: Sequence[tuple[Hashable, int] | None],
+        hits: list[Any],
+        starts: list[int],
+        cache: Any,
+    ) -> None:
+        """After a whole-prompt pass: cache the wanted prefixes not cached yet (row ``i``'s
+        first token sits at slot ``starts[i]``; its keys and values depend on its own tokens
+        and key only)."""
+        from serifu.accel.prefix import MIN_PREFIX, Prefix
+
+        layers: list[Any] = list(self.cache.layers)
+        for row, (tokens, spec) in enumerate(zip(rows, specs, strict=True)):
+            if spec is None or hits[row] is not None:
+                continue
+            n = min(spec[1], len(tokens) - 1)
+            if n < MIN_PREFIX or cache.has(spec[0], tokens[:n]):
+                continue  # too short, or another row of this batch just cached it
+            s = starts[row]
+            # copies (a transposed view can already be contiguous: it would alias the cache)
+            cache.add(
+                Prefix(
+                    spec[0],
+                    tuple(tokens[:n]),
+                    [
+                        layer.keys[row, :, s : s + n]
+                        .transpose(0, 1)
+                        .clone(memory_format=torch.contiguous_format)
+                        for layer in layers
+                    ],
+                    [
+                        layer.values[row, :, s : s + n]
+                        .transpose(0, 1)
+                        .clone(memory_format=torch.contiguous_format)
+                        for layer in layers
+                    ],
+                )
+            )
 
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor) -> torch.Tensor:

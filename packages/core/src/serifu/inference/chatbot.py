@@ -222,13 +222,16 @@ class Chatbot:
         seed: int | None = None,
         stop: Sequence[str] = (),
         one_line: bool = True,
+        prefixes: Sequence[tuple[Any, int] | None] | None = None,
     ) -> Iterator[list[RowState]]:
         """The one decoding loop under chat, eval, the game and the server.
 
         Yields every row's :class:`RowState` after each step. ``params`` override
         ``self.generation``; ``stop`` are extra stop strings (the reply is cut before them);
         ``one_line=False`` lets a raw completion run past newlines. Special and unused
-        tokens are always masked (``self.rules``).
+        tokens are always masked (``self.rules``). ``prefixes``: per row, (key, length) of
+        the prompt's leading tokens that later requests share (the server: her system
+        prompt, keyed by the row's adapter; see :func:`serifu.inference.decoding.decode_steps`).
         """
         from serifu.inference.decoding import TokenRules, decode_steps
         from serifu.inference.detokenize import texts
@@ -266,6 +269,7 @@ class Chatbot:
             seed=seed,
             rules=self.rules or TokenRules(),
             logprobs=logprobs,
+            prefixes=prefixes,
         ):
             previous = states
             states = []

@@ -154,11 +154,15 @@ def decode_steps(
     seed: int | None = None,
     rules: TokenRules | None = None,
     logprobs: list[list[float]] | None = None,
+    prefixes: Sequence[tuple[Any, int] | None] | None = None,
 ) -> Iterator[list[list[int]]]:
     """Yield, after each step, every row's generated ids; rows stop at EOS or ``is_done``.
 
     ``rules`` mask tokens (see :class:`TokenRules`); ``logprobs``, when given, is filled with
     each row's chosen-token log-probabilities (under the masked distribution, temperature 1).
+    ``prefixes[i]``: (key, length) of the leading tokens row ``i`` shares with later requests
+    (key: what else changes them, e.g. its adapter): on the static decoder's host-pick loop
+    they are cached once and copied, not run again (:mod:`serifu.accel.prefix`).
     """
     import torch
 
@@ -190,6 +194,7 @@ def decode_steps(
             static,
             ids,
             mask,
+            prefixes=(prompts, prefixes) if prefixes is not None else None,
             pad_id=pad_id,
             eos_ids=eos_ids,
             params=params,
@@ -341,6 +346,7 @@ def _static_steps(
     rules: TokenRules | None = None,
     filler: int | None = None,
     logprobs: list[list[float]] | None = None,
+    prefixes: tuple[Sequence[Sequence[int]], Sequence[tuple[Any, int] | None]] | None = None,
 ) -> Iterator[list[list[int]]]:
     """The same contract as the eager loop, on a static cache with CUDA-graph steps.
 
@@ -381,7 +387,14 @@ def _static_steps(
         return chosen, scores
 
     with torch.no_grad():
-        current = pick(decoder.prefill(ids, mask))
+        if prefixes is None:
+            first = decoder.prefill(ids, mask)
+        else:  # (rows, specs): cached prompt prefixes are copied, not run
+            from serifu.accel.prefix import prefix_cache
+
+            cache = prefix_cache(decoder.model)
+            first = decoder.prefill_prefixed(ids, mask, *prefixes, cache)
+        current = pick(first)
     stopped = 0  # rows the host stopped, sent to the device
     for i in range(total):
         chosen, scores = current

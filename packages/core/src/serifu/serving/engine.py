@@ -127,6 +127,7 @@ class Engine:
         continuous: bool = False,
         context: int = 512,
         stream_interval: float = 0.0,
+        prefix_cache: bool = True,
     ):
         self.heroines = heroines
         self.max_queue = max_queue
@@ -147,8 +148,8 @@ class Engine:
         self.static = static
         """False: eager decoding steps even where the static decoder could run."""
         self.buckets = sorted(buckets or ())
-        """Batches padded up to the next of these sizes (pad rows: the first prompt on the
-        bare base, outputs discarded) when the static decoder runs, so its graphs are
+        """Batches padded up to the next of these sizes (pad rows: copies of the first row,
+        outputs discarded) when the static decoder runs, so its graphs are
         captured once per size; a batch over the largest size is not padded."""
         self.max_decoders = max_decoders
         """Static decoders (one KV cache and graphs each) kept per model: one per batch
@@ -166,6 +167,13 @@ class Engine:
         pieces in between are merged, so each client gets fewer, longer deltas (its first
         text and every "done" go at once). 0: every step's text at once (the default);
         fewer events per step leave the event loop (HTTP, streaming) less work per token."""
+        self.prefix_cache = prefix_cache
+        """Batch-at-a-time batches on the static decoder keep each heroine's prompt prefix
+        (her system prompt, per adapter) as cached keys and values and run only the rest of
+        each prompt (:mod:`serifu.accel.prefix`). False: every prompt runs whole."""
+        self._prefix_len: dict[str, tuple[list[int], int]] = {}
+        """Per heroine: a probe prompt and how many leading tokens every prompt of hers
+        shares (what two very different probe prompts share)."""
         self._high: dict[int, int] = {}
         """Per cache length: the longest prompt a continuous batch of it took, where the next
         one starts writing (so a typical prompt fits at once)."""
@@ -243,7 +251,8 @@ class Engine:
         """Before serving (call before :meth:`start`): one short batch of every batch-size
         bucket up to ``max_batch`` per model, with each heroine's default sampling, so the
         static decoders and their CUDA graphs are made now and not inside the first clients'
-        requests (capturing a 7B model's step takes a large part of a second per size).
+        requests (capturing a 7B model's step takes a large part of a second per size), and
+        each heroine's system prompt is kept as cached keys and values (``prefix_cache``).
         ``max_tokens`` and ``turn`` pick the cache-length bucket a typical request uses.
         Nothing happens where the static decoder does not run (CPU, 4-bit, PEFT switching).
         Returns what was warmed: batch sizes per model group and the seconds it took."""
@@ -259,21 +268,42 @@ class Engine:
             mixed = self._prepare(bot.model)
             if not static_decoding(bot.model):
                 continue
-            prompt = members[0].encoder.encode_prompt(turn)
+            prompts = [h.encoder.encode_prompt(turn) for h in members]
             sizes = sorted(
                 {self._bucket(bot.model, n) for n in self.buckets if n <= self.max_batch}
             )
             for size in sizes or [self._bucket(bot.model, 1)]:
-                names = [members[i % len(members)].adapter_name for i in range(size)]
+                who = [members[i % len(members)] for i in range(size)]
+                names = [h.adapter_name for h in who]
+                batch = [prompts[i % len(members)] for i in range(size)]
+                specs = [self._prefix_spec(h, p) for h, p in zip(who, batch, strict=True)]
                 rows = mixed.rows(bot.model, names) if mixed else _adapters(bot.model, names)
                 with rows:
-                    steps = bot.decode([prompt] * size, max_new_tokens=max_tokens)
+                    steps = bot.decode(batch, max_new_tokens=max_tokens, prefixes=specs)
                     for i, _ in enumerate(steps):  # the step graph is captured at step 2
                         if i >= 2:
                             break
                     steps.close()
             warmed[key] = sizes
         return {"batch_sizes": warmed, "seconds": round(time.perf_counter() - start, 3)}
+
+    def _prefix_spec(self, heroine: Heroine, prompt: Sequence[int]) -> tuple[Any, int] | None:
+        """(key, length) of ``prompt``'s leading tokens that her later prompts share: her
+        system prompt (as far as it does not depend on the query), keyed by her adapter."""
+        from serifu.accel.prefix import MIN_PREFIX, shared_length
+
+        if not self.prefix_cache:
+            return None
+        if heroine.id not in self._prefix_len:
+            try:
+                probe = heroine.encoder.encode_prompt("おはよう")
+                other = heroine.encoder.encode_prompt("x")
+            except SerifuError:
+                probe, other = [], []
+            self._prefix_len[heroine.id] = (probe, shared_length(probe, other))
+        probe, length = self._prefix_len[heroine.id]
+        n = min(length, shared_length(prompt, probe))
+        return (heroine.adapter_name, n) if n >= MIN_PREFIX else None
 
     def _next(self) -> Job | None:
         """The oldest waiting job (None: the server is closing and nothing waits)."""
@@ -454,8 +484,13 @@ class Engine:
         mixed = self._prepare(bot.model)
         size = self._bucket(bot.model, rows)
         self.padded_rows += size - rows
-        prompts += [prompts[0]] * (size - rows)  # pad rows: decoded, never sent
-        names += [None] * (size - rows)
+        specs = [
+            self._prefix_spec(job.heroine, p) for (job, _), p in zip(owners, prompts, strict=True)
+        ]
+        # pad rows: the first row again (its cached prefix too), decoded and never sent
+        prompts += [prompts[0]] * (size - rows)
+        names += [names[0]] * (size - rows)
+        specs += [specs[0]] * (size - rows)
         sent = [0] * rows
         done = [False] * rows
         cut = [False] * rows
@@ -472,6 +507,7 @@ class Engine:
                 seed=first.seed,
                 stop=first.stop,
                 one_line=first.one_line,
+                prefixes=specs,
             )
             try:
                 for states in steps:

@@ -197,6 +197,8 @@ class MixedLora:
 
 def _drop_decoders(model: Any) -> None:
     """Forget the cached static decoders (``inference.decoding._static_decoder``): their
-    graphs replay the LoRA layers as they were when captured."""
+    graphs replay the LoRA layers as they were when captured; and the cached prompt
+    prefixes (``serifu.accel.prefix``), computed through those layers."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     lm.__dict__.pop("_serifu_decoders", None)
+    lm.__dict__.pop("_serifu_prefixes", None)  # cached prompt prefixes: keys and values too
