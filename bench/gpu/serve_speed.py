@@ -350,6 +350,18 @@ def decoder_info(heroines: dict[str, Any]) -> str:
     return "static decoders: " + ", ".join(parts)
 
 
+def rows_agree(a: list[list[int]], b: list[list[int]]) -> str:
+    """How many rows of two runs' tokens are identical, and the first step that differs."""
+    same = sum(x == y for x, y in zip(a, b, strict=True))
+    first = [
+        next((k for k, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), None)
+        for x, y in zip(a, b, strict=True)
+    ]
+    diverged = [k for k in first if k is not None]
+    where = f", first differing token at step {min(diverged)}" if diverged else ""
+    return f"{same}/{len(a)} rows identical ({sum(map(len, a))} tokens){where}"
+
+
 def prefix_check(heroines: dict[str, Any], max_tokens: int) -> str:
     """One row per heroine, all 8 adapters in one batch, greedy with a repetition penalty (the
     host-pick loop, where cached prompt prefixes apply): every prompt run whole against the
@@ -390,19 +402,12 @@ def prefix_check(heroines: dict[str, Any], max_tokens: int) -> str:
     cache = prefix_cache(model)
     hits = cache.hits
     cached = run(specs)
-    same = sum(a == b for a, b in zip(whole, cached, strict=True))
-    first = [
-        next((k for k, (p, q) in enumerate(zip(a, b, strict=False)) if p != q), None)
-        for a, b in zip(whole, cached, strict=True)
-    ]
-    diverged = [k for k in first if k is not None]
-    where = f", first differing token at step {min(diverged)}" if diverged else ""
     shared = [s[1] if s else 0 for s in specs]
     return (
         f"prefix check (greedy + repetition penalty, {max_tokens} tokens): whole prompts vs "
         f"cached system prompts ({min(shared)}-{max(shared)} of {min(map(len, prompts))}-"
-        f"{max(map(len, prompts))} tokens, {cache.hits - hits} rows copied) {same}/{len(whole)} "
-        f"rows identical{where}"
+        f"{max(map(len, prompts))} tokens, {cache.hits - hits} rows copied) "
+        + rows_agree(whole, cached)
     )
 
 
@@ -440,16 +445,6 @@ def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
         for step in decode_steps(model, prompts, **kw):
             out = [list(r) for r in step]
         return out
-
-    def agree(a: list[list[int]], b: list[list[int]]) -> str:
-        same = sum(x == y for x, y in zip(a, b, strict=True))
-        first = [
-            next((k for k, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), None)
-            for x, y in zip(a, b, strict=True)
-        ]
-        diverged = [k for k in first if k is not None]
-        where = f", first differing token at step {min(diverged)}" if diverged else ""
-        return f"{same}/{len(a)} rows identical ({sum(map(len, a))} tokens){where}"
 
     mixed.set_rows(names)
     graphed = run()
@@ -490,8 +485,8 @@ def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
     graphs = decoder_info(heroines)
     return (
         f"graph check (greedy, 8 heroines in one batch, {max_tokens} tokens): graphed vs eager "
-        f"mixed batch {agree(graphed, eager)}; rotated adapters on the same decoder, graphed vs "
-        f"graphs off {agree(again, reference)}; {graphs}"
+        f"mixed batch {rows_agree(graphed, eager)}; rotated adapters on the same decoder, graphed vs "
+        f"graphs off {rows_agree(again, reference)}; {graphs}"
     )
 
 
