@@ -4,7 +4,9 @@
 Each configuration streams replies to the same queries (seeded) and records the time to the
 first visible text and to the whole reply; medians over queries and repeats. Levers, each
 measured against the default in the same run (issue 12's ablation):
-  default        output vocabulary on (restricted head), prompt head at the last position
+  default        output vocabulary on (restricted head), prompt head at the last position,
+                 her system prompt cached (the game's setting: only the rest of a prompt runs)
+  no-prefix      every prompt run whole (the dynamic cache: the default before session 8)
   full-head      the 262k-word head at every step, then masked (SERIFU_FULL_HEAD=1)
   full-prefill   the head over every prompt position as well (SERIFU_FULL_PREFILL=1)
   vocab-off      only special/unused tokens masked (no output vocabulary)
@@ -57,6 +59,7 @@ def run(config: str, character: str, repeats: int, threads: int) -> dict[str, ob
         device="cpu",
         vocabulary="off" if config == "vocab-off" else "auto",
         best_of=2 if config == "best-of-2" else 1,
+        prefix_cache=config != "no-prefix",  # the game's setting
     )
     bot.reply("こんにちは", seed=0)  # warm-up
     first, total, old_first, texts = [], [], [], []
@@ -94,7 +97,9 @@ def main() -> None:
     ap.add_argument("--character", default="akane")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--configs", default="default,full-head,full-prefill,vocab-off,best-of-2")
+    ap.add_argument(
+        "--configs", default="default,no-prefix,full-head,full-prefill,vocab-off,best-of-2"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     results = []

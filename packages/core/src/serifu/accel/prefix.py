@@ -17,9 +17,11 @@ recently used first out.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from serifu.errors import SerifuError
 
 MIN_PREFIX = 16
 """Shorter shared prefixes are not cached (copying costs about what running them does)."""
@@ -87,6 +89,25 @@ def prefix_cache(model: Any) -> PrefixCache:
     if found is None:
         found = lm.__dict__["_serifu_prefixes"] = PrefixCache()
     return found
+
+
+def system_part(encode: Callable[[str], Sequence[int]]) -> tuple[list[int], int]:
+    """A probe prompt and how many of its leading tokens every prompt shares: what two very
+    different queries' prompts (``encode(query)``) have in common — the system prompt, as
+    far as it does not depend on the query (retrieved examples, hints)."""
+    try:
+        probe, other = list(encode("おはよう")), list(encode("x"))
+    except SerifuError:
+        return [], 0
+    return probe, shared_length(probe, other)
+
+
+def spec_for(
+    key: Hashable, prompt: Sequence[int], probe: Sequence[int], length: int
+) -> tuple[Hashable, int] | None:
+    """(key, n): ``prompt``'s first n tokens are the shared system part (None: too short)."""
+    n = min(length, shared_length(prompt, probe))
+    return (key, n) if n >= MIN_PREFIX else None
 
 
 def shared_length(a: Sequence[int], b: Sequence[int]) -> int:

@@ -116,6 +116,7 @@ def chat_command(
         system_prompt=not no_system_prompt,
         quantize=quantize,
         weights=weights,
+        prefix_cache=True,
     )
     if once is not None:
         typer.echo(bot.reply(once, max_new_tokens=max_new_tokens, seed=seed))

@@ -79,6 +79,11 @@ class Chatbot:
     profile_greedy: bool = False
     """The first of a profile question's candidates is the model's mode (greedy), the others
     sampled (:func:`load_chatbot` turns it on with the CPU default's profile rerank)."""
+    prefix_cache: bool = False
+    """Her system prompt's keys and values are computed once and copied into later replies'
+    caches (:mod:`serifu.accel.prefix`): only the conversation after it runs. Uses the
+    static decoder, also on the CPU (sampled replies); :func:`load_chatbot`'s chat and game
+    callers turn it on."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     examples: Any = None
     """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
@@ -147,6 +152,19 @@ class Chatbot:
         )
 
     # -- generation -------------------------------------------------------------------
+    def _prefix_specs(self, prompts: Sequence[Sequence[int]]) -> list[tuple[Any, int] | None]:
+        """Per prompt, (key, length) of its system part (see ``prefix_cache``). The key holds
+        the adapter and whether PEFT's adapters are on, so a toggled adapter never reuses
+        keys and values computed through the other state."""
+        from serifu.accel.prefix import spec_for, system_part
+
+        name = f"prefix:{self.system}"  # bots made by dataclasses.replace share _cache
+        if name not in self._cache:
+            self._cache[name] = system_part(self.encode_prompt)
+        probe, length = self._cache[name]
+        key = ("chatbot", str(self.adapter), _adapter_state(self.model))
+        return [spec_for(key, p, probe, length) for p in prompts]
+
     def _encode(self, text: str, special: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
@@ -238,6 +256,8 @@ class Chatbot:
 
         if not prompt_ids:
             return
+        if prefixes is None and self.prefix_cache:
+            prefixes = self._prefix_specs(prompt_ids)
         merged = {**self.generation, **(params or {})}
         rows = len(prompt_ids)
         reasons: list[str | None] = [None] * rows
@@ -546,6 +566,7 @@ def load_chatbot(
     profile_best_of: int | None = None,
     weights: str = "bf16",
     merge: bool | None = None,
+    prefix_cache: bool = False,
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -565,6 +586,8 @@ def load_chatbot(
     (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
     merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
     the single adapter into the weights: replies then run on the plain model.
+    ``prefix_cache``: her system prompt runs once, later replies copy its keys and values
+    (``Chatbot.prefix_cache``; chat and the game turn it on).
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -614,6 +637,7 @@ def load_chatbot(
         max_input_chars=max_input_chars,
     )
     bot.rules = token_rules(bot, pack, vocabulary)
+    bot.prefix_cache = prefix_cache
     bot.best_of_n = default_best_of(device) if best_of is None else max(1, best_of)
     if profile_best_of is None:  # the CPU default: rerank profile questions only
         profile_best_of = PROFILE_BEST_OF_CPU if best_of is None and bot.best_of_n == 1 else 1
@@ -671,3 +695,16 @@ def training_pairs(pack: Any) -> list[tuple[str, str]]:
 
     held = set(heldout_pairs(character_utterances(pack), pack.card().short_name))
     return [(p.query, p.reply) for p in character_pairs(pack) if (p.query, p.reply) not in held]
+
+
+def _adapter_state(model: Any) -> tuple[bool, tuple[str, ...]] | None:
+    """PEFT's adapter state (disabled?, active adapters) read from one LoRA layer; None for
+    a plain model."""
+    if not hasattr(model, "peft_config"):
+        return None
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            return bool(module.disable_adapters), tuple(module.active_adapters)
+    return None

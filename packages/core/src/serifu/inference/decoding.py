@@ -89,21 +89,24 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: str) -> tuple[A
     return ids.to(device), mask.to(device)
 
 
-def static_decoding(model: Any) -> bool:
+def static_decoding(model: Any, cpu: bool = False) -> bool:
     """Whether :func:`decode_steps` uses the static decoder for this model (see
-    :func:`_static_decoder` and ``SERIFU_STATIC_DECODE``)."""
+    :func:`_static_decoder` and ``SERIFU_STATIC_DECODE``). ``cpu``: also off CUDA (cached
+    prompt prefixes need it; its steps then run eagerly, as fast as the dynamic cache's)."""
     import os
 
     device = next(model.parameters()).device
     quantized = any(type(p).__name__ == "Params4bit" for p in model.parameters())
     switch = os.environ.get("SERIFU_STATIC_DECODE", "1")
-    if quantized or switch == "0" or (device.type != "cuda" and switch != "any"):
+    if quantized or switch == "0" or (device.type != "cuda" and switch != "any" and not cpu):
         return False
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     return not lm.__dict__.get("_serifu_static_off")
 
 
-def _static_decoder(model: Any, batch: int, need: int, vocab: Any | None = None) -> Any | None:
+def _static_decoder(
+    model: Any, batch: int, need: int, vocab: Any | None = None, cpu: bool = False
+) -> Any | None:
     """A cached :class:`StaticDecoder` (CUDA-graph steps) for a full-precision model on a GPU.
 
     ``vocab`` (her output vocabulary): the decoder computes only its rows of the head, as the
@@ -120,7 +123,7 @@ def _static_decoder(model: Any, batch: int, need: int, vocab: Any | None = None)
 
     from serifu.accel.decode import StaticDecoder
 
-    if not static_decoding(model):
+    if not static_decoding(model, cpu):
         return None
     if os.environ.get("SERIFU_FULL_HEAD") == "1":
         vocab = None
@@ -175,8 +178,13 @@ def decode_steps(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
-    static = _static_decoder(model, len(prompts), ids.shape[1] + max_new_tokens, rules.vocab)
-    if static is not None and plain_greedy(params, eos_ids):
+    greedy = plain_greedy(params, eos_ids)
+    # cached prompt prefixes run on the static decoder's host-pick loop, on the CPU too
+    cpu = prefixes is not None and not greedy
+    static = _static_decoder(
+        model, len(prompts), ids.shape[1] + max_new_tokens, rules.vocab, cpu=cpu
+    )
+    if static is not None and greedy:
         yield from _greedy_steps(
             static,
             ids,

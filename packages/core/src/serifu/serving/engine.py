@@ -290,20 +290,14 @@ class Engine:
     def _prefix_spec(self, heroine: Heroine, prompt: Sequence[int]) -> tuple[Any, int] | None:
         """(key, length) of ``prompt``'s leading tokens that her later prompts share: her
         system prompt (as far as it does not depend on the query), keyed by her adapter."""
-        from serifu.accel.prefix import MIN_PREFIX, shared_length
+        from serifu.accel.prefix import spec_for, system_part
 
         if not self.prefix_cache:
             return None
         if heroine.id not in self._prefix_len:
-            try:
-                probe = heroine.encoder.encode_prompt("おはよう")
-                other = heroine.encoder.encode_prompt("x")
-            except SerifuError:
-                probe, other = [], []
-            self._prefix_len[heroine.id] = (probe, shared_length(probe, other))
+            self._prefix_len[heroine.id] = system_part(heroine.encoder.encode_prompt)
         probe, length = self._prefix_len[heroine.id]
-        n = min(length, shared_length(prompt, probe))
-        return (heroine.adapter_name, n) if n >= MIN_PREFIX else None
+        return spec_for(heroine.adapter_name, prompt, probe, length)
 
     def _next(self) -> Job | None:
         """The oldest waiting job (None: the server is closing and nothing waits)."""

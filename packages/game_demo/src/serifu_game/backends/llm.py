@@ -41,6 +41,7 @@ class LlmBackend:
                     adapter=self.adapter,
                     character=self.character,
                     system_prompt=True,
+                    prefix_cache=True,  # her system prompt runs once, not every turn
                 )
 
     @property
