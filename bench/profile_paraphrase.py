@@ -3,12 +3,19 @@
 
 The card's own ``[[questions]]`` are the evaluation's test; the augmentation
 (``serifu.data.augment``) trains on its own templates. These questions use other words
-again (written for this check, one or two per fact), so a heroine that only memorised
-surface forms fails them. A reply is right when it states the fact in one of the forms
-``serifu.profile`` accepts. Runs on the default chat path (CPU: best-of-1, her output
-vocabulary), with her profile prompt.
+again (written for this check: sets A and B one or two per fact, set C three or four), so
+a heroine that only memorised surface forms fails them. A reply is right when it states
+the fact in one of the forms ``serifu.profile`` accepts. Runs on the default chat path
+(CPU: best-of-1, her output vocabulary), with her profile prompt.
 
     python bench/profile_paraphrase.py [--characters akane,rei] [--out FILE]
+
+``--recognition-only`` loads no model: it asks the chat path's recognition alone (the
+reranker's ``asked``: topic patterns, then the question classifier at its threshold) which
+fact each question of every set asks, and whether a :data:`NEGATIVES` line or one of the
+evaluation's 100 openers triggers one.
+
+    python bench/profile_paraphrase.py --recognition-only --set A,B,C [--out FILE]
 """
 
 from __future__ import annotations
@@ -50,7 +57,166 @@ PARAPHRASES_B = {
     "club": ["部活動は何に入ってる？"],
     "friends": ["仲良くしてる友達の名前を教えて"],
 }
-SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B}
+# set C (2026-12-03, session 8) was written before recognition was changed or augmentation's
+# templates read: casual, polite, indirect, kana and slangy wordings, 3-4 per fact (its
+# 「なんねんせい？」 and 「血の型ってなに？」 were dropped: the classifier now learns every
+# template in kana too, and they are the kana of augmentation's 「何年生？」 and 「血の型って何？」).
+PARAPHRASES_C = {
+    "age": [
+        "失礼かもだけど、おいくつですか？",
+        "としいくつ？",
+        "見た目より大人っぽいけど、実際は何歳なん？",
+        "俺と同い年くらいかな？何歳？",
+    ],
+    "grade": [
+        "高校の何年生なんですか？",
+        "先輩なの？後輩なの？学年おしえて",
+        "今って一年生だっけ、二年生だっけ？",
+    ],
+    "birthday": [
+        "たんじょーびいつ？プレゼント用意したいし",
+        "何月何日に生まれたんですか？",
+        "誕生日もう過ぎちゃった？いつだっけ",
+        "ケーキ買いたいから生まれた日おしえて",
+    ],
+    "zodiac": [
+        "今朝の占い見た？そっちは何座？",
+        "せいざってなに座ですか？",
+        "十二星座だとどこに入るの？",
+    ],
+    "blood_type": [
+        "けつえきがた何？",
+        "几帳面だしA型っぽいけど、当たり？",
+        "献血のとき何型って言われた？",
+    ],
+    "height_cm": [
+        "しんちょう何せんち？",
+        "並ぶとちっちゃく見えるけど、何cmあるの？",
+        "背の高さってどれくらいですか？",
+    ],
+    "hobbies": [
+        "しゅみ何？",
+        "休日はいつも何してますか？",
+        "家でヒマなときって何してんの？",
+        "最近ハマってることある？",
+    ],
+    "specialty": [
+        "とくぎってある？",
+        "これだけは誰にも負けないってこと、ある？",
+        "得意なことは何ですか？",
+    ],
+    "favorite_food": [
+        "だいこうぶつ何？",
+        "何でもおごるって言ったら、何食べたい？",
+        "食べ物で好きなのってなんですか？",
+        "好物おしえて～",
+    ],
+    "disliked_food": [
+        "にがてな食べ物ある？",
+        "好き嫌いある？何がダメ？",
+        "これだけは無理！って食べ物は？",
+        "嫌いな食べもんってなんですか？",
+    ],
+    "club": [
+        "ぶかつ何部？",
+        "何部に所属してるんですか？",
+        "放課後って部活あるの？何やってる？",
+    ],
+    "friends": [
+        "いつもつるんでるのって誰？",
+        "親友って呼べる人、いますか？",
+        "クラスでなかいい子だれ？",
+    ],
+}
+SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B, "C": PARAPHRASES_C}
+# lines that look like profile questions but ask for none of her facts (greetings, small talk,
+# off-card tastes): recognition should return no fact for them
+NEGATIVES = [
+    "部活お疲れさま！",
+    "誕生日おめでとう！",
+    "好きな色は？",
+    "好きな季節はいつ？",
+    "好きな教科はなに？",
+    "今日の給食おいしかったね",
+    "お腹すいたー、何か食べに行こう",
+    "何歳になっても一緒にいようね",
+    "何年ぶりだろう、ここに来るの",
+    "占いって信じる？",
+    "星がきれいだね",
+    "背中に何かついてるよ",
+    "先輩がさっき呼んでたよ",
+    "友達と遊びに行くんだ",
+    "ケーキ焼いたんだけど食べる？",
+    "血が出ちゃった、絆創膏ある？",
+    "今日の部活は何時まで？",
+    "テスト何点だった？",
+]
+
+
+def recognise(question: str, facts: list[Any]) -> dict[str, Any]:
+    """What the chat path takes ``question`` to ask (``Reranker.asked``), and its parts."""
+    from serifu.inference.rerank import Reranker
+    from serifu.profile import asked_facts
+    from serifu.profile_intent import question_fact
+
+    key, p = question_fact(question)
+    return {
+        "recognised": [f.key for f in Reranker(facts=facts).asked(question)],
+        "patterns": [f.key for f in asked_facts(facts, question)],
+        "classifier": [key, round(p, 3)],
+    }
+
+
+def recognition_report(ids: list[str], sets: list[str]) -> dict[str, Any]:
+    """Per set (and ``negatives``, and the evaluation's 100 ``openers``, of which a few do ask
+    a fact): each question's recognition for every heroine, with counts: ``right`` (only its
+    fact), ``extra`` (its fact and another), ``wrong``, ``missed``; for negatives and openers
+    ``triggered`` (any fact)."""
+    from serifu import plugins
+    from serifu.profile import card_facts
+    from serifu.queries import builtin_openers
+
+    cards = {cid: card_facts(plugins.get_character(cid).card()) for cid in ids}
+    report: dict[str, Any] = {}
+    named = [(name, [(k, q) for k, qs in SETS[name].items() for q in qs]) for name in sets]
+    negatives = [("negatives", NEGATIVES), ("openers", builtin_openers())]
+    for name, items in [*named, *[(n, [("none", q) for q in qs]) for n, qs in negatives]]:
+        rows, counts = [], dict.fromkeys(("right", "extra", "wrong", "missed", "triggered"), 0)
+        for fact, q in items:
+            for cid, facts in cards.items():
+                row = {"character": cid, "fact": fact, "q": q} | recognise(q, facts)
+                got = row["recognised"]
+                if fact == "none":
+                    verdict = "triggered" if got else "right"
+                elif not got:
+                    verdict = "missed"
+                else:
+                    verdict = ("right" if got == [fact] else "extra") if fact in got else "wrong"
+                row["verdict"] = verdict
+                counts[verdict] += 1
+                rows.append(row)
+        report[name] = {"n": len(rows), "counts": counts, "items": rows}
+    return report
+
+
+def print_recognition(report: dict[str, Any], n_characters: int) -> None:
+    """A table of counts per set, then every question not recognised as its fact alone."""
+    print(f"recognition ({n_characters} heroines; counts over question x heroine)")
+    print(f"{'set':<10}{'n':>5}{'right':>7}{'extra':>7}{'wrong':>7}{'missed':>8}{'trig.':>7}")
+    for name, part in report.items():
+        c = part["counts"]
+        print(
+            f"{name:<10}{part['n']:>5}{c['right']:>7}{c['extra']:>7}{c['wrong']:>7}"
+            f"{c['missed']:>8}{c['triggered']:>7}"
+        )
+    for name, part in report.items():
+        seen: dict[tuple[str, str, str], int] = {}
+        for row in part["items"]:
+            if row["verdict"] != "right":
+                key = (row["fact"], row["q"], ",".join(row["recognised"]) or "-")
+                seen[key] = seen.get(key, 0) + 1
+        for (fact, q, got), n in seen.items():
+            print(f"  {name}: {q} [{fact}] -> {got} ({n}/{n_characters})")
 
 
 def hinted_reply(bot: Any, question: str, fact: Any) -> str:
@@ -71,7 +237,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--characters", default="")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--set", default="A,B", help="question sets: A, B or A,B")
+    ap.add_argument("--set", default="A,B", help="question sets, e.g. A, B, C or A,B,C")
+    ap.add_argument(
+        "--recognition-only",
+        action="store_true",
+        help="no model: which fact the chat path recognises in each question (and in the "
+        "negative lines), a table and --out JSON",
+    )
     ap.add_argument("--adapters", type=Path, help="<dir>/<id>/adapter instead of the shipped ones")
     ap.add_argument(
         "--fact-hint",
@@ -107,6 +279,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cast = "akane,himari,hina,kaede,rei,sayaka,shiori,yuzuha"
     ids = [c for c in (args.characters or cast).split(",") if c]
+    if args.recognition_only:
+        recognition = recognition_report(ids, args.set.split(","))
+        print_recognition(recognition, len(ids))
+        if args.out:
+            text = json.dumps(recognition, ensure_ascii=False, indent=1)
+            args.out.write_text(text, encoding="utf-8")
+        return
     report = {}
     for cid in ids:
         t0 = time.perf_counter()

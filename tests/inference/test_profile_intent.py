@@ -6,8 +6,14 @@ from types import SimpleNamespace
 
 from serifu import plugins
 from serifu.inference.rerank import Reranker
-from serifu.profile import asked_facts, card_facts
-from serifu.profile_intent import MIN_PROBABILITY, question_fact, training_questions
+from serifu.profile import asked_facts, card_facts, in_kana, question_text
+from serifu.profile_intent import (
+    MIN_PROBABILITY,
+    off_card_questions,
+    ordinary_lines,
+    question_fact,
+    training_questions,
+)
 
 
 def _card_questions() -> set[str]:
@@ -17,11 +23,14 @@ def _card_questions() -> set[str]:
 
 
 def test_never_trained_on_test_questions() -> None:
-    from bench.profile_paraphrase import SETS
+    from bench.profile_paraphrase import NEGATIVES, SETS
 
-    trained = {q for q, _ in training_questions()}
+    assert set(SETS) >= {"A", "B", "C"} and len(NEGATIVES) >= 10
+    # compared as recognition reads them, in kanji and in the kana spelling trained too
+    trained = {question_text(t) for q, _ in training_questions() for t in (q, in_kana(q))}
+    trained |= {question_text(q) for q in ordinary_lines() + off_card_questions()}
     held_out = {q for s in SETS.values() for qs in s.values() for q in qs} | _card_questions()
-    assert not trained & held_out
+    assert not trained & {question_text(q) for q in held_out | set(NEGATIVES)}
 
 
 def test_names_facts_of_new_wordings_and_not_small_talk() -> None:
@@ -31,6 +40,15 @@ def test_names_facts_of_new_wordings_and_not_small_talk() -> None:
     for line in ("おはよう、今日もいい天気だね", "昨日のテレビ見た？", "一緒に帰ろう"):
         key, p = question_fact(line)
         assert key == "none" or p < MIN_PROBABILITY, (line, key, p)
+    assert question_fact("部活、がんばってね") == ("none", 1.0)  # no question: no model
+
+
+def test_kana_spellings_are_learned_with_the_kanji_ones() -> None:
+    assert in_kana("趣味は何？") == "しゅみはなに？"
+    assert in_kana("何年生？") == "なんねんせい？"
+    assert in_kana("何月何日生まれ？") == "なんがつなんにちうまれ？"
+    key, p = question_fact("とくいなことってなにかある？")
+    assert key == "specialty" and p >= MIN_PROBABILITY, (key, p)
 
 
 def test_reranker_prefers_the_candidate_that_answers_the_classified_fact() -> None:

@@ -15,6 +15,8 @@ def test_cpu_default_reranks_profile_questions_only() -> None:
     assert bot.candidates("誕生日っていつ？") == PROFILE_BEST_OF_CPU  # a topic pattern
     assert bot.candidates("ちなみに血液型は？") == PROFILE_BEST_OF_CPU
     assert bot.candidates("おはよう、今日もいい天気だね。") == 1
+    assert bot.candidates("しゅみは？") == PROFILE_BEST_OF_CPU  # kana spelling
+    assert bot.candidates("部活がんばってね！") == 1  # a topic word, but no question
     # a reranked reply arrives as one piece; an ordinary one streams
     pieces = list(bot.stream("誕生日っていつ？", max_new_tokens=6, seed=0))
     assert len(pieces) == 1

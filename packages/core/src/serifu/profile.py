@@ -125,19 +125,52 @@ _ZODIAC = (
     r"|蠍|さそり|射手|いて|山羊|やぎ|水瓶|みずがめ|魚|うお)座)"
 )
 
+# kana spellings sit next to the kanji ones: players type 「しゅみ」 as often as 「趣味」.
+# Katakana is read as hiragana and a long vowel after kana as its vowel (see
+# :func:`question_text`), so 「バースデー」 and 「ばーすでー」 are one spelling here.
 _TOPICS: dict[str, str] = {
-    "age": r"何歳|なんさい|歳いくつ|年齢|いくつ(なの|なん|です|？|\?)|おいくつ|年(は|っていくつ)|何才|同い年|年上|年下",
-    "grade": r"何年生|なんねんせい|学年|何年(だ|な|？|\?)|何年の|クラス.*何年|高校何年|中学何年",
-    "birthday": r"誕生日|生まれた日|何月生まれ|生年月日|バースデー|いつ生まれ",
-    "zodiac": r"星座|何座",
-    "blood_type": r"血液型|何型|なにがた|血液",
-    "height_cm": r"身長|背(の高さ|丈|は|って|、|高|低)|何センチ|何cm|なんセンチ|背が",
-    "hobbies": r"趣味|休み(の日|には)|ハマって|はまって|好きなこと|暇な時|時間があるとき|楽しみ",
-    "specialty": r"特技|得意(なこと|なもの|技|分野|っ|は|？)|自慢でき|誰にも負けない",
-    "favorite_food": r"好きな食べ物|好物|好きなもの.*食|何が好き.*食|食べ物.*好き|大好物|好きな料理|一番好きな食",
-    "disliked_food": r"苦手な食べ物|嫌いな食べ物|食べられない|苦手な(もの|料理)|嫌いな(もの|料理)|食べ物.*(苦手|嫌い)",
-    "club": r"部活|何部|クラブ|部に入|入ってる部|放課後.*活動|所属",
-    "friends": r"友達|友だち|友人|仲(の|が)(いい|良い)|親友|仲良し|つるんで",
+    "age": (
+        r"何歳|なん歳|なんさい|何才|歳(いくつ|は|って)|年齢|ねんれい|おいくつ"
+        r"|(?<![学今去来])年(は|っていくつ)|とし(いくつ|は|って)|いくつ(なの|なん|です|だっけ|になる|？|\?)"
+        r"|同い年|おないどし|年上|年下|としうえ|としした|十代"
+    ),
+    "grade": (
+        r"何年生|なん年生|なんねんせい|年生|学年|がくねん|(何|なん)年(だ|な|？|\?|の)"
+        r"|クラス.*何年|(高校|中学|こうこう|ちゅうがく)(何|なん)年"
+    ),
+    "birthday": (
+        r"誕生日|たんじょうび|たんじょび|生年月日|バースデー|何月生まれ"
+        r"|(生|う)まれた(日|ひ)|(いつ|何月).*(生|う)まれ|(生|う)まれ.*(いつ|何月)"
+    ),
+    "zodiac": r"星座|せいざ|(何|なに|なん)座",
+    "blood_type": r"血液型|血液|けつえき|血の型|(何|なに|なん)型|なにがた|なんがた|(AB|A|B|O)型",
+    "height_cm": (
+        r"身長|しんちょう|背(の高さ|丈|は|って|、|高|低)|せたけ|背が"
+        r"|(何|なん)(センチ|cm|ｃｍ)"
+    ),
+    "hobbies": (
+        r"趣味|しゅみ|(休|やす)み(の日|のひ|には|の時)|休日|きゅうじつ"
+        r"|ハマって|はまって|好きなこと|すきなこと|(暇|ひま)な(時|とき)|(暇|ひま)つぶし"
+        r"|時間があるとき|楽しみ|マイブーム"
+    ),
+    "specialty": (
+        r"特技|とくぎ|(得意|とくい)(なこと|なもの|技|分野|っ|は|？|\?)|自慢でき|誰にも負けない"
+        r"|だれにも負けない|取り柄|とりえ"
+    ),
+    "favorite_food": (
+        r"(好|す)きな(食|た)べ(物|もの)|好物|こうぶつ|好きなもの.*食|何が好き.*食"
+        r"|(食|た)べ(物|もの).*(好|す)き(?!(嫌|きら)い)|好きな料理|一番好きな食"
+    ),
+    "disliked_food": (
+        r"(苦手|にがて|嫌い|きらい)な(食|た)べ(物|もの)|食べられない|たべられない"
+        r"|(苦手|にがて|嫌い|きらい)な(もの|料理)|(食|た)べ(物|もの).*(苦手|にがて|嫌い|きらい)"
+        r"|好き嫌い|すききらい"
+    ),
+    "club": r"部活|ぶかつ|(何|なに|なん)部|クラブ|部に入|入ってる部|放課後.*活動|所属",
+    "friends": (
+        r"友達|友だち|ともだち|友人|親友|しんゆう|仲(の|が)?(いい|良い)|なか(の|が)?(いい|よい)"
+        r"|仲良し|なかよし|つるんで"
+    ),
     "name": r"名前|なまえ|何て呼|なんて呼|お名前|君は誰|あなたは誰|誰なの",
 }
 
@@ -277,10 +310,107 @@ def card_facts(card: Any) -> list[Fact]:
     return facts
 
 
+READINGS = (
+    ("何年生", "なんねんせい"),
+    ("何月", "なんがつ"),
+    ("何日", "なんにち"),
+    ("何年", "なんねん"),
+    ("何人", "なんにん"),
+    ("何て", "なんて"),
+    ("何で", "なんで"),
+    ("何の", "なんの"),
+    ("何歳", "なんさい"),
+    ("何センチ", "なんせんち"),
+    ("何部", "なにぶ"),
+    ("何型", "なにがた"),
+    ("何座", "なにざ"),
+    ("大好物", "だいこうぶつ"),
+    ("好物", "こうぶつ"),
+    ("血液型", "けつえきがた"),
+    ("誕生日", "たんじょうび"),
+    ("生まれ", "うまれ"),
+    ("星座", "せいざ"),
+    ("身長", "しんちょう"),
+    ("趣味", "しゅみ"),
+    ("特技", "とくぎ"),
+    ("得意", "とくい"),
+    ("部活", "ぶかつ"),
+    ("友達", "ともだち"),
+    ("親友", "しんゆう"),
+    ("仲", "なか"),
+    ("年齢", "ねんれい"),
+    ("学年", "がくねん"),
+    ("食べ物", "たべもの"),
+    ("食べ", "たべ"),
+    ("料理", "りょうり"),
+    ("好き", "すき"),
+    ("嫌い", "きらい"),
+    ("苦手", "にがて"),
+    ("休み", "やすみ"),
+    ("暇", "ひま"),
+    ("教えて", "おしえて"),
+    ("何", "なに"),
+    ("誰", "だれ"),
+)
+"""Kana spellings of the words profile questions are made of (longest first): players type
+either, so every template is learned in both."""
+
+
+def in_kana(text: str) -> str:
+    """``text`` with the words of :data:`READINGS` spelt in kana."""
+    for word, kana in READINGS:
+        text = text.replace(word, kana)
+    return text
+
+
+_LONG_VOWEL = {
+    **dict.fromkeys("あかさたなはまやらわがざだばぱぁゃ", "あ"),
+    **dict.fromkeys("いきしちにひみりぎじぢびぴぃ", "い"),
+    **dict.fromkeys("うくすつぬふむゆるぐずづぶぷぅゅ", "う"),
+    **dict.fromkeys("えけせてねへめれげぜでべぺぇ", "え"),
+    **dict.fromkeys("おこそとのほもよろごぞどぼぽぉょ", "う"),
+}
+
+
+def question_text(text: str) -> str:
+    """A line as recognition reads it: :func:`normalise`d, katakana as hiragana, and ー
+    after kana as the vowel it lengthens (お-row as う), so 「たんじょーび」 is
+    「たんじょうび」 and 「シュミ」 is 「しゅみ」."""
+    folded = fold_kana(normalise(text))
+    out: list[str] = []
+    for ch in folded:
+        out.append(_LONG_VOWEL.get(out[-1], ch) if ch == "ー" and out else ch)
+    return "".join(out)
+
+
+_CONCESSIVE = re.compile(r"(何|なに|なん|いつ|どこ|誰|だれ|どう|どんな)[^、。！？!?]*?[てで]も")
+_QUESTION_WORD = re.compile(
+    r"[？?]|何|なに|なん(で|の|さい|ねん|がつ|にち|じ|せんち|がた|ぶ|部|ざ|だっけ)|いつ(?!も)"
+    r"|どこ|どれ|どの|どう|どんな|どっち|どちら|誰|だれ|いくつ|幾つ"
+    r"|教え|おしえ|聞かせ|きかせ|紹介|知りたい|しりたい|聞いて|きいて|聞きたい|ききたい|伺"
+)
+_QUESTION_END = re.compile(r"(か|かな|かしら|っけ|の|は|って|とか|ある|いる)$")
+
+
+def is_question(text: str) -> bool:
+    """Whether a line asks something: a question mark, a question word (not 「いつも」 or a
+    concessive 「何歳になっても」), a request to tell, or a question ending that no 。 or ！
+    closes; 「部活がんばってね」 and 「誕生日にケーキ焼いたよ」 do not."""
+    q = _CONCESSIVE.sub("", question_text(text)).rstrip("～〜ー…、.w笑 ")
+    if _QUESTION_WORD.search(q):
+        return True
+    return not q.endswith(("。", "！", "!")) and bool(_QUESTION_END.search(q))
+
+
 def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
-    """The facts a question asks about (by topic patterns)."""
-    q = normalise(question)
-    return [f for f in facts if f.topic and re.search(f.topic, q)]
+    """The facts a question asks about (by topic patterns; none for a line that asks
+    nothing). Her name is dropped beside another fact: 「友達の名前」 asks for friends."""
+    if not is_question(question):
+        return []
+    q = question_text(question)
+    found = [f for f in facts if f.topic and re.search(question_text(f.topic), q)]
+    others = [f for f in found if f.key != "name"]
+    return others or found
 
 
 def fold_kana(text: str) -> str:

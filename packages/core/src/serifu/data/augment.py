@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from serifu.profile import Fact, card_facts, normalise
+from serifu.profile import Fact, card_facts, in_kana, normalise
 
 _SENTENCE = re.compile(r"[^。！？!?…]+[。！？!?…]*")
 _DENIAL = re.compile(r"(いいえ|いや|いえ|ううん|違|ちが|でも|だって|けど|しかし)")
@@ -38,6 +38,11 @@ LEADS = (
     "話変わるけど、",
     "前から気になってたんだけど、",
     "ちょっと聞いていい？",
+    "あのさ、",
+    "ひとつ聞きたいんだけど、",
+    "今さらだけど、",
+    "せっかくだし聞くけど、",
+    "よければ教えてほしいんですけど、",
 )
 
 # Whole questions per fact (verbs and indirect wordings) ...
@@ -53,6 +58,10 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "同い年だっけ？何歳？",
         "もう大人？まだ十代？何歳？",
         "年上なのか年下なのか気になるな。何歳？",
+        "{n}っていくつなの？",
+        "年はいくつ？",
+        "今、何歳なんですか？",
+        "実は年上だったりする？",
     ),
     "grade": (
         "何年生？",
@@ -62,6 +71,9 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "何年のクラスにいるの？",
         "先輩？それとも同学年？何年生？",
         "来年で卒業だっけ？今何年？",
+        "{n}って何年の生徒？",
+        "同じ学年だっけ？",
+        "一年生？それとも上級生？",
     ),
     "birthday": (
         "何月何日生まれ？",
@@ -69,6 +81,10 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "誕生日プレゼント用意したいんだけど、いつ生まれ？",
         "何月生まれなの？日にちも教えて",
         "生まれたのは何月の何日？",
+        "何月の生まれ？",
+        "{n}の誕生日、カレンダーに書いておきたいな。いつ？",
+        "誕生日ってもう来た？",
+        "誕生日は何月何日ですか？",
     ),
     "zodiac": (
         "何座なの？",
@@ -76,18 +92,26 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "何座生まれ？",
         "占い好き？自分は何座？",
         "星座占いだと何座を見ればいい？",
+        "何座ですか？",
+        "雑誌の占いページ見てるんだけど、何座だっけ？",
     ),
     "blood_type": (
         "{n}って何型なの？",
         "何型？",
         "A型っぽいけど、実際は何型？",
         "性格診断に使うから、何型か教えて",
+        "何型ですか？",
+        "血液型、A・B・O・ABのどれ？",
+        "{n}は何型っぽいって言われる？",
     ),
     "height_cm": (
         "何センチあるの？",
         "背の高さはどのくらい？",
         "並ぶと同じくらいかな？背、何センチ？",
         "背比べしよう。何センチ？",
+        "背、伸びた？今何センチ？",
+        "身長って測ったらいくつだった？",
+        "何センチくらいあるんですか？",
     ),
     "hobbies": (
         "休みの日は何してるの？",
@@ -96,8 +120,14 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "週末は何して過ごすの？",
         "家にいる時は何してることが多い？",
         "時間があったら何がしたい？",
-        "放課後、部活以外では何してる？",
         "好きでずっと続けてることってある？",
+        "休日の楽しみって何？",
+        "放課後とか何して遊んでるの？",
+        "つい時間を忘れちゃうことってある？",
+        "熱中してることってある？",
+        "一人の時は何してるの？",
+        "最近何にハマってる？",
+        "家に帰ったら何してる？",
     ),
     "specialty": (
         "誰にも負けないことってある？",
@@ -106,6 +136,12 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "これだけは得意ってものある？",
         "みんなに褒められることって何？",
         "得意なことで何か見せてよ",
+        "得意なことある？",
+        "人に自慢できる特技ってある？",
+        "一番得意なことは？",
+        "{n}の才能って何だと思う？",
+        "取り柄ってなに？",
+        "褒められることが多いのって何？",
     ),
     "favorite_food": (
         "何を食べるのが好き？",
@@ -114,6 +150,11 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "毎日でも食べたいものってある？",
         "お腹すいたね。何が食べたい？好物ある？",
         "おいしいものの話しよう。一番好きなのは？",
+        "食べ物なら何が好き？",
+        "晩ご飯に出たら嬉しいものって何？",
+        "好きなおかずは？",
+        "ごちそうするなら何がいい？",
+        "食べ物の好みを教えて",
     ),
     "disliked_food": (
         "{n}が食べられないものって何？",
@@ -121,6 +162,11 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "好き嫌いある？何が苦手？",
         "お弁当に入ってたら嫌なものって何？",
         "食べると顔をしかめちゃうものってある？",
+        "どうしても食べられないものってある？",
+        "口に合わない食べ物ってある？",
+        "食べ物の好き嫌いってある？",
+        "食べ物で苦手なのは？",
+        "メニューにあったら避けるものって何？",
     ),
     "club": (
         "何部なの？",
@@ -129,6 +175,11 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "どこの部に入ってるの？",
         "部活って何かやってる？",
         "放課後、いつもどこに行ってるの？部活？",
+        "何部ですか？",
+        "所属してる部活は？",
+        "放課後って部活してるの？",
+        "どの部活に入ってる？",
+        "運動部？文化部？",
     ),
     "friends": (
         "親友って誰なの？",
@@ -137,6 +188,12 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "仲良しグループのメンバーって誰？",
         "困った時に頼れる友達って誰？",
         "休み時間は誰としゃべってる？",
+        "友達で一番仲いいのは誰？",
+        "一番の友達は誰？",
+        "よく遊ぶ友達は？",
+        "クラスで仲良しの子いる？",
+        "相談できる友達っている？",
+        "{n}の友達、紹介してよ",
     ),
     "name": (
         "名前は？",
@@ -150,18 +207,58 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
 # ... and noun phrases for the fact, put into question frames (TOPICS × FRAMES): many
 # wordings from few parts, so a question worded in a new way is still near one she saw.
 TOPICS: dict[str, tuple[str, ...]] = {
-    "age": ("年齢", "歳", "年"),
-    "grade": ("学年", "学年とクラス"),
-    "birthday": ("誕生日", "お誕生日", "生年月日", "生まれた日"),
-    "zodiac": ("星座", "誕生星座"),
-    "blood_type": ("血液型", "血の型"),
-    "height_cm": ("身長", "背", "背の高さ"),
-    "hobbies": ("趣味", "好きなこと", "休日の過ごし方", "マイブーム", "楽しみ"),
-    "specialty": ("特技", "得意なこと", "得意技", "一番うまくできること"),
-    "favorite_food": ("好きな食べ物", "好物", "大好物", "好きな料理", "好きなおやつ"),
-    "disliked_food": ("苦手な食べ物", "嫌いな食べ物", "苦手な料理", "食べられないもの"),
-    "club": ("部活", "所属してる部", "入ってる部活", "クラブ活動"),
-    "friends": ("友達", "仲のいい友達", "仲良し", "親しい友達", "いつものメンバー"),
+    "age": ("年齢", "歳", "年", "今の年齢", "お歳"),
+    "grade": ("学年", "学年とクラス", "今の学年"),
+    "birthday": ("誕生日", "お誕生日", "生年月日", "生まれた日", "誕生日の日付"),
+    "zodiac": ("星座", "誕生星座", "自分の星座"),
+    "blood_type": ("血液型", "血の型", "自分の血液型"),
+    "height_cm": ("身長", "背", "背の高さ", "今の身長"),
+    "hobbies": (
+        "趣味",
+        "好きなこと",
+        "休日の過ごし方",
+        "マイブーム",
+        "楽しみ",
+        "休みの日の過ごし方",
+        "ハマってること",
+    ),
+    "specialty": (
+        "特技",
+        "得意なこと",
+        "得意技",
+        "一番うまくできること",
+        "取り柄",
+        "人に自慢できること",
+    ),
+    "favorite_food": (
+        "好きな食べ物",
+        "好物",
+        "大好物",
+        "好きな料理",
+        "好きなおやつ",
+        "好きなメニュー",
+        "好きなお菓子",
+        "一番好きな食べ物",
+    ),
+    "disliked_food": (
+        "苦手な食べ物",
+        "嫌いな食べ物",
+        "苦手な料理",
+        "食べられないもの",
+        "嫌いな料理",
+        "苦手な食材",
+    ),
+    "club": ("部活", "所属してる部", "入ってる部活", "クラブ活動", "入ってる部"),
+    "friends": (
+        "友達",
+        "仲のいい友達",
+        "仲良し",
+        "親しい友達",
+        "いつものメンバー",
+        "親友",
+        "仲のいい子",
+        "よく遊ぶ友達",
+    ),
 }
 FRAMES = (
     "{t}は？",
@@ -176,15 +273,35 @@ FRAMES = (
     "{t}はなんですか？",
     "よかったら{t}教えて",
     "{t}ってどんな感じ？",
+    "{t}はなに？",
+    "{t}、教えてくれる？",
+    "{t}、聞いてもいいかな？",
+    "{t}とか教えてよ",
+    "{t}、知りたいな",
+    "{n}の{t}、知りたいな",
+    "{t}を知りたいです",
+    "{t}について聞きたいな",
+    "{t}、何ですか？",
+    "{t}をうかがってもいいですか？",
+    "{t}って？",
+    "{t}おしえて",
 )
 
 
+KANA_SHARE = 0.15
+"""Share of questions written with their profile words in kana (「しゅみは？」), as players
+often type them (``serifu.profile.in_kana``)."""
+
+
 def question_for(key: str, rng: random.Random, name: str) -> str:
-    """One question about fact ``key``: a whole question or a topic in a frame, half each."""
+    """One question about fact ``key``: a whole question or a topic in a frame, half each;
+    :data:`KANA_SHARE` of them spelt in kana."""
     if key in TOPICS and rng.random() < 0.5:
         text = rng.choice(FRAMES).format(t=rng.choice(TOPICS[key]), n="{n}")
     else:
         text = rng.choice(QUESTIONS[key])
+    if rng.random() < KANA_SHARE:
+        text = in_kana(text)
     return rng.choice(LEADS) + text.format(n=name or "君")
 
 
@@ -322,7 +439,10 @@ def augment_pairs(
     name = str(getattr(card, "short_name", "") or "")
     personality = str(getattr(card, "personality", "") or "")
     protagonist = str(getattr(card, "protagonist", "主人公") or "主人公")
-    excluded = {normalise(q.q) for q in getattr(card, "questions", []) or []}
+    card_questions = [q.q for q in getattr(card, "questions", []) or []]
+    excluded = {normalise(q) for q in card_questions} | {
+        normalise(in_kana(q)) for q in card_questions
+    }
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     attempts = 0
