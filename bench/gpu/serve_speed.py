@@ -350,6 +350,18 @@ def decoder_info(heroines: dict[str, Any]) -> str:
     return "static decoders: " + ", ".join(parts)
 
 
+def stacked(heroines: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """(bot, model, stacked adapters installed) of the served base; None without them."""
+    from serifu.serving.mixed_lora import MixedLora
+
+    bot = heroines[CAST[0]].bot
+    mixed = MixedLora.for_model(bot.model)
+    if mixed is None:
+        return None
+    mixed.install(bot.model)
+    return bot, bot.model, mixed
+
+
 def rows_agree(a: list[list[int]], b: list[list[int]]) -> str:
     """How many rows of two runs' tokens are identical, and the first step that differs."""
     same = sum(x == y for x, y in zip(a, b, strict=True))
@@ -370,14 +382,11 @@ def prefix_check(heroines: dict[str, Any], max_tokens: int) -> str:
     from serifu.accel.prefix import prefix_cache
     from serifu.inference.decoding import decode_steps
     from serifu.serving.engine import Engine
-    from serifu.serving.mixed_lora import MixedLora
 
-    bot = heroines[CAST[0]].bot
-    model = bot.model
-    mixed = MixedLora.for_model(model)
-    if mixed is None:
+    found = stacked(heroines)
+    if found is None:
         return "prefix check: no stacked adapters"
-    mixed.install(model)
+    bot, model, mixed = found
     engine = Engine(heroines)
     prompts = [heroines[c].encoder.encode_prompt(TURNS[1]) for c in CAST]
     specs = [engine._prefix_spec(heroines[c], p) for c, p in zip(CAST, prompts, strict=True)]
@@ -419,14 +428,11 @@ def graph_check(heroines: dict[str, Any], max_tokens: int) -> str:
     graphs off, which runs the same kernels, so they must agree exactly."""
     from serifu.accel.decode import StaticDecoder
     from serifu.inference.decoding import _greedy_steps, decode_steps, left_pad
-    from serifu.serving.mixed_lora import MixedLora
 
-    bot = heroines[CAST[0]].bot
-    model = bot.model
-    mixed = MixedLora.for_model(model)
-    if mixed is None:
+    found = stacked(heroines)
+    if found is None:
         return "graph check: no stacked adapters"
-    mixed.install(model)
+    bot, model, mixed = found
     lm = model.get_base_model()
     lm.__dict__["_serifu_static_off"] = False
     prompts = [heroines[c].encoder.encode_prompt(TURNS[0]) for c in CAST]
