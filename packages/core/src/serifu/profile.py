@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 _KANJI_DIGITS = "〇一二三四五六七八九"
@@ -402,13 +403,19 @@ def is_question(text: str) -> bool:
     return not q.endswith(("。", "！", "!")) and bool(_QUESTION_END.search(q))
 
 
+@lru_cache(maxsize=64)
+def _topic_pattern(topic: str) -> re.Pattern[str]:
+    """A fact's topic pattern read as :func:`question_text` reads lines, compiled once."""
+    return re.compile(question_text(topic))
+
+
 def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
     """The facts a question asks about (by topic patterns; none for a line that asks
     nothing). Her name is dropped beside another fact: 「友達の名前」 asks for friends."""
     if not is_question(question):
         return []
     q = question_text(question)
-    found = [f for f in facts if f.topic and re.search(question_text(f.topic), q)]
+    found = [f for f in facts if f.topic and _topic_pattern(f.topic).search(q)]
     others = [f for f in found if f.key != "name"]
     return others or found
 

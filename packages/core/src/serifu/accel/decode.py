@@ -603,25 +603,9 @@ class StaticDecoder:
             if n < MIN_PREFIX or cache.has(spec[0], tokens[:n]):
                 continue  # too short, or another row of this batch just cached it
             s = starts[row]
-            # copies (a transposed view can already be contiguous: it would alias the cache)
-            cache.add(
-                Prefix(
-                    spec[0],
-                    tuple(tokens[:n]),
-                    [
-                        layer.keys[row, :, s : s + n]
-                        .transpose(0, 1)
-                        .clone(memory_format=torch.contiguous_format)
-                        for layer in layers
-                    ],
-                    [
-                        layer.values[row, :, s : s + n]
-                        .transpose(0, 1)
-                        .clone(memory_format=torch.contiguous_format)
-                        for layer in layers
-                    ],
-                )
-            )
+            keys = [_row_slots(layer.keys, row, s, n) for layer in layers]
+            values = [_row_slots(layer.values, row, s, n) for layer in layers]
+            cache.add(Prefix(spec[0], tuple(tokens[:n]), keys, values))
 
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor) -> torch.Tensor:
@@ -754,6 +738,12 @@ class StaticDecoder:
                 layer.cumulative_length.sub_(slots)
         self.mask[:, :keep].copy_(self.mask[:, slots:].clone())
         self.mask[:, keep:].zero_()
+
+
+def _row_slots(t: torch.Tensor, row: int, start: int, n: int) -> torch.Tensor:
+    """A copy of cache row ``row``'s slots ``start .. start + n`` as ``[n, heads, dim]`` (a
+    transposed view can already be contiguous: ``.contiguous()`` would alias the cache)."""
+    return t[row, :, start : start + n].transpose(0, 1).clone(memory_format=torch.contiguous_format)
 
 
 def _start_copy(parts: list[torch.Tensor | None]) -> tuple[list[Any], Any]:

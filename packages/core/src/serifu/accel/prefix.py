@@ -16,6 +16,7 @@ recently used first out.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -47,15 +48,12 @@ class PrefixCache:
     def __init__(self, max_bytes: int = 2 << 30):
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[Hashable, tuple[int, ...]], Prefix] = OrderedDict()
+        self.nbytes = 0  # of the entries' keys and values
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(p.nbytes for p in self._entries.values())
 
     def has(self, key: Hashable, tokens: Sequence[int]) -> bool:
         return (key, tuple(tokens)) in self._entries
@@ -76,10 +74,11 @@ class PrefixCache:
 
     def add(self, prefix: Prefix) -> None:
         name = (prefix.key, prefix.tokens)
+        old = self._entries.pop(name, None)
+        self.nbytes += prefix.nbytes - (old.nbytes if old is not None else 0)
         self._entries[name] = prefix
-        self._entries.move_to_end(name)
         while len(self._entries) > 1 and self.nbytes > self.max_bytes:
-            self._entries.popitem(last=False)
+            self.nbytes -= self._entries.popitem(last=False)[1].nbytes
 
 
 def prefix_cache(model: Any) -> PrefixCache:
@@ -112,9 +111,4 @@ def spec_for(
 
 def shared_length(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens ``a`` and ``b`` have in common."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    return len(os.path.commonprefix([list(a), list(b)]))
