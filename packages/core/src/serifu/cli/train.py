@@ -117,6 +117,7 @@ def chat_command(
         quantize=quantize,
         weights=weights,
         prefix_cache=True,
+        card_answers=True,  # a profile question her candidates all miss: her card's answer
     )
     if once is not None:
         typer.echo(bot.reply(once, max_new_tokens=max_new_tokens, seed=seed))

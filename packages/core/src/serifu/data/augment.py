@@ -422,6 +422,17 @@ def _value_texts(fact: Fact, personality: str, rng: random.Random) -> list[str]:
     return values
 
 
+def answer_in_voice(fact: Fact, voice: Voice, personality: str, rng: random.Random) -> str:
+    """One answer that states ``fact``, in her voice (an answer frame, her first person and
+    one of her endings, sometimes after one of her openers)."""
+    ending = rng.choices(voice.endings, weights=voice.weights or None)[0]
+    value = rng.choice(_value_texts(fact, personality, rng))
+    answer = rng.choice(ANSWERS[fact.key]).format(fp=voice.first_person, v=value, e=ending)
+    if voice.openers and rng.random() < 0.3:
+        answer = rng.choice(voice.openers) + "、" + answer
+    return answer
+
+
 def augment_pairs(
     card: Any,
     lines: Sequence[str],
@@ -452,11 +463,7 @@ def augment_pairs(
         question = question_for(fact.key, rng, name)
         if "{n}" in question or normalise(question) in excluded:
             continue
-        ending = rng.choices(voice.endings, weights=voice.weights or None)[0]
-        value = rng.choice(_value_texts(fact, personality, rng))
-        answer = rng.choice(ANSWERS[fact.key]).format(fp=voice.first_person, v=value, e=ending)
-        if voice.openers and rng.random() < 0.3:
-            answer = rng.choice(voice.openers) + "、" + answer
+        answer = answer_in_voice(fact, voice, personality, rng)
         if (question, answer) in seen:
             continue
         seen.add((question, answer))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class Generation:
     seconds: float
     logprob: float = 0.0
     """Summed log-probability of the generated tokens (the masked distribution at temperature 1)."""
+    grounded: bool = False
+    """Her card's answer replaced the candidates, none of which stated the asked fact
+    (:attr:`Chatbot.card_answers`)."""
 
 
 @dataclass
@@ -79,6 +83,12 @@ class Chatbot:
     profile_greedy: bool = False
     """The first of a profile question's candidates is the model's mode (greedy), the others
     sampled (:func:`load_chatbot` turns it on with the CPU default's profile rerank)."""
+    card_answers: Any = None
+    """:class:`serifu.inference.grounded.CardAnswers`: a profile question whose candidates all
+    miss the asked fact gets her card's answer in her voice instead (None: off; the chat and
+    the game turn it on, evaluations measure the model alone)."""
+    grounded_replies: int = 0
+    """How many replies so far were her card's answer (:attr:`card_answers`)."""
     prefix_cache: bool = False
     """Her system prompt's keys and values are computed once and copied into later replies'
     caches (:mod:`serifu.accel.prefix`): only the conversation after it runs. Uses the
@@ -377,8 +387,22 @@ class Chatbot:
                 for st in states[i * n : (i + 1) * n]
             ]
             pick = self.rerank.best(query, group) if (n > 1 and self.rerank is not None) else 0
-            out.append(group[pick])
+            out.append(self._grounded(query, group, pick))
         return out
+
+    def _grounded(self, query: str, group: list[Generation], pick: int) -> Generation:
+        """The picked candidate, or her card's answer when none of ``group`` states the fact
+        ``query`` asks about (:attr:`card_answers`)."""
+        if self.card_answers is None or self.rerank is None:
+            return group[pick]
+        from serifu.inference.grounded import needs_card_answer
+
+        asked = self.rerank.asked(query)
+        if not needs_card_answer(asked, query, [g.text for g in group]):
+            return group[pick]
+        text = self.card_answers.answer(asked[0], query)
+        self.grounded_replies += 1
+        return dataclasses.replace(group[pick], text=text, stopped=True, grounded=True)
 
     def score_replies(
         self, queries: Sequence[str], replies: Sequence[str], batch_size: int = 8
@@ -417,7 +441,7 @@ class Chatbot:
         ]
         if self.rerank is None or n == 1:
             return candidates[0].text
-        return candidates[self.rerank.best(query, candidates)].text
+        return self._grounded(query, candidates, self.rerank.best(query, candidates)).text
 
     def reply(
         self,
@@ -567,6 +591,7 @@ def load_chatbot(
     weights: str = "bf16",
     merge: bool | None = None,
     prefix_cache: bool = False,
+    card_answers: bool = False,
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -587,7 +612,9 @@ def load_chatbot(
     merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
     the single adapter into the weights: replies then run on the plain model.
     ``prefix_cache``: her system prompt runs once, later replies copy its keys and values
-    (``Chatbot.prefix_cache``; chat and the game turn it on).
+    (``Chatbot.prefix_cache``; chat and the game turn it on). ``card_answers``: a profile
+    question none of whose reranked candidates states the fact is answered from her card, in
+    her voice (``Chatbot.card_answers``; chat and the game turn it on).
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -652,6 +679,10 @@ def load_chatbot(
         bot.profile_best_of = profile_best_of
         bot.profile_greedy = PROFILE_GREEDY_CPU
         bot.rerank = Reranker(card_facts(card))  # the card and the likelihood decide
+    if card_answers and bot.rerank is not None and pack is not None and card is not None:
+        from serifu.inference.grounded import CardAnswers
+
+        bot.card_answers = CardAnswers.for_character(pack.id, card)
     if examples > 0 and pack is not None:
         from serifu.retrieval import ExampleRetriever
 

@@ -42,6 +42,7 @@ class LlmBackend:
                     character=self.character,
                     system_prompt=True,
                     prefix_cache=True,  # her system prompt runs once, not every turn
+                    card_answers=True,  # her card answers what her replies all miss
                 )
 
     @property
