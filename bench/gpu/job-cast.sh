@@ -8,7 +8,7 @@
 #   bash bench/gpu/job-cast.sh scores akane,hina [/tmp/var/NAME]  # perplexity + coherence only
 #   bash bench/gpu/job-cast.sh ptrain NAME "KEY = VALUE;..." IDS [DATA]  # one process per heroine at
 #     once (launch-bound steps overlap on one GPU): train, 111-query eval, scores, paraphrased
-#     profile questions (sets A,B,C), then one results archive per heroine ("" = the recipe as is);
+#     profile questions (sets A,B,C), then one results archive per two heroines ("" = the recipe as is);
 #     env: BUDGET (s before stopping what still runs, 480), LIMIT (queries per eval), SETS
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
@@ -21,6 +21,18 @@ fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/gemma/p*/*.whl 2>&1 | grep -v -i warn
 export SERIFU_CACHE=/tmp/serifu-cache
 mode=$1; ids=$2
+recipe() {  # recipe NAME "KEY = VALUE;...": configs/cast-adapter.toml with those [train] keys
+  # replaced (or added under [train]), as /tmp/cfg-NAME.toml
+  local cfg=/tmp/cfg-$1.toml line key kv
+  cp configs/cast-adapter.toml $cfg
+  [ -n "$2" ] || return 0
+  IFS=';' read -ra kv <<< "$2"
+  for line in "${kv[@]}"; do
+    key=${line%% =*}
+    if grep -q "^$key = " $cfg; then sed -i "s|^$key = .*|$line|" $cfg
+    else sed -i "s|^\[train\]$|[train]\n$line|" $cfg; fi
+  done
+}
 if [ "$mode" = train ]; then
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data --skip-base \
     2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
@@ -28,15 +40,7 @@ if [ "$mode" = train ]; then
 elif [ "$mode" = ptrain ]; then
   name=$2; sets=$3; ids=$4; data=${5:-.gpu-data}; cfg=/tmp/cfg-$name.toml; root=/tmp/p/$name
   rm -rf $root
-  cp configs/cast-adapter.toml $cfg
-  if [ -n "$sets" ]; then
-    IFS=';' read -ra kv <<< "$sets"
-    for line in "${kv[@]}"; do
-      key=${line%% =*}
-      if grep -q "^$key = " $cfg; then sed -i "s|^$key = .*|$line|" $cfg
-      else sed -i "s|^\[train\]$|[train]\n$line|" $cfg; fi
-    done
-  fi
+  recipe "$name" "$sets"
   python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
   one() {  # every step of one heroine, logged to $root/$1.log
     local c=$1 run=$root/$1
@@ -55,21 +59,17 @@ elif [ "$mode" = ptrain ]; then
   # past BUDGET seconds (default 480) stop what still runs, so the archives below still come back
   ( sleep "${BUDGET:-480}"; touch $root/.stop; pkill -f "train_cast_adapters|serifu eval|profile_paraphrase" ) & watch=$!
   wait "${pids[@]}"; kill $watch 2>/dev/null
-  for c in ${ids//,/ }; do
-    grep -v -i "warn\|Loading\|it/s\|func(" "$root/$c.log" | tail -4
-    tar czf "$OUT/$name/$c.tgz" -C $root --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
-      "$c" "$c.log"
+  cp $cfg $root/recipe.toml
+  set -- ${ids//,/ }
+  while [ $# -gt 0 ]; do  # two heroines per archive: a call brings back at most 8 files
+    for c in $1 ${2:-}; do grep -v -i "warn\|Loading\|it/s\|func(" "$root/$c.log" | tail -4; done
+    tar czf "$OUT/$name/$1.tgz" -C $root --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
+      recipe.toml "$1" "$1.log" ${2:+"$2" "$2.log"}
+    shift; if [ $# -gt 0 ]; then shift; fi
   done
-  cp $cfg "$OUT/$name/"
 elif [ "$mode" = variant ]; then  # variant NAME "KEY = VALUE;KEY = VALUE" IDS: recipe variants, perplexity + profile-QA only
   name=$2; sets=$3; ids=$4
-  cp configs/cast-adapter.toml /tmp/cfg-$name.toml
-  IFS=';' read -ra kv <<< "$sets"
-  for line in "${kv[@]}"; do  # replace the key's line in [train] (or add it under [train])
-    key=${line%% =*}
-    if grep -q "^$key = " /tmp/cfg-$name.toml; then sed -i "s|^$key = .*|$line|" /tmp/cfg-$name.toml
-    else sed -i "s|^\[train\]$|[train]\n$line|" /tmp/cfg-$name.toml; fi
-  done
+  recipe "$name" "$sets"
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/var/$name --data-dir .gpu-data --skip-base \
     --config /tmp/cfg-$name.toml --no-ship 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -4
   mkdir -p "$OUT/var"
