@@ -20,7 +20,8 @@ Ablation (batch 1, one lever off at a time, against the uncompiled decoder; plus
 on vs off): sync every token (``chunk=1``), eager prompt
 pass, the previous decoder (host-side pick every token, prompt eager), no CUDA graph at all,
 the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 and bitsandbytes NF4 vs
-bf16 at batch 1 (tok/s, weight bytes), each decoder's step compiled when ``--compile`` is on
+bf16 at batch 1, and ``nf4-lora`` (NF4 base + rank-8 LoRA unmerged: the QLoRA layout that
+keeps a QLoRA adapter's quality) (tok/s, weight bytes), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
 
@@ -523,6 +524,19 @@ def _vocab_run(
     return run
 
 
+def _qlora_layout(nf4: Any, model_id: str) -> Any:
+    """The layout a QLoRA adapter was trained in: the NF4 base with PEFT LoRA layers (the cast
+    recipe's r=8, alpha 16) unmerged on every target; returns the model with them in place."""
+    from peft import LoraConfig, get_peft_model
+
+    from serifu import plugins
+
+    targets = list(plugins.get_base_model(model_id).lora_targets)
+    cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
+    peft = get_peft_model(nf4, cfg).eval()
+    return peft.get_base_model()
+
+
 def _skip_4bit(label: str, kind: str, why: str, bf16: Timing) -> Record:
     print(f"{label} {kind}: skipped ({why})", flush=True)
     return GenRecord(
@@ -561,6 +575,7 @@ def _bench_4bit(
     speeds: dict[str, float] = {}
     plain_note = f", uncompiled bf16 {bf16_plain.tok_s:.0f} tok/s" if COMPILE and bf16_plain else ""
     touched = False  # whether int4 changed the bf16 model in place
+    nf4: Any = None  # the NF4 model, once made (nf4-lora adds LoRA layers to it)
     for kind in kinds:
         if clock.left() < (60 if COMPILE else 20):
             out.append(_skip_4bit(label, kind, "time budget", bf16))
@@ -569,12 +584,20 @@ def _bench_4bit(
             if kind == "int4":
                 touched = torch.cuda.is_available()  # on the CPU it refuses before any change
                 q = quantize_int4_(model)  # in place: the bf16 model is done with
+            elif kind == "nf4-lora" and nf4 is not None:
+                q = _qlora_layout(nf4, model_id)  # the NF4 model of the row before, LoRA added
             elif not touched:
                 q = quantize_nf4_(model)  # int4 did not run: in place too
             else:
                 model = None
                 _free()
                 q = quantize_nf4_(random_model(model_id, quantize=False).eval())
+            if kind == "nf4":
+                nf4 = q
+            elif kind == "nf4-lora" and nf4 is None:
+                q = _qlora_layout(q, model_id)
+            lora = sum(1 for m in q.modules() if hasattr(m, "lora_A"))
+            layout = f"; PEFT LoRA r=8 unmerged on {lora} layers" if kind == "nf4-lora" else ""
         except Exception as exc:  # a path that cannot run here is a row that says why
             out.append(_skip_4bit(label, kind, str(exc), bf16))
             continue
@@ -621,7 +644,7 @@ def _bench_4bit(
                 decode_share=round(t.decode_tok_s / roof, 3),
                 compiled=compiled,
                 compile_error=error,
-                notes=f"{kind} weights, {what}; {how}{same_note}; first token"
+                notes=f"{kind} weights{layout}, {what}; {how}{same_note}; first token"
                 f" {t.first_ms:.1f} ms (bf16 {bf16.first_ms:.1f}{plain_note}); weights"
                 f" {nbytes / 2**30:.2f} GiB vs bf16 {bf16_bytes / 2**30:.2f} GiB; roofline on"
                 " its own bytes",
@@ -678,7 +701,10 @@ def main() -> None:
     )
     ap.add_argument("--no-4bit", action="store_true")
     ap.add_argument(
-        "--quant", default="int4,nf4", help="4-bit kinds, in order: int4 (torchao), nf4 (bnb)"
+        "--quant",
+        default="int4,nf4",
+        help="4-bit kinds, in order: int4 (torchao), nf4 (bnb), nf4-lora (NF4 base + LoRA"
+        " r=8 unmerged: the layout a QLoRA adapter was trained in)",
     )
     ap.add_argument(
         "--no-vocab", action="store_true", help="skip the output-vocabulary head row (gemma)"
@@ -713,7 +739,7 @@ def main() -> None:
             clock=clock,
             ablate=not args.no_ablation,
             quant=not args.no_4bit,
-            kinds=tuple(k for k in args.quant.split(",") if k in ("int4", "nf4")),
+            kinds=tuple(k for k in args.quant.split(",") if k in ("int4", "nf4", "nf4-lora")),
             vocab=not args.no_vocab,
         )
         for r in recs:

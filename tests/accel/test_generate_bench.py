@@ -72,7 +72,18 @@ def test_generate_speed_tiny_writes_every_kind_of_row(tmp_path: Path) -> None:
 
 def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
     """Her rows of the head vs the full head masked to her vocabulary; 4-bit compile fields."""
-    by = _bench(tmp_path, "--batches", "1", "--repeats", "1", "--peers", "", "--no-ablation")
+    by = _bench(
+        tmp_path,
+        "--batches",
+        "1",
+        "--repeats",
+        "1",
+        "--peers",
+        "",
+        "--no-ablation",
+        "--quant",
+        "int4,nf4,nf4-lora",
+    )
     vocab = by[("generate-vocab", "tokens_per_s")]
     assert vocab["baseline_kind"] == "full-head-masked"
     assert vocab["serifu"] > 0 and vocab["baseline"] > 0 and vocab["compiled"] is False
@@ -88,6 +99,12 @@ def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
     assert nf4["serifu"] > 0 and nf4["compiled"] is None and nf4["compile_error"] is None
     assert "not compiled" in nf4["notes"] and nf4["baseline_kind"] == "bf16"
     assert by[("generate-int4", "tokens_per_s")]["notes"].startswith("skipped:")
+    # the QLoRA layout: the NF4 model with LoRA layers on every target, a few more bytes
+    qlora = by[("generate-nf4-lora", "tokens_per_s")]
+    assert qlora["serifu"] > 0 and "PEFT LoRA r=8 unmerged on" in qlora["notes"]
+    assert "unmerged on 0 layers" not in qlora["notes"]
+    share = by[("generate-nf4-lora", "weight_memory_share")]["serifu"]
+    assert by[("generate-nf4", "weight_memory_share")]["serifu"] < share < 1
 
 
 def test_without_the_real_tokenizer_a_fixed_set_of_her_size() -> None:
