@@ -58,6 +58,14 @@ def ship(adapter: Path, character: str, model: str) -> Path:
         if (adapter / name).exists():
             shutil.copy2(adapter / name, dest / name)
     to_bf16(dest / "adapter_model.safetensors")
+    card = dest / "README.md"
+    if card.exists():  # a pack's own adapter is used by naming her (trained elsewhere: by path)
+        lines = card.read_text(encoding="utf-8").splitlines(keepends=True)
+        use = f"serifu chat --character {character}\n"
+        card.write_text(
+            "".join(use if x.startswith("serifu chat --adapter ") else x for x in lines),
+            encoding="utf-8",
+        )
     (dest / "NOTICE.md").write_text(
         "This adapter was trained on top of Gemma 3 270M and is a Model Derivative under the\n"
         "Gemma Terms of Use (https://ai.google.dev/gemma/terms), which apply to its use and\n"
