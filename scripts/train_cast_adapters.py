@@ -50,6 +50,10 @@ def to_bf16(weights: Path) -> None:
 
 
 def ship(adapter: Path, character: str, model: str) -> Path:
+    from serifu.fsutil import atomic_write_text
+    from serifu.training.adapters import read_adapter
+    from serifu.training.outputs import model_card
+
     dest = CAST / character / "adapters" / model
     if dest.exists():
         shutil.rmtree(dest)
@@ -58,14 +62,10 @@ def ship(adapter: Path, character: str, model: str) -> Path:
         if (adapter / name).exists():
             shutil.copy2(adapter / name, dest / name)
     to_bf16(dest / "adapter_model.safetensors")
-    card = dest / "README.md"
-    if card.exists():  # a pack's own adapter is used by naming her (trained elsewhere: by path)
-        lines = card.read_text(encoding="utf-8").splitlines(keepends=True)
-        use = f"serifu chat --character {character}\n"
-        card.write_text(
-            "".join(use if x.startswith("serifu chat --adapter ") else x for x in lines),
-            encoding="utf-8",
-        )
+    # the card again, as `serifu train` writes it, used by naming her (not by the run's folder)
+    info = read_adapter(dest)
+    card = model_card({**info, "usage": f"serifu chat --character {character}"})
+    atomic_write_text(dest / "README.md", card)
     (dest / "NOTICE.md").write_text(
         "This adapter was trained on top of Gemma 3 270M and is a Model Derivative under the\n"
         "Gemma Terms of Use (https://ai.google.dev/gemma/terms), which apply to its use and\n"

@@ -20,8 +20,8 @@ Ablation (batch 1, one lever off at a time, against the uncompiled decoder; plus
 on vs off): sync every token (``chunk=1``), eager prompt
 pass, the previous decoder (host-side pick every token, prompt eager), no CUDA graph at all,
 the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 and bitsandbytes NF4 vs
-bf16 at batch 1, and ``nf4-lora`` (NF4 base + rank-8 LoRA unmerged: the QLoRA layout that
-keeps a QLoRA adapter's quality) (tok/s, weight bytes), each decoder's step compiled when ``--compile`` is on
+bf16 at batch 1 (tok/s, weight bytes), and ``nf4-lora`` (NF4 base + rank-8 LoRA unmerged: the
+layout that keeps a QLoRA adapter's quality), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
 
@@ -585,19 +585,20 @@ def _bench_4bit(
                 touched = torch.cuda.is_available()  # on the CPU it refuses before any change
                 q = quantize_int4_(model)  # in place: the bf16 model is done with
             elif kind == "nf4-lora" and nf4 is not None:
-                q = _qlora_layout(nf4, model_id)  # the NF4 model of the row before, LoRA added
+                q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
                 q = quantize_nf4_(model)  # int4 did not run: in place too
             else:
                 model = None
                 _free()
                 q = quantize_nf4_(random_model(model_id, quantize=False).eval())
+            layout = ""
             if kind == "nf4":
                 nf4 = q
-            elif kind == "nf4-lora" and nf4 is None:
+            elif kind == "nf4-lora":
                 q = _qlora_layout(q, model_id)
-            lora = sum(1 for m in q.modules() if hasattr(m, "lora_A"))
-            layout = f"; PEFT LoRA r=8 unmerged on {lora} layers" if kind == "nf4-lora" else ""
+                lora = sum(1 for m in q.modules() if hasattr(m, "lora_A"))
+                layout = f"; PEFT LoRA r=8 unmerged on {lora} layers"
         except Exception as exc:  # a path that cannot run here is a row that says why
             out.append(_skip_4bit(label, kind, str(exc), bf16))
             continue
