@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Train, evaluate and ship the sample cast's adapters on gemma-3-270m (issue: embedded default).
 
-For each heroine: build her dialogue dataset, train with configs/cast-adapter.toml, run the
+For each heroine: build her dialogue dataset, train with configs/cast-adapter.toml (with her
+exceptions from configs/cast-adapter-overrides.toml), run the
 111-query evaluation base vs tuned with and without the system prompt, copy the adapter into
 serifu/cast/<id>/adapters/gemma-3-270m/ and the reports into docs/results/<id>/.
 Meant for a GPU (minutes); it runs on a CPU too, slowly.
@@ -18,11 +19,43 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CAST = ROOT / "packages" / "core" / "src" / "serifu" / "cast"
 RESULTS = ROOT / "docs" / "results"
 SHIP = ("adapter_model.safetensors", "adapter_config.json", "serifu.json", "README.md")
+
+
+def read_overrides(name: str) -> dict[str, dict[str, object]]:
+    """Per-heroine ``[ID.train]`` keys that replace the recipe's (``{}`` for ``""``)."""
+    import tomllib
+
+    if not name:
+        return {}
+    path = Path(name)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot read the per-heroine overrides ({exc})") from None
+    out: dict[str, dict[str, object]] = {}
+    for cid, tables in data.items():
+        if not isinstance(tables, dict) or set(tables) - {"train"}:
+            raise SystemExit(f"{path}: [{cid}] may only hold a [{cid}.train] table")
+        out[cid] = dict(tables.get("train", {}))
+    return out
+
+
+def train_recipe(base: Any, extra: dict[str, object], where: str) -> Any:
+    """The [train] config with one heroine's keys replaced (validated like the file's)."""
+    from pydantic import ValidationError
+
+    if not extra:
+        return base
+    try:
+        return type(base).model_validate(base.model_dump() | extra)
+    except ValidationError as exc:
+        raise SystemExit(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
 
 
 def gemma_notice() -> str:
@@ -99,6 +132,11 @@ def main() -> None:
     ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--out", type=Path, default=Path("runs/cast"))
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "cast-adapter.toml")
+    ap.add_argument(
+        "--overrides",
+        default=str(ROOT / "configs" / "cast-adapter-overrides.toml"),
+        help="per-heroine [ID.train] keys replacing --config's ('' = none: recipe variants)",
+    )
     ap.add_argument("--limit", type=int, default=0, help="queries per eval (0: all 111)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--script", type=Path, help="also tune a script character (no card)")
@@ -129,6 +167,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     cfg = load_config(args.config, search_cwd=False)
+    overrides = read_overrides(args.overrides)
     if args.characters == "none":
         ids: list[str] = []
     else:
@@ -138,7 +177,7 @@ def main() -> None:
     jobs: list[tuple[str, str | None]] = [(cid, cid) for cid in ids]
     if args.script:
         jobs.append((args.name or args.speaker, None))
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for name, cid in jobs:
         t0 = time.perf_counter()
         run = args.out / name
@@ -175,7 +214,10 @@ def main() -> None:
             build_dataset(
                 [args.script], data, source=args.source, speaker=args.speaker, config=cfg.data
             )
-        result = train(args.model, data, run / "adapter", cfg.train, progress=False)
+        recipe = train_recipe(
+            cfg.train, overrides.get(name, {}), f"{args.overrides} [{name}.train]"
+        )
+        result = train(args.model, data, run / "adapter", recipe, progress=False)
         t_train = time.perf_counter() - t0
         conds = (("base", None), ("tuned", run / "adapter"))
         for cond, adapter in conds[1:] if args.skip_base else conds:

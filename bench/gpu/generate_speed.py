@@ -19,7 +19,8 @@ batch-1 tokens/s ÷ that; ``decode_share`` the same for the decode steps alone (
 Ablation (batch 1, one lever off at a time, against the uncompiled decoder; plus compile
 on vs off): sync every token (``chunk=1``), eager prompt
 pass, the previous decoder (host-side pick every token, prompt eager), no CUDA graph at all,
-the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 and bitsandbytes NF4 vs
+the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 (tinygemm), GemLite's
+Triton A16W4 kernels (torchao ``UIntxWeightOnlyConfig``, group 64) and bitsandbytes NF4 vs
 bf16 at batch 1 (tok/s, weight bytes), and ``nf4-lora`` (NF4 base + rank-8 LoRA unmerged: the
 layout that keeps a QLoRA adapter's quality), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
@@ -537,6 +538,27 @@ def _qlora_layout(nf4: Any, model_id: str) -> Any:
     return peft.get_base_model()
 
 
+def _quantize_gemlite_(model: Any, group_size: int = 64) -> Any:
+    """GemLite's Triton A16W4 kernels through torchao (``UIntxWeightOnlyConfig``: 4-bit
+    asymmetric, one scale and zero per ``group_size`` weights) on every linear layer but a head
+    tied to the embeddings, in place. CUDA only (Triton)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("GemLite's kernels are Triton: CUDA only")
+    import gemlite  # noqa: F401  (torchao imports it lazily; fail here with its name)
+    from torchao.prototype.quantization.quant_api import UIntxWeightOnlyConfig
+    from torchao.quantization import quantize_
+
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    tied = head is not None and embed is not None and head.weight is embed.weight
+    model.to(torch.bfloat16)
+
+    def wanted(module: Any, _fqn: str) -> bool:
+        return isinstance(module, torch.nn.Linear) and not (tied and module is head)
+
+    quantize_(model, UIntxWeightOnlyConfig(group_size=group_size, bit_width=4), filter_fn=wanted)
+    return model
+
+
 def _skip_4bit(label: str, kind: str, why: str, bf16: Timing) -> Record:
     print(f"{label} {kind}: skipped ({why})", flush=True)
     return GenRecord(
@@ -574,16 +596,21 @@ def _bench_4bit(
     out: list[Record] = []
     speeds: dict[str, float] = {}
     plain_note = f", uncompiled bf16 {bf16_plain.tok_s:.0f} tok/s" if COMPILE and bf16_plain else ""
-    touched = False  # whether int4 changed the bf16 model in place
+    touched = False  # whether int4 / gemlite changed the bf16 model in place
     nf4: Any = None  # the NF4 model, once made (nf4-lora adds LoRA layers to it)
     for kind in kinds:
         if clock.left() < (60 if COMPILE else 20):
             out.append(_skip_4bit(label, kind, "time budget", bf16))
             continue
         try:
-            if kind == "int4":
-                touched = torch.cuda.is_available()  # on the CPU it refuses before any change
-                q = quantize_int4_(model)  # in place: the bf16 model is done with
+            if kind in ("int4", "gemlite"):
+                if touched:  # the bf16 model was quantised in place by the row before
+                    model = None
+                    _free()
+                    model = random_model(model_id, quantize=False).eval()
+                touched = torch.cuda.is_available()  # on the CPU both refuse before any change
+                # in place: the bf16 model is done with
+                q = quantize_int4_(model) if kind == "int4" else _quantize_gemlite_(model)
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -704,7 +731,8 @@ def main() -> None:
     ap.add_argument(
         "--quant",
         default="int4,nf4",
-        help="4-bit kinds, in order: int4 (torchao), nf4 (bnb), nf4-lora (NF4 base + LoRA"
+        help="4-bit kinds, in order: int4 (torchao tinygemm), gemlite (torchao UIntx with GemLite's"
+        " Triton kernels), nf4 (bnb), nf4-lora (NF4 base + LoRA"
         " r=8 unmerged: the layout a QLoRA adapter was trained in)",
     )
     ap.add_argument(
@@ -740,7 +768,9 @@ def main() -> None:
             clock=clock,
             ablate=not args.no_ablation,
             quant=not args.no_4bit,
-            kinds=tuple(k for k in args.quant.split(",") if k in ("int4", "nf4", "nf4-lora")),
+            kinds=tuple(
+                k for k in args.quant.split(",") if k in ("int4", "gemlite", "nf4", "nf4-lora")
+            ),
             vocab=not args.no_vocab,
         )
         for r in recs:

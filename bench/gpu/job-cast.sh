@@ -10,6 +10,9 @@
 #     once (launch-bound steps overlap on one GPU): train, 111-query eval, scores, paraphrased
 #     profile questions (sets A,B,C), then one results archive per two heroines ("" = the recipe as is);
 #     env: BUDGET (s before stopping what still runs, 480), LIMIT (queries per eval), SETS
+#   bash bench/gpu/job-cast.sh sweep IDS NAME "RECIPE" DATA [NAME "RECIPE" DATA ...]  # several
+#     variants at once, each as ptrain (DATA: a folder of datasets, e.g. one built with another
+#     --augment); results in $OUT/NAME/
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
 # learns her sentence endings for augmentation).
@@ -22,7 +25,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /
 export SERIFU_CACHE=/tmp/serifu-cache
 mode=$1; ids=$2
 recipe() {  # recipe NAME "KEY = VALUE;...": configs/cast-adapter.toml with those [train] keys
-  # replaced (or added under [train]), as /tmp/cfg-NAME.toml
+  # replaced (or added under [train]), as /tmp/cfg-NAME.toml; variants train every heroine with
+  # exactly that (configs/cast-adapter-overrides.toml is not applied)
   local cfg=/tmp/cfg-$1.toml line key kv
   cp configs/cast-adapter.toml $cfg
   [ -n "$2" ] || return 0
@@ -37,41 +41,49 @@ if [ "$mode" = train ]; then
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/cast --data-dir .gpu-data --skip-base \
     2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -12
   cp /tmp/cast/summary.json "$OUT/summary-${ids%%,*}.json"
-elif [ "$mode" = ptrain ]; then
-  name=$2; sets=$3; ids=$4; data=${5:-.gpu-data}; cfg=/tmp/cfg-$name.toml; root=/tmp/p/$name
-  rm -rf $root
-  recipe "$name" "$sets"
+elif [ "$mode" = ptrain ] || [ "$mode" = sweep ]; then
+  # ptrain NAME "RECIPE" IDS [DATA] is sweep IDS NAME "RECIPE" DATA: one variant
+  if [ "$mode" = ptrain ]; then set -- sweep "$4" "$2" "$3" "${5:-.gpu-data}"; fi
+  ids=$2; shift 2
   python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
-  one() {  # every step of one heroine, logged to $root/$1.log
-    local c=$1 run=$root/$1
+  one() {  # one VARIANT_ROOT CFG DATA ID: every step of one heroine, logged to ROOT/ID.log
+    local root=$1 cfg=$2 data=$3 c=$4 run=$1/$4
     python3 scripts/train_cast_adapters.py --characters "$c" --out "$run" --data-dir "$data" \
-      --skip-base --no-ship --config $cfg ${LIMIT:+--limit $LIMIT} || return
-    [ -e $root/.stop ] && return
+      --skip-base --no-ship --config $cfg --overrides '' ${LIMIT:+--limit $LIMIT} || return
+    [ -e /tmp/p/.stop ] && return
     python3 -m serifu eval --model gemma-3-270m --adapter "$run/$c/adapter" --character "$c" \
       --data "$data/$c" -e perplexity -e coherence --system-prompt both --out "$run/scores"
-    [ -e $root/.stop ] && return
+    [ -e /tmp/p/.stop ] && return
     python3 bench/profile_paraphrase.py --characters "$c" --set "${SETS:-A,B,C}" --profile-best-of 3 \
       --device cuda --adapters "$run" --out "$run/paraphrase.json"
   }
-  mkdir -p $root "$OUT/$name"
-  pids=()
-  for c in ${ids//,/ }; do one "$c" > "$root/$c.log" 2>&1 & pids+=($!); done
+  rm -f /tmp/p/.stop
+  pids=(); names=()
+  while [ $# -ge 3 ]; do  # NAME "RECIPE" DATA, repeated: every heroine of every variant at once
+    name=$1; root=/tmp/p/$1; names+=("$1")
+    rm -rf $root; mkdir -p $root "$OUT/$name"
+    recipe "$name" "$2"; cp /tmp/cfg-$name.toml $root/recipe.toml; echo "# datasets: $3" >> $root/recipe.toml
+    for c in ${ids//,/ }; do one $root /tmp/cfg-$name.toml "$3" "$c" > "$root/$c.log" 2>&1 & pids+=($!); done
+    shift 3
+  done
   # past BUDGET seconds (default 480) stop what still runs, so the archives below still come back
-  ( sleep "${BUDGET:-480}"; touch $root/.stop; pkill -f "train_cast_adapters|serifu eval|profile_paraphrase" ) & watch=$!
+  ( sleep "${BUDGET:-480}"; touch /tmp/p/.stop; pkill -f "train_cast_adapters|serifu eval|profile_paraphrase" ) & watch=$!
   wait "${pids[@]}"; kill $watch 2>/dev/null
-  cp $cfg $root/recipe.toml
-  set -- ${ids//,/ }
-  while [ $# -gt 0 ]; do  # two heroines per archive: a call brings back at most 8 files
-    for c in $1 ${2:-}; do grep -v -i "warn\|Loading\|it/s\|func(" "$root/$c.log" | tail -4; done
-    tar czf "$OUT/$name/$1.tgz" -C $root --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
-      recipe.toml "$1" "$1.log" ${2:+"$2" "$2.log"}
-    shift; if [ $# -gt 0 ]; then shift; fi
+  for name in "${names[@]}"; do
+    root=/tmp/p/$name
+    set -- ${ids//,/ }
+    while [ $# -gt 0 ]; do  # two heroines per archive: a call brings back at most 8 files
+      for c in $1 ${2:-}; do echo "[$name $c]"; grep -v -i "warn\|Loading\|it/s\|func(" "$root/$c.log" | tail -3; done
+      tar czf "$OUT/$name/$1.tgz" -C $root --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
+        recipe.toml "$1" "$1.log" ${2:+"$2" "$2.log"}
+      shift; if [ $# -gt 0 ]; then shift; fi
+    done
   done
 elif [ "$mode" = variant ]; then  # variant NAME "KEY = VALUE;KEY = VALUE" IDS: recipe variants, perplexity + profile-QA only
   name=$2; sets=$3; ids=$4
   recipe "$name" "$sets"
   python3 scripts/train_cast_adapters.py --characters "$ids" --out /tmp/var/$name --data-dir .gpu-data --skip-base \
-    --config /tmp/cfg-$name.toml --no-ship 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -4
+    --config /tmp/cfg-$name.toml --overrides '' --no-ship 2>&1 | grep -v -i "warn\|Loading\|it/s\|func(" | tail -4
   mkdir -p "$OUT/var"
   for c in ${ids//,/ }; do cp /tmp/var/$name/$c/eval-tuned/report.json "$OUT/var/$name-$c.json"; done
   cp /tmp/var/$name/summary.json "$OUT/var/$name-summary.json"
