@@ -27,8 +27,9 @@ RESULTS = ROOT / "docs" / "results"
 SHIP = ("adapter_model.safetensors", "adapter_config.json", "serifu.json", "README.md")
 
 
-def read_overrides(name: str) -> dict[str, dict[str, object]]:
-    """Per-heroine ``[ID.train]`` keys that replace the recipe's (``{}`` for ``""``)."""
+def read_overrides(name: str) -> dict[str, list[str]]:
+    """Per-heroine exceptions to the recipe: ``[ID.SECTION]`` tables of the overrides file as
+    ``load_config`` overrides (``ID -> ["train.epochs=3", ...]``; ``{}`` for ``""``)."""
     import tomllib
 
     if not name:
@@ -38,24 +39,29 @@ def read_overrides(name: str) -> dict[str, dict[str, object]]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SystemExit(f"{path}: cannot read the per-heroine overrides ({exc})") from None
-    out: dict[str, dict[str, object]] = {}
+
+    def flat(prefix: str, value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [item for k, v in value.items() for item in flat(f"{prefix}.{k}", v)]
+        return [f"{prefix}={json.dumps(value, ensure_ascii=False)}"]  # read back as TOML
+
+    out: dict[str, list[str]] = {}
     for cid, tables in data.items():
-        if not isinstance(tables, dict) or set(tables) - {"train"}:
-            raise SystemExit(f"{path}: [{cid}] may only hold a [{cid}.train] table")
-        out[cid] = dict(tables.get("train", {}))
+        if not isinstance(tables, dict):
+            raise SystemExit(f"{path}: [{cid}] must be a table of config sections")
+        out[cid] = [item for k, v in tables.items() for item in flat(k, v)]
     return out
 
 
-def train_recipe(base: Any, extra: dict[str, object], where: str) -> Any:
-    """The [train] config with one heroine's keys replaced (validated like the file's)."""
-    from pydantic import ValidationError
+def heroine_config(config: Path, overrides: list[str]) -> Any:
+    """The recipe with one heroine's exceptions, validated as ``serifu.toml`` is."""
+    from serifu.config import load_config
+    from serifu.errors import SerifuError
 
-    if not extra:
-        return base
     try:
-        return type(base).model_validate(base.model_dump() | extra)
-    except ValidationError as exc:
-        raise SystemExit(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+        return load_config(config, overrides, search_cwd=False)
+    except SerifuError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def gemma_notice() -> str:
@@ -118,7 +124,6 @@ def copy_results(run: Path, name: str, conds: tuple[str, ...]) -> None:
 
 def main() -> None:
     from serifu import plugins
-    from serifu.config import load_config
     from serifu.data.build import build_character_dataset, build_dataset
     from serifu.evaluation.runner import EvalRequest, evaluate
     from serifu.training import train
@@ -135,7 +140,7 @@ def main() -> None:
     ap.add_argument(
         "--overrides",
         default=str(ROOT / "configs" / "cast-adapter-overrides.toml"),
-        help="per-heroine [ID.train] keys replacing --config's ('' = none: recipe variants)",
+        help="per-heroine [ID.SECTION] keys replacing --config's ('' = none: recipe variants)",
     )
     ap.add_argument("--limit", type=int, default=0, help="queries per eval (0: all 111)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -166,7 +171,6 @@ def main() -> None:
         "options above, no training (ablations)",
     )
     args = ap.parse_args()
-    cfg = load_config(args.config, search_cwd=False)
     overrides = read_overrides(args.overrides)
     if args.characters == "none":
         ids: list[str] = []
@@ -181,6 +185,7 @@ def main() -> None:
     for name, cid in jobs:
         t0 = time.perf_counter()
         run = args.out / name
+        cfg = heroine_config(args.config, overrides.get(name, []))
         data = run / "data"
         decoding = {
             "vocabulary": args.vocabulary,
@@ -214,10 +219,7 @@ def main() -> None:
             build_dataset(
                 [args.script], data, source=args.source, speaker=args.speaker, config=cfg.data
             )
-        recipe = train_recipe(
-            cfg.train, overrides.get(name, {}), f"{args.overrides} [{name}.train]"
-        )
-        result = train(args.model, data, run / "adapter", recipe, progress=False)
+        result = train(args.model, data, run / "adapter", cfg.train, progress=False)
         t_train = time.perf_counter() - t0
         conds = (("base", None), ("tuned", run / "adapter"))
         for cond, adapter in conds[1:] if args.skip_base else conds:

@@ -548,8 +548,9 @@ def _quantize_gemlite_(model: Any, group_size: int = 64) -> Any:
     from torchao.prototype.quantization.quant_api import UIntxWeightOnlyConfig
     from torchao.quantization import quantize_
 
-    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
-    tied = head is not None and embed is not None and head.weight is embed.weight
+    from serifu.inference.quantize import _head_is_tied
+
+    head, tied = model.get_output_embeddings(), _head_is_tied(model)
     model.to(torch.bfloat16)
 
     def wanted(module: Any, _fqn: str) -> bool:

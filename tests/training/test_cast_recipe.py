@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from serifu.config import load_config
-
 ROOT = Path(__file__).resolve().parents[2]
 CAST = ROOT / "packages" / "core" / "src" / "serifu" / "cast"
 RECIPE_KEYS = (
@@ -43,9 +41,9 @@ def test_every_heroine_has_a_shipped_adapter() -> None:
 @pytest.mark.parametrize("info_file", shipped(), ids=lambda p: p.parts[-4])
 def test_shipped_adapter_follows_the_stated_recipe(script: dict, info_file: Path) -> None:
     cid = info_file.parts[-4]
-    cfg = load_config(ROOT / "configs" / "cast-adapter.toml", search_cwd=False)
     overrides = script["read_overrides"](str(ROOT / "configs" / "cast-adapter-overrides.toml"))
-    recipe = script["train_recipe"](cfg.train, overrides.get(cid, {}), cid).model_dump()
+    cfg = script["heroine_config"](ROOT / "configs" / "cast-adapter.toml", overrides.get(cid, []))
+    recipe = cfg.train.model_dump()
     info = json.loads(info_file.read_text(encoding="utf-8"))
     trained = info["config"]
     for key in RECIPE_KEYS:
@@ -59,7 +57,8 @@ def test_overrides_name_heroines_and_valid_keys(script: dict, tmp_path: Path) ->
     assert set(overrides) <= {p.parts[-4] for p in shipped()}
     bad = tmp_path / "bad.toml"
     bad.write_text("[hina.train]\nepoch = 3\n", encoding="utf-8")
-    cfg = load_config(ROOT / "configs" / "cast-adapter.toml", search_cwd=False)
     with pytest.raises(SystemExit, match="epoch"):
-        script["train_recipe"](cfg.train, script["read_overrides"](str(bad))["hina"], "bad")
+        script["heroine_config"](
+            ROOT / "configs" / "cast-adapter.toml", script["read_overrides"](str(bad))["hina"]
+        )
     assert script["read_overrides"]("") == {}
