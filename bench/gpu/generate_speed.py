@@ -20,9 +20,10 @@ Ablation (batch 1, one lever off at a time, against the uncompiled decoder; plus
 on vs off): sync every token (``chunk=1``), eager prompt
 pass, the previous decoder (host-side pick every token, prompt eager), no CUDA graph at all,
 the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 (tinygemm), GemLite's
-Triton A16W4 kernels (torchao ``UIntxWeightOnlyConfig``, group 64) and bitsandbytes NF4 vs
-bf16 at batch 1 (tok/s, weight bytes), and ``nf4-lora`` (NF4 base + rank-8 LoRA unmerged: the
-layout that keeps a QLoRA adapter's quality), each decoder's step compiled when ``--compile`` is on
+Triton A16W4 kernels (``gemlite-torchao``: through torchao ``UIntxWeightOnlyConfig``; ``uint4``:
+directly, Serifu's ``uint4`` reply weights, group 64) and bitsandbytes NF4 vs bf16 at batch 1
+(tok/s, weight bytes), and ``nf4-lora`` / ``uint4-lora`` (the 4-bit base + rank-8 LoRA unmerged:
+the layout that keeps a QLoRA adapter's quality), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
 
@@ -525,17 +526,39 @@ def _vocab_run(
     return run
 
 
-def _qlora_layout(nf4: Any, model_id: str) -> Any:
-    """The layout a QLoRA adapter was trained in: the NF4 base with PEFT LoRA layers (the cast
-    recipe's r=8, alpha 16) unmerged on every target; returns the model with them in place."""
+IN_PLACE = ("int4", "gemlite-torchao", "uint4", "uint4-lora")
+"""4-bit kinds made from the bf16 model in place."""
+
+
+def _lora_layers(model: Any, model_id: str) -> Any:
+    """PEFT LoRA layers (the cast recipe's r=8, alpha 16; B nonzero, as trained) unmerged on
+    every target of the plugin, added to ``model``; returns the PEFT model."""
     from peft import LoraConfig, get_peft_model
 
     from serifu import plugins
 
     targets = list(plugins.get_base_model(model_id).lora_targets)
     cfg = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets)
-    peft = get_peft_model(nf4, cfg).eval()
-    return peft.get_base_model()
+    peft = get_peft_model(model, cfg).eval()
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.01)
+    return peft
+
+
+def _qlora_layout(nf4: Any, model_id: str) -> Any:
+    """The layout a QLoRA adapter was trained in: the NF4 base with LoRA layers unmerged on
+    every target (:func:`_lora_layers`); returns the model with them in place."""
+    return _lora_layers(nf4, model_id).get_base_model()
+
+
+def _uint4(model: Any) -> Any:
+    """``serifu.inference.quantize``'s uint4 reply weights (GemLite A16W4, group 64): on a PEFT
+    model the base goes 4-bit under the unmerged LoRA. Returns the plain model."""
+    from serifu.inference.quantize import prepare_reply_weights
+
+    q = prepare_reply_weights(model, "uint4", merge=False)
+    return q.get_base_model() if hasattr(q, "get_base_model") else q
 
 
 def _quantize_gemlite_(model: Any, group_size: int = 64) -> Any:
@@ -604,14 +627,23 @@ def _bench_4bit(
             out.append(_skip_4bit(label, kind, "time budget", bf16))
             continue
         try:
-            if kind in ("int4", "gemlite"):
+            if kind in IN_PLACE:
                 if touched:  # the bf16 model was quantised in place by the row before
                     model = None
                     _free()
                     model = random_model(model_id, quantize=False).eval()
-                touched = torch.cuda.is_available()  # on the CPU both refuse before any change
+                touched = torch.cuda.is_available()  # on the CPU they refuse before any change
                 # in place: the bf16 model is done with
-                q = quantize_int4_(model) if kind == "int4" else _quantize_gemlite_(model)
+                if kind == "int4":
+                    q = quantize_int4_(model)
+                elif kind == "gemlite-torchao":
+                    q = _quantize_gemlite_(model)
+                elif not torch.cuda.is_available():  # uint4 on the CPU is a simulation
+                    raise RuntimeError("uint4 runs GemLite's kernels on CUDA only")
+                elif kind == "uint4":
+                    q = _uint4(model)
+                else:  # uint4-lora: the product's layout, LoRA over the 4-bit base
+                    q = _uint4(_lora_layers(model, model_id))
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -625,6 +657,7 @@ def _bench_4bit(
                 nf4 = q
             elif kind == "nf4-lora":
                 q = _qlora_layout(q, model_id)
+            if kind.endswith("-lora"):
                 lora = sum(1 for m in q.modules() if hasattr(m, "lora_A"))
                 layout = f"; PEFT LoRA r=8 unmerged on {lora} layers"
         except Exception as exc:  # a path that cannot run here is a row that says why
@@ -732,9 +765,10 @@ def main() -> None:
     ap.add_argument(
         "--quant",
         default="int4,nf4",
-        help="4-bit kinds, in order: int4 (torchao tinygemm), gemlite (torchao UIntx with GemLite's"
-        " Triton kernels), nf4 (bnb), nf4-lora (NF4 base + LoRA"
-        " r=8 unmerged: the layout a QLoRA adapter was trained in)",
+        help="4-bit kinds, in order: int4 (torchao tinygemm), gemlite-torchao (torchao UIntx with"
+        " GemLite's Triton kernels), uint4 (serifu's uint4 weights: GemLite A16W4 directly),"
+        " uint4-lora (uint4 base + LoRA r=8 unmerged: the product's uint4 layout), nf4 (bnb),"
+        " nf4-lora (NF4 base + LoRA r=8 unmerged: the layout a QLoRA adapter was trained in)",
     )
     ap.add_argument(
         "--no-vocab", action="store_true", help="skip the output-vocabulary head row (gemma)"
@@ -769,9 +803,7 @@ def main() -> None:
             clock=clock,
             ablate=not args.no_ablation,
             quant=not args.no_4bit,
-            kinds=tuple(
-                k for k in args.quant.split(",") if k in ("int4", "gemlite", "nf4", "nf4-lora")
-            ),
+            kinds=tuple(k for k in args.quant.split(",") if k in (*IN_PLACE, "nf4", "nf4-lora")),
             vocab=not args.no_vocab,
         )
         for r in recs:

@@ -57,12 +57,12 @@ def measure_bandwidth(gib: float = 4.0, repeats: int = 7) -> dict[str, float]:
 def weight_bytes_per_token(model: Any) -> int:
     """Bytes of weights one decode step reads: all parameters (as stored: bf16, int4 with its
     scales, NF4 with its absmax) but the input embedding table; the head is always counted."""
-    from serifu.inference.quantize import weight_bytes
+    from serifu.inference.quantize import _head_is_tied, weight_bytes
 
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     total = weight_bytes(lm)
-    embed, head = lm.get_input_embeddings(), lm.get_output_embeddings()
-    if embed is None or (head is not None and head.weight is embed.weight):
+    embed = lm.get_input_embeddings()
+    if embed is None or _head_is_tied(lm):
         return total  # tied: the table is read whole as the head
     return total - weight_bytes(embed)
 

@@ -82,7 +82,7 @@ def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
         "",
         "--no-ablation",
         "--quant",
-        "int4,nf4,nf4-lora",
+        "int4,uint4,uint4-lora,nf4,nf4-lora",
     )
     vocab = by[("generate-vocab", "tokens_per_s")]
     assert vocab["baseline_kind"] == "full-head-masked"
@@ -99,6 +99,9 @@ def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
     assert nf4["serifu"] > 0 and nf4["compiled"] is None and nf4["compile_error"] is None
     assert "not compiled" in nf4["notes"] and nf4["baseline_kind"] == "bf16"
     assert by[("generate-int4", "tokens_per_s")]["notes"].startswith("skipped:")
+    # uint4 (GemLite) is CUDA-only: rows that say so, and the NF4 rows after them still run
+    for kind in ("uint4", "uint4-lora"):
+        assert "CUDA only" in by[(f"generate-{kind}", "tokens_per_s")]["notes"]
     # the QLoRA layout: the NF4 model with LoRA layers on every target, a few more bytes
     qlora = by[("generate-nf4-lora", "tokens_per_s")]
     assert qlora["serifu"] > 0 and "PEFT LoRA r=8 unmerged on" in qlora["notes"]

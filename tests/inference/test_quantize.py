@@ -109,3 +109,79 @@ def test_load_chatbot_with_nf4_reply_weights_replies() -> None:
     assert isinstance(text.text if hasattr(text, "text") else text, str)
     with pytest.raises(SerifuError, match="leave quantize off"):
         load_chatbot(model="tiny-llama", quantize=True, device="cpu", weights="nf4")
+
+
+def test_uint4_codes_round_trip_within_half_a_step() -> None:
+    from serifu.inference.quantize import uint4_dequantize, uint4_quantize
+
+    w = torch.randn(24, 128, generator=torch.Generator().manual_seed(1))
+    w[3, :64] = 0.25  # a constant group: scale clamps, the value survives
+    codes, scales, zeros = uint4_quantize(w, 64)
+    assert codes.dtype == torch.uint8 and int(codes.max()) <= 15
+    assert scales.shape == zeros.shape == (24, 2)
+    err = (uint4_dequantize(codes, scales, zeros) - w).abs()
+    step = scales.repeat_interleave(64, dim=1)
+    assert bool((err <= step / 2 + 1e-6).all())
+    assert float(err[3, :64].max()) < 1e-5
+    with pytest.raises(SerifuError, match="divisible by 64"):
+        uint4_quantize(torch.zeros(4, 96), 64)
+
+
+def test_uint4_keeps_the_lora_unmerged_and_rounds_only_the_base() -> None:
+    """On the CPU uint4 rounds the base's linear weights (an untied head too) to the 4-bit grid
+    (simulated), leaves the LoRA layers in full precision, and the model still agrees with the
+    full-precision adapter model."""
+    from serifu.inference.quantize import uint4_dequantize, uint4_quantize
+
+    model = _tiny(with_lora=True)
+    lora_b = model.base_model.model.model.layers[0].self_attn.q_proj.lora_B["default"]
+    b_before = lora_b.weight.detach().clone()
+    head_before = model.get_base_model().lm_head.weight.detach().clone()
+    up_before = model.get_base_model().model.layers[0].mlp.up_proj.weight.detach().clone()
+    with torch.no_grad():
+        ref = model(input_ids=_ids()).logits[0, -1]
+        out = prepare_reply_weights(model, "uint4")
+        got = out(input_ids=_ids()).logits[0, -1]
+    assert hasattr(out, "peft_config")  # not merged
+    assert torch.equal(lora_b.weight, b_before)
+    base = out.get_base_model()
+    assert torch.allclose(base.lm_head.weight, uint4_dequantize(*uint4_quantize(head_before)))
+    up = base.model.layers[0].mlp.up_proj.weight
+    assert torch.allclose(up, uint4_dequantize(*uint4_quantize(up_before)), atol=1e-6)
+    assert not torch.equal(up, up_before)
+    q_base = base.model.layers[0].self_attn.q_proj.base_layer.weight
+    assert len(torch.unique(q_base[0, :64])) <= 16  # on the grid
+    assert float(torch.nn.functional.cosine_similarity(got, ref, dim=0)) > 0.95
+    with pytest.raises(SerifuError, match="merged first"):
+        prepare_reply_weights(_tiny(with_lora=True), "nf4", merge=False)
+
+
+def test_load_chatbot_with_uint4_keeps_the_adapter_unmerged(tmp_path: Any) -> None:
+    """``weights="uint4"`` by default rounds the base under the unmerged adapter (the layout
+    that keeps a QLoRA adapter's quality; simulated on the CPU); ``merge=True`` folds the
+    adapter in first."""
+    from peft import LoraConfig, get_peft_model
+
+    from serifu.inference import load_chatbot
+    from serifu.modeling import load_model, resolve_base
+
+    base = resolve_base("tiny-gemma")
+    torch.manual_seed(0)
+    config = LoraConfig(r=2, target_modules=list(base.lora_targets), init_lora_weights=False)
+    get_peft_model(load_model(base, quantize=False, device="cpu"), config).save_pretrained(
+        str(tmp_path / "a")
+    )
+    for merge, unmerged in ((None, True), (True, False)):
+        bot = load_chatbot(
+            model="tiny-gemma",
+            adapter=tmp_path / "a",
+            character="akane",
+            device="cpu",
+            weights="uint4",
+            merge=merge,
+            best_of=1,
+        )
+        assert getattr(bot.model, "serifu_weights", None) == "uint4-simulated"
+        assert hasattr(bot.model, "peft_config") is unmerged
+        bot.generation = {"do_sample": False}
+        assert isinstance(bot.reply("こんにちは", max_new_tokens=6, seed=0), str)

@@ -31,6 +31,14 @@ from typing import Any
 import torch
 
 
+def head_width(model: Any) -> int:
+    """Rows of the model's output head (its vocabulary), whatever layer holds it (a plain or
+    4-bit linear layer, or a kernel library's layer without a ``weight``)."""
+    head = model.get_output_embeddings()
+    width = getattr(head, "out_features", None)
+    return int(width) if width is not None else int(head.weight.shape[0])
+
+
 def _cache_kwarg(model: Any) -> str:
     """transformers >= 5.2x calls the KV cache ``cache``; earlier releases ``past_key_values``."""
     params = inspect.signature(model.forward).parameters
@@ -173,7 +181,7 @@ class StaticDecoder:
         if self.head_rows is None:
             return logits
         if self._wide is None:
-            width = int(self.model.get_output_embeddings().weight.shape[0])
+            width = head_width(self.model)
             self._wide = torch.full(
                 (self.batch_size, width), float("-inf"), dtype=torch.float32, device=self.device
             )
@@ -393,7 +401,7 @@ class StaticDecoder:
             raise ValueError(f"prompt of {t} tokens does not fit max_len {self.max_len}")
         if len(stop_ids) > MAX_STOP_IDS:
             raise ValueError(f"at most {MAX_STOP_IDS} stop ids (got {len(stop_ids)})")
-        width = int(self.model.get_output_embeddings().weight.shape[0])
+        width = head_width(self.model)
         if self.head_rows is not None:  # the mask is read at her rows only
             width = int(self.head_rows.shape[0])
         if self.logit_mask is None or self.logit_mask.shape[0] != width:
@@ -701,7 +709,7 @@ class StaticDecoder:
         finally:
             self.cache, self.mask = saved
         if self.head_rows is not None:  # her rows only: full width, -inf elsewhere
-            width = int(self.model.get_output_embeddings().weight.shape[0])
+            width = head_width(self.model)
             wide = torch.full((1, width), float("-inf"), dtype=torch.float32, device=self.device)
             logits = wide.index_copy_(1, self.head_index, logits.float())
         start = position - t

@@ -100,7 +100,9 @@ def run_eval(
     weights: str = typer.Option(
         "bf16",
         "--weights",
-        help="Reply weights: bf16, or the adapter merged then quantised: nf4 / int4 (CUDA).",
+        help="Reply weights: bf16, or the adapter merged then quantised: nf4 / int4 (CUDA), "
+        "or uint4: the base 4-bit under the unmerged adapter (GemLite on CUDA; on the CPU "
+        "the same rounding, dequantised: its quality, not its speed).",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="serifu.toml to read [eval] defaults from."

@@ -98,7 +98,8 @@ def chat_command(
         "bf16",
         "--weights",
         help="Reply weights: bf16, or the adapter merged and then quantised: nf4 "
-        "(bitsandbytes) / int4 (torchao, CUDA, serifu[int4]).",
+        "(bitsandbytes) / int4 (torchao, CUDA, serifu[int4]), or uint4: the base 4-bit "
+        "under the unmerged adapter (GemLite, CUDA, serifu[gemlite]; simulated on the CPU).",
     ),
 ) -> None:
     """Talk to a character: a REPL that streams replies, or one reply with --once."""

@@ -609,8 +609,9 @@ def load_chatbot(
     the model's mode (:data:`PROFILE_GREEDY_CPU`, ``Chatbot.profile_greedy``). ``examples``: her k
     most similar real exchanges go into the prompt (0: off). ``weights``: "bf16", or "int4"
     (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
-    merged (``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision) folds
-    the single adapter into the weights: replies then run on the plain model.
+    merged, or "uint4" (GemLite on CUDA; the base 4-bit under the unmerged adapter,
+    ``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision, and for int4 /
+    nf4) folds the single adapter into the weights: replies then run on the plain model.
     ``prefix_cache``: her system prompt runs once, later replies copy its keys and values
     (``Chatbot.prefix_cache``; chat and the game turn it on). ``card_answers``: a profile
     question none of whose reranked candidates states the fact is answered from her card, in
@@ -644,12 +645,14 @@ def load_chatbot(
     if adapter_path is not None:
         lm = attach_adapter(lm, adapter_path)
         lm.eval()
-    if merge is None:
-        merge = str(device).startswith("cuda") and not quantize
+    if merge is None:  # int4/nf4 quantise the merged model; uint4 keeps the LoRA unmerged
+        merge = weights in ("int4", "nf4") or (
+            weights == "bf16" and str(device).startswith("cuda") and not quantize
+        )
     if weights != "bf16" or (merge and adapter_path is not None):
         from serifu.inference.quantize import prepare_reply_weights
 
-        lm = prepare_reply_weights(lm, weights)
+        lm = prepare_reply_weights(lm, weights, merge=merge)
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,

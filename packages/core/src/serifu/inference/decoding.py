@@ -248,7 +248,7 @@ class _EagerStep:
     def __init__(self, model: Any, rules: TokenRules):
         import inspect
 
-        from serifu.accel.decode import _cache_kwarg
+        from serifu.accel.decode import _cache_kwarg, head_width
 
         self.model = model
         import os
@@ -273,7 +273,7 @@ class _EagerStep:
                     else lm.config
                 )
                 self.softcap = getattr(config, "final_logit_softcapping", None)
-                self.width = int(lm.get_output_embeddings().weight.shape[0])
+                self.width = head_width(lm)
                 self.index = rules.vocab.index(rows.device)
                 self.kw = _cache_kwarg(self.decoder)
 
@@ -530,10 +530,12 @@ def _greedy_steps(
     (``StaticDecoder.greedy_ahead``), so the host's work overlaps the device's. Rows that
     the host stopped keep decoding on the device until the chunk ends (or the next one, when
     the host stops them all); their tokens are ignored (rows do not affect each other)."""
+    from serifu.accel.decode import head_width
+
     rows = ids.shape[0]
     generated: list[list[int]] = [[] for _ in range(rows)]
     running = [True] * rows
-    width = int(decoder.model.get_output_embeddings().weight.shape[0])
+    width = head_width(decoder.model)
     chunks = decoder.greedy_ahead(
         ids,
         mask,

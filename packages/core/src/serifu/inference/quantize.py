@@ -1,16 +1,23 @@
 """Reply weights: merge a single LoRA into the base, then optionally quantise to 4 bits.
 
 Replies read every weight once per token, so at batch 1 their speed is set by the bytes of
-weights read. Two maintained 4-bit paths:
+weights read. Three maintained 4-bit kernel libraries:
 
 * ``"int4"``: torchao's int4 weight-only (``Int4WeightOnlyConfig``, tinygemm tile-packed
   layout, group size 128): CUDA and bf16 only; its matmuls run inside
   :class:`serifu.accel.decode.StaticDecoder`'s CUDA graphs.
 * ``"nf4"``: bitsandbytes NF4 (its batch-1 inference kernel), CPU or CUDA.
+* ``"uint4"``: 4-bit asymmetric, one scale and zero per 64 weights (HQQ's format,
+  ``(W_q - zeros) * scales ≈ W``), run by GemLite's Triton GEMV kernels on CUDA
+  (``pip install 'serifu[gemlite]'``). On the CPU the weights are rounded to the same grid
+  and kept dequantised: the format's quality, measurable without a GPU, not its speed.
 
-The LoRA is merged first (its low-rank product folded into the bf16 weights), then the
-merged weights are quantised: one adapter per loaded model. Serving several adapters over
-one base keeps them unmerged instead (:func:`prepare_reply_weights` with ``merge=False``).
+For int4 and nf4 the LoRA is merged first (its low-rank product folded into the bf16
+weights), then the merged weights are quantised. A QLoRA adapter was trained on a 4-bit
+base, and merging snaps most of its small delta back onto the 4-bit grid (perplexity +30 %
+for gemma-3-270m, docs/benchmarks.md); ``uint4`` therefore keeps the adapter unmerged by
+default (``merge=False``): the base's linear layers go 4-bit, the LoRA stays in full precision.
+Serving several adapters over one base keeps them unmerged in bf16 (``merge=False``).
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from typing import Any
 
 from serifu.errors import SerifuError
 
-WEIGHTS = ("bf16", "int4", "nf4")
+WEIGHTS = ("bf16", "int4", "nf4", "uint4")
 INT4_GROUP = 128
+UINT4_GROUP = 64
 
 
 def merge_adapter(model: Any) -> Any:
@@ -38,7 +46,8 @@ def merge_adapter(model: Any) -> Any:
 
 def _head_is_tied(model: Any) -> bool:
     head, embed = model.get_output_embeddings(), model.get_input_embeddings()
-    return head is not None and embed is not None and head.weight is embed.weight
+    weight = getattr(head, "weight", None)  # a kernel library's head may have none
+    return weight is not None and embed is not None and weight is embed.weight
 
 
 def quantize_int4_(model: Any, group_size: int = INT4_GROUP) -> Any:
@@ -107,18 +116,111 @@ def quantize_nf4_(model: Any) -> Any:
     return model
 
 
-def prepare_reply_weights(model: Any, weights: str = "bf16", *, merge: bool = True) -> Any:
-    """The model replies run on: the LoRA merged (``merge``), then quantised to ``weights``."""
+def uint4_quantize(weight: Any, group_size: int = UINT4_GROUP) -> tuple[Any, Any, Any]:
+    """Min-max asymmetric 4-bit codes of a (out, in) weight, one float scale and zero per
+    ``group_size`` inputs: ``(codes - zeros) * scales ≈ weight`` (HQQ's format, GemLite's input)."""
+    import torch
+
+    out_features, in_features = weight.shape
+    if in_features % group_size:
+        raise SerifuError(
+            f"uint4 weights need in_features divisible by {group_size} (got {in_features})"
+        )
+    groups = weight.detach().float().reshape(out_features, in_features // group_size, group_size)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scales = ((high - low) / 15).clamp(min=1e-8)
+    zeros = -low / scales
+    codes = torch.round(groups / scales[..., None] + zeros[..., None]).clamp(0, 15)
+    return codes.to(torch.uint8).reshape(out_features, in_features), scales, zeros
+
+
+def uint4_dequantize(codes: Any, scales: Any, zeros: Any) -> Any:
+    """The weight ``uint4_quantize`` codes stand for (float32)."""
+    out_features, in_features = codes.shape
+    groups = codes.float().reshape(out_features, scales.shape[1], -1)
+    return ((groups - zeros[..., None]) * scales[..., None]).reshape(out_features, in_features)
+
+
+def _base_linears(model: Any) -> list[tuple[Any, str, Any]]:
+    """(parent, name, layer) of every linear layer of the base: not a head tied to the
+    embeddings, not a LoRA layer (a PEFT layer's ``base_layer`` is included)."""
+    import torch
+
+    tied = _head_is_tied(model)
+    head = model.get_output_embeddings()
+    found = []
+    for qualified, module in model.named_modules():
+        if "lora_" in qualified:
+            continue
+        for name, child in module.named_children():
+            if not isinstance(child, torch.nn.Linear) or name.startswith("lora_"):
+                continue
+            if tied and child is head:
+                continue
+            found.append((module, name, child))
+    return found
+
+
+def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
+    """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
+    CUDA GemLite's A16W4 layers (bf16 activations), on the CPU the rounded weights
+    dequantised into the same layers (quality only; see the module docstring)."""
+    import torch
+
+    layers = _base_linears(model)
+    cuda = next(model.parameters()).device.type == "cuda"
+    if not cuda:
+        for _parent, _name, layer in layers:
+            codes, scales, zeros = uint4_quantize(layer.weight, group_size)
+            deq = uint4_dequantize(codes, scales, zeros)
+            layer.weight.data.copy_(deq.to(layer.weight.dtype))
+        model.serifu_weights = "uint4-simulated"
+        return model
+    try:
+        import gemlite
+        from gemlite.helper import A16Wn
+    except ImportError as exc:
+        raise SerifuError(
+            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
+        ) from exc
+    # float32 split-K sums: with GemLite's bf16 atomic adds a batch-1 output is 1-2e-2 off
+    # the dequantised weights' product, with float32 ones 4e-3 (bf16 rounding alone;
+    # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes
+    gemlite.set_native_atomic_bfp16(False)
+    model.to(torch.bfloat16)
+    device = next(model.parameters()).device
+    processor = A16Wn(device=str(device), dtype=torch.bfloat16)
+    for parent, name, layer in layers:
+        codes, scales, zeros = uint4_quantize(layer.weight, group_size)
+        bias = layer.bias.data if layer.bias is not None else None
+        packed = processor.from_weights(
+            codes, scales.to(torch.bfloat16), zeros.to(torch.bfloat16), 4, group_size, bias=bias
+        )
+        setattr(parent, name, packed)
+        layer.weight = None  # the bf16 weight is done with
+    torch.cuda.empty_cache()
+    model.serifu_weights = "uint4"
+    return model
+
+
+def prepare_reply_weights(model: Any, weights: str = "bf16", *, merge: bool | None = None) -> Any:
+    """The model replies run on: the LoRA merged (``merge``; None: merged unless
+    ``weights`` is ``uint4``, whose base goes 4-bit under the unmerged LoRA), then
+    quantised to ``weights``."""
     if weights not in WEIGHTS:
         raise SerifuError(f"weights must be one of {', '.join(WEIGHTS)} (got {weights!r})")
-    if weights != "bf16" and not merge and hasattr(model, "merge_and_unload"):
-        raise SerifuError("4-bit reply weights need the adapter merged first (merge=True)")
+    if merge is None:
+        merge = weights != "uint4"
+    if weights in ("int4", "nf4") and not merge and hasattr(model, "merge_and_unload"):
+        raise SerifuError(f"{weights} reply weights need the adapter merged first (merge=True)")
     if merge:
         model = merge_adapter(model)
     if weights == "int4":
         quantize_int4_(model)
     elif weights == "nf4":
         quantize_nf4_(model)
+    elif weights == "uint4":
+        quantize_uint4_(model)
     return model.eval()
 
 

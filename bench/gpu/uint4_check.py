@@ -1,0 +1,67 @@
+"""GemLite's uint4 layers compute what the CPU simulation of ``uint4`` computes.
+
+``serifu.inference.quantize`` measures the quality of ``uint4`` reply weights on the CPU by
+rounding the weights to the 4-bit grid and keeping them dequantised. This check, on a GPU,
+packs the same codes into GemLite's A16W4 layers and compares their outputs (batch 1, 8 and
+360 rows: its GEMV and GEMM kernels) with the dequantised weights' matmul in float32, with
+GemLite's bf16 atomic adds (its default) and with float32 ones. For scale: rounding an output
+to bf16 alone is a relative error of ~4e-3.
+
+    python bench/gpu/uint4_check.py [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    import gemlite
+
+    from serifu.inference.quantize import quantize_uint4_, uint4_dequantize, uint4_quantize
+
+    rows = []
+    torch.manual_seed(0)
+    for native, (out_f, in_f) in [
+        (native, shape)
+        for native in (True, False)
+        for shape in ((4096, 4096), (11008, 4096), (640, 2048))
+    ]:
+        gemlite.set_native_atomic_bfp16(native)
+        linear = torch.nn.Linear(in_f, out_f, bias=False).to("cuda", torch.bfloat16)
+        ref_w = uint4_dequantize(*uint4_quantize(linear.weight)).float()
+        holder = torch.nn.Sequential(linear)
+        holder.get_output_embeddings = lambda: None  # type: ignore[method-assign]
+        holder.get_input_embeddings = lambda: None  # type: ignore[method-assign]
+        quantize_uint4_(holder)
+        layer = holder[0]
+        for m in (1, 8, 360):
+            x = torch.randn(m, in_f, device="cuda", dtype=torch.bfloat16)
+            with torch.no_grad():
+                got = layer(x).float()
+            want = x.float() @ ref_w.t()
+            rel = float((got - want).norm() / want.norm())
+            rows.append(
+                {
+                    "shape": [out_f, in_f],
+                    "rows": m,
+                    "bf16_atomics": native,
+                    "rel_error": round(rel, 5),
+                }
+            )
+            print(f"{out_f}x{in_f} rows {m} bf16 atomics {native}: relative error {rel:.2e}")
+    worst = max(r["rel_error"] for r in rows)
+    print(f"worst {worst:.2e} ({type(layer).__name__})")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "worst": worst}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
