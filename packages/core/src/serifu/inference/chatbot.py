@@ -652,7 +652,9 @@ def load_chatbot(
     if weights != "bf16" or (merge and adapter_path is not None):
         from serifu.inference.quantize import prepare_reply_weights
 
-        lm = prepare_reply_weights(lm, weights, merge=merge)
+        # int4 / nf4 always quantise the merged model (eval asks for merge=False to keep
+        # the adapter switchable; with those weights the base is then not scored)
+        lm = prepare_reply_weights(lm, weights, merge=merge or weights in ("int4", "nf4"))
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,
