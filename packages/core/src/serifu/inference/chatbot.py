@@ -645,16 +645,14 @@ def load_chatbot(
     if adapter_path is not None:
         lm = attach_adapter(lm, adapter_path)
         lm.eval()
-    if merge is None:  # int4/nf4 quantise the merged model; uint4 keeps the LoRA unmerged
-        merge = weights in ("int4", "nf4") or (
-            weights == "bf16" and str(device).startswith("cuda") and not quantize
-        )
+    if merge is None:
+        merge = weights == "bf16" and str(device).startswith("cuda") and not quantize
     if weights != "bf16" or (merge and adapter_path is not None):
         from serifu.inference.quantize import prepare_reply_weights
 
-        # int4 / nf4 always quantise the merged model (eval asks for merge=False to keep
-        # the adapter switchable; with those weights the base is then not scored)
-        lm = prepare_reply_weights(lm, weights, merge=merge or weights in ("int4", "nf4"))
+        # int4 / nf4 always quantise the merged model (prepare_reply_weights' default), even
+        # under eval's merge=False (which keeps a bf16 or uint4 adapter switchable)
+        lm = prepare_reply_weights(lm, weights, merge=None if weights in ("int4", "nf4") else merge)
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,

@@ -155,9 +155,7 @@ def _base_linears(model: Any) -> list[tuple[Any, str, Any]]:
         if "lora_" in qualified:
             continue
         for name, child in module.named_children():
-            if not isinstance(child, torch.nn.Linear) or name.startswith("lora_"):
-                continue
-            if tied and child is head:
+            if not isinstance(child, torch.nn.Linear) or (tied and child is head):
                 continue
             found.append((module, name, child))
     return found
