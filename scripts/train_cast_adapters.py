@@ -165,6 +165,14 @@ def main() -> None:
     ap.add_argument("--vocabulary", default="auto", help="eval: auto | on | off")
     ap.add_argument("--examples", type=int, default=0, help="eval: retrieved exchanges in prompt")
     ap.add_argument(
+        "--system-prompt",
+        default="",
+        help="eval of the trained adapter: on | off | both (default: both; off for a script character)",
+    )
+    ap.add_argument(
+        "--weights", default="bf16", help="eval: reply weights (bf16 | uint4 | nf4 | int4)"
+    )
+    ap.add_argument(
         "--eval-only",
         type=Path,
         help="evaluate the adapters under this folder (<dir>/<id>/adapter) with the decoding "
@@ -191,6 +199,7 @@ def main() -> None:
             "vocabulary": args.vocabulary,
             "best_of": args.best_of,
             "examples": args.examples,
+            **({"weights": args.weights} if args.weights != "bf16" else {}),
         }
         if args.eval_only is not None:
             adapter_dir = args.eval_only / name / "adapter"
@@ -228,7 +237,7 @@ def main() -> None:
                 character=cid,
                 out=run / f"eval-{cond}",
                 adapter=adapter,
-                system_prompt="both" if cid is not None else "off",
+                system_prompt=args.system_prompt or ("both" if cid is not None else "off"),
                 limit=args.limit or None,
                 data=data,
                 batch_size=args.batch_size,

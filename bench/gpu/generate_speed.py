@@ -526,7 +526,7 @@ def _vocab_run(
     return run
 
 
-IN_PLACE = ("int4", "gemlite-torchao", "uint4", "uint4-lora")
+IN_PLACE = ("int4", "gemlite-torchao", "uint4", "uint4-lora", "uint4-cg", "uint4-lora-cg")
 """4-bit kinds made from the bf16 model in place."""
 
 
@@ -640,10 +640,13 @@ def _bench_4bit(
                     q = _quantize_gemlite_(model)
                 elif not torch.cuda.is_available():  # uint4 on the CPU is a simulation
                     raise RuntimeError("uint4 runs GemLite's kernels on CUDA only")
-                elif kind == "uint4":
-                    q = _uint4(model)
                 else:  # uint4-lora: the product's layout, LoRA over the 4-bit base
-                    q = _uint4(_lora_layers(model, model_id))
+                    if kind.endswith("-cg"):  # GemLite's autotune timed inside CUDA graphs
+                        import gemlite
+
+                        gemlite.set_autotune("fast", use_cuda_graph=True)
+                    lora = _lora_layers(model, model_id) if "lora" in kind else model
+                    q = _uint4(lora)
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -768,7 +771,9 @@ def main() -> None:
         help="4-bit kinds, in order: int4 (torchao tinygemm), gemlite-torchao (torchao UIntx with"
         " GemLite's Triton kernels), uint4 (serifu's uint4 weights: GemLite A16W4 directly),"
         " uint4-lora (uint4 base + LoRA r=8 unmerged: the product's uint4 layout), nf4 (bnb),"
-        " nf4-lora (NF4 base + LoRA r=8 unmerged: the layout a QLoRA adapter was trained in)",
+        " nf4-lora (NF4 base + LoRA r=8 unmerged: the layout a QLoRA adapter was trained in);"
+        " uint4-cg, uint4-lora-cg: the same with GemLite's autotune timed inside CUDA graphs"
+        " (from that row on)",
     )
     ap.add_argument(
         "--no-vocab", action="store_true", help="skip the output-vocabulary head row (gemma)"

@@ -10,6 +10,7 @@
 #     once (launch-bound steps overlap on one GPU): train, 111-query eval, scores, paraphrased
 #     profile questions (sets A,B,C), then one results archive per two heroines ("" = the recipe as is);
 #     env: BUDGET (s before stopping what still runs, 480), LIMIT (queries per eval), SETS
+#   bash bench/gpu/job-cast.sh uint4 IDS   # adapters trained on the uint4 grid vs the shipped, on uint4
 #   bash bench/gpu/job-cast.sh sweep IDS NAME "RECIPE" DATA [NAME "RECIPE" DATA ...]  # several
 #     variants at once, each as ptrain (DATA: a folder of datasets, e.g. one built with another
 #     --augment); results in $OUT/NAME/
@@ -98,6 +99,31 @@ elif [ "$mode" = scores ]; then  # scores IDS [ROOT]: perplexity + coherence (ba
       -e perplexity -e coherence --system-prompt both --out "/tmp/scores/$tag-$c" 2>&1 | grep -v -i "warn\|Loading\|it/s" | tail -2
     cp "/tmp/scores/$tag-$c/report.json" "$OUT/scores/$tag-$c.json"
   done
+elif [ "$mode" = uint4 ]; then  # uint4 IDS: adapters trained on the uint4 grid
+  # (train.quant_type = "uint4", the recipe otherwise as shipped, per-heroine overrides too),
+  # evaluated on GemLite's uint4 base; the shipped NF4-trained adapters on the same uint4 base
+  # and in bf16 (111-query protocol, prompt on), all heroines at once; each report is copied
+  # to $OUT/u4/ as soon as it is written (a call past its limit still brings them back)
+  python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
+  recipe u4 'quant_type = "uint4"'
+  mkdir -p /tmp/old "$OUT/u4"
+  keep() { [ -f "/tmp/$1/$2/eval-tuned/report.json" ] && cp "/tmp/$1/$2/eval-tuned/report.json" "$OUT/u4/$2-$1.json"; }
+  u4one() {
+    local c=$1
+    mkdir -p /tmp/old/$c; ln -sfn "$PWD/packages/core/src/serifu/cast/$c/adapters/gemma-3-270m" /tmp/old/$c/adapter
+    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/u4 --data-dir .gpu-data --skip-base \
+      --no-ship --config /tmp/cfg-u4.toml --weights uint4 --system-prompt on || return
+    cp /tmp/u4/$c/adapter/serifu.json "$OUT/u4/$c-u4-train.json"; keep u4 $c
+    tar czf "$OUT/u4/$c-adapter.tgz" -C /tmp/u4/$c adapter/adapter_model.safetensors adapter/adapter_config.json adapter/serifu.json
+    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/old-uint4 --data-dir .gpu-data \
+      --eval-only /tmp/old --no-ship --weights uint4; keep old-uint4 $c
+    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/old-bf16 --data-dir .gpu-data \
+      --eval-only /tmp/old --no-ship; keep old-bf16 $c
+  }
+  pids=()
+  for c in ${ids//,/ }; do u4one $c > /tmp/u4-$c.log 2>&1 & pids+=($!); done
+  wait "${pids[@]}"
+  for c in ${ids//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/u4-$c.log | tail -4; done
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do

@@ -96,3 +96,38 @@ def test_report_recipe_runs_and_learns(tmp_path: Path) -> None:
     )
     assert result["steps"] == 4 and len(result["loss"]) == 4
     assert result["loss"][-1] < result["loss"][0] and result["tokens_per_s"] > 0
+
+
+def test_uint4_grid_training_fits_the_uint4_reply_base(dialogue_dir: Path, tmp_path: Path) -> None:
+    """``quant_type = "uint4"`` trains the LoRA over the base rounded exactly as
+    ``--weights uint4`` rounds it: the reply model then computes the trained model's logits,
+    which the full-precision base under the same adapter does not."""
+    from serifu.inference import load_chatbot
+    from serifu.training.trainer import Trainer
+
+    cfg = TrainConfig(
+        max_steps=3, batch_size=4, learning_rate=1e-2, save_steps=0, eval=False, quant_type="uint4"
+    )
+    cfg.lora.dropout = 0.0
+    trainer = Trainer("tiny-gemma", dialogue_dir, tmp_path / "u", cfg, progress=False)
+    trainer.fit()
+    info = json.loads((tmp_path / "u" / "serifu.json").read_text(encoding="utf-8"))
+    assert info["config"]["quant_type"] == "uint4"
+    assert "uint4 grid" in (tmp_path / "u" / "README.md").read_text(encoding="utf-8")
+    assert not any(type(m).__name__ == "Linear4bit" for m in trainer.model.modules())
+    probe = torch.tensor([[2, 5, 17, 33, 9, 41]])
+    trainer.model.eval()
+    with torch.no_grad():
+        trained = trainer.model(input_ids=probe).logits
+    for weights, same in (("uint4", True), ("bf16", False)):
+        bot = load_chatbot(
+            model="tiny-gemma", adapter=tmp_path / "u", device="cpu", weights=weights, best_of=1
+        )
+        with torch.no_grad():
+            logits = bot.model(input_ids=probe).logits
+        assert torch.allclose(logits, trained, atol=1e-4) is same, weights
+
+
+def test_uint4_grid_needs_a_4bit_base() -> None:
+    with pytest.raises(ValueError, match="needs quantize_4bit"):
+        TrainConfig(quantize_4bit=False, quant_type="uint4")

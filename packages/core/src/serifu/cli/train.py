@@ -32,7 +32,7 @@ def train_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Train a QLoRA adapter (4-bit NF4 base + LoRA) on a character dataset."""
+    """Train a QLoRA adapter (4-bit base, NF4 by default, + LoRA) on a character dataset."""
     from serifu.config import load_config
     from serifu.training import train
 

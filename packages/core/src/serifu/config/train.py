@@ -105,7 +105,11 @@ class TrainConfig(BaseModel):
         description="With gradient_checkpointing: recompute every n-th decoder layer only (more memory, less recompute).",
     )
     seed: int = Field(default=0, description="Random seed (LoRA init, dropout, data order).")
-    quantize_4bit: bool = Field(default=True, description="Load the base in NF4 4-bit (QLoRA).")
+    quantize_4bit: bool = Field(default=True, description="Train on a 4-bit base (QLoRA).")
+    quant_type: Literal["nf4", "uint4"] = Field(
+        default="nf4",
+        description="With quantize_4bit, the 4-bit grid the adapter learns on: 'nf4' = bitsandbytes' NF4 (the QLoRA of the report, 4-bit memory); 'uint4' = the rounding of the `--weights uint4` reply path (serifu.inference.quantize), applied to full-precision weights (full-precision memory): the adapter then fits the GemLite base it will run on.",
+    )
     system_prompt: bool = Field(
         default=True, description="Dialogue data: include the character's system prompt."
     )
@@ -125,6 +129,12 @@ class TrainConfig(BaseModel):
         description="Where step metrics go: TensorBoard event files in the run folder (logs/), or nowhere.",
     )
     lora: LoraConfigModel = Field(default_factory=LoraConfigModel, description="LoRA settings.")
+
+    @model_validator(mode="after")
+    def _uint4_needs_4bit(self) -> TrainConfig:
+        if self.quant_type == "uint4" and not self.quantize_4bit:
+            raise ValueError("quant_type = 'uint4' is a 4-bit base: it needs quantize_4bit = true")
+        return self
 
     @model_validator(mode="after")
     def _finishing_phase_fits(self) -> TrainConfig:

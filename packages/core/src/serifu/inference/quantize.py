@@ -18,8 +18,9 @@ base, and merging snaps most of its small delta back onto the 4-bit grid (perple
 for gemma-3-270m, docs/benchmarks.md); ``uint4`` therefore keeps the adapter unmerged by
 default (``merge=False``): the base's linear layers go 4-bit, the LoRA stays in full precision.
 Serving several adapters over one base keeps them unmerged in bf16 (``merge=False``).
-Measured (docs/benchmarks.md): uint4 is the fastest 4-bit path on a 7B model, but its
-min-max rounding costs more quality than NF4 (gemma-3-270m + akane: perplexity +41 %, NF4 +5.6 %).
+Measured (docs/benchmarks.md): uint4 is the fastest 4-bit path on a 7B model; an adapter
+trained on NF4 loses quality on its min-max grid (gemma-3-270m: perplexity +23-41 %), one
+trained on the uint4 grid itself (``train.quant_type = "uint4"``, :func:`round_uint4_`) 0-10 %.
 """
 
 from __future__ import annotations
@@ -161,21 +162,31 @@ def _base_linears(model: Any) -> list[tuple[Any, str, Any]]:
     return found
 
 
+def round_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
+    """Round the base's linear weights (:func:`_base_linears`) to the ``uint4`` grid, in
+    place, keeping them dequantised in their dtype: the CPU's ``uint4`` replies, and the
+    base an adapter trains on with ``train.quant_type = "uint4"`` (the same codes GemLite
+    packs, so such an adapter fits the GPU's ``uint4`` base exactly)."""
+    import torch
+
+    with torch.no_grad():
+        for _parent, _name, layer in _base_linears(model):
+            codes, scales, zeros = uint4_quantize(layer.weight, group_size)
+            layer.weight.copy_(uint4_dequantize(codes, scales, zeros).to(layer.weight.dtype))
+    return model
+
+
 def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
     CUDA GemLite's A16W4 layers (bf16 activations), on the CPU the rounded weights
     dequantised into the same layers (quality only; see the module docstring)."""
     import torch
 
-    layers = _base_linears(model)
-    cuda = next(model.parameters()).device.type == "cuda"
-    if not cuda:
-        for _parent, _name, layer in layers:
-            codes, scales, zeros = uint4_quantize(layer.weight, group_size)
-            deq = uint4_dequantize(codes, scales, zeros)
-            layer.weight.data.copy_(deq.to(layer.weight.dtype))
+    if next(model.parameters()).device.type != "cuda":
+        round_uint4_(model, group_size)
         model.serifu_weights = "uint4-simulated"
         return model
+    layers = _base_linears(model)
     try:
         import gemlite
         from gemlite.helper import A16Wn

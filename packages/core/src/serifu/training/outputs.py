@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 
+def _base_grid(cfg: dict[str, Any]) -> str:
+    """How the base was held in training, for the adapter card."""
+    if not cfg["quantize_4bit"]:
+        return "full precision"
+    if cfg.get("quant_type") == "uint4":
+        return "uint4 grid, for `--weights uint4` replies"
+    return "NF4 4-bit"
+
+
 def versions() -> dict[str, str]:
     from serifu.versions import versions as library_versions
 
@@ -73,7 +82,7 @@ def model_card(info: dict[str, Any]) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| base model | `{info['base_model']}` ({'NF4 4-bit' if cfg['quantize_4bit'] else 'full precision'}) |",
+        f"| base model | `{info['base_model']}` ({_base_grid(cfg)}) |",
         f"| prompt template | `{info['template']}` |",
         f"| LoRA | r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets={', '.join(info['lora_targets'])} |",
         f"| steps | {info['steps']} (batch {cfg['batch_size']}, lr {cfg['learning_rate']}, {cfg['lr_scheduler']}) |",

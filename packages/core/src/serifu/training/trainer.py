@@ -248,7 +248,12 @@ class Trainer:
         self.plan = group_steps(micro, config.gradient_accumulation_steps)
         self.total_steps = len(self.plan)
         seed_everything(config.seed)
-        lm = load_model(base, quantize=config.quantize_4bit, device=self.device)
+        nf4 = config.quantize_4bit and config.quant_type == "nf4"
+        lm = load_model(base, quantize=nf4, device=self.device)
+        if config.quantize_4bit and config.quant_type == "uint4":
+            from serifu.inference.quantize import round_uint4_
+
+            round_uint4_(lm)  # the grid of the uint4 reply path, before LoRA wraps the layers
         self.load_s = time.perf_counter() - self.started
         targets = list(config.lora.targets or base.lora_targets)
         check_lora_targets(lm, targets, base.id)
@@ -257,7 +262,7 @@ class Trainer:
         if config.gradient_checkpointing == "auto" and self.is_main and self.show_progress:
             print(f"gradient checkpointing: {self.checkpointing.reason}", file=sys.stderr)
         resolved = config.model_copy(update={"gradient_checkpointing": self.checkpointing.on})
-        self.model = add_lora(lm, resolved, base.lora_targets, config.quantize_4bit)
+        self.model = add_lora(lm, resolved, base.lora_targets, nf4)
         use_fast_attention(self.model, config, self.device)
         self._unpatch = restore_point(self.model)
         self.kernels = use_kernels(self.model, config)
