@@ -55,6 +55,15 @@ def test_train_json_then_chat_once(
     assert code == 0
     reply = capsys.readouterr().out
     assert reply.endswith("\n") and reply.count("\n") == 1
+    # uint4 replies over an adapter trained on NF4: one line on stderr says what that costs
+    code = main(
+        ["chat", "--adapter", str(out), "--character", "rei", "--once", "やあ"]
+        + ["--max-new-tokens", "3", "--seed", "0", "--weights", "uint4"]
+    )
+    assert code == 0
+    seen = capsys.readouterr()
+    assert seen.out.count("\n") == 1 and "trained on an NF4 base" in seen.err
+    assert "train.quant_type" in seen.err
 
 
 def test_chat_with_unreachable_hub_model_exits_2(

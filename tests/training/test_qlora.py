@@ -126,6 +126,7 @@ def test_uint4_grid_training_fits_the_uint4_reply_base(dialogue_dir: Path, tmp_p
         with torch.no_grad():
             logits = bot.model(input_ids=probe).logits
         assert torch.allclose(logits, trained, atol=1e-4) is same, weights
+        assert bot.notice is None  # trained for uint4: nothing to warn about
 
 
 def test_uint4_grid_needs_a_4bit_base() -> None:

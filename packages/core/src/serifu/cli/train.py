@@ -120,6 +120,8 @@ def chat_command(
         prefix_cache=True,
         card_answers=True,  # a profile question her candidates all miss: her card's answer
     )
+    if bot.notice:
+        typer.echo(bot.notice, err=True)
     if once is not None:
         typer.echo(bot.reply(once, max_new_tokens=max_new_tokens, seed=seed))
         return

@@ -94,6 +94,9 @@ class Chatbot:
     caches (:mod:`serifu.accel.prefix`): only the conversation after it runs. Uses the
     static decoder, also on the CPU (sampled replies); :func:`load_chatbot`'s chat and game
     callers turn it on."""
+    notice: str | None = None
+    """A line for the user about this setup (e.g. an adapter trained on another 4-bit grid
+    than the reply weights': :func:`serifu.inference.quantize.grid_notice`); None: nothing."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     examples: Any = None
     """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
@@ -653,6 +656,11 @@ def load_chatbot(
         # int4 / nf4 always quantise the merged model (prepare_reply_weights' default), even
         # under eval's merge=False (which keeps a bf16 or uint4 adapter switchable)
         lm = prepare_reply_weights(lm, weights, merge=None if weights in ("int4", "nf4") else merge)
+    notice = None
+    if adapter_path is not None:
+        from serifu.inference.quantize import grid_notice
+
+        notice = grid_notice(info, weights, merge=bool(merge))
     card = pack.card() if pack is not None else None
     bot = Chatbot(
         model_id=base.id,
@@ -665,6 +673,7 @@ def load_chatbot(
         add_special_tokens=base.add_special_tokens,
         generation=dict(base.generation),
         max_input_chars=max_input_chars,
+        notice=notice,
     )
     bot.rules = token_rules(bot, pack, vocabulary)
     bot.prefix_cache = prefix_cache

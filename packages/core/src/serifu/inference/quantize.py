@@ -214,6 +214,28 @@ def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     return model
 
 
+def adapter_grid(info: dict[str, Any]) -> str | None:
+    """The 4-bit grid an adapter was trained on ("nf4", "uint4"), from its ``serifu.json``
+    (:func:`serifu.training.adapters.read_adapter`); None: full precision or unknown."""
+    cfg = info.get("config") or {}
+    if not cfg.get("quantize_4bit"):
+        return None
+    return str(cfg.get("quant_type") or "nf4")
+
+
+def grid_notice(info: dict[str, Any], weights: str, merge: bool) -> str | None:
+    """A line for the user when ``uint4`` replies run, unmerged, an adapter trained on the
+    NF4 grid (None otherwise): such an adapter measured perplexity +23-38 % on the uint4
+    base of gemma-3-270m, one trained on the uint4 grid +0-10 % (docs/benchmarks.md)."""
+    if weights != "uint4" or merge or adapter_grid(info) != "nf4":
+        return None
+    return (
+        "note: this adapter was trained on an NF4 base; on the uint4 base its replies lose "
+        "quality (perplexity +23-38 % measured on gemma-3-270m). An adapter trained for "
+        "uint4: serifu train ... --set train.quant_type='\"uint4\"'"
+    )
+
+
 def prepare_reply_weights(model: Any, weights: str = "bf16", *, merge: bool | None = None) -> Any:
     """The model replies run on: the LoRA merged (``merge``; None: merged unless
     ``weights`` is ``uint4``, whose base goes 4-bit under the unmerged LoRA), then
