@@ -232,7 +232,7 @@ def grid_notice(info: dict[str, Any], weights: str, merge: bool) -> str | None:
     return (
         "note: this adapter was trained on an NF4 base; on the uint4 base its replies lose "
         "quality (perplexity +23-38 % measured on gemma-3-270m). An adapter trained for "
-        "uint4: serifu train ... --set train.quant_type='\"uint4\"'"
+        "uint4: serifu train ... --set train.quant_type=uint4"
     )
 
 
