@@ -23,7 +23,8 @@ the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 (tinygemm), Ge
 Triton A16W4 kernels (``gemlite-torchao``: through torchao ``UIntxWeightOnlyConfig``; ``uint4``:
 directly, Serifu's ``uint4`` reply weights, group 64) and bitsandbytes NF4 vs bf16 at batch 1
 (tok/s, weight bytes), and ``nf4-lora`` / ``uint4-lora`` (the 4-bit base + rank-8 LoRA unmerged:
-the layout that keeps a QLoRA adapter's quality), each decoder's step compiled when ``--compile`` is on
+the layout that keeps a QLoRA adapter's quality; ``-cg``: GemLite's autotune timed inside
+CUDA graphs), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
 
