@@ -14,11 +14,12 @@ from typing import Any
 
 def _base_grid(cfg: dict[str, Any]) -> str:
     """How the base was held in training, for the adapter card."""
-    if not cfg["quantize_4bit"]:
-        return "full precision"
-    if cfg.get("quant_type") == "uint4":
-        return "uint4 grid, for `--weights uint4` replies"
-    return "NF4 4-bit"
+    from serifu.inference.quantize import adapter_grid
+
+    grid = adapter_grid({"config": cfg})
+    return {None: "full precision", "uint4": "uint4 grid, for `--weights uint4` replies"}.get(
+        grid, "NF4 4-bit"
+    )
 
 
 def versions() -> dict[str, str]:

@@ -250,7 +250,7 @@ class Trainer:
         seed_everything(config.seed)
         nf4 = config.quantize_4bit and config.quant_type == "nf4"
         lm = load_model(base, quantize=nf4, device=self.device)
-        if config.quantize_4bit and config.quant_type == "uint4":
+        if config.quantize_4bit and not nf4:  # quant_type "uint4"
             from serifu.inference.quantize import round_uint4_
 
             round_uint4_(lm)  # the grid of the uint4 reply path, before LoRA wraps the layers
