@@ -23,7 +23,9 @@ the LoRA unmerged (PEFT layers in the graph). 4-bit: torchao int4 (tinygemm), Ge
 Triton A16W4 kernels (``gemlite-torchao``: through torchao ``UIntxWeightOnlyConfig``; ``uint4``:
 directly, Serifu's ``uint4`` reply weights, group 64) and bitsandbytes NF4 vs bf16 at batch 1
 (tok/s, weight bytes), and ``nf4-lora`` / ``uint4-lora`` (the 4-bit base + rank-8 LoRA unmerged:
-the layout that keeps a QLoRA adapter's quality; ``-cg``: GemLite's autotune timed inside
+the layout that keeps a QLoRA adapter's quality; ``uint4-lora`` decodes the LoRA as the
+product does, as reductions fused into the compiled step (``serifu.accel.lora_decode``),
+``uint4-lora-peft`` with PEFT's matmuls; ``-cg``: GemLite's autotune timed inside
 CUDA graphs), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
@@ -527,7 +529,15 @@ def _vocab_run(
     return run
 
 
-IN_PLACE = ("int4", "gemlite-torchao", "uint4", "uint4-lora", "uint4-cg", "uint4-lora-cg")
+IN_PLACE = (
+    "int4",
+    "gemlite-torchao",
+    "uint4",
+    "uint4-lora",
+    "uint4-lora-peft",
+    "uint4-cg",
+    "uint4-lora-cg",
+)
 """4-bit kinds made from the bf16 model in place."""
 
 
@@ -553,12 +563,13 @@ def _qlora_layout(nf4: Any, model_id: str) -> Any:
     return _lora_layers(nf4, model_id).get_base_model()
 
 
-def _uint4(model: Any) -> Any:
+def _uint4(model: Any, fuse_lora: bool = True) -> Any:
     """``serifu.inference.quantize``'s uint4 reply weights (GemLite A16W4, group 64): on a PEFT
-    model the base goes 4-bit under the unmerged LoRA. Returns the plain model."""
+    model the base goes 4-bit under the unmerged LoRA (as reductions, the product's default,
+    or PEFT's matmuls: ``fuse_lora=False``). Returns the plain model."""
     from serifu.inference.quantize import prepare_reply_weights
 
-    q = prepare_reply_weights(model, "uint4", merge=False)
+    q = prepare_reply_weights(model, "uint4", merge=False, fuse_lora=fuse_lora)
     return q.get_base_model() if hasattr(q, "get_base_model") else q
 
 
@@ -647,7 +658,7 @@ def _bench_4bit(
 
                         gemlite.set_autotune("fast", use_cuda_graph=True)
                     lora = _lora_layers(model, model_id) if "lora" in kind else model
-                    q = _uint4(lora)
+                    q = _uint4(lora, fuse_lora=not kind.endswith("-peft"))
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -661,9 +672,11 @@ def _bench_4bit(
                 nf4 = q
             elif kind == "nf4-lora":
                 q = _qlora_layout(q, model_id)
-            if kind.endswith("-lora"):
+            if "-lora" in kind:
                 lora = sum(1 for m in q.modules() if hasattr(m, "lora_A"))
-                layout = f"; PEFT LoRA r=8 unmerged on {lora} layers"
+                fused = sum(1 for m in q.modules() if type(m).__name__ == "DecodeLoraLinear")
+                how_lora = f", {fused} as decode reductions" if fused else ", PEFT's matmuls"
+                layout = f"; PEFT LoRA r=8 unmerged on {lora} layers{how_lora}"
         except Exception as exc:  # a path that cannot run here is a row that says why
             out.append(_skip_4bit(label, kind, str(exc), bf16))
             continue
@@ -771,7 +784,8 @@ def main() -> None:
         default="int4,nf4",
         help="4-bit kinds, in order: int4 (torchao tinygemm), gemlite-torchao (torchao UIntx with"
         " GemLite's Triton kernels), uint4 (serifu's uint4 weights: GemLite A16W4 directly),"
-        " uint4-lora (uint4 base + LoRA r=8 unmerged: the product's uint4 layout), nf4 (bnb),"
+        " uint4-lora (uint4 base + LoRA r=8 unmerged: the product's uint4 layout, LoRA as"
+        " decode reductions), uint4-lora-peft (the same with PEFT's matmuls), nf4 (bnb),"
         " nf4-lora (NF4 base + LoRA r=8 unmerged: the layout a QLoRA adapter was trained in);"
         " uint4-cg, uint4-lora-cg: the same with GemLite's autotune timed inside CUDA graphs"
         " (from that row on)",

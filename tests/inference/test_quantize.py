@@ -185,3 +185,39 @@ def test_load_chatbot_with_uint4_keeps_the_adapter_unmerged(tmp_path: Any) -> No
         assert hasattr(bot.model, "peft_config") is unmerged
         bot.generation = {"do_sample": False}
         assert isinstance(bot.reply("こんにちは", max_new_tokens=6, seed=0), str)
+
+
+def test_decode_lora_gives_pefts_outputs_and_still_disables() -> None:
+    """The decode-friendly LoRA forward (reductions for few rows, PEFT's matmuls for many)
+    gives the PEFT model's logits for a one-token step and a prompt pass, and
+    ``disable_adapter()`` still gives the base's."""
+    from serifu.accel.lora_decode import DECODE_ROWS, fuse_lora_for_decode_
+
+    model = _tiny(with_lora=True)
+    ids = _ids()
+    with torch.no_grad():
+        ref_prompt = model(input_ids=ids).logits
+        ref_step = model(input_ids=ids[:, :1]).logits
+        with model.disable_adapter():
+            base = model(input_ids=ids).logits
+        assert fuse_lora_for_decode_(model) == 4  # q and v of two layers
+        assert ids.shape[1] > DECODE_ROWS
+        assert torch.allclose(model(input_ids=ids).logits, ref_prompt, atol=1e-5)
+        step = model(input_ids=ids[:, :1]).logits
+        assert torch.allclose(step, ref_step, atol=1e-5)
+        with model.disable_adapter():
+            assert torch.allclose(model(input_ids=ids).logits, base, atol=1e-6)
+    assert not torch.allclose(base, ref_prompt, atol=1e-3)  # the adapter does something
+
+
+def test_uint4_reply_weights_use_the_decode_lora_unless_asked_not_to() -> None:
+    from serifu.accel.lora_decode import _decode_class
+
+    fused = prepare_reply_weights(_tiny(with_lora=True), "uint4")
+    plain = prepare_reply_weights(_tiny(with_lora=True), "uint4", fuse_lora=False)
+    q = "base_model.model.model.layers.0.self_attn.q_proj"
+    assert type(fused.get_submodule(q)) is _decode_class()
+    assert type(plain.get_submodule(q)) is not _decode_class()
+    with torch.no_grad():
+        step = _ids()[:, :1]
+        assert torch.allclose(fused(input_ids=step).logits, plain(input_ids=step).logits, atol=1e-5)

@@ -236,10 +236,14 @@ def grid_notice(info: dict[str, Any], weights: str, merge: bool) -> str | None:
     )
 
 
-def prepare_reply_weights(model: Any, weights: str = "bf16", *, merge: bool | None = None) -> Any:
+def prepare_reply_weights(
+    model: Any, weights: str = "bf16", *, merge: bool | None = None, fuse_lora: bool = True
+) -> Any:
     """The model replies run on: the LoRA merged (``merge``; None: merged unless
     ``weights`` is ``uint4``, whose base goes 4-bit under the unmerged LoRA), then
-    quantised to ``weights``."""
+    quantised to ``weights``. An unmerged uint4 LoRA decodes as reductions that a compiled
+    step fuses into its neighbours (:mod:`serifu.accel.lora_decode`; ``fuse_lora=False``:
+    PEFT's matmuls)."""
     if weights not in WEIGHTS:
         raise SerifuError(f"weights must be one of {', '.join(WEIGHTS)} (got {weights!r})")
     if merge is None:
@@ -254,6 +258,10 @@ def prepare_reply_weights(model: Any, weights: str = "bf16", *, merge: bool | No
         quantize_nf4_(model)
     elif weights == "uint4":
         quantize_uint4_(model)
+        if not merge and fuse_lora:
+            from serifu.accel.lora_decode import fuse_lora_for_decode_
+
+            fuse_lora_for_decode_(model)
     return model.eval()
 
 
