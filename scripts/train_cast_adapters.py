@@ -2,7 +2,8 @@
 """Train, evaluate and ship the sample cast's adapters on gemma-3-270m (issue: embedded default).
 
 For each heroine: build her dialogue dataset, train with configs/cast-adapter.toml (with her
-exceptions from configs/cast-adapter-overrides.toml), run the
+exceptions from configs/cast-adapter-overrides.toml; a heroine with a [ID.soup] table there
+is trained once per seed and her adapter is their soup), run the
 111-query evaluation base vs tuned with and without the system prompt, copy the adapter into
 serifu/cast/<id>/adapters/gemma-3-270m/ and the reports into docs/results/<id>/.
 Meant for a GPU (minutes); it runs on a CPU too, slowly.
@@ -27,18 +28,23 @@ RESULTS = ROOT / "docs" / "results"
 SHIP = ("adapter_model.safetensors", "adapter_config.json", "serifu.json", "README.md")
 
 
+def _overrides_file(name: str) -> tuple[Path, dict[str, Any]]:
+    """The per-heroine overrides file, parsed (an empty table for ``""``)."""
+    import tomllib
+
+    path = Path(name)
+    if not name:
+        return path, {}
+    try:
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot read the per-heroine overrides ({exc})") from None
+
+
 def read_overrides(name: str) -> dict[str, list[str]]:
     """Per-heroine exceptions to the recipe: ``[ID.SECTION]`` tables of the overrides file as
     ``load_config`` overrides (``ID -> ["train.epochs=3", ...]``; ``{}`` for ``""``)."""
-    import tomllib
-
-    if not name:
-        return {}
-    path = Path(name)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"{path}: cannot read the per-heroine overrides ({exc})") from None
+    path, data = _overrides_file(name)
 
     def flat(prefix: str, value: object) -> list[str]:
         if isinstance(value, dict):
@@ -49,8 +55,49 @@ def read_overrides(name: str) -> dict[str, list[str]]:
     for cid, tables in data.items():
         if not isinstance(tables, dict):
             raise SystemExit(f"{path}: [{cid}] must be a table of config sections")
-        out[cid] = [item for k, v in tables.items() for item in flat(k, v)]
+        out[cid] = [item for k, v in tables.items() if k != "soup" for item in flat(k, v)]
     return out
+
+
+def read_soups(name: str) -> dict[str, dict[str, Any]]:
+    """``[ID.soup]`` tables of the overrides file: ``seeds`` (≥ 2 training seeds of her
+    recipe) and ``rank`` (the soup cut back to it); ``{}`` for ``""``."""
+    path, data = _overrides_file(name)
+    out: dict[str, dict[str, Any]] = {}
+    for cid, tables in data.items():
+        soup = tables.get("soup") if isinstance(tables, dict) else None
+        if soup is None:
+            continue
+        seeds, rank = (soup.get("seeds"), soup.get("rank")) if isinstance(soup, dict) else (0, 0)
+        if (
+            not isinstance(soup, dict)
+            or set(soup) - {"seeds", "rank"}
+            or not isinstance(seeds, list)
+            or len(seeds) < 2
+            or not all(isinstance(x, int) for x in seeds)
+            or not (rank is None or (isinstance(rank, int) and rank >= 1))
+        ):
+            raise SystemExit(
+                f"{path}: [{cid}.soup] takes seeds = [two or more integers] and rank = N (≥ 1)"
+            )
+        out[cid] = {"seeds": seeds, "rank": rank}
+    return out
+
+
+def train_soup(model: str, data: Path, run: Path, train_cfg: Any, soup: dict[str, Any]) -> Any:
+    """Her recipe trained once per seed (run/seed-N/adapter), averaged into run/adapter
+    (serifu.training.soup); returns the first seed's training result."""
+    from serifu.training import train
+    from serifu.training.soup import average_adapters
+
+    results, members = [], []
+    for seed in soup["seeds"]:
+        member = run / f"seed-{seed}" / "adapter"
+        cfg = train_cfg.model_copy(update={"seed": seed})
+        results.append(train(model, data, member, cfg, progress=False))
+        members.append(member)
+    average_adapters(members, run / "adapter", rank=soup["rank"], force=True)
+    return results[0]
 
 
 def heroine_config(config: Path, overrides: list[str]) -> Any:
@@ -180,6 +227,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     overrides = read_overrides(args.overrides)
+    soups = read_soups(args.overrides)
     if args.characters == "none":
         ids: list[str] = []
     else:
@@ -228,7 +276,10 @@ def main() -> None:
             build_dataset(
                 [args.script], data, source=args.source, speaker=args.speaker, config=cfg.data
             )
-        result = train(args.model, data, run / "adapter", cfg.train, progress=False)
+        if name in soups:
+            result = train_soup(args.model, data, run, cfg.train, soups[name])
+        else:
+            result = train(args.model, data, run / "adapter", cfg.train, progress=False)
         t_train = time.perf_counter() - t0
         conds = (("base", None), ("tuned", run / "adapter"))
         for cond, adapter in conds[1:] if args.skip_base else conds:

@@ -11,6 +11,12 @@
 #     profile questions (sets A,B,C), then one results archive per two heroines ("" = the recipe as is);
 #     env: BUDGET (s before stopping what still runs, 480), LIMIT (queries per eval), SETS
 #   bash bench/gpu/job-cast.sh uint4 IDS   # adapters trained on the uint4 grid vs the shipped, on uint4
+#   bash bench/gpu/job-cast.sh soup IDS SEEDS   # per heroine: the shipped recipe with other training
+#     seeds (e.g. 1,2), then the soup of the shipped adapter and those (serifu.training.soup), each
+#     scored (perplexity + coherence, prompt on and off) and the soup and seeds evaluated (111
+#     queries, prompt on); one archive per heroine in $OUT; env: BUDGET (s, 480)
+#   bash bench/gpu/job-cast.sh adapters IDS DIR  # DIR/<id>/adapter (staged in /tmp): scores, then the
+#     111-query evaluation (prompt on), each report copied to $OUT/ad/ as soon as it exists
 #   bash bench/gpu/job-cast.sh sweep IDS NAME "RECIPE" DATA [NAME "RECIPE" DATA ...]  # several
 #     variants at once, each as ptrain (DATA: a folder of datasets, e.g. one built with another
 #     --augment); results in $OUT/NAME/
@@ -124,6 +130,59 @@ elif [ "$mode" = uint4 ]; then  # uint4 IDS: adapters trained on the uint4 grid
   for c in ${ids//,/ }; do u4one $c > /tmp/u4-$c.log 2>&1 & pids+=($!); done
   wait "${pids[@]}"
   for c in ${ids//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/u4-$c.log | tail -4; done
+elif [ "$mode" = soup ]; then
+  seeds=$3
+  python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
+  for s in ${seeds//,/ }; do recipe s$s "seed = $s"; done
+  score() {  # score ADAPTER ID TAG: perplexity + coherence, prompt on and off
+    python3 -m serifu eval --model gemma-3-270m --adapter "$1" --character "$2" --data ".gpu-data/$2" \
+      -e perplexity -e coherence --system-prompt both --out "/tmp/soup/scores/$3-$2"
+  }
+  soupone() {
+    local c=$1 s pids=() members
+    members="$PWD/packages/core/src/serifu/cast/$c/adapters/gemma-3-270m"
+    for s in ${seeds//,/ }; do  # the recipe (with her overrides) and another seed, evaluated prompt on
+      python3 scripts/train_cast_adapters.py --characters $c --out /tmp/soup/s$s --data-dir .gpu-data \
+        --skip-base --no-ship --config /tmp/cfg-s$s.toml --system-prompt on & pids+=($!)
+      members="$members /tmp/soup/s$s/$c/adapter"
+    done
+    wait "${pids[@]}"
+    [ -e /tmp/soup/.stop ] && return
+    mkdir -p /tmp/soup/mix/$c
+    python3 -c "import sys; from pathlib import Path; from serifu.training.soup import average_adapters; \
+average_adapters([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))" /tmp/soup/mix/$c/adapter $members || return
+    score /tmp/soup/mix/$c/adapter $c mix
+    [ -e /tmp/soup/.stop ] && return
+    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/soup/mix-eval --data-dir .gpu-data \
+      --eval-only /tmp/soup/mix --no-ship --system-prompt on
+    for s in ${seeds//,/ }; do [ -e /tmp/soup/.stop ] || score /tmp/soup/s$s/$c/adapter $c s$s; done
+  }
+  rm -rf /tmp/soup; mkdir -p /tmp/soup
+  pids=()
+  for c in ${ids//,/ }; do soupone $c > /tmp/soup/$c.log 2>&1 & pids+=($!); done
+  ( sleep "${BUDGET:-480}"; touch /tmp/soup/.stop; pkill -f "train_cast_adapters|serifu eval" ) & watch=$!
+  wait "${pids[@]}"; kill $watch 2>/dev/null
+  for c in ${ids//,/ }; do
+    echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/soup/$c.log | tail -4
+    ( cd /tmp/soup && tar czf "$OUT/soup-$c.tgz" --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
+      --exclude='mix/*/adapter/adapter_model.safetensors' $c.log s*/$c mix/$c mix-eval/$c scores/*-$c 2>/dev/null )
+  done
+elif [ "$mode" = adapters ]; then
+  dir=$3
+  python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
+  mkdir -p "$OUT/ad"
+  adone() {
+    local c=$1
+    python3 -m serifu eval --model gemma-3-270m --adapter "$dir/$c/adapter" --character $c --data ".gpu-data/$c" \
+      -e perplexity -e coherence --system-prompt both --out "/tmp/ad/scores-$c" && cp "/tmp/ad/scores-$c/report.json" "$OUT/ad/$c-scores.json"
+    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/ad/eval --data-dir .gpu-data \
+      --eval-only "$dir" --no-ship --system-prompt on || return
+    ( cd /tmp/ad/eval/$c/eval-tuned && tar czf "$OUT/ad/$c-eval.tgz" report.json generations.jsonl )
+  }
+  pids=()
+  for c in ${ids//,/ }; do adone $c > /tmp/ad-$c.log 2>&1 & pids+=($!); done
+  wait "${pids[@]}"
+  for c in ${ids//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/ad-$c.log | tail -3; done
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do

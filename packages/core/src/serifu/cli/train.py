@@ -1,4 +1,4 @@
-"""``serifu train``, ``serifu export`` and ``serifu chat``."""
+"""``serifu train``, ``serifu soup``, ``serifu export`` and ``serifu chat``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,27 @@ def train_command(
         f"Adapter written to {result.out}: {result.steps} steps, loss {result.loss_first:.3f} -> "
         f"{result.loss_last:.3f}, {result.tokens_per_s:.0f} tokens/s."
     )
+
+
+def soup_command(
+    adapters: list[Path] = typer.Argument(
+        ..., help="Two or more adapter folders of one recipe (e.g. trained with other seeds)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output folder for the averaged adapter."),
+    rank: int | None = typer.Option(
+        None, "--rank", help="Cut the averaged delta back to this LoRA rank (truncated SVD)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an --out folder Serifu did not write."
+    ),
+) -> None:
+    """Average adapters into one (a model soup of LoRA deltas; exact unless --rank)."""
+    from serifu.training.soup import average_adapters
+
+    info = average_adapters(list(adapters), out, rank=rank, force=force)
+    soup = info["soup"]
+    kept = f", {soup['energy_kept_min']:.0%} of the delta kept (worst layer)" if rank else ""
+    typer.echo(f"Soup of {len(adapters)} adapters written to {out}: rank {soup['rank']}{kept}.")
 
 
 def export_command(
@@ -147,7 +168,8 @@ def chat_command(
 
 
 def register(cli: typer.Typer) -> None:
-    """Add ``train``, ``export`` and ``chat`` to the root app."""
+    """Add ``train``, ``soup``, ``export`` and ``chat`` to the root app."""
     cli.command("train")(train_command)
+    cli.command("soup")(soup_command)
     cli.command("export")(export_command)
     cli.command("chat")(chat_command)

@@ -65,6 +65,21 @@ def _card_data(info: dict[str, Any]) -> Any:
     )
 
 
+def _soup_row(info: dict[str, Any]) -> list[str]:
+    """The card's row for an adapter soup (:mod:`serifu.training.soup`), else none."""
+    soup = info.get("soup")
+    if not soup:
+        return []
+    seeds = ", ".join(str(s) for s in soup.get("seeds") or [])
+    row = (
+        f"| soup | the average of {len(soup['of'])} adapters of this recipe (training seeds "
+        f"{seeds}; the rows above are the first one's)"
+    )
+    if soup["rank"] < soup["rank_each"] * len(soup["of"]):
+        row += f", cut to rank {soup['rank']} ({soup['energy_kept_min']:.0%} of the delta kept)"
+    return [row + " |"]
+
+
 def model_card(info: dict[str, Any]) -> str:
     """A Hub model card (YAML metadata + Markdown) that ``huggingface_hub.ModelCard`` loads."""
     from huggingface_hub import ModelCard
@@ -92,6 +107,7 @@ def model_card(info: dict[str, Any]) -> str:
         + " |",
         f"| speed | {info['tokens_per_s']:.1f} tokens/s, {info['wall_s']:.1f} s, peak {info['peak_gib']:.2f} GiB on {info['device']} |",
         f"| dataset | build.json sha256 `{ds['build_sha256'][:12]}` |",
+        *_soup_row(info),
         "",
         "## Use",
         "",
