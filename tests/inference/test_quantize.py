@@ -221,3 +221,30 @@ def test_uint4_reply_weights_use_the_decode_lora_unless_asked_not_to() -> None:
     with torch.no_grad():
         step = _ids()[:, :1]
         assert torch.allclose(fused(input_ids=step).logits, plain(input_ids=step).logits, atol=1e-5)
+
+
+def test_decode_lora_leaves_dora_to_peft() -> None:
+    """A DoRA adapter (not a plain low-rank delta) keeps PEFT's forward: same logits."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from serifu.accel.lora_decode import fuse_lora_for_decode_
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        vocab_size=300,
+    )
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_dora=True)
+    model = get_peft_model(LlamaForCausalLM(config), lora).eval()
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    step = _ids()[:, :1]
+    with torch.no_grad():
+        ref = model(input_ids=step).logits
+        fuse_lora_for_decode_(model)
+        assert torch.allclose(model(input_ids=step).logits, ref, atol=1e-6)

@@ -51,7 +51,8 @@ def _decode_class() -> type:
                 or self.merged
                 or len(active) != 1
                 or active[0] not in self.lora_A
-                or active[0] in self.lora_variant
+                or active[0] in getattr(self, "lora_variant", {})  # DoRA & co. (peft >= 0.15)
+                or getattr(self, "use_dora", {}).get(active[0], False)
             ):
                 return super().forward(x, *args, **kwargs)
             name = active[0]
