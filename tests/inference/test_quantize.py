@@ -12,7 +12,7 @@ from serifu.errors import SerifuError
 from serifu.inference.quantize import prepare_reply_weights, weight_bytes
 
 
-def _tiny(with_lora: bool) -> Any:
+def _tiny(with_lora: bool, use_dora: bool = False) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -28,7 +28,8 @@ def _tiny(with_lora: bool) -> Any:
     model = LlamaForCausalLM(config).eval()
     if not with_lora:
         return model
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], use_dora=use_dora)
+    peft = get_peft_model(model, lora)
     for name, p in peft.named_parameters():  # a trained adapter: B is not zero
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.05)
@@ -225,26 +226,11 @@ def test_uint4_reply_weights_use_the_decode_lora_unless_asked_not_to() -> None:
 
 def test_decode_lora_leaves_dora_to_peft() -> None:
     """A DoRA adapter (not a plain low-rank delta) keeps PEFT's forward: same logits."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from serifu.accel.lora_decode import fuse_lora_for_decode_
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        vocab_size=300,
-    )
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], use_dora=True)
-    model = get_peft_model(LlamaForCausalLM(config), lora).eval()
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.05)
+    model = _tiny(with_lora=True, use_dora=True)
     step = _ids()[:, :1]
     with torch.no_grad():
         ref = model(input_ids=step).logits
-        fuse_lora_for_decode_(model)
+        assert fuse_lora_for_decode_(model) == 4
         assert torch.allclose(model(input_ids=step).logits, ref, atol=1e-6)
