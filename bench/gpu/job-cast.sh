@@ -31,6 +31,11 @@ fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/gemma/p*/*.whl 2>&1 | grep -v -i warn
 export SERIFU_CACHE=/tmp/serifu-cache
 mode=$1; ids=$2
+scores() {  # scores ADAPTER ID OUT [DATA]: exact perplexity + coherence, prompt on and off, base
+  # scored on the same lines (no replies generated); DATA: the datasets' folder (.gpu-data)
+  python3 -m serifu eval --model gemma-3-270m --adapter "$1" --character "$2" --data "${4:-.gpu-data}/$2" \
+    -e perplexity -e coherence --system-prompt both --out "$3"
+}
 recipe() {  # recipe NAME "KEY = VALUE;...": configs/cast-adapter.toml with those [train] keys
   # replaced (or added under [train]), as /tmp/cfg-NAME.toml; variants train every heroine with
   # exactly that (configs/cast-adapter-overrides.toml is not applied)
@@ -58,8 +63,7 @@ elif [ "$mode" = ptrain ] || [ "$mode" = sweep ]; then
     python3 scripts/train_cast_adapters.py --characters "$c" --out "$run" --data-dir "$data" \
       --skip-base --no-ship --config $cfg --overrides '' ${LIMIT:+--limit $LIMIT} || return
     [ -e /tmp/p/.stop ] && return
-    python3 -m serifu eval --model gemma-3-270m --adapter "$run/$c/adapter" --character "$c" \
-      --data "$data/$c" -e perplexity -e coherence --system-prompt both --out "$run/scores"
+    scores "$run/$c/adapter" "$c" "$run/scores" "$data"
     [ -e /tmp/p/.stop ] && return
     python3 bench/profile_paraphrase.py --characters "$c" --set "${SETS:-A,B,C}" --profile-best-of 3 \
       --device cuda --adapters "$run" --out "$run/paraphrase.json"
@@ -101,8 +105,7 @@ elif [ "$mode" = scores ]; then  # scores IDS [ROOT]: perplexity + coherence (ba
   for c in ${ids//,/ }; do
     adapter=${root:+$root/$c/adapter}; adapter=${adapter:-packages/core/src/serifu/cast/$c/adapters/gemma-3-270m}
     tag=$(basename "${root:-shipped}")
-    python3 -m serifu eval --model gemma-3-270m --adapter "$adapter" --character "$c" --data ".gpu-data/$c" \
-      -e perplexity -e coherence --system-prompt both --out "/tmp/scores/$tag-$c" 2>&1 | grep -v -i "warn\|Loading\|it/s" | tail -2
+    scores "$adapter" "$c" "/tmp/scores/$tag-$c" 2>&1 | grep -v -i "warn\|Loading\|it/s" | tail -2
     cp "/tmp/scores/$tag-$c/report.json" "$OUT/scores/$tag-$c.json"
   done
 elif [ "$mode" = uint4 ]; then  # uint4 IDS: adapters trained on the uint4 grid
@@ -134,10 +137,7 @@ elif [ "$mode" = soup ]; then
   seeds=$3
   python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
   for s in ${seeds//,/ }; do recipe s$s "seed = $s"; done
-  score() {  # score ADAPTER ID TAG: perplexity + coherence, prompt on and off
-    python3 -m serifu eval --model gemma-3-270m --adapter "$1" --character "$2" --data ".gpu-data/$2" \
-      -e perplexity -e coherence --system-prompt both --out "/tmp/soup/scores/$3-$2"
-  }
+  score() { scores "$1" "$2" "/tmp/soup/scores/$3-$2"; }  # score ADAPTER ID TAG
   soupone() {
     local c=$1 s pids=() members
     members="$PWD/packages/core/src/serifu/cast/$c/adapters/gemma-3-270m"
@@ -173,8 +173,7 @@ elif [ "$mode" = adapters ]; then
   mkdir -p "$OUT/ad"
   adone() {
     local c=$1
-    python3 -m serifu eval --model gemma-3-270m --adapter "$dir/$c/adapter" --character $c --data ".gpu-data/$c" \
-      -e perplexity -e coherence --system-prompt both --out "/tmp/ad/scores-$c" && cp "/tmp/ad/scores-$c/report.json" "$OUT/ad/$c-scores.json"
+    scores "$dir/$c/adapter" $c "/tmp/ad/scores-$c" && cp "/tmp/ad/scores-$c/report.json" "$OUT/ad/$c-scores.json"
     python3 scripts/train_cast_adapters.py --characters $c --out /tmp/ad/eval --data-dir .gpu-data \
       --eval-only "$dir" --no-ship --system-prompt on || return
     ( cd /tmp/ad/eval/$c/eval-tuned && tar czf "$OUT/ad/$c-eval.tgz" report.json generations.jsonl )

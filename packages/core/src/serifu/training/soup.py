@@ -18,7 +18,7 @@ from typing import Any
 
 from serifu.errors import SerifuError
 from serifu.fsutil import atomic_output_dir
-from serifu.training.adapters import read_adapter
+from serifu.training.adapters import _json_object, read_adapter
 
 # adapter_config.json keys that must agree for deltas to be averaged
 _SAME = ("peft_type", "r", "lora_alpha", "use_rslora", "base_model_name_or_path", "bias")
@@ -79,11 +79,13 @@ def average_adapters(
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise SerifuError("an adapter soup needs at least two adapters")
+    if rank is not None and rank < 1:
+        raise SerifuError(f"the soup's rank must be at least 1 (got {rank})")
     infos = [read_adapter(f) for f in folders]
     bases = {str(i.get("base_model")) for i in infos if i.get("base_model")}
     if len(bases) > 1:
         raise SerifuError(f"adapters to average were trained on different bases: {sorted(bases)}")
-    configs = [json.loads((f / "adapter_config.json").read_text(encoding="utf-8")) for f in folders]
+    configs = [_json_object(f / "adapter_config.json") for f in folders]
     _check_alike(folders, configs)
     tensors = [load_file(str(f / "adapter_model.safetensors")) for f in folders]
     keys = set(tensors[0])
@@ -110,8 +112,6 @@ def average_adapters(
     new_rank = r_each * k
     kept = 1.0
     if rank is not None and rank < new_rank:
-        if rank < 1:
-            raise SerifuError(f"the soup's rank must be at least 1 (got {rank})")
         for key in [x for x in soup if "lora_A" in x]:
             b_key = key.replace("lora_A", "lora_B")
             soup[key], soup[b_key], share = _truncate(soup[key], soup[b_key], rank)
