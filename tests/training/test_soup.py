@@ -84,6 +84,20 @@ def test_a_rank_keeps_the_best_approximation(tmp_path: Path) -> None:
     assert 0.0 < low["soup"]["energy_kept_min"] < 0.99
 
 
+def test_the_cut_is_the_truncated_svd_of_the_product() -> None:
+    """The cut takes the SVD of the factors' small QR core: the same best rank-k product (and
+    energy share) as the SVD of the full out × in delta."""
+    from serifu.training.soup import _truncate
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(12, 50, generator=gen), torch.randn(40, 12, generator=gen)
+    new_a, new_b, kept = _truncate(a, b, 3)
+    u, s, vh = torch.linalg.svd(b.double() @ a.double(), full_matrices=False)
+    best = (u[:, :3] * s[:3]) @ vh[:3]
+    assert torch.allclose((new_b @ new_a).double(), best, atol=1e-4)
+    assert kept == pytest.approx(float((s[:3] ** 2).sum() / (s**2).sum()), abs=1e-9)
+
+
 def test_unlike_adapters_are_refused_with_the_file(tmp_path: Path) -> None:
     a = _adapter(tmp_path / "a", 1, r=4)
     b = _adapter(tmp_path / "b", 2, r=2)

@@ -53,15 +53,18 @@ def _check_alike(folders: list[Path], configs: list[dict[str, Any]]) -> None:
 
 def _truncate(a: Any, b: Any, rank: int) -> tuple[Any, Any, float]:
     """The best rank-``rank`` factors of ``b @ a`` (Eckart-Young: truncated SVD) as (A, B),
-    and the share of the product's squared norm they keep."""
+    and the share of the product's squared norm they keep. The SVD is taken of the small
+    ``R_b R_aᵀ`` (QR of each factor: ``b @ a = Q_b (R_b R_aᵀ) Q_aᵀ``), never of the
+    out × in product: exact, and (out + in)·r² work instead of out·in·min(out, in)."""
     import torch
 
-    delta = b.double() @ a.double()
-    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
+    q_b, r_b = torch.linalg.qr(b.double())  # (out, r), (r, r)
+    q_a, r_a = torch.linalg.qr(a.double().T)  # (in, r), (r, r)
+    u, s, vh = torch.linalg.svd(r_b @ r_a.T)
     root = s[:rank].sqrt()
     kept = float((s[:rank] ** 2).sum() / (s**2).sum().clamp(min=1e-30))
-    new_a = (root[:, None] * vh[:rank]).to(a.dtype)
-    new_b = (u[:, :rank] * root[None, :]).to(b.dtype)
+    new_a = (root[:, None] * (vh[:rank] @ q_a.T)).to(a.dtype)
+    new_b = ((q_b @ u[:, :rank]) * root[None, :]).to(b.dtype)
     return new_a, new_b, kept
 
 
