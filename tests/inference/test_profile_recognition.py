@@ -8,7 +8,7 @@ import pytest
 
 from serifu import plugins
 from serifu.inference.rerank import Reranker
-from serifu.profile import asked_facts, card_facts, is_question, question_text
+from serifu.profile import asked_facts, asks_her_fact, card_facts, is_question, question_text
 
 # written before recognition was broadened for them (session 8); baseline 22/24 right and
 # two of the lines below triggered a fact
@@ -94,6 +94,27 @@ def test_her_name_beside_another_fact_is_that_fact() -> None:
     assert [f.key for f in asked_facts(facts, "名前は？")] == ["name"]
 
 
+def test_a_question_about_the_player_or_her_opinion_asks_no_fact_of_hers(
+    reranker: Reranker,
+) -> None:
+    # his own facts, her guess or judgement: patterns and classifier would take them for hers
+    for line in (
+        "僕って何歳に見える？",
+        "俺の誕生日、いつか覚えてる？",
+        "僕は何部に入ればいいと思う？",
+        "おみくじとか信じるほう？",
+        "先輩へのプレゼント、何がいいと思う？",
+    ):
+        assert reranker.asked(line) == [], line
+    # his word beside a question to her still asks hers
+    assert [f.key for f in reranker.asked("俺はB型なんだけど、きみは何型？")] == ["blood_type"]
+    assert [f.key for f in reranker.asked("僕と同じくらいの背かな？何センチ？")] == ["height_cm"]
+    from serifu.builtin.sample_cast import cast_ids
+
+    cards = [q.q for cid in cast_ids() for q in plugins.get_character(cid).card().questions]
+    assert [q for q in cards if not asks_her_fact(q)] == []
+
+
 def test_every_augmentation_template_is_a_question() -> None:
     # question_fact answers none for a line that asks nothing, so a template that is no
     # question by :func:`is_question` would teach the classifier nothing
@@ -103,3 +124,4 @@ def test_every_augmentation_template_is_a_question() -> None:
     lines += [f.format(t=t, n="君") for f in FRAMES for ts in TOPICS.values() for t in ts]
     lines += [lead + "趣味は？" for lead in LEADS]
     assert [x for x in lines if not is_question(x)] == []
+    assert [x for x in lines if not asks_her_fact(x)] == []

@@ -403,6 +403,24 @@ def is_question(text: str) -> bool:
     return not q.endswith(("。", "！", "!")) and bool(_QUESTION_END.search(q))
 
 
+# a question about the player (「俺って何型に見える？」, 「僕の誕生日覚えてる？」) or one asking her
+# to guess or judge (「何がいいと思う？」, 「占いって信じる？」): no fact of hers is asked
+_PLAYER_TOPIC = re.compile(r"(俺|おれ|僕|ぼく)(って|は|の)")
+_YOU = re.compile(r"君|きみ|あなた|そっち|お前|おまえ")
+_OPINION = re.compile(r"[とっ]思う|どう思う|に見える|信じる")
+
+
+def asks_her_fact(text: str) -> bool:
+    """Whether a line can ask for one of her facts: :func:`is_question`, and, unless it names
+    her (きみ, そっち …), neither about the player (his 俺/僕 as its topic) nor asking her
+    opinion or guess (〜と思う？, 〜に見える？, 〜信じる？). 「俺と同い年くらいかな？何歳？」,
+    「俺はA型だけど、そっちは？」 and 「君の才能って何だと思う？」 still ask hers."""
+    if not is_question(text):
+        return False
+    q = question_text(text)
+    return bool(_YOU.search(q)) or not (_PLAYER_TOPIC.search(q) or _OPINION.search(q))
+
+
 @lru_cache(maxsize=64)
 def _topic_pattern(topic: str) -> re.Pattern[str]:
     """A fact's topic pattern read as :func:`question_text` reads lines, compiled once."""
@@ -411,8 +429,9 @@ def _topic_pattern(topic: str) -> re.Pattern[str]:
 
 def asked_facts(facts: list[Fact], question: str) -> list[Fact]:
     """The facts a question asks about (by topic patterns; none for a line that asks
-    nothing). Her name is dropped beside another fact: 「友達の名前」 asks for friends."""
-    if not is_question(question):
+    nothing or asks about the player, :func:`asks_her_fact`). Her name is dropped beside
+    another fact: 「友達の名前」 asks for friends."""
+    if not asks_her_fact(question):
         return []
     q = question_text(question)
     found = [f for f in facts if f.topic and _topic_pattern(f.topic).search(q)]

@@ -12,7 +12,8 @@ held-out paraphrase sets of ``bench/profile_paraphrase.py`` are never used.
 Every template question is also learned spelt in kana (:func:`serifu.profile.in_kana`:
 「しゅみは？」 for 「趣味は？」), and all text is read as :func:`serifu.profile.question_text` reads it
 (katakana as hiragana, ー as its vowel). A line that asks nothing
-(:func:`serifu.profile.is_question`) is ``none`` without the model.
+(:func:`serifu.profile.is_question`), or asks about the player or her opinion
+(:func:`serifu.profile.asks_her_fact`), is ``none`` without the model.
 
 The reranker (``serifu.inference.rerank``) asks it only when no pattern matched, and only
 trusts a probability of at least :data:`MIN_PROBABILITY`.
@@ -143,10 +144,10 @@ def _classifier() -> Any:
 
 def question_fact(question: str) -> tuple[str, float]:
     """(fact key or ``none``, probability) for one question (``none``, 1.0 for a line that
-    asks nothing)."""
-    from serifu.profile import is_question, question_text
+    asks nothing or nothing of hers)."""
+    from serifu.profile import asks_her_fact, question_text
 
-    if not is_question(question):
+    if not asks_her_fact(question):
         return NONE, 1.0
     model = _classifier()
     probs = model.predict_proba([question_text(question)])[0]
