@@ -3,7 +3,8 @@
 
 The card's own ``[[questions]]`` are the evaluation's test; the augmentation
 (``serifu.data.augment``) trains on its own templates. These questions use other words
-again (written for this check: sets A and B one or two per fact, set C three or four), so
+again (written for this check: sets A and B one or two per fact, set C three or four, set D
+four, by a writer who saw nothing of this repository), so
 a heroine that only memorised surface forms fails them. A reply is right when it states
 the fact in one of the forms ``serifu.profile`` accepts. Runs on the default chat path
 (CPU: best-of-1, her output vocabulary), with her profile prompt.
@@ -128,7 +129,83 @@ PARAPHRASES_C = {
         "クラスでなかいい子だれ？",
     ],
 }
-SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B, "C": PARAPHRASES_C}
+# set D (2026-12-04, session 15) was written by a helper that saw none of this repository
+# (no templates, no earlier sets, no code): how a native speaker asks each fact in a chat, four
+# ways each; its one line equal to an earlier set's (「高校の何年生なんですか？」, set C) is left out.
+PARAPHRASES_D = {
+    "age": [
+        "ねえ、今いくつなん？",
+        "失礼かもしれないですけど、おいくつですか？",
+        "大人っぽく見えるけど、実際は何歳なの？",
+        "同い年かなって思ってたんだけど、年っていくつだっけ？",
+    ],
+    "grade": [
+        "今って何年生だっけ？",
+        "先輩なのか後輩なのか分かんないんだけど、学年どこ？",
+        "もしかして一年生だったりする？",
+    ],
+    "birthday": [
+        "たんじょうびっていつなん？",
+        "プレゼント用意したいから、生まれた日教えてよ",
+        "お誕生日はいつですか？",
+        "そういえばさ、何月何日生まれなの？",
+    ],
+    "zodiac": [
+        "星占い見てたんだけどさ、何座なの？",
+        "今朝の占いランキング見た？そういえば星座なんだったっけ",
+        "相性占いをしたいので、星座を教えてもらえますか？",
+        "せいざって何座？",
+    ],
+    "blood_type": [
+        "血液型なに型？",
+        "A型っぽいってよく言われない？実際は何型なん？",
+        "血液型占いの話になったんですけど、何型ですか？",
+        "もしかしてO型だったりする？",
+    ],
+    "height_cm": [
+        "身長なんセンチあるの？",
+        "並ぶと意外とちっちゃいね。背ってどのくらい？",
+        "身長は何センチですか？",
+        "モデルさんみたいにスラッとしてるよね、ちなみに何cmあるの？",
+    ],
+    "hobbies": [
+        "休みの日って何してることが多い？",
+        "最近ハマってることとかある？",
+        "ご趣味は何ですか？",
+        "ひまな時なにしてんの？しゅみとかある？",
+    ],
+    "specialty": [
+        "特技ってなんかある？",
+        "これだけは誰にも負けない！ってこと、ある？",
+        "得意なことって何ですか？",
+        "文化祭でなにか披露するとしたら、自分の得意なことってなに？",
+    ],
+    "favorite_food": [
+        "好きな食べ物なに？",
+        "今度ごはん行くとき参考にしたいんだけど、何食べるのが好き？",
+        "好物はなんですか？",
+        "これさえあれば幸せ〜って食べ物ある？",
+    ],
+    "disliked_food": [
+        "にがてな食べ物ってある？",
+        "給食でいつも残してたものとかあった？嫌いな食べ物教えて",
+        "お店を予約するので、苦手な食べ物があれば教えてください",
+        "好き嫌い多いほう？これだけは無理って食べ物なに？",
+    ],
+    "club": [
+        "部活なにやってんの？",
+        "放課後っていつも何部に行ってるの？",
+        "何部に入ってるんですか？",
+        "帰宅部っぽくないよね。どこの部に所属してるの？",
+    ],
+    "friends": [
+        "学校で仲いい子って誰？",
+        "いつも一緒にいる友達って誰なん？",
+        "仲の良いお友達のことを教えてください",
+        "休み時間とか、よくつるんでるのって誰なの？",
+    ],
+}
+SETS = {"A": PARAPHRASES, "B": PARAPHRASES_B, "C": PARAPHRASES_C, "D": PARAPHRASES_D}
 # lines that look like profile questions but ask for none of her facts (greetings, small talk,
 # off-card tastes): recognition should return no fact for them
 NEGATIVES = [
@@ -150,6 +227,21 @@ NEGATIVES = [
     "血が出ちゃった、絆創膏ある？",
     "今日の部活は何時まで？",
     "テスト何点だった？",
+    # set D's writer's look-alikes (session 15)
+    "俺の誕生日、来週なんだよね",
+    "部活おつかれさま！",
+    "今度一緒に何か食べに行かない？",
+    "最近身長伸びた気がするんだよな",
+    "友達に君のこと話したらうらやましがられたよ",
+    "今夜は星がきれいだね",
+    "指切って血が出ちゃった、絆創膏ある？",
+    "年末年始はどう過ごす予定？",
+    "俺って何型に見える？",
+    "好きな食べ物の話してたらお腹すいてきた",
+    "部活のあと、一緒に帰ろうよ",
+    "星座占いって信じるタイプ？",
+    "友達の誕生日プレゼント、何がいいと思う？",
+    "今年の文化祭、楽しみだね",
 ]
 
 
