@@ -14,7 +14,9 @@
 #   bash bench/gpu/job-cast.sh soup IDS SEEDS   # per heroine: the shipped recipe with other training
 #     seeds (e.g. 1,2), then the soup of the shipped adapter and those (serifu.training.soup), each
 #     scored (perplexity + coherence, prompt on and off) and the soup and seeds evaluated (111
-#     queries, prompt on); one archive per heroine in $OUT; env: BUDGET (s, 480)
+#     queries, prompt on); one archive per heroine in $OUT; env: BUDGET (s, 480), SOUP_RANK (cut the
+#     soup back to that rank, as shipped: 8; unset = the exact rank k·r soup, not brought back),
+#     EVAL_DIR + EVAL_IDS (the adapters mode on EVAL_DIR/<id>/adapter at the same time)
 #   bash bench/gpu/job-cast.sh adapters IDS DIR  # DIR/<id>/adapter (staged in /tmp): scores, then the
 #     111-query evaluation (prompt on), each report copied to $OUT/ad/ as soon as it exists
 #   bash bench/gpu/job-cast.sh sweep IDS NAME "RECIPE" DATA [NAME "RECIPE" DATA ...]  # several
@@ -30,11 +32,20 @@ if [ ! -d /tmp/gemma/p4 ]; then
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/gemma/p*/*.whl 2>&1 | grep -v -i warn
 export SERIFU_CACHE=/tmp/serifu-cache
-mode=$1; ids=$2
+mode=$1; ids=$2; EVAL_IDS=${EVAL_IDS:-}
 scores() {  # scores ADAPTER ID OUT [DATA]: exact perplexity + coherence, prompt on and off, base
   # scored on the same lines (no replies generated); DATA: the datasets' folder (.gpu-data)
   python3 -m serifu eval --model gemma-3-270m --adapter "$1" --character "$2" --data "${4:-.gpu-data}/$2" \
     -e perplexity -e coherence --system-prompt both --out "$3"
+}
+adone() {  # adone DIR ID: DIR/ID/adapter scored, then its 111-query evaluation (prompt on), each
+  # report copied to $OUT/ad/ as soon as it exists
+  local dir=$1 c=$2
+  mkdir -p "$OUT/ad"
+  scores "$dir/$c/adapter" $c "/tmp/ad/scores-$c" && cp "/tmp/ad/scores-$c/report.json" "$OUT/ad/$c-scores.json"
+  python3 scripts/train_cast_adapters.py --characters $c --out /tmp/ad/eval --data-dir .gpu-data \
+    --eval-only "$dir" --no-ship --system-prompt on || return
+  ( cd /tmp/ad/eval/$c/eval-tuned && tar czf "$OUT/ad/$c-eval.tgz" report.json generations.jsonl )
 }
 recipe() {  # recipe NAME "KEY = VALUE;...": configs/cast-adapter.toml with those [train] keys
   # replaced (or added under [train]), as /tmp/cfg-NAME.toml; variants train every heroine with
@@ -150,7 +161,8 @@ elif [ "$mode" = soup ]; then
     [ -e /tmp/soup/.stop ] && return
     mkdir -p /tmp/soup/mix/$c
     python3 -c "import sys; from pathlib import Path; from serifu.training.soup import average_adapters; \
-average_adapters([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))" /tmp/soup/mix/$c/adapter $members || return
+average_adapters([Path(p) for p in sys.argv[3:]], Path(sys.argv[1]), rank=int(sys.argv[2]) or None)" \
+      /tmp/soup/mix/$c/adapter "${SOUP_RANK:-0}" $members || return
     score /tmp/soup/mix/$c/adapter $c mix
     [ -e /tmp/soup/.stop ] && return
     python3 scripts/train_cast_adapters.py --characters $c --out /tmp/soup/mix-eval --data-dir .gpu-data \
@@ -160,26 +172,23 @@ average_adapters([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))" /tmp/soup/
   rm -rf /tmp/soup; mkdir -p /tmp/soup
   pids=()
   for c in ${ids//,/ }; do soupone $c > /tmp/soup/$c.log 2>&1 & pids+=($!); done
+  # EVAL_DIR + EVAL_IDS: the adapters mode on those at the same time (soups built elsewhere)
+  for c in ${EVAL_IDS//,/ }; do adone "$EVAL_DIR" $c > /tmp/ad-$c.log 2>&1 & pids+=($!); done
   ( sleep "${BUDGET:-480}"; touch /tmp/soup/.stop; pkill -f "train_cast_adapters|serifu eval" ) & watch=$!
   wait "${pids[@]}"; kill $watch 2>/dev/null
+  for c in ${EVAL_IDS//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/ad-$c.log | tail -3; done
   for c in ${ids//,/ }; do
     echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/soup/$c.log | tail -4
+    # the exact soup (rank k·r) stays behind; a cut-back one (SOUP_RANK) is the size of one adapter
+    keep=(); [ -n "${SOUP_RANK:-}" ] || keep=(--exclude='mix/*/adapter/adapter_model.safetensors')
     ( cd /tmp/soup && tar czf "$OUT/soup-$c.tgz" --exclude='*/data' --exclude='*/checkpoint*' --exclude='*/logs' \
-      --exclude='mix/*/adapter/adapter_model.safetensors' $c.log s*/$c mix/$c mix-eval/$c scores/*-$c 2>/dev/null )
+      "${keep[@]}" $c.log s*/$c mix/$c mix-eval/$c scores/*-$c 2>/dev/null )
   done
 elif [ "$mode" = adapters ]; then
   dir=$3
   python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
-  mkdir -p "$OUT/ad"
-  adone() {
-    local c=$1
-    scores "$dir/$c/adapter" $c "/tmp/ad/scores-$c" && cp "/tmp/ad/scores-$c/report.json" "$OUT/ad/$c-scores.json"
-    python3 scripts/train_cast_adapters.py --characters $c --out /tmp/ad/eval --data-dir .gpu-data \
-      --eval-only "$dir" --no-ship --system-prompt on || return
-    ( cd /tmp/ad/eval/$c/eval-tuned && tar czf "$OUT/ad/$c-eval.tgz" report.json generations.jsonl )
-  }
   pids=()
-  for c in ${ids//,/ }; do adone $c > /tmp/ad-$c.log 2>&1 & pids+=($!); done
+  for c in ${ids//,/ }; do adone "$dir" $c > /tmp/ad-$c.log 2>&1 & pids+=($!); done
   wait "${pids[@]}"
   for c in ${ids//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/ad-$c.log | tail -3; done
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
