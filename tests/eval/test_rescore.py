@@ -26,6 +26,9 @@ def test_rescore_restores_a_missing_evaluator_and_keeps_the_rest(tmp_path: Path)
     cond["summary"].pop("style-markers.jsd_mean")
     (run / "report.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
     generations = (run / "generations.jsonl").read_text(encoding="utf-8")
+    (run / "scores.json").write_text('{"mine": 1}', encoding="utf-8")  # a user's file beside
+    (run / "notes").mkdir()
+    (run / "notes" / "read.md").write_text("20 replies read", encoding="utf-8")
 
     new = rescore(run, ["style-markers"])
 
@@ -34,6 +37,9 @@ def test_rescore_restores_a_missing_evaluator_and_keeps_the_rest(tmp_path: Path)
     assert summary["perplexity.reduction"] == cond["summary"]["perplexity.reduction"]  # untouched
     assert (run / "generations.jsonl").read_text(encoding="utf-8") == generations
     assert "style-markers" in (run / "report.md").read_text(encoding="utf-8")
+    # a rewrite in place: what is not a report file stays
+    assert (run / "scores.json").read_text(encoding="utf-8") == '{"mine": 1}'
+    assert (run / "notes" / "read.md").read_text(encoding="utf-8") == "20 replies read"
 
 
 def test_rescore_refuses_evaluators_that_need_the_model(tmp_path: Path) -> None:

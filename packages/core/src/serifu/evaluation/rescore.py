@@ -41,7 +41,8 @@ def rescore(
     script: Sequence[Path] = (),
     source: str | None = None,
 ) -> dict[str, Any]:
-    """Re-run ``evaluator_ids`` on ``run_dir``'s replies and rewrite its report files."""
+    """Re-run ``evaluator_ids`` on ``run_dir``'s replies and rewrite its report files (other
+    files in ``run_dir`` stay)."""
     from serifu import plugins
     from serifu.evaluation.compare import load_report
     from serifu.evaluation.reference import cast_reference, script_reference
@@ -76,5 +77,5 @@ def rescore(
         "evaluators": list(evaluator_ids),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_outputs(run_dir, report, replies, evaluators)
+    write_outputs(run_dir, report, replies, evaluators, keep_others=True)
     return report

@@ -8,6 +8,7 @@ and PNG plots.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from serifu.evaluation.generation import BotPool, generate_replies
 from serifu.evaluation.plots import render_plots
 from serifu.evaluation.report import SCHEMA, headline, registered_evaluators, render_markdown
 from serifu.evaluation.run import EvalRun, Reference, Reply, Scorer
-from serifu.fsutil import atomic_output_dir
+from serifu.fsutil import MARKER, atomic_output_dir
 from serifu.kinds import needs_replies, needs_scorers
 from serifu.queries import OPENER, PROFILE, build_queries, read_openers
 
@@ -238,11 +239,14 @@ def write_outputs(
     report: dict[str, Any],
     replies: dict[str, list[Reply]],
     evaluators: dict[str, Any] | None = None,
+    *,
+    keep_others: bool = False,
 ) -> None:
     """generations.jsonl, report.json, report.md and plots, all or nothing.
 
     ``evaluators`` (id -> evaluator) draw their sections and plots; the registered ones
-    fill in for ids of the report they do not cover.
+    fill in for ids of the report they do not cover. ``keep_others``: files and folders
+    already in ``out`` that are none of these stay (a rewrite in place, as ``rescore``'s).
     """
     found = {**registered_evaluators(), **(evaluators or {})}
     plots = render_plots({c: data["evaluators"] for c, data in report["conditions"].items()}, found)
@@ -265,3 +269,11 @@ def write_outputs(
         )
         for name, png in plots.items():
             (tmp / name).write_bytes(png)
+        if keep_others and out.is_dir():
+            for path in out.iterdir():
+                if path.name == MARKER or (tmp / path.name).exists():
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.copytree(path, tmp / path.name, symlinks=True)
+                else:
+                    shutil.copy2(path, tmp / path.name, follow_symlinks=False)
