@@ -266,6 +266,59 @@ def test_eval_compare_states_the_paired_coherence_difference(tmp_path) -> None:
     assert rows[1]["coherence_vs_base"]["difference"] == -0.1
     text = render_compare(rows)
     assert "-0.100" in text and "below the base" in text
+    assert "pooled" not in text  # one character: nothing to pool
+
+
+def test_eval_compare_pools_the_cast_coherence_over_the_base(tmp_path) -> None:
+    """Several heroines' paired lines pooled: one interval for the cast, the lines of each
+    heroine counted once (her first tuned run), private per-line data kept out of --json."""
+    import json
+
+    from serifu.evaluation.compare import (
+        compare_rows,
+        pooled_coherence,
+        public_rows,
+        render_compare,
+    )
+    from serifu.evaluation.report import SCHEMA
+
+    def run(name: str, target: str, adapter: str | None, wins: list[float]) -> Path:
+        items = [{"query": f"q{i}", "reply": f"r{i}", "win": w} for i, w in enumerate(wins)]
+        report = {
+            "schema": SCHEMA,
+            "model": "tiny-gemma",
+            "adapter": adapter,
+            "target": target,
+            "conditions": {
+                "system-prompt-on": {
+                    "summary": {"coherence.rank1": sum(wins) / len(wins)},
+                    "evaluators": {"coherence": {"items": items}},
+                }
+            },
+        }
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        return folder
+
+    base = [0.2] * 30
+    runs = [
+        run("hina-base", "hina", None, base),
+        run("hina-tuned", "hina", "/x/hina", [0.2 + 0.1 * (i % 2) for i in range(30)]),
+        run("akane-base", "akane", None, base),
+        run("akane-tuned", "akane", "/x/akane", [0.2 + 0.2 * (i % 2) for i in range(30)]),
+        run("akane-again", "akane", "/x/akane2", [0.9] * 30),  # her second run: not pooled
+    ]
+    rows = compare_rows(runs)
+    (pooled,) = pooled_coherence(rows)
+    assert (pooled["characters"], pooled["n"]) == (2, 60)
+    assert pooled["difference"] == pytest.approx(0.075)  # (0.05 + 0.10) / 2
+    assert 0 < pooled["ci"][0] < 0.075 < pooled["ci"][1]
+    assert "tiny-gemma + adapters, pooled over 2 characters, system-prompt-on: +0.075" in (
+        render_compare(rows)
+    )
+    assert all("_diffs" not in row for row in public_rows(rows))
+    json.dumps(public_rows(rows))
 
 
 def test_retrieval_finds_her_most_similar_exchange() -> None:

@@ -206,11 +206,16 @@ def compare(
     as_json: bool = AS_JSON,
 ) -> None:
     """One table across runs: base vs tuned, with vs without system prompt, model vs model."""
-    from serifu.evaluation.compare import compare_rows, render_compare
+    from serifu.evaluation.compare import (
+        compare_rows,
+        pooled_coherence,
+        public_rows,
+        render_compare,
+    )
 
     rows = compare_rows(runs)
     if as_json:
-        _echo_json({"runs": rows})
+        _echo_json({"runs": public_rows(rows), "coherence_pooled": pooled_coherence(rows)})
         return
     typer.echo(render_compare(rows))
 

@@ -119,24 +119,35 @@ def response_selection(
     }
 
 
-def paired_difference(
+def paired_diffs(
     items: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """Mean rank@1 difference (``items`` − ``baseline``) over the lines both scored, with a
-    95 % bootstrap interval; None when they share no line (other data or an older report)."""
+) -> list[float]:
+    """Per line both scored: ``items``' win − ``baseline``'s (lines matched by query and reply)."""
     base = {(i["query"], i["reply"]): i.get("win") for i in baseline}
-    diffs = [
+    return [
         i["win"] - base[key]
         for i in items
         if (key := (i["query"], i["reply"])) in base
         and i.get("win") is not None
         and base[key] is not None
     ]
+
+
+def summarise_diffs(diffs: Sequence[float]) -> dict[str, Any] | None:
+    """Mean of paired per-line differences with a 95 % bootstrap interval (None: no lines)."""
     if not diffs:
         return None
-    low, high = bootstrap_ci(diffs)
+    low, high = bootstrap_ci(list(diffs))
     return {
         "difference": round(sum(diffs) / len(diffs), 4),
         "ci": [round(low, 4), round(high, 4)],
         "n": len(diffs),
     }
+
+
+def paired_difference(
+    items: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Mean rank@1 difference (``items`` − ``baseline``) over the lines both scored, with a
+    95 % bootstrap interval; None when they share no line (other data or an older report)."""
+    return summarise_diffs(paired_diffs(items, baseline))
