@@ -104,6 +104,8 @@ def test_a_question_about_the_player_or_her_opinion_asks_no_fact_of_hers(
         "僕は何部に入ればいいと思う？",
         "おみくじとか信じるほう？",
         "先輩へのプレゼント、何がいいと思う？",
+        "部活って何時に終わる？",
+        "誕生日会は何時から？",
     ):
         assert reranker.asked(line) == [], line
     # his word beside a question to her still asks hers

@@ -408,16 +408,21 @@ def is_question(text: str) -> bool:
 _PLAYER_TOPIC = re.compile(r"(俺|おれ|僕|ぼく)(って|は|の)")
 _YOU = re.compile(r"君|きみ|あなた|そっち|お前|おまえ")
 _OPINION = re.compile(r"[とっ]思う|どう思う|に見える|信じる")
+# a time of day or a duration (「部活って何時まで？」): none of her facts is one
+_CLOCK = re.compile(r"(何時|なんじ)(に|から|まで|ごろ|頃|くらい|ぐらい|間|かん)")
 
 
 def asks_her_fact(text: str) -> bool:
     """Whether a line can ask for one of her facts: :func:`is_question`, and, unless it names
     her (きみ, そっち …), neither about the player (his 俺/僕 as its topic) nor asking her
-    opinion or guess (〜と思う？, 〜に見える？, 〜信じる？). 「俺と同い年くらいかな？何歳？」,
-    「俺はA型だけど、そっちは？」 and 「君の才能って何だと思う？」 still ask hers."""
+    opinion or guess (〜と思う？, 〜に見える？, 〜信じる？); never a time of day (〜何時まで？).
+    「俺と同い年くらいかな？何歳？」, 「俺はA型だけど、そっちは？」 and 「君の才能って何だと
+    思う？」 still ask hers."""
     if not is_question(text):
         return False
     q = question_text(text)
+    if _CLOCK.search(q):
+        return False
     return bool(_YOU.search(q)) or not (_PLAYER_TOPIC.search(q) or _OPINION.search(q))
 
 
