@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serifu.profile import Fact, is_question, states
+from serifu.profile import Fact, asks_her_fact, states
 
 
 @dataclass
@@ -48,6 +48,6 @@ class CardAnswers:
 
 def needs_card_answer(asked: Sequence[Fact], query: str, texts: Sequence[str]) -> bool:
     """Whether ``query`` asks for a fact that none of the candidate ``texts`` states."""
-    if not asked or not is_question(query):
+    if not asked or not asks_her_fact(query):
         return False
     return not any(states(fact, text) for fact in asked for text in texts)
