@@ -22,6 +22,10 @@
 #   bash bench/gpu/job-cast.sh sweep IDS NAME "RECIPE" DATA [NAME "RECIPE" DATA ...]  # several
 #     variants at once, each as ptrain (DATA: a folder of datasets, e.g. one built with another
 #     --augment); results in $OUT/NAME/
+#   bash bench/gpu/job-cast.sh cv IDS K   # k-fold cross-validated coherence of her recipe (seed 0,
+#     her [ID.train] overrides, no soup): .gpu-folds/f<i>/<id> (python bench/coherence_folds.py build),
+#     every fold of every heroine trained at once, each adapter scored (coherence, prompt on, base on
+#     the same lines); reports in $OUT/cv.tgz (carry [".whl2", ".gpu-folds"]); env: BUDGET (s, 480)
 # .gpu-data/<id> are the datasets built here with `serifu data build --character ID
 # --config configs/cast-adapter.toml` (the GPU image lacks the Japanese analyser that
 # learns her sentence endings for augmentation).
@@ -191,6 +195,28 @@ elif [ "$mode" = adapters ]; then
   for c in ${ids//,/ }; do adone "$dir" $c > /tmp/ad-$c.log 2>&1 & pids+=($!); done
   wait "${pids[@]}"
   for c in ${ids//,/ }; do echo "[$c]"; grep -v -i "warn\|Loading\|it/s\|func(" /tmp/ad-$c.log | tail -3; done
+elif [ "$mode" = cv ]; then
+  k=$3
+  python3 -c "from serifu_models.gemma import prepare_gemma; prepare_gemma()" 2>&1 | tail -1
+  cvone() {  # cvone ID FOLD: her recipe on the fold's data, then its coherence against the base
+    local c=$1 i=$2 run=/tmp/cv/f$2/$1 sets
+    sets=$(python3 -c "import sys; sys.path.insert(0, 'scripts'); from train_cast_adapters import read_overrides; \
+print(' '.join('--set ' + x for x in read_overrides('configs/cast-adapter-overrides.toml').get(sys.argv[1], [])))" $c)
+    python3 -m serifu train --model gemma-3-270m --data .gpu-folds/f$i/$c --out $run/adapter \
+      --config configs/cast-adapter.toml $sets || return
+    [ -e /tmp/cv/.stop ] && return
+    python3 -m serifu eval --model gemma-3-270m --adapter $run/adapter --character $c --data .gpu-folds/f$i/$c \
+      -e coherence --system-prompt on --out $run/scores && cp $run/scores/report.json /tmp/cv/reports/$c-f$i.json
+  }
+  rm -rf /tmp/cv; mkdir -p /tmp/cv/reports
+  pids=()
+  for c in ${ids//,/ }; do for ((i = 0; i < k; i++)); do
+    cvone $c $i > /tmp/cv/$c-f$i.log 2>&1 & pids+=($!)
+  done; done
+  ( sleep "${BUDGET:-480}"; touch /tmp/cv/.stop; pkill -f "serifu train|serifu eval" ) & watch=$!
+  wait "${pids[@]}"; kill $watch 2>/dev/null
+  for log in /tmp/cv/*.log; do echo "[$log]"; grep -v -i "warn\|Loading\|it/s\|func(" $log | tail -2; done
+  tar czf "$OUT/cv.tgz" -C /tmp/cv reports $(cd /tmp/cv && ls *.log) $(cd /tmp/cv && ls f*/*/adapter/serifu.json 2>/dev/null)
 elif [ "$mode" = pack ]; then  # two heroines per file: results come back in files of <= 16 MiB
   set -- ${ids//,/ }
   while [ $# -gt 0 ]; do

@@ -127,3 +127,45 @@ def test_rebuilding_replaces_the_folder(tmp_path: Path) -> None:
     assert {"build.json", "dataset_dict.json", "train", "train.jsonl"} <= {
         p.name for p in out.iterdir()
     }
+
+
+def test_k_folds_hold_out_every_scene_once() -> None:
+    scenes = [f"s{i // 3}" for i in range(3 * 23)]  # 23 scenes of 3 examples
+    held: list[set[str]] = []
+    for i in range(5):
+        plan = split_by_scene(
+            scenes, seed=4, fold=(i, 5), validation_fraction=0.1, test_fraction=0.3
+        )
+        out = {s for s, a in zip(scenes, plan.assignment, strict=True) if a != "train"}
+        train = {s for s, a in zip(scenes, plan.assignment, strict=True) if a == "train"}
+        assert not out & train and len(out) in (4, 5)
+        test = {s for s, a in zip(scenes, plan.assignment, strict=True) if a == "test"}
+        assert len(test) == round(0.75 * len(out))  # test : validation as 0.3 : 0.1
+        held.append(out)
+    assert set().union(*held) == set(scenes) and sum(map(len, held)) == 23
+    with pytest.raises(ValueError, match="cannot be dealt"):
+        split_by_scene(["a", "b", "c"], fold=(0, 4))
+
+
+def test_fold_datasets_partition_her_pairs(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    src = _script(tmp_path)
+    held: list[set[str]] = []
+    for i in range(3):
+        out = tmp_path / f"f{i}"
+        result = build_dataset(
+            [src], out, source="script", speaker="茜", config=DataConfig(folds=3, fold=i)
+        )
+        assert result.info["options"]["folds"] == 3 and result.info["options"]["fold"] == i
+        dd = load_from_disk(str(out))
+        out_pairs = {r for s in ("validation", "test") for r in dd[s]["reply"]}
+        assert out_pairs and not out_pairs & set(dd["train"]["reply"])
+        held.append(out_pairs)
+    assert sum(map(len, held)) == len(set().union(*held)) == 48
+    with pytest.raises(ValueError, match="fold"):
+        DataConfig(folds=3, fold=3)
+    with pytest.raises(SerifuError, match="cannot split"):
+        build_dataset(
+            [src], tmp_path / "x", source="script", speaker="茜", config=DataConfig(folds=20)
+        )

@@ -109,3 +109,26 @@ def test_undecodable_and_empty_files_exit_2(
     empty.write_text("", encoding="utf-8")
     code, _, err = run(capsys, "data", "speakers", str(empty), "--source", "script")
     assert code == 2 and "empty" in err
+
+
+def test_fold_option_builds_a_fold_and_rejects_a_bad_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = (
+        "data",
+        "build",
+        str(EXAMPLE),
+        "--source",
+        "script",
+        "--speaker",
+        "みお",
+        "--format",
+        "lines",
+    )
+    code, out, _ = run(capsys, *args, "--out", str(tmp_path / "f1"), "--fold", "1/2", "--json")
+    assert code == 0
+    info = json.loads((tmp_path / "f1" / "build.json").read_text(encoding="utf-8"))
+    assert (info["options"]["fold"], info["options"]["folds"]) == (1, 2)
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "bad"), "--fold", "2/2")
+    assert code != 0 and "--fold '2/2'" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()

@@ -101,6 +101,11 @@ def build(
         None, "--context-lines", help="Dialogue: earlier lines kept as context."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the scene split."),
+    fold: str | None = typer.Option(
+        None,
+        "--fold",
+        help="I/K: hold out fold I of a K-fold split by scene (cross-validation; I from 0).",
+    ),
     jsonl: bool = typer.Option(False, "--jsonl", help="Also write <split>.jsonl files."),
     augment: float | None = typer.Option(
         None,
@@ -126,6 +131,7 @@ def build(
         "context_lines": context_lines,
         "seed": seed,
         "augment": augment,
+        **_fold_option(fold),
     }
     flags = [
         f"data.{k}={json.dumps(v, ensure_ascii=False)}"
@@ -164,6 +170,16 @@ def build(
         typer.echo(
             f"  {rule_id:<18} changed {report['changed']:>5}  dropped {report['dropped']:>5}"
         )
+
+
+def _fold_option(text: str | None) -> dict[str, int]:
+    """``--fold I/K`` as ``data.fold`` and ``data.folds``."""
+    if text is None:
+        return {}
+    i, _, k = text.partition("/")
+    if not (i.isdigit() and k.isdigit()) or int(k) < 2 or int(i) >= int(k):
+        raise SerifuError(f"--fold {text!r}: write I/K with K >= 2 and 0 <= I < K (e.g. 0/5)")
+    return {"fold": int(i), "folds": int(k)}
 
 
 @app.command("augment")

@@ -25,6 +25,16 @@ class DataConfig(BaseModel):
         default=0.1, ge=0.0, lt=0.5, description="Share of scenes for test."
     )
     seed: int = Field(default=0, description="Seed of the scene split.")
+    folds: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description=(
+            "Cross-validation: deal the shuffled scenes into this many folds and hold out fold "
+            "`fold` (0 = the plain split by the two fractions above)."
+        ),
+    )
+    fold: int = Field(default=0, ge=0, description="Which fold is held out (with `folds`).")
     nfkc: bool = Field(default=False, description="Extra rule: Unicode NFKC normalisation first.")
     drop_directions: bool = Field(
         default=False, description="Extra rule: remove bracketed directions （…）."
@@ -51,4 +61,6 @@ class DataConfig(BaseModel):
             and self.min_chars > self.max_chars
         ):
             raise ValueError("min_chars must not exceed max_chars")
+        if self.folds == 1 or (self.folds and self.fold >= self.folds):
+            raise ValueError(f"fold {self.fold} of {self.folds}: need folds >= 2 and fold < folds")
         return self

@@ -193,12 +193,16 @@ def plan_dataset(
             f"no examples left for {speaker or 'the lines'!r} after cleaning "
             f"(format {config.format!r}); see the rule counts with --preset none"
         )
-    plan = split_by_scene(
-        [r["scene"] for r in rows],
-        validation_fraction=config.validation_fraction,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
-    )
+    try:
+        plan = split_by_scene(
+            [r["scene"] for r in rows],
+            validation_fraction=config.validation_fraction,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+            fold=(config.fold, config.folds) if config.folds else None,
+        )
+    except ValueError as exc:  # fewer scenes than folds
+        raise SerifuError(f"cannot split {speaker or 'the lines'!r} into folds: {exc}") from None
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for row, split in zip(rows, plan.assignment, strict=True):
         by_split[split].append(row)

@@ -1,0 +1,212 @@
+"""Batch-1 reply levers on one model, in one process: where a compiled decode step's time
+goes, and inductor's compile settings against the product's (``torch.compile(model,
+dynamic=False)``).
+
+For each variant (``--variants``): Serifu's decoder (``StaticDecoder.greedy``, CUDA graphs,
+prompt pass captured, 8 steps per graph), its one-token step compiled with that variant's
+``torch.compile`` arguments; whole-reply tok/s (~360-token prompt, 48 new tokens), first
+token and decode-only tok/s, medians of ``--repeats``; and whether its greedy tokens equal
+the first variant's. Variants: ``default`` (the product's), ``max-autotune`` (mode
+``max-autotune-no-cudagraphs``: inductor times Triton templates against cuBLAS for every
+matmul shape; the graph is Serifu's own), ``cdt`` (``coordinate_descent_tuning``: inductor
+tunes its fused kernels' block sizes). ``--peer`` adds HF ``generate`` with a static cache
+and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
+
+``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
+device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)
+with the top kernels by time, against the roofline's bytes: a kernel table says whether the
+gap to the roofline is in the matmuls (bandwidth they do not reach) or between them (small
+kernels). One H200, random weights of the plugin's architecture (no real 3.6–7B weights).
+
+    python3 bench/gpu/decode_levers.py --model line-3.6b --variants default,max-autotune \
+        --profile --peer --out $OUT/levers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.gpu.common import median_time, random_model, sync, versions
+
+PROMPT, NEW = 360, 48
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
+    "cdt": {"options": {"coordinate_descent_tuning": True}},
+    # attention backends for the step (traced and captured under them; cuDNN is torch's
+    # first choice on sm90 and the default's kernel)
+    "no-cudnn": {"sdpa": ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")},
+    "efficient": {"sdpa": ("EFFICIENT_ATTENTION",)},
+    "math": {"sdpa": ("MATH",)},
+}
+GROUPS = (
+    ("matmul", re.compile(r"gemm|gemv|cutlass|nvjet|sm90|sm100|cublas|splitk|matmul|mm_", re.I)),
+    ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax", re.I)),
+    ("fused triton", re.compile(r"^triton_", re.I)),
+    ("copy", re.compile(r"copy|memcpy|memset|fill|cat|index", re.I)),
+)
+
+
+def _greedy(decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
+    return torch.cat(list(decoder.greedy(ids, mask, max_new_tokens=new)), 1)
+
+
+def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
+    from serifu.accel.decode import StaticDecoder
+
+    kw = {k: v for k, v in compile_kw.items() if k != "sdpa"}
+    dec = StaticDecoder(model, max_len=PROMPT + NEW + 8, batch_size=1, compile=True)
+    dec._compiled = torch.compile(model, dynamic=False, **kw)  # the variant's settings
+    return dec
+
+
+def _timing(run: Callable[[int], Any], repeats: int, warmup: int = 1) -> dict[str, Any]:
+    total = median_time(lambda: run(NEW), repeats=repeats, warmup=warmup)[0]
+    first = median_time(lambda: run(1), repeats=repeats, warmup=warmup)[0]
+    return {
+        "tok_s": round(NEW / total, 1),
+        "first_ms": round(first * 1000, 2),
+        "decode_tok_s": round((NEW - 1) / max(total - first, 1e-9), 1),
+    }
+
+
+def _run_variant(
+    model: Any, name: str, ids: torch.Tensor, mask: torch.Tensor, repeats: int, profile: bool
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """One variant's decoder: compiled (not timed), timed, profiled; its row and tokens."""
+    t1 = time.perf_counter()
+    dec = _decoder(model, VARIANTS[name])
+    tokens = _greedy(dec, ids, mask, NEW).clone()  # compiles
+    compile_s = time.perf_counter() - t1
+    row: dict[str, Any] = _timing(functools.partial(_greedy, dec, ids, mask), repeats)
+    row |= {"compile_s": round(compile_s, 1), "compiled": bool(dec.compile)}
+    row["graph_error"] = dec.graph_error
+    if profile:
+        row["profile"] = profile_reply(lambda: _greedy(dec, ids, mask, NEW))
+    return row, tokens
+
+
+def _group(name: str) -> str:
+    for label, pattern in GROUPS:
+        if pattern.search(name):
+            return label
+    return "other"
+
+
+def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
+    """CUDA kernels of one reply: device µs per decoded token by group, and the top 15."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run()
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run()
+        sync()
+    kernels: dict[str, list[float]] = {}
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:  # one kernel (or copy) run
+            kernels.setdefault(ev.name, []).append(float(ev.time_range.elapsed_us()))
+    per_token = {name: sum(ts) / NEW for name, ts in kernels.items()}
+    groups: dict[str, dict[str, float]] = {}
+    for name, us in per_token.items():
+        g = groups.setdefault(_group(name), {"us_per_token": 0.0, "kernels_per_token": 0.0})
+        g["us_per_token"] += us
+        g["kernels_per_token"] += len(kernels[name]) / NEW
+    top = sorted(per_token.items(), key=lambda kv: -kv[1])[:15]
+    return {
+        "kernels_seen": sum(len(v) for v in kernels.values()),
+        "device_us_per_token": round(sum(per_token.values()), 1),
+        "groups": {k: {m: round(v, 1) for m, v in g.items()} for k, g in groups.items()},
+        "top": [
+            {"kernel": n[:120], "us_per_token": round(us, 2), "calls": len(kernels[n])}
+            for n, us in top
+        ],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--model", default="line-3.6b")
+    ap.add_argument("--variants", default="default,max-autotune")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--peer", action="store_true", help="also HF generate, static cache + compile")
+    ap.add_argument("--budget-s", type=float, default=480.0)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    from bench.gpu.roofline import measure_bandwidth, roofline_tok_s, weight_bytes_per_token
+
+    t0 = time.perf_counter()
+    model = random_model(args.model, quantize=False).eval()
+    bandwidth = measure_bandwidth()["bytes_per_s"]
+    torch.cuda.empty_cache()
+    roof = roofline_tok_s(model, bandwidth, PROMPT + NEW // 2)
+    g = torch.Generator().manual_seed(1)
+    dev = next(model.parameters()).device
+    ids = torch.randint(3, model.config.vocab_size, (1, PROMPT), generator=g).to(dev)
+    mask = torch.ones_like(ids)
+    out: dict[str, Any] = {
+        "model": args.model,
+        "versions": versions(),
+        "bandwidth_gb_s": round(bandwidth / 1e9, 1),
+        "weights_gb_per_token": round(weight_bytes_per_token(model) / 1e9, 3),
+        "roofline_tok_s": round(roof, 1),
+        "variants": {},
+    }
+
+    def save() -> None:
+        args.out.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    reference: torch.Tensor | None = None
+    for name in args.variants.split(","):
+        if time.perf_counter() - t0 > args.budget_s:
+            out["variants"][name] = {"skipped": "time budget"}
+            continue
+        torch._dynamo.reset()  # each variant traces afresh (under its own attention backends)
+        backends = VARIANTS[name].get("sdpa")
+        ctx = sdpa_kernel([getattr(SDPBackend, b) for b in backends]) if backends else nullcontext()
+        try:
+            with ctx:
+                row, tokens = _run_variant(model, name, ids, mask, args.repeats, args.profile)
+            row["roofline_share"] = round(row["tok_s"] / roof, 3)
+            if reference is None:
+                reference = tokens
+            else:
+                row["tokens_equal_first"] = bool(torch.equal(tokens, reference))
+        except Exception as exc:  # a variant that cannot run: its row says why
+            row = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        torch.cuda.empty_cache()
+        out["variants"][name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
+        save()
+    if args.peer and time.perf_counter() - t0 < args.budget_s:
+        from bench.gpu.peer_hf import HFStatic
+
+        hf = HFStatic(model)
+        try:
+            row = _timing(functools.partial(hf.generate, ids, mask), args.repeats, warmup=2)
+            row["how"] = hf.describe()
+        except Exception as exc:
+            row = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        out["hf_static"] = row
+        print("hf-static", json.dumps(row), flush=True)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    save()
+
+
+if __name__ == "__main__":
+    main()
