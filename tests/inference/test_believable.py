@@ -321,6 +321,50 @@ def test_eval_compare_pools_the_cast_coherence_over_the_base(tmp_path) -> None:
     json.dumps(public_rows(rows))
 
 
+def test_eval_compare_pools_one_heroines_folds_over_disjoint_lines(tmp_path) -> None:
+    """Cross-validation folds (disjoint lines, each with its base inside) pool into one
+    interval for her; runs that share lines (seeds on one split) do not."""
+    import json
+
+    from serifu.evaluation.compare import compare_rows, pooled_coherence, render_compare
+    from serifu.evaluation.report import SCHEMA
+
+    def run(name: str, target: str, lines: range, tuned: float) -> Path:
+        def items(win: float) -> list[dict[str, object]]:
+            return [{"query": f"q{i}", "reply": f"r{i}", "win": win + 0.1 * (i % 2)} for i in lines]
+
+        report = {
+            "schema": SCHEMA,
+            "model": "tiny-gemma",
+            "adapter": f"/x/{name}",
+            "target": target,
+            "conditions": {
+                "system-prompt-on": {
+                    "summary": {},
+                    "evaluators": {"coherence": {"items": items(tuned), "base_items": items(0.2)}},
+                }
+            },
+        }
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+        return folder
+
+    folds = [run(f"akane-f{k}", "akane", range(10 * k, 10 * k + 10), 0.3) for k in range(3)]
+    seeds = [run(f"hina-s{k}", "hina", range(12), 0.25 + 0.05 * k) for k in range(2)]
+    rows = compare_rows([*folds, *seeds])
+    pooled = pooled_coherence(rows)
+    (akane,) = [p for p in pooled if p.get("character") == "akane"]
+    assert (akane["runs"], akane["n"]) == (3, 30) and akane["difference"] == pytest.approx(0.1)
+    assert not [p for p in pooled if p.get("character") == "hina"]  # same lines twice: no pool
+    (cast,) = [p for p in pooled if "characters" in p]
+    assert (cast["characters"], cast["n"]) == (2, 42)  # all of akane's folds, hina's first run
+    assert cast["difference"] == pytest.approx((30 * 0.1 + 12 * 0.05) / 42, abs=1e-4)
+    assert "akane over 3 runs with disjoint lines (folds), system-prompt-on: +0.100" in (
+        render_compare(rows)
+    )
+
+
 def test_retrieval_finds_her_most_similar_exchange() -> None:
     from serifu.retrieval import ExampleRetriever
 

@@ -70,33 +70,62 @@ def compare_rows(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
             paired = summarise_diffs(diffs)
             if paired is not None:
                 row["coherence_vs_base"] = paired
-                row["_diffs"] = diffs  # for the pooled line; not part of the JSON rows
+                row["_diffs"] = diffs  # for the pooled lines; not part of the JSON rows
+                row["_lines"] = frozenset((i["query"], i["reply"]) for i in mine)
     return rows
 
 
 def public_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` without their private keys (``_diffs``): what ``--json`` prints."""
+    """``rows`` without their private keys (``_diffs``, ``_lines``): what ``--json`` prints."""
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
+def _disjoint(runs: Sequence[dict[str, Any]]) -> bool:
+    """No line scored in two of ``runs`` (cross-validation folds, not repeats of one split)."""
+    seen: set[tuple[str, str]] = set()
+    for run in runs:
+        if seen & run["_lines"]:
+            return False
+        seen |= run["_lines"]
+    return True
+
+
 def pooled_coherence(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per base model and condition with paired rows of ≥ 2 characters: their lines pooled
-    (each character's first row), mean difference over the base with a 95 % bootstrap
-    interval. One heroine's 50–70 held-out lines rarely separate a difference of 0.1 from 0;
-    the cast's do."""
-    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
+    """Paired per-line differences over the base, pooled, with a 95 % bootstrap interval:
+
+    - per character, over her runs when they scored disjoint lines (the folds of a
+      cross-validation, ``serifu data build --fold I/K``): ``character`` and ``runs``;
+    - per base model and condition, over ≥ 2 characters: ``characters`` (each character's
+      lines once: all her runs when disjoint, else her first).
+
+    One heroine's 50–70 held-out lines rarely separate a difference of 0.1 from 0; all her
+    lines (folds) or the cast's do."""
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for row in rows:
         if "_diffs" in row:
             group = groups.setdefault((row["model"], row["condition"]), {})
-            group.setdefault(row["character"], row["_diffs"])
+            group.setdefault(row["character"], []).append(row)
     pooled = []
     for (model, condition), per_character in groups.items():
-        if len(per_character) < 2:
+        lines: dict[str, list[float]] = {}
+        for character, runs in per_character.items():
+            folds = len(runs) >= 2 and _disjoint(runs)
+            lines[character] = (
+                [d for r in runs for d in r["_diffs"]] if folds else runs[0]["_diffs"]
+            )
+            summary = summarise_diffs(lines[character]) if folds else None
+            if summary is not None:
+                pooled.append(
+                    {"model": model, "condition": condition, "character": character}
+                    | {"runs": len(runs)}
+                    | summary
+                )
+        if len(lines) < 2:
             continue
-        summary = summarise_diffs([d for diffs in per_character.values() for d in diffs])
+        summary = summarise_diffs([d for diffs in lines.values() for d in diffs])
         if summary is not None:
             pooled.append(
-                {"model": model, "condition": condition, "characters": len(per_character)} | summary
+                {"model": model, "condition": condition, "characters": len(lines)} | summary
             )
     return pooled
 
@@ -137,7 +166,13 @@ def render_compare(rows: Sequence[dict[str, Any]]) -> str:
         for r in paired
     ]
     named += [
-        (f"{p['model']} + adapters, pooled over {p['characters']} characters, {p['condition']}", p)
+        (
+            f"{p['model']} + adapters, pooled over {p['characters']} characters, {p['condition']}"
+            if "characters" in p
+            else f"{p['model']} + adapters, {p['character']} over {p['runs']} runs with disjoint "
+            f"lines (folds), {p['condition']}",
+            p,
+        )
         for p in pooled_coherence(rows)
     ]
     for name, d in named:
