@@ -81,6 +81,20 @@ def test_a_deleted_dataset_is_rebuilt_with_the_recorded_settings(
     assert held.data is None and held.pairs == expected and "recorded" in held.description
 
 
+def test_a_fold_adapters_deleted_dataset_is_rebuilt_as_that_fold(tmp_path: Path) -> None:
+    """An adapter trained on fold 2 of 5 (``--fold 2/5``) is scored on fold 2's held-out
+    pairs when its dataset is gone: the fold is part of the recorded settings."""
+    ds = tmp_path / "fold2"
+    build_character_dataset("akane", ds, config=DataConfig(folds=5, fold=2))
+    adapter, info = _adapter_for(ds, tmp_path / "adapter", record_options=True)
+    expected = dataset_pairs(ds)
+    train = _replies(ds, "train")
+    shutil.rmtree(ds)
+    held = adapter_heldout(adapter, info, character="akane")
+    assert held.pairs == expected and not {reply for _, reply in held.pairs} & train
+    assert sorted(held.pairs) != sorted(cast_reference("akane").heldout_pairs)
+
+
 def test_an_unreproducible_split_asks_for_data(seed7: Path, tmp_path: Path) -> None:
     ds = tmp_path / "ds"
     shutil.copytree(seed7, ds)
