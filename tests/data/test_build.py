@@ -163,8 +163,9 @@ def test_fold_datasets_partition_her_pairs(tmp_path: Path) -> None:
         assert out_pairs and not out_pairs & set(dd["train"]["reply"])
         held.append(out_pairs)
     assert sum(map(len, held)) == len(set().union(*held)) == 48
-    with pytest.raises(ValueError, match="fold"):
-        DataConfig(folds=3, fold=3)
+    for bad in ({"folds": 3, "fold": 3}, {"folds": 1}, {"fold": 2}):  # fold 2 of no folds
+        with pytest.raises(ValueError, match="fold"):
+            DataConfig.model_validate(bad)
     with pytest.raises(SerifuError, match="cannot split"):
         build_dataset(
             [src], tmp_path / "x", source="script", speaker="茜", config=DataConfig(folds=20)

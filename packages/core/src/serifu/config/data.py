@@ -61,6 +61,6 @@ class DataConfig(BaseModel):
             and self.min_chars > self.max_chars
         ):
             raise ValueError("min_chars must not exceed max_chars")
-        if self.folds == 1 or (self.folds and self.fold >= self.folds):
+        if self.folds == 1 or self.fold >= max(self.folds, 1):
             raise ValueError(f"fold {self.fold} of {self.folds}: need folds >= 2 and fold < folds")
         return self
