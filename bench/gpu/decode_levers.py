@@ -40,9 +40,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.gpu.common import median_time, random_model, sync, versions
+from bench.gpu.common import random_model, sync, versions
+from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _time
+from bench.gpu.generate_speed import _decoder as _speed_decoder
 
-PROMPT, NEW = 360, 48
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
@@ -61,26 +62,21 @@ GROUPS = (
 )
 
 
-def _greedy(decoder: Any, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
-    return torch.cat(list(decoder.greedy(ids, mask, max_new_tokens=new)), 1)
-
-
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
-    from serifu.accel.decode import StaticDecoder
-
+    """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
     kw = {k: v for k, v in compile_kw.items() if k != "sdpa"}
-    dec = StaticDecoder(model, max_len=PROMPT + NEW + 8, batch_size=1, compile=True)
-    dec._compiled = torch.compile(model, dynamic=False, **kw)  # the variant's settings
+    dec = _speed_decoder(model, 1, compile=True)
+    dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 
 
 def _timing(run: Callable[[int], Any], repeats: int, warmup: int = 1) -> dict[str, Any]:
-    total = median_time(lambda: run(NEW), repeats=repeats, warmup=warmup)[0]
-    first = median_time(lambda: run(1), repeats=repeats, warmup=warmup)[0]
+    """generate_speed's timing (whole reply, first token, steps after it) as a row."""
+    t = _time(run, 1, repeats, warmup)
     return {
-        "tok_s": round(NEW / total, 1),
-        "first_ms": round(first * 1000, 2),
-        "decode_tok_s": round((NEW - 1) / max(total - first, 1e-9), 1),
+        "tok_s": round(t.tok_s, 1),
+        "first_ms": round(t.first_ms, 2),
+        "decode_tok_s": round(t.decode_tok_s, 1),
     }
 
 
