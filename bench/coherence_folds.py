@@ -12,7 +12,7 @@ k× the lines.
     # GPU: bash bench/gpu/job-cast.sh cv akane,hina,shiori 5   (carry .gpu-folds; one report per fold)
     python bench/coherence_folds.py summarise REPORT_DIR --out bench/results/coherence-folds-....json
 
-``summarise`` reads ``<id>-f<i>.json`` (``serifu eval -e coherence`` reports) and, for
+``summarise`` reads ``<id>-f<i>/report.json`` (``serifu eval -e coherence`` reports) and, for
 comparison, the shipped adapter's report under ``docs/results/<id>/`` (``--shipped``: its soup's
 scores, else its tuned run).
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,14 +69,25 @@ def _base_items(cid: str, condition: str) -> list[dict[str, Any]]:
     return list(coh.get("items", [])) if coh else []
 
 
-def summarise(folder: Path, condition: str, shipped: str) -> dict[str, Any]:
-    from serifu.evaluation.coherence import paired_diffs, summarise_diffs
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    """A summary metric over her folds, each weighted by its lines."""
+    weights = [r["coherence_vs_base"]["n"] for r in rows]
+    total = sum(w * r["metrics"][key] for w, r in zip(weights, rows, strict=True))
+    return round(total / max(sum(weights), 1), 4)
 
-    by_id: dict[str, list[Path]] = {}
-    for path in sorted(folder.glob("*-f*.json")):
-        m = re.fullmatch(r"(.+)-f(\d+)\.json", path.name)
-        if m:
-            by_id.setdefault(m.group(1), []).append(path)
+
+def summarise(folder: Path, condition: str, shipped: str) -> dict[str, Any]:
+    """Per heroine: each fold's difference over the base and the folds pooled
+    (:func:`serifu.evaluation.compare.pooled_coherence`, as ``serifu eval compare`` prints
+    them), beside her shipped adapter's own split."""
+    from serifu.evaluation.coherence import paired_diffs, summarise_diffs
+    from serifu.evaluation.compare import compare_rows, pooled_coherence
+
+    runs = sorted(path.parent for path in folder.glob("*-f*/report.json"))
+    rows = [
+        r for r in compare_rows(runs) if r["condition"] == condition and "coherence_vs_base" in r
+    ]
+    pooled = {p["character"]: p for p in pooled_coherence(rows) if "character" in p}
     out: dict[str, Any] = {
         "method": (
             "k-fold cross-validation of her recipe (configs/cast-adapter.toml + her [ID.train] "
@@ -89,25 +99,14 @@ def summarise(folder: Path, condition: str, shipped: str) -> dict[str, Any]:
         "condition": condition,
         "characters": {},
     }
-    for cid, paths in by_id.items():
-        diffs: list[float] = []
-        tuned: list[float] = []
-        base: list[float] = []
-        folds = []
-        for path in paths:
-            coh = _coherence(json.loads(path.read_text(encoding="utf-8")), condition)
-            if not coh or "items" not in coh:
-                continue
-            d = paired_diffs(coh["items"], coh.get("base_items") or [])
-            diffs += d
-            tuned += [i["win"] for i in coh["items"]]
-            base += [i["win"] for i in coh.get("base_items") or []]
-            folds.append({"fold": path.stem, "n": len(d), **(summarise_diffs(d) or {})})
+    for cid in dict.fromkeys(r["character"] for r in rows):
+        mine = [r for r in rows if r["character"] == cid]
+        together = pooled.get(cid, mine[0]["coherence_vs_base"])  # one fold: itself
         row: dict[str, Any] = {
-            "folds": folds,
-            "rank1": round(sum(tuned) / max(len(tuned), 1), 4),
-            "base_rank1": round(sum(base) / max(len(base), 1), 4),
-            "vs_base": summarise_diffs(diffs),
+            "folds": [{"fold": Path(r["run"]).name} | r["coherence_vs_base"] for r in mine],
+            "rank1": _mean(mine, "coherence.rank1"),
+            "base_rank1": _mean(mine, "coherence.base_rank1"),
+            "vs_base": {k: together[k] for k in ("difference", "ci", "n")},
         }
         ship = _shipped_report(cid, shipped)
         coh = _coherence(json.loads(ship.read_text(encoding="utf-8")), condition) if ship else None

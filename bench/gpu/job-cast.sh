@@ -206,7 +206,8 @@ print(' '.join('--set ' + x for x in read_overrides('configs/cast-adapter-overri
       --config configs/cast-adapter.toml $sets || return
     [ -e /tmp/cv/.stop ] && return
     python3 -m serifu eval --model gemma-3-270m --adapter $run/adapter --character $c --data .gpu-folds/f$i/$c \
-      -e coherence --system-prompt on --out $run/scores && cp $run/scores/report.json /tmp/cv/reports/$c-f$i.json
+      -e coherence --system-prompt on --out $run/scores && mkdir -p /tmp/cv/reports/$c-f$i \
+      && cp $run/scores/report.json /tmp/cv/reports/$c-f$i/
   }
   rm -rf /tmp/cv; mkdir -p /tmp/cv/reports
   pids=()
