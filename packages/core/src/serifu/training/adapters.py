@@ -15,7 +15,7 @@ from typing import Any
 from serifu.errors import SerifuError
 
 
-def _json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -34,7 +34,7 @@ def read_adapter(folder: Path, base_id: str | None = None) -> dict[str, Any]:
     config_file = folder / "adapter_config.json"
     if not config_file.is_file():
         raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=folder)
-    config = _json_object(config_file)
+    config = read_json_object(config_file)
     if "peft_type" not in config or "target_modules" not in config:
         raise SerifuError(
             "damaged adapter_config.json (no peft_type or target_modules)", path=config_file
@@ -45,7 +45,7 @@ def read_adapter(folder: Path, base_id: str | None = None) -> dict[str, Any]:
             "the adapter has no weights (adapter_model.safetensors is missing)", path=folder
         )
     info_file = folder / "serifu.json"
-    info = _json_object(info_file) if info_file.is_file() else {}
+    info = read_json_object(info_file) if info_file.is_file() else {}
     if base_id is not None:
         check_adapter_base(info, base_id, folder)
     return info

@@ -18,7 +18,7 @@ from typing import Any
 
 from serifu.errors import SerifuError
 from serifu.fsutil import atomic_output_dir
-from serifu.training.adapters import _json_object, read_adapter
+from serifu.training.adapters import read_adapter, read_json_object
 
 # adapter_config.json keys that must agree for deltas to be averaged
 _SAME = ("peft_type", "r", "lora_alpha", "use_rslora", "base_model_name_or_path", "bias")
@@ -88,7 +88,7 @@ def average_adapters(
     bases = {str(i.get("base_model")) for i in infos if i.get("base_model")}
     if len(bases) > 1:
         raise SerifuError(f"adapters to average were trained on different bases: {sorted(bases)}")
-    configs = [_json_object(f / "adapter_config.json") for f in folders]
+    configs = [read_json_object(f / "adapter_config.json") for f in folders]
     _check_alike(folders, configs)
     tensors = [load_file(str(f / "adapter_model.safetensors")) for f in folders]
     keys = set(tensors[0])
