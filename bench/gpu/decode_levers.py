@@ -9,7 +9,9 @@ token and decode-only tok/s, medians of ``--repeats``; and whether its greedy to
 the first variant's. Variants: ``default`` (the product's), ``max-autotune`` (mode
 ``max-autotune-no-cudagraphs``: inductor times Triton templates against cuBLAS for every
 matmul shape; the graph is Serifu's own), ``cdt`` (``coordinate_descent_tuning``: inductor
-tunes its fused kernels' block sizes). ``--peer`` adds HF ``generate`` with a static cache
+tunes its fused kernels' block sizes), ``reduce`` / ``reduce-cdt`` (every linear layer's decode
+rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS GEMV), ``flex``
+(HF's ``flex_attention``: FlexAttention's split-key decoding kernel), attention backends. ``--peer`` adds HF ``generate`` with a static cache
 and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
@@ -30,8 +32,8 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-cudnn": {"sdpa": ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")},
     "efficient": {"sdpa": ("EFFICIENT_ATTENTION",)},
     "math": {"sdpa": ("MATH",)},
+    # every linear layer's decode rows as a float32 multiply-and-sum that inductor writes as
+    # one Triton reduction (bias and neighbours fused) instead of a cuBLAS GEMV (+ split-K)
+    "reduce": {"model": "reduce"},
+    "reduce-cdt": {"model": "reduce", "options": {"coordinate_descent_tuning": True}},
+    # HF's flex_attention: torch's FlexAttention, whose one-query kernel splits the keys
+    # over thread blocks (flex decoding)
+    "flex": {"model": "flex"},
 }
 GROUPS = (
     ("matmul", re.compile(r"gemm|gemv|cutlass|nvjet|sm90|sm100|cublas|splitk|matmul|mm_", re.I)),
@@ -62,9 +71,44 @@ GROUPS = (
 )
 
 
+class ReductionLinear(torch.nn.Linear):
+    """``nn.Linear`` whose few-row inputs (a decode step) run as a float32 multiply-and-sum:
+    compiled, one Triton reduction per layer instead of a cuBLAS GEMV."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() // x.shape[-1] > 16:
+            return super().forward(x)
+        y = (x.unsqueeze(-2).float() * self.weight.float()).sum(-1)
+        if self.bias is not None:
+            y = y + self.bias.float()
+        return y.to(x.dtype)
+
+
+@contextmanager
+def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
+    """The model changed for one variant (linear layers as reductions, or flex attention),
+    restored after it."""
+    swapped = []
+    attn = model.config._attn_implementation
+    if kind == "reduce":
+        for m in model.modules():
+            if type(m) is torch.nn.Linear:
+                m.__class__ = ReductionLinear
+                swapped.append(m)
+    elif kind == "flex":
+        model.set_attn_implementation("flex_attention")
+    try:
+        yield
+    finally:
+        for m in swapped:
+            m.__class__ = torch.nn.Linear
+        if kind == "flex":
+            model.set_attn_implementation(attn)
+
+
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    kw = {k: v for k, v in compile_kw.items() if k != "sdpa"}
+    kw = {k: v for k, v in compile_kw.items() if k not in ("sdpa", "model")}
     dec = _speed_decoder(model, 1, compile=True)
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
@@ -176,7 +220,7 @@ def main() -> None:
         backends = VARIANTS[name].get("sdpa")
         ctx = sdpa_kernel([getattr(SDPBackend, b) for b in backends]) if backends else nullcontext()
         try:
-            with ctx:
+            with ctx, _model_variant(model, VARIANTS[name].get("model")):
                 row, tokens = _run_variant(model, name, ids, mask, args.repeats, args.profile)
             row["roofline_share"] = round(row["tok_s"] / roof, 3)
             if reference is None:

@@ -26,7 +26,8 @@ directly, Serifu's ``uint4`` reply weights, group 64) and bitsandbytes NF4 vs bf
 the layout that keeps a QLoRA adapter's quality; ``uint4-lora`` decodes the LoRA as the
 product does, as reductions fused into the compiled step (``serifu.accel.lora_decode``),
 ``uint4-lora-peft`` with PEFT's matmuls; ``-cg``: GemLite's autotune timed inside
-CUDA graphs), each decoder's step compiled when ``--compile`` is on
+CUDA graphs; ``uint4t``, ``uint4t-lora``: the same codes in PyTorch layers that the compiled
+step turns into fused GEMVs, ``bench/gpu/uint4_torch.py``; a lever, not the product's path), each decoder's step compiled when ``--compile`` is on
 (against the compiled bf16 step; a library that cannot be compiled runs uncompiled and its
 error text is kept in ``compile_error``); the faster is named in the notes.
 
@@ -537,8 +538,11 @@ IN_PLACE = (
     "uint4-lora-peft",
     "uint4-cg",
     "uint4-lora-cg",
+    "uint4t",
+    "uint4t-lora",
 )
-"""4-bit kinds made from the bf16 model in place."""
+"""4-bit kinds made from the bf16 model in place (``uint4t``: the same codes in
+``bench/gpu/uint4_torch.py``'s PyTorch layers, fused GEMVs once compiled)."""
 
 
 def _lora_layers(model: Any, model_id: str) -> Any:
@@ -644,13 +648,14 @@ def _bench_4bit(
                     model = None
                     _free()
                     model = random_model(model_id, quantize=False).eval()
-                touched = torch.cuda.is_available()  # on the CPU they refuse before any change
+                # on the CPU the GemLite / torchao kinds refuse before any change
+                touched = torch.cuda.is_available() or kind.startswith("uint4t")
                 # in place: the bf16 model is done with
                 if kind == "int4":
                     q = quantize_int4_(model)
                 elif kind == "gemlite-torchao":
                     q = _quantize_gemlite_(model)
-                elif not torch.cuda.is_available():  # uint4 on the CPU is a simulation
+                elif not kind.startswith("uint4t") and not torch.cuda.is_available():
                     raise RuntimeError("uint4 runs GemLite's kernels on CUDA only")
                 else:  # uint4-lora: the product's layout, LoRA over the 4-bit base
                     if kind.endswith("-cg"):  # GemLite's autotune timed inside CUDA graphs
@@ -658,7 +663,13 @@ def _bench_4bit(
 
                         gemlite.set_autotune("fast", use_cuda_graph=True)
                     lora = _lora_layers(model, model_id) if "lora" in kind else model
-                    q = _uint4(lora, fuse_lora=not kind.endswith("-peft"))
+                    if kind.startswith("uint4t"):  # the same codes in PyTorch layers
+                        from bench.gpu.uint4_torch import quantize_uint4_torch_
+
+                        q = quantize_uint4_torch_(lora)
+                        q = q.get_base_model() if hasattr(q, "get_base_model") else q
+                    else:
+                        q = _uint4(lora, fuse_lora=not kind.endswith("-peft"))
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -682,6 +693,9 @@ def _bench_4bit(
             continue
         try:
             decoder = _decoder(q, 1, compile=COMPILE)
+            if COMPILE and kind.startswith("uint4t"):  # its reductions' block sizes tuned
+                opts = {"coordinate_descent_tuning": True}
+                decoder._compiled = torch.compile(q, dynamic=False, options=opts)
             t = _time(functools.partial(_greedy, decoder, ids, mask), 1, repeats)
             how = _how(decoder)
             compiled = bool(decoder.compile) if COMPILE else None

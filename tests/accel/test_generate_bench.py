@@ -82,7 +82,7 @@ def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
         "",
         "--no-ablation",
         "--quant",
-        "int4,uint4,uint4-lora,nf4,nf4-lora",
+        "int4,uint4,uint4-lora,uint4t-lora,nf4,nf4-lora",
     )
     vocab = by[("generate-vocab", "tokens_per_s")]
     assert vocab["baseline_kind"] == "full-head-masked"
@@ -108,6 +108,10 @@ def test_vocab_row_and_4bit_compile_fields(tmp_path: Path) -> None:
     assert "unmerged on 0 layers" not in qlora["notes"]
     share = by[("generate-nf4-lora", "weight_memory_share")]["serifu"]
     assert by[("generate-nf4", "weight_memory_share")]["serifu"] < share < 1
+    # the uint4 codes as PyTorch layers run anywhere, the LoRA as decode reductions
+    torch_layers = by[("generate-uint4t-lora", "tokens_per_s")]
+    assert torch_layers["serifu"] > 0 and "as decode reductions" in torch_layers["notes"]
+    assert by[("generate-uint4t-lora", "weight_memory_share")]["serifu"] < 1
 
 
 def test_without_the_real_tokenizer_a_fixed_set_of_her_size() -> None:

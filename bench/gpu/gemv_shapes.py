@@ -1,0 +1,186 @@
+"""Batch-1 GEMV kernels on one model's layer shapes: µs per call and bandwidth reached.
+
+For each (out, in) shape of the model's linear layers, one row (``x``: 1 × in, bf16):
+``bf16`` (cuBLAS, ``F.linear``), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
+float32 atomics as the product sets them), and the ``uint4`` codes as PyTorch expressions
+compiled by inductor: ``torch`` (:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode
+expression, inputs interleaved in the bytes) and ``halves`` (the low nibbles hold the first 32
+inputs of a group, the high nibbles the next 32: no interleaving for inductor to index), each
+with and without coordinate-descent tuning. Timed by ``triton.testing.do_bench_cudagraph``
+(medians); bandwidth = bytes of weights read ÷ time, against the measured HBM bandwidth.
+
+    python3 bench/gpu/gemv_shapes.py --model line-3.6b --out $OUT/gemv.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+SHAPES = {  # (out, in) of each distinct linear layer per decoder layer, and the head
+    "line-3.6b": [(9216, 3072), (3072, 3072), (12288, 3072), (3072, 12288), (51200, 3072)],
+    "stablelm-beta-7b": [(4096, 4096), (11008, 4096), (4096, 11008), (65024, 4096)],
+}
+
+
+def _halves_pack(codes: torch.Tensor) -> torch.Tensor:
+    out, n = codes.shape
+    g = codes.view(out, n // 64, 2, 32).to(torch.uint8)
+    return (g[:, :, 0] | (g[:, :, 1] << 4)).reshape(out, n // 2)
+
+
+def _halves(
+    x: torch.Tensor, packed: torch.Tensor, s: torch.Tensor, z: torch.Tensor
+) -> torch.Tensor:
+    out = packed.shape[0]
+    p = packed.view(out, -1, 32)
+    lo = ((p & 15).float() - z.float()[..., None]) * s.float()[..., None]
+    hi = ((p >> 4).float() - z.float()[..., None]) * s.float()[..., None]
+    xs = x.float().view(1, -1, 2, 32)
+    y = (xs[:, None, :, 0] * lo).sum((-1, -2)) + (xs[:, None, :, 1] * hi).sum((-1, -2))
+    return y.to(x.dtype)
+
+
+def _gemlite_layer(lin: torch.nn.Linear) -> Any:
+    """GemLite's A16W4 layer on ``uint4`` codes of ``lin`` (float32 atomics, as the product)."""
+    import gemlite
+    from gemlite.helper import A16Wn
+
+    from serifu.inference.quantize import uint4_quantize
+
+    gemlite.set_native_atomic_bfp16(False)
+    codes, sc, ze = uint4_quantize(lin.weight, 64)
+    return A16Wn(device="cuda", dtype=torch.bfloat16).from_weights(
+        codes, sc.to(torch.bfloat16), ze.to(torch.bfloat16), 4, 64, bias=None
+    )
+
+
+def _candidates(lin: torch.nn.Linear, x: torch.Tensor, kernels: list[str]) -> dict[str, Any]:
+    """name -> (call, bytes of weights it reads) for the asked kernels."""
+    from bench.gpu.uint4_torch import uint4_layer
+
+    n_out, n_in = lin.weight.shape
+    q = uint4_layer(lin, 64)
+    bytes4 = q.packed.numel() + 2 * q.scales.numel() * 2
+    cands: dict[str, Any] = {}
+    if "bf16" in kernels:
+        cands["bf16"] = (lambda: F.linear(x, lin.weight), n_out * n_in * 2)
+    if any(k.startswith("gemlite") for k in kernels):
+        gl = _gemlite_layer(lin)
+        for k in kernels:
+            if k == "gemlite":  # the library's own choice for one row (GEMV_REVSPLITK)
+                cands[k] = (lambda: gl(x), bytes4)
+            elif k.startswith("gemlite-"):  # a GemLite kernel type forced
+                kind = k.split("-", 1)[1].upper()
+                cands[k] = (lambda kind=kind: gl.forward_manual(x, matmul_type=kind), bytes4)
+    hp = _halves_pack(unpack_codes(q))
+    for cdt in (False, True):
+        tag = "-cdt" if cdt else ""
+        opts: dict[str, Any] = {"coordinate_descent_tuning": cdt}
+        if "torch" + tag in kernels:
+            f_torch = torch.compile(q.forward, dynamic=False, options=opts)
+            cands["torch" + tag] = (lambda f=f_torch: f(x), bytes4)
+        if "halves" + tag in kernels:
+            f_halves = torch.compile(_halves, dynamic=False, options=opts)
+            cands["halves" + tag] = (lambda f=f_halves: f(x, hp, q.scales, q.zeros), bytes4)
+    return cands
+
+
+def _shape_rows(
+    n_out: int, n_in: int, bw: float, kernels: list[str], tag: str
+) -> list[dict[str, Any]]:
+    """Every asked kernel's row for one (out, in) shape."""
+    from triton.testing import do_bench_cudagraph
+
+    from bench.gpu.uint4_torch import uint4_layer
+
+    rows: list[dict[str, Any]] = []
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(n_in, n_out, bias=False, device="cuda", dtype=torch.bfloat16)
+    x = torch.randn(1, n_in, device="cuda", dtype=torch.bfloat16)
+    ref = F.linear(x.float(), uint4_layer(lin, 64).dequantized())
+    try:
+        cands = _candidates(lin, x, kernels)
+    except Exception as exc:
+        return [{"shape": [n_out, n_in], "error": f"{type(exc).__name__}: {exc}"[:300]}]
+    for name, (fn, nbytes) in cands.items():
+        row: dict[str, Any] = {"shape": [n_out, n_in], "kernel": name + tag}
+        try:
+            y = fn()
+            row["rel_err"] = round(((y.float() - ref).abs().max() / ref.abs().max()).item(), 5)
+            us = do_bench_cudagraph(fn, rep=200) * 1e3
+            row |= {
+                "us": round(us, 2),
+                "tb_s": round(nbytes / us / 1e6, 3),
+                "bw_share": round(nbytes / us / 1e-6 / bw, 3),
+            }
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--model", default="line-3.6b")
+    ap.add_argument("--kernels", default="bf16,gemlite,torch,halves,torch-cdt,halves-cdt")
+    ap.add_argument(
+        "--gemlite-passes",
+        default="",
+        help="further passes over the shapes with GemLite re-set: h100 (its shipped H100 "
+        "autotune cache; an H200's name matches none), max (its widest autotune)",
+    )
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    from bench.gpu.common import versions
+    from bench.gpu.roofline import measure_bandwidth
+
+    t0 = time.perf_counter()
+    bw = measure_bandwidth()["bytes_per_s"]
+    rows: list[dict[str, Any]] = []
+    out: dict[str, Any] = {
+        "model": args.model,
+        "versions": versions(),
+        "bandwidth_gb_s": round(bw / 1e9, 1),
+        "rows": rows,
+    }
+    kernels = args.kernels.split(",")
+    for n_out, n_in in SHAPES[args.model]:
+        rows.extend(_shape_rows(n_out, n_in, bw, kernels, ""))
+        args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    glk = [k for k in kernels if k.startswith("gemlite")]
+    for mode in filter(None, args.gemlite_passes.split(",")):
+        import gemlite
+        from gemlite.core import GemLiteLinearTriton
+
+        if mode == "h100":
+            cfg = Path(gemlite.__file__).parent / "configs" / "h100.json"
+            out[f"gemlite_{mode}_loaded"] = bool(GemLiteLinearTriton.load_config(str(cfg)))
+        elif mode == "max":
+            GemLiteLinearTriton.reset_config()
+            gemlite.set_autotune("max")
+        for n_out, n_in in SHAPES[args.model]:
+            rows.extend(_shape_rows(n_out, n_in, bw, glk, f" ({mode})"))
+            args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
+
+
+def unpack_codes(q: Any) -> torch.Tensor:
+    from bench.gpu.uint4_torch import unpack_uint4
+
+    return unpack_uint4(q.packed)
+
+
+if __name__ == "__main__":
+    main()
