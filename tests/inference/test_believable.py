@@ -442,3 +442,35 @@ def test_data_build_mixes_augmented_pairs_into_train_only(tmp_path) -> None:
         build_character_dataset(
             "rei", tmp_path / "lines", config=DataConfig(augment=1.0, format="lines")
         )
+
+
+@pytest.mark.parametrize("cid", ["akane", "hina"])
+def test_augmentation_learns_her_voice_from_the_training_scenes_only(cid: str) -> None:
+    """An opener she uses only in held-out scenes must not reach training through the
+    augmented answers (it would leak held-out lines' style into the style metrics)."""
+    from serifu.config.data import DataConfig
+    from serifu.data.augment import learn_voice
+    from serifu.data.build import plan_dataset
+    from serifu.data.characters import character_utterances
+    from serifu.data.dialogue import scene_key
+
+    pack = plugins.get_character(cid)
+    card = pack.card()
+    split, _ = plan_dataset(
+        pack.scripts,
+        source=pack.source,
+        speaker=card.short_name,
+        config=DataConfig(augment=2.0),
+        character_id=cid,
+    )
+    train_scenes = {r["scene"] for r in split["train"] if r["source"] == "real"}
+    mine = [u for u in character_utterances(pack) if u.speaker == card.short_name]
+    fp = card.first_person
+    every = learn_voice([u.text for u in mine], fp).openers
+    trained = learn_voice([u.text for u in mine if scene_key(u) in train_scenes], fp).openers
+    held_out_only = set(every) - set(trained)
+    assert held_out_only  # the sample data has such openers: the test can fail
+    replies = [r["reply"] for r in split["train"] if r["source"] == "augmented"]
+    opened = {o for o in every for r in replies if r.startswith(o + "、")}
+    assert opened & set(trained)  # answers do open with her (training) interjections
+    assert not opened & held_out_only

@@ -235,7 +235,9 @@ def _augment(
     speaker: str | None,
     utterances: list[Utterance],
 ) -> list[dict[str, Any]]:
-    """Profile Q→A rows for a character card (``config.augment`` per real training pair)."""
+    """Profile Q→A rows for a character card (``config.augment`` per real training pair), in
+    the voice of her lines in the training scenes only: her held-out scenes' openers and
+    endings must not reach training through the answers."""
     if config.augment <= 0:
         return []
     if config.format != "dialogue" or not character_id:
@@ -246,7 +248,8 @@ def _augment(
     from serifu.data.augment import augment_pairs
 
     card = plugins.get_character(character_id).card()
-    lines = [u.text for u in utterances if u.speaker == speaker]
+    scenes = {row["scene"] for row in train}
+    lines = [u.text for u in utterances if u.speaker == speaker and scene_key(u) in scenes]
     n = round(config.augment * len(train))
     return augment_pairs(card, lines, n=n, seed=config.seed, speaker=speaker)
 
