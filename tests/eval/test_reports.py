@@ -73,6 +73,41 @@ def test_compare_errors_name_the_folder(tmp_path: Path, capsys) -> None:
     assert str(tmp_path) in capsys.readouterr().err
 
 
+def test_compare_refuses_damaged_reports_naming_the_file(tmp_path: Path, capsys) -> None:
+    """A file instead of a run folder, a report that is not UTF-8, not an object, or lacks
+    what a comparison reads: one line naming the file, exit 2, no traceback."""
+    good = {
+        "schema": SCHEMA,
+        "model": "m",
+        "target": "kaede",
+        "conditions": {"c": {"summary": {"x": 1.0}, "evaluators": {}}},
+    }
+    no_summary = good | {"conditions": {"c": {"evaluators": {}}}}
+    bad_items = good | {
+        "conditions": {"c": {"summary": {}, "evaluators": {"coherence": {"items": [{"q": 1}]}}}}
+    }
+    cases: dict[str, bytes] = {
+        "not UTF-8": b"\xff\xfe{",
+        "not a JSON object": b"[1, 2]",
+        "damaged (no model name)": json.dumps(good | {"model": None}).encode(),
+        "damaged (condition 'c' has no summary)": json.dumps(no_summary).encode(),
+        "coherence items are not scored lines": json.dumps(bad_items).encode(),
+    }
+    for why, content in cases.items():
+        run = tmp_path / why.replace(" ", "_").replace("'", "")
+        run.mkdir()
+        (run / "report.json").write_bytes(content)
+        assert main(["eval", "compare", str(run)]) == 2, why
+        err = capsys.readouterr().err
+        assert why in err and str(run / "report.json") in err and "Traceback" not in err
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "report.json").write_text(json.dumps(good), encoding="utf-8")
+    assert main(["eval", "compare", str(tmp_path / "ok")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "compare", str(tmp_path / "ok" / "report.json")]) == 2
+    assert "give the `serifu eval` output folder" in capsys.readouterr().err
+
+
 def test_eval_without_model_is_a_user_error(capsys) -> None:
     assert main(["eval", "--character", "kaede"]) == 2
     assert "--model" in capsys.readouterr().err

@@ -67,3 +67,15 @@ def test_busy_port_is_a_clear_error_before_loading() -> None:
         )
     assert proc.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    for port in ("65536", "-1"):
+        proc = subprocess.run(
+            [*SERVE, "--character", "akane", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2 and "--port" in proc.stderr, port
+        assert "Traceback" not in proc.stderr

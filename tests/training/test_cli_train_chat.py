@@ -78,3 +78,25 @@ def test_chat_with_unreachable_hub_model_exits_2(
     assert (
         "line-corporation/japanese-large-lm-3.6b-instruction-sft" in err and "Traceback" not in err
     )
+
+
+def test_chat_and_eval_refuse_bad_reply_options_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown --weights or a token limit below 1: exit 2 with one line, before any
+    model loads (loading is replaced by a failure to prove it is never reached)."""
+    import serifu.inference
+
+    def no_load(*_a: object, **_k: object) -> None:
+        raise AssertionError("a model was loaded for a bad option")
+
+    monkeypatch.setattr(serifu.inference, "load_chatbot", no_load)
+    bad = ["chat", "--character", "akane", "--model", "tiny-gemma", "--once", "やあ"]
+    assert main([*bad, "--weights", "fp3"]) == 2
+    assert "weights must be one of bf16, int4, nf4, uint4 (got 'fp3')" in capsys.readouterr().err
+    assert main([*bad, "--max-new-tokens", "0"]) == 2
+    assert "--max-new-tokens" in capsys.readouterr().err
+    run = ["eval", "--model", "tiny-gemma", "--character", "akane", "--out", str(tmp_path / "e")]
+    assert main([*run, "--weights", "fp3"]) == 2
+    assert "got 'fp3'" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

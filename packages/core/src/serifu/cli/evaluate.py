@@ -126,7 +126,9 @@ def run_eval(
     from serifu.config import load_config
     from serifu.evaluation.runner import EvalRequest, evaluate
     from serifu.fsutil import check_output_dir, forcing
+    from serifu.inference.quantize import check_weights
 
+    check_weights(weights)  # before any model loads
     inputs = [p for p in (adapter, data, queries, *script) if p is not None]
     check_output_dir(out, inputs=inputs, force=force, kind="eval")
     flags = list(overrides)

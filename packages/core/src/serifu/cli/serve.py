@@ -19,7 +19,7 @@ def serve_command(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind (default: this machine only)."
     ),
-    port: int = typer.Option(8000, "--port", help="Port (0: any free port)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0: any free port)."),
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="SERIFU_API_KEY", help="Require 'Authorization: Bearer KEY'."
     ),

@@ -108,7 +108,9 @@ def chat_command(
         False, "--no-system-prompt", help="Leave out the profile system prompt."
     ),
     once: str | None = typer.Option(None, "--once", help="Print one reply to this line and exit."),
-    max_new_tokens: int = typer.Option(48, "--max-new-tokens", help="Token limit per reply."),
+    max_new_tokens: int = typer.Option(
+        48, "--max-new-tokens", min=1, help="Token limit per reply."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),
     quantize: bool | None = typer.Option(
         None,
@@ -126,7 +128,9 @@ def chat_command(
     """Talk to a character: a REPL that streams replies, or one reply with --once."""
     from serifu.errors import SerifuError
     from serifu.inference import load_chatbot
+    from serifu.inference.quantize import check_weights
 
+    check_weights(weights)  # before the model loads
     if character is None and adapter is None:
         raise SerifuError(
             "name the character with --character (or pass an --adapter trained for one)"

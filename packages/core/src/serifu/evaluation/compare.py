@@ -13,6 +13,11 @@ from serifu.evaluation.report import SCHEMA, fmt, headline_columns, markdown_tab
 
 
 def load_report(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``report.json`` (a :class:`SerifuError` naming the file otherwise)."""
+    if Path(run_dir).is_file():
+        raise SerifuError(
+            "is a file; give the `serifu eval` output folder that holds report.json", path=run_dir
+        )
     path = Path(run_dir) / "report.json"
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -24,11 +29,57 @@ def load_report(run_dir: Path) -> dict[str, Any]:
         raise SerifuError(
             f"report.json is not valid JSON ({exc.msg})", path=path, line=exc.lineno
         ) from None
+    except UnicodeDecodeError:
+        raise SerifuError("report.json is not UTF-8 text", path=path) from None
+    except OSError as exc:
+        raise SerifuError(f"cannot read report.json ({exc.strerror or exc})", path=path) from None
+    if not isinstance(report, dict):
+        raise SerifuError("report.json is not a JSON object: not a `serifu eval` report", path=path)
     if report.get("schema") != SCHEMA:
         raise SerifuError(
             f"unsupported report schema {report.get('schema')!r} (expected {SCHEMA})", path=path
         )
+    damage = _damage(report)
+    if damage:
+        raise SerifuError(
+            f"report.json is damaged ({damage}); run `serifu eval` again for this folder",
+            path=path,
+        )
     return report
+
+
+def _damage(report: dict[str, Any]) -> str | None:
+    """What a report lacks that a comparison reads (None: nothing)."""
+    if not isinstance(report.get("model"), str):
+        return "no model name"
+    if "target" not in report:
+        return "no target"
+    conditions = report.get("conditions")
+    if not isinstance(conditions, dict) or not conditions:
+        return "no conditions"
+    for name, data in conditions.items():
+        if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+            return f"condition {name!r} has no summary"
+        evaluators = data.get("evaluators", {})
+        if not isinstance(evaluators, dict):
+            return f"condition {name!r}: evaluators is not an object"
+        coherence = evaluators.get("coherence") or {}
+        for key in ("items", "base_items"):
+            lines = coherence.get(key) if isinstance(coherence, dict) else None
+            if lines is not None and not _scored_lines(lines):
+                return f"condition {name!r}: coherence {key} are not scored lines"
+    return None
+
+
+def _scored_lines(lines: Any) -> bool:
+    """A list of {query, reply, win} objects, win a number or null (as coherence writes)."""
+    return isinstance(lines, list) and all(
+        isinstance(i, dict)
+        and isinstance(i.get("query"), str)
+        and isinstance(i.get("reply"), str)
+        and (i.get("win") is None or isinstance(i.get("win"), int | float))
+        for i in lines
+    )
 
 
 def run_label(report: dict[str, Any]) -> str:

@@ -34,6 +34,12 @@ INT4_GROUP = 128
 UINT4_GROUP = 64
 
 
+def check_weights(weights: str) -> None:
+    """A :class:`SerifuError` unless ``weights`` names a reply-weights kind."""
+    if weights not in WEIGHTS:
+        raise SerifuError(f"weights must be one of {', '.join(WEIGHTS)} (got {weights!r})")
+
+
 def merge_adapter(model: Any) -> Any:
     """The plain model with a PEFT model's single LoRA folded into its weights (else as is)."""
     if not hasattr(model, "merge_and_unload"):
@@ -244,8 +250,7 @@ def prepare_reply_weights(
     quantised to ``weights``. An unmerged uint4 LoRA decodes as reductions that a compiled
     step fuses into its neighbours (:mod:`serifu.accel.lora_decode`; ``fuse_lora=False``:
     PEFT's matmuls)."""
-    if weights not in WEIGHTS:
-        raise SerifuError(f"weights must be one of {', '.join(WEIGHTS)} (got {weights!r})")
+    check_weights(weights)
     if merge is None:
         merge = weights != "uint4"
     if weights in ("int4", "nf4") and not merge and hasattr(model, "merge_and_unload"):
