@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.gpu.uint4_torch import Uint4Linear, uint4_layer, unpack_uint4
+
 SHAPES = {  # (out, in) of each distinct linear layer per decoder layer, and the head
     "line-3.6b": [(9216, 3072), (3072, 3072), (12288, 3072), (3072, 12288), (51200, 3072)],
     "stablelm-beta-7b": [(4096, 4096), (11008, 4096), (4096, 11008), (65024, 4096)],
@@ -50,39 +52,30 @@ def _halves(
     return y.to(x.dtype)
 
 
-def _gemlite_layer(lin: torch.nn.Linear) -> Any:
-    """GemLite's A16W4 layer on ``uint4`` codes of ``lin`` (float32 atomics, as the product)."""
-    import gemlite
-    from gemlite.helper import A16Wn
-
-    from serifu.inference.quantize import uint4_quantize
-
-    gemlite.set_native_atomic_bfp16(False)
-    codes, sc, ze = uint4_quantize(lin.weight, 64)
-    return A16Wn(device="cuda", dtype=torch.bfloat16).from_weights(
-        codes, sc.to(torch.bfloat16), ze.to(torch.bfloat16), 4, 64, bias=None
-    )
-
-
-def _candidates(lin: torch.nn.Linear, x: torch.Tensor, kernels: list[str]) -> dict[str, Any]:
-    """name -> (call, bytes of weights it reads) for the asked kernels."""
-    from bench.gpu.uint4_torch import uint4_layer
-
+def _candidates(
+    lin: torch.nn.Linear, q: Uint4Linear, x: torch.Tensor, kernels: list[str]
+) -> dict[str, Any]:
+    """name -> (call, bytes of weights it reads) for the asked kernels; ``q``: ``lin``'s
+    uint4 codes."""
     n_out, n_in = lin.weight.shape
-    q = uint4_layer(lin, 64)
     bytes4 = q.packed.numel() + 2 * q.scales.numel() * 2
     cands: dict[str, Any] = {}
     if "bf16" in kernels:
         cands["bf16"] = (lambda: F.linear(x, lin.weight), n_out * n_in * 2)
     if any(k.startswith("gemlite") for k in kernels):
-        gl = _gemlite_layer(lin)
+        import gemlite
+
+        from serifu.inference.quantize import gemlite_layer
+
+        gemlite.set_native_atomic_bfp16(False)  # float32 atomics, as the product sets them
+        gl = gemlite_layer(lin)
         for k in kernels:
             if k == "gemlite":  # the library's own choice for one row (GEMV_REVSPLITK)
                 cands[k] = (lambda: gl(x), bytes4)
             elif k.startswith("gemlite-"):  # a GemLite kernel type forced
                 kind = k.split("-", 1)[1].upper()
                 cands[k] = (lambda kind=kind: gl.forward_manual(x, matmul_type=kind), bytes4)
-    hp = _halves_pack(unpack_codes(q))
+    hp = _halves_pack(unpack_uint4(q.packed))
     for cdt in (False, True):
         tag = "-cdt" if cdt else ""
         opts: dict[str, Any] = {"coordinate_descent_tuning": cdt}
@@ -101,15 +94,14 @@ def _shape_rows(
     """Every asked kernel's row for one (out, in) shape."""
     from triton.testing import do_bench_cudagraph
 
-    from bench.gpu.uint4_torch import uint4_layer
-
     rows: list[dict[str, Any]] = []
     torch.manual_seed(0)
     lin = torch.nn.Linear(n_in, n_out, bias=False, device="cuda", dtype=torch.bfloat16)
     x = torch.randn(1, n_in, device="cuda", dtype=torch.bfloat16)
-    ref = F.linear(x.float(), uint4_layer(lin, 64).dequantized())
+    q = uint4_layer(lin, 64)
+    ref = F.linear(x.float(), q.dequantized())
     try:
-        cands = _candidates(lin, x, kernels)
+        cands = _candidates(lin, q, x, kernels)
     except Exception as exc:
         return [{"shape": [n_out, n_in], "error": f"{type(exc).__name__}: {exc}"[:300]}]
     for name, (fn, nbytes) in cands.items():
@@ -174,12 +166,6 @@ def main() -> None:
             args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
     out["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
-
-
-def unpack_codes(q: Any) -> torch.Tensor:
-    from bench.gpu.uint4_torch import unpack_uint4
-
-    return unpack_uint4(q.packed)
 
 
 if __name__ == "__main__":

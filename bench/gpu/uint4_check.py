@@ -25,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     import gemlite
 
-    from serifu.inference.quantize import quantize_uint4_, uint4_dequantize, uint4_quantize
+    from serifu.inference.quantize import gemlite_layer, uint4_dequantize, uint4_quantize
 
     rows = []
     torch.manual_seed(0)
@@ -37,11 +37,7 @@ def main() -> None:
         gemlite.set_native_atomic_bfp16(native)
         linear = torch.nn.Linear(in_f, out_f, bias=False).to("cuda", torch.bfloat16)
         ref_w = uint4_dequantize(*uint4_quantize(linear.weight)).float()
-        holder = torch.nn.Sequential(linear)
-        holder.get_output_embeddings = lambda: None  # type: ignore[method-assign]
-        holder.get_input_embeddings = lambda: None  # type: ignore[method-assign]
-        quantize_uint4_(holder)
-        layer = holder[0]
+        layer = gemlite_layer(linear)  # the product's packing, under this run's atomics
         for m in (1, 8, 360):
             x = torch.randn(m, in_f, device="cuda", dtype=torch.bfloat16)
             with torch.no_grad():

@@ -66,18 +66,20 @@ class Uint4Linear(torch.nn.Module):
             else None
         )
 
+    def _groups(self) -> torch.Tensor:
+        """The weight the codes stand for, float32, as (out, groups, group size)."""
+        groups = unpack_uint4(self.packed).view(self.out_features, -1, self.group_size).float()
+        return (groups - self.zeros.float()[..., None]) * self.scales.float()[..., None]
+
     def dequantized(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The (out, in) weight the codes stand for."""
-        groups = unpack_uint4(self.packed).view(self.out_features, -1, self.group_size).float()
-        w = (groups - self.zeros.float()[..., None]) * self.scales.float()[..., None]
-        return w.reshape(self.out_features, self.in_features).to(dtype)
+        return self._groups().reshape(self.out_features, self.in_features).to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // max(x.shape[-1], 1)
         if rows > DECODE_ROWS:  # a prompt pass: one matmul on the dequantised weight
             return F.linear(x, self.dequantized(x.dtype), self.bias)
-        groups = unpack_uint4(self.packed).view(self.out_features, -1, self.group_size).float()
-        w = (groups - self.zeros.float()[..., None]) * self.scales.float()[..., None]
+        w = self._groups()
         xs = x.float().reshape(*x.shape[:-1], 1, w.shape[1], self.group_size)
         y = (xs * w).sum((-1, -2))
         if self.bias is not None:

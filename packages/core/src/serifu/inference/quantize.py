@@ -182,6 +182,26 @@ def round_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     return model
 
 
+def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
+    """``layer`` (an ``nn.Linear`` on CUDA, bf16) as GemLite's A16W4 layer on its
+    :func:`uint4_quantize` codes. GemLite's atomic-add precision is the caller's setting
+    (``gemlite.set_native_atomic_bfp16``; :func:`quantize_uint4_` turns it off)."""
+    import torch
+
+    try:
+        from gemlite.helper import A16Wn
+    except ImportError as exc:
+        raise SerifuError(
+            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
+        ) from exc
+    codes, scales, zeros = uint4_quantize(layer.weight, group_size)
+    bias = layer.bias.data if layer.bias is not None else None
+    processor = A16Wn(device=str(layer.weight.device), dtype=torch.bfloat16)
+    return processor.from_weights(
+        codes, scales.to(torch.bfloat16), zeros.to(torch.bfloat16), 4, group_size, bias=bias
+    )
+
+
 def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
     CUDA GemLite's A16W4 layers (bf16 activations), on the CPU the rounded weights
@@ -192,10 +212,8 @@ def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
         round_uint4_(model, group_size)
         model.serifu_weights = "uint4-simulated"
         return model
-    layers = _base_linears(model)
     try:
         import gemlite
-        from gemlite.helper import A16Wn
     except ImportError as exc:
         raise SerifuError(
             "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
@@ -205,15 +223,8 @@ def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes
     gemlite.set_native_atomic_bfp16(False)
     model.to(torch.bfloat16)
-    device = next(model.parameters()).device
-    processor = A16Wn(device=str(device), dtype=torch.bfloat16)
-    for parent, name, layer in layers:
-        codes, scales, zeros = uint4_quantize(layer.weight, group_size)
-        bias = layer.bias.data if layer.bias is not None else None
-        packed = processor.from_weights(
-            codes, scales.to(torch.bfloat16), zeros.to(torch.bfloat16), 4, group_size, bias=bias
-        )
-        setattr(parent, name, packed)
+    for parent, name, layer in _base_linears(model):
+        setattr(parent, name, gemlite_layer(layer, group_size))
         layer.weight = None  # the bf16 weight is done with
     torch.cuda.empty_cache()
     model.serifu_weights = "uint4"
