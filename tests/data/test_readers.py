@@ -142,3 +142,31 @@ def test_a_file_without_speech_for_the_source_is_an_error(tmp_path: Path) -> Non
     f.write_text("ただの地の文。\n", encoding="utf-8")
     with pytest.raises(SerifuError, match=r"no spoken lines found by data source 'script'"):
         read_utterances([f], "script")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # an unquoted comma in her line: the rest of the line would be dropped silently
+        ("茜,ほな, またな\n", r"t\.csv, line 3: this row has 3 fields but the header has 2"),
+        # a row cut short before the text column: it was skipped silently
+        ("茜\n", r"t\.csv, line 3: this row ends before column\(s\) 'text'"),
+    ],
+)
+def test_table_ragged_rows_are_errors_naming_the_line(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("speaker,text\n主人公,やあ\n" + body, encoding="utf-8")
+    with pytest.raises(SerifuError, match=message):
+        read_utterances([f], "table")
+
+
+def test_table_rows_may_leave_out_trailing_optional_columns(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("speaker,text,scene\n茜,やあ,1\n主人公,よう\n", encoding="utf-8")
+    utts = read_utterances([f], "table")
+    assert [(u.speaker, u.text, u.scene) for u in utts] == [
+        ("茜", "やあ", 1),
+        ("主人公", "よう", 0),
+    ]

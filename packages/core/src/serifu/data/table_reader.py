@@ -62,7 +62,17 @@ def _rows(text: str, fmt: str, path: Path) -> Iterator[tuple[int, dict[str, Any]
     try:
         if reader.fieldnames is not None:  # reads the header row
             row_start = reader.line_num + 1
+        width = len(reader.fieldnames or ())
         for row in reader:
+            if None in row:  # DictReader's key for fields beyond the header's
+                raise SerifuError(
+                    f"this row has {width + len(row[None])} fields but the header has "
+                    f"{width}, so a line would lose its end; an unquoted "
+                    f"{'tab' if fmt == 'tsv' else 'comma'} in the text is the usual cause: "
+                    'quote the text field ("…")',
+                    path=path,
+                    line=row_start,
+                )
             yield row_start, row  # the line the row starts on
             row_start = reader.line_num + 1
     except csv.Error as exc:
@@ -102,6 +112,15 @@ class TableReader:
                 raise SerifuError(
                     f"missing column(s) {', '.join(repr(c) for c in missing)}; the row has: {have}. "
                     "Name the columns with --option speaker_column=… / text_column=…",
+                    path=path,
+                    line=lineno,
+                )
+            short = [c for c in (opts.speaker_column, opts.text_column) if row[c] is None]
+            if short:  # a CSV/TSV row that ends before a required column
+                raise SerifuError(
+                    f"this row ends before column(s) {', '.join(repr(c) for c in short)}; "
+                    "every row needs a speaker and a text field (an empty line is written "
+                    'as "")',
                     path=path,
                     line=lineno,
                 )
