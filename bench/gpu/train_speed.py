@@ -56,7 +56,12 @@ ROWS = ("ckpt", "auto", "liger", "liger-auto", "liger-flce")
 COMPILE_ROWS = ("compile", "compile-liger", "compile-auto", "compile-liger-auto")
 """Rows with the decoder layers compiled (``train.compile``), chosen with ``--rows``; each is
 checked against its eager row (:data:`EAGER_OF`)."""
+HEAD_ROWS = ("liger-autograd-head",)
+"""Rows with the frozen head's gradient through autograd (the path before session 18;
+``train.loss.CLOSED_FORM_HEAD`` off), chosen with ``--rows``: memory and speed of the
+closed-form head against ``liger`` in the same run."""
 EAGER_OF = {
+    "liger-autograd-head": "liger",
     "compile": "ckpt",
     "compile-liger": "liger",
     "compile-auto": "auto",
@@ -170,6 +175,7 @@ def serifu_run(
 
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
+    closed_form_head = settings.pop("closed_form_head", True)
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
     decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
@@ -179,6 +185,7 @@ def serifu_run(
     undo = restore_point(peft_model)  # Liger's patches are taken back after the run
     peft_model.train()
     loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
+    loss_mod.CLOSED_FORM_HEAD = closed_form_head  # off: through autograd, chunk by chunk
     steps, _ = step_plan([len(e) for e in examples], config)
     try:
         kernels = use_kernels(peft_model, config)
@@ -195,6 +202,7 @@ def serifu_run(
         undo()
         peft_model.unload()
         loss_mod.FUSED_HEAD = True
+        loss_mod.CLOSED_FORM_HEAD = True
     return {
         "times": times,
         "tokens": tokens,
@@ -431,6 +439,7 @@ def bench_peers(
             "auto": eager | {"gradient_checkpointing": "auto", "kernels": "off"},
             "liger": eager | {"kernels": kern},
             "liger-auto": eager | {"gradient_checkpointing": "auto", "kernels": "auto"},
+            "liger-autograd-head": eager | {"kernels": kern, "closed_form_head": False},
             "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
             "compile": settings | {"kernels": "off", "compile": "on"},
@@ -690,7 +699,7 @@ def main() -> None:
     ap.add_argument(
         "--rows",
         default=",".join(ROWS),
-        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS)})",
+        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS + HEAD_ROWS)})",
     )
     ap.add_argument("--no-trl", action="store_true", help="--peers: Serifu's rows only")
     args = ap.parse_args()
@@ -698,7 +707,7 @@ def main() -> None:
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")
-        known = ROWS + COMPILE_ROWS
+        known = ROWS + COMPILE_ROWS + HEAD_ROWS
         unknown = set(args.rows.split(",")) - set(known)
         if unknown:
             ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(known)})")

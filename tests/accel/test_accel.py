@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from serifu.accel.decode import StaticDecoder
-from serifu.accel.loss import chunked_lm_loss, decoder_and_head
+from serifu.accel.loss import LinearHead, chunked_lm_loss, decoder_and_head, frozen_linear_head
 
 
 def _models() -> dict[str, Any]:
@@ -170,3 +170,44 @@ def test_frozen_head_loss_takes_its_gradient_in_forward() -> None:
         assert float(chunked_lm_loss(hidden, labels, head, head_frozen=True)[0]) == pytest.approx(
             out[True][0], rel=1e-6
         )
+
+
+@pytest.mark.parametrize("softcap", [None, 3.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_closed_form_head_gradient_matches_autograd(softcap: float | None, dtype: Any) -> None:
+    """The frozen linear head's in-place closed-form gradient (softmax - onehot, times the
+    softcap's slope, @ W) gives autograd's loss and hidden-state gradient, bias included."""
+    torch.manual_seed(4)
+    head = torch.nn.Linear(16, 300).to(dtype).requires_grad_(False)
+    hidden = torch.randn(2, 25, 16, dtype=dtype).mul(3).requires_grad_(True)
+    labels = torch.randint(0, 300, (2, 25))
+    labels[1, 5:12] = -100
+
+    def to_logits(h: torch.Tensor) -> torch.Tensor:  # the softcap in float32, as the closed form
+        logits = head(h).float()
+        return torch.tanh(logits / softcap) * softcap if softcap else logits
+
+    out = {}
+    for linear in (None, LinearHead(head.weight, head.bias, softcap)):
+        hidden.grad = None
+        total, n = chunked_lm_loss(
+            hidden, labels, to_logits, chunk_tokens=7, head_frozen=True, linear=linear
+        )
+        (total * 0.5).backward()
+        out[linear is None] = (float(total), n, hidden.grad.float())
+    tol = 1e-6 if dtype == torch.float32 else 1e-2
+    assert out[True][1] == out[False][1] == 2 * 24 - 7
+    assert out[False][0] == pytest.approx(out[True][0], rel=tol)
+    assert torch.allclose(out[False][2], out[True][2], rtol=tol, atol=tol * 0.05)
+    assert out[False][2].abs().sum() > 0
+
+
+def test_frozen_linear_head_is_found_only_for_plain_frozen_heads(models: dict[str, Any]) -> None:
+    model = models["gemma3"]
+    assert frozen_linear_head(model) is None  # its head trains here
+    model.requires_grad_(False)
+    try:
+        found = frozen_linear_head(model)
+        assert found is not None and found.weight is model.get_output_embeddings().weight
+    finally:
+        model.requires_grad_(True)

@@ -53,3 +53,33 @@ def test_peer_records_put_trl_next_to_serifu() -> None:
     assert (
         "first-step loss" in rows["lines-liger"]["notes"] and "vs" in rows["lines-liger"]["notes"]
     )
+
+
+def test_autograd_head_row_trains_as_the_closed_form_head() -> None:
+    """The bench row that puts the frozen head's gradient back through autograd (session 18's
+    memory lever, measured on the GPU) follows the same loss curve as the closed form, and
+    the harness sets the product's default back afterwards."""
+    from bench.gpu.common import random_model
+    from bench.gpu.train_speed import SERIFU, _examples, serifu_run
+    from serifu.training import loss as loss_mod
+
+    model = random_model("tiny-llama", quantize=True)
+    examples, _ = _examples("lines", model.config.vocab_size, 64)
+    settings = dict(SERIFU["lines"]) | {"max_tokens": 512, "pack_row_tokens": 256}
+    runs = [
+        serifu_run(
+            model,
+            examples,
+            ("q_proj", "v_proj"),
+            settings | extra,
+            epochs=1,
+            max_steps=3,
+            dev="cpu",
+        )
+        for extra in ({}, {"closed_form_head": False})
+    ]
+    assert loss_mod.CLOSED_FORM_HEAD is True
+    closed, autograd = (r["losses"] for r in runs)
+    assert len(closed) == 3 and closed[0] == pytest.approx(autograd[0], rel=1e-6)
+    assert closed[1:] == pytest.approx(autograd[1:], rel=1e-3)  # same gradients, same updates
+    assert closed[2] != closed[0]  # the adapter did move

@@ -14,6 +14,8 @@ CHUNK_BYTES = 2**28
 """Float32 logits alive at once in the loss (256 MiB)."""
 FUSED_HEAD = True
 """Take a frozen head's gradient in forward (``serifu.accel.loss``); off only to measure it."""
+CLOSED_FORM_HEAD = True
+"""Take a frozen linear head's gradient in closed form (less memory); off only to measure it."""
 LOSS_KERNEL_ATTR = "serifu_loss_kernel"
 """Set to ``"liger"`` on the ``*ForCausalLM`` (``train.loss_kernel``, :mod:`serifu.training.kernels`):
 the loss then goes through Liger's fused linear cross-entropy."""
@@ -28,7 +30,7 @@ def causal_lm(model: Any) -> Any:
 
 def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(summed token NLL as a tensor, number of label tokens) for one batch."""
-    from serifu.accel.loss import chunked_lm_loss, decoder_and_head
+    from serifu.accel.loss import chunked_lm_loss, decoder_and_head, frozen_linear_head
 
     lm = causal_lm(model)
     decoder, to_logits, frozen = decoder_and_head(lm)
@@ -38,8 +40,14 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
         return liger_loss_sum(lm, hidden, batch["labels"])
     vocab = int(lm.config.get_text_config().vocab_size)
     chunk = max(256, CHUNK_BYTES // (4 * vocab))
+    linear = frozen_linear_head(lm) if CLOSED_FORM_HEAD else None
     return chunked_lm_loss(
-        hidden, batch["labels"], to_logits, chunk_tokens=chunk, head_frozen=frozen and FUSED_HEAD
+        hidden,
+        batch["labels"],
+        to_logits,
+        chunk_tokens=chunk,
+        head_frozen=frozen and FUSED_HEAD,
+        linear=linear,
     )
 
 

@@ -66,7 +66,9 @@ def activation_bytes(
     """Estimated activation memory of one step of ``tokens`` tokens without checkpointing."""
     unit = 2 * hidden + intermediate + q_width + 2 * kv_width
     per_layer = BYTES_PER_UNIT * unit + (4 * 4 * hidden if float32_norms else 0)
-    head = 3 * chunk_bytes if vocab else 0  # logits, their softmax and gradient, one chunk
+    # one chunk of the loss: ~1.6 x its float32 logits on the closed-form head, ~3 x through
+    # autograd (bench/loss_memory.py); the larger bounds both
+    head = 3 * chunk_bytes if vocab else 0
     return tokens * layers * per_layer + tokens * hidden * 2 * 4 + head
 
 
