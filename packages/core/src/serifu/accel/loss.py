@@ -79,11 +79,12 @@ def frozen_linear_head(model: Any) -> LinearHead | None:
 
 
 def linear_head_chunk(
-    head: LinearHead, h: torch.Tensor, y: torch.Tensor
+    head: LinearHead, h: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(summed cross-entropy, its gradient with respect to ``h``) for one chunk, in closed
     form and in place: one float32 ``tokens x vocab`` buffer (plus the softcap's
-    derivative when there is one) instead of autograd's saved tensors."""
+    derivative when there is one) instead of autograd's saved tensors. ``weight``: each
+    token's weight in the sum (float32; 0 leaves a padding token out, shapes stay fixed)."""
     with torch.no_grad():
         a = torch.nn.functional.linear(h, head.weight, head.bias).float()
         slope = None
@@ -95,11 +96,15 @@ def linear_head_chunk(
         target = a.gather(1, y[:, None])
         a.sub_(top).exp_()
         total = a.sum(dim=-1, keepdim=True)
-        loss = (total.log() + top - target).sum()
+        nll = total.log() + top - target
         a.div_(total)  # softmax
         a.scatter_add_(1, y[:, None], a.new_full((y.shape[0], 1), -1.0))  # - onehot
         if slope is not None:
             a.mul_(slope)
+        if weight is not None:
+            nll = nll * weight[:, None]
+            a.mul_(weight[:, None])
+        loss = nll.sum()
         grad = a.to(head.weight.dtype) @ head.weight
     return loss, grad.to(h.dtype)
 
