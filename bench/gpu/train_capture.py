@@ -6,10 +6,10 @@ A gemma-3-270m step over 16k tokens launches ~7,000 kernels, each paid for in Py
 PEFT, bitsandbytes dispatch); the GPU waits. Capturing forward and backward once as a CUDA
 graph and replaying it removes that host time. A graph needs fixed shapes and no host
 synchronisation, so the step is made static here:
-  - one packed row of exactly ``budget`` tokens (varlen attention: rows cost nothing); the
-    unused end is a block of its own without labels, as ``pack_batch`` pads rows;
-  - the examples' boundaries ``cu_seq_lens`` padded to a fixed count with zero-length
-    examples, and ``max_length`` fixed at the budget (flash attention's upper bound);
+  - one packed row of exactly ``budget + sequences`` tokens (varlen attention: rows cost
+    nothing); the unused end is split into label-less padding examples, so every step has
+    the same number of examples (``cu_seq_lens`` of a fixed length) and none is empty;
+  - ``max_length`` fixed at the row's width (flash attention's upper bound);
   - the loss over a fixed number of gathered positions: the step's labelled positions,
     then weight-0 padding, through the frozen head's closed-form gradient
     (``serifu.accel.loss.linear_head_chunk``) in fixed chunks — no ``nonzero``;
@@ -48,10 +48,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 class Shapes:
     """The fixed sizes every step of a run is padded to."""
 
-    budget: int  # tokens in the row
-    sequences: int  # boundaries: cu_seq_lens has sequences + 1 entries
+    budget: int  # most tokens of real examples in a step
+    sequences: int  # examples per step, padding ones included: cu_seq_lens has one more
     labels: int  # gathered positions for the loss (a multiple of chunk)
     chunk: int  # positions per loss chunk
+
+    @property
+    def width(self) -> int:
+        """Tokens in the row: the budget plus room for one token per padding example."""
+        return self.budget + self.sequences
 
 
 def plan_shapes(step_examples: list[list[Any]], budget: int, chunk: int) -> Shapes:
@@ -73,14 +78,13 @@ def static_batch(examples: list[Any], shapes: Shapes) -> dict[str, torch.Tensor]
     """One step's tensors at the fixed shapes (CPU)."""
     from serifu.training.examples import IGNORE
 
-    ids = torch.zeros((1, shapes.budget), dtype=torch.long)
-    positions = torch.zeros((1, shapes.budget), dtype=torch.long)
-    cu = torch.full((shapes.sequences + 1,), shapes.budget, dtype=torch.int32)
+    ids = torch.zeros((1, shapes.width), dtype=torch.long)
+    positions = torch.zeros((1, shapes.width), dtype=torch.long)
+    cu = torch.zeros((shapes.sequences + 1,), dtype=torch.int32)
     index = torch.zeros(shapes.labels, dtype=torch.long)
     targets = torch.zeros(shapes.labels, dtype=torch.long)
     weight = torch.zeros(shapes.labels, dtype=torch.float32)
     col, n = 0, 0
-    cu[0] = 0
     for s, ex in enumerate(examples):
         length = len(ex)
         ids[0, col : col + length] = torch.tensor(ex.input_ids)
@@ -92,8 +96,12 @@ def static_batch(examples: list[Any], shapes: Shapes) -> dict[str, torch.Tensor]
                 n += 1
         col += length
         cu[s + 1] = col
-    positions[0, col:] = torch.arange(shapes.budget - col)  # the pad block, no labels
-    cu[len(examples) + 1 :] = shapes.budget
+    # the rest: padding examples without labels, one token each and the last one longer
+    # (no example is empty: flash attention is not asked to handle zero-length ones)
+    for s in range(len(examples) + 1, shapes.sequences + 1):
+        end = col + 1 if s < shapes.sequences else shapes.width
+        positions[0, col:end] = torch.arange(end - col)
+        cu[s] = col = end
     return {
         "input_ids": ids,
         "position_ids": positions,
@@ -147,8 +155,8 @@ def forward_backward(model: Any, batch: dict[str, torch.Tensor], shapes: Shapes)
         position_ids=batch["position_ids"],
         cu_seq_lens_q=batch["cu"],
         cu_seq_lens_k=batch["cu"],
-        max_length_q=shapes.budget,
-        max_length_k=shapes.budget,
+        max_length_q=shapes.width,
+        max_length_k=shapes.width,
         use_cache=False,
     ).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["index"])

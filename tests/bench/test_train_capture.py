@@ -5,6 +5,7 @@ its measurement lives in docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 from pathlib import Path
@@ -44,15 +45,18 @@ def test_static_batch_gathers_the_positions_the_product_loss_uses() -> None:
         want_h, want_y = labelled_positions(hidden, packed["labels"])
         batch = static_batch(part, shapes)
         real = batch["weight"] > 0
-        wide = torch.zeros(1, shapes.budget, dim)
+        wide = torch.zeros(1, shapes.width, dim)
         wide[:, :width] = hidden
         got_h = wide.reshape(-1, dim).index_select(0, batch["index"][real])
         assert torch.equal(got_h, want_h) and torch.equal(batch["targets"][real], want_y)
         assert float(batch["inv_labels"]) == pytest.approx(1 / len(want_y))
         assert torch.equal(batch["input_ids"][:, :width], packed["input_ids"])
         cu = batch["cu"]
-        assert cu.shape == (shapes.sequences + 1,) and int(cu[-1]) == shapes.budget
-        assert cu.tolist() == sorted(cu.tolist())  # zero-length padding examples at the end
+        assert cu.shape == (shapes.sequences + 1,) and int(cu[-1]) == shapes.width
+        assert all(b > a for a, b in zip(cu.tolist(), cu.tolist()[1:], strict=False))  # none empty
+        assert cu.tolist()[: len(part) + 1] == [0, *itertools.accumulate(map(len, part))]
+        starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+        assert starts == cu.tolist()[:-1]  # positions restart where every example starts
 
 
 def test_static_step_trains_as_the_product_step() -> None:
