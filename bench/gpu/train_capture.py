@@ -12,7 +12,7 @@ synchronisation, so the step is made static here:
   - ``max_length`` fixed at the row's width (flash attention's upper bound);
   - the loss over a fixed number of gathered positions: the step's labelled positions,
     then weight-0 padding, through the frozen head's closed-form gradient
-    (``serifu.accel.loss.linear_head_chunk``) in fixed chunks — no ``nonzero``;
+    (``serifu.accel.loss.linear_head_loss``) in fixed chunks — no ``nonzero``;
   - the label count enters as a device scalar (the gradient is the product's: the sum over
     labelled tokens divided by their number).
 Clipping, AdamW and the scheduler run eagerly after each replay on the graph's gradients
@@ -113,36 +113,10 @@ def static_batch(examples: list[Any], shapes: Shapes) -> dict[str, torch.Tensor]
     }
 
 
-class _StaticHeadLoss(torch.autograd.Function):
-    """Weighted summed cross-entropy through a frozen linear head, fixed chunks; the input
-    gradient is taken in forward (closed form), backward scales it."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, head: Any, chunk: int
-    ) -> torch.Tensor:
-        from serifu.accel.loss import linear_head_chunk
-
-        grad = torch.empty_like(h)
-        total = h.new_zeros((), dtype=torch.float32)
-        for start in range(0, h.shape[0], chunk):
-            part = slice(start, start + chunk)
-            loss, g = linear_head_chunk(head, h[part].detach(), y[part], w[part])
-            grad[part] = g
-            total += loss
-        ctx.save_for_backward(grad)
-        return total
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        (grad,) = ctx.saved_tensors
-        return grad * grad_out.to(grad.dtype), None, None, None, None
-
-
 def forward_backward(model: Any, batch: dict[str, torch.Tensor], shapes: Shapes) -> torch.Tensor:
     """The static step's forward and backward (gradients land in ``.grad``); returns the
     summed loss as a device tensor (no host synchronisation anywhere)."""
-    from serifu.accel.loss import decoder_and_head, frozen_linear_head
+    from serifu.accel.loss import decoder_and_head, frozen_linear_head, linear_head_loss
     from serifu.training.loss import causal_lm
 
     lm = causal_lm(model)
@@ -160,7 +134,7 @@ def forward_backward(model: Any, batch: dict[str, torch.Tensor], shapes: Shapes)
         use_cache=False,
     ).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["index"])
-    total = _StaticHeadLoss.apply(h, batch["targets"], batch["weight"], head, shapes.chunk)
+    total = linear_head_loss(h, batch["targets"], head, shapes.chunk, batch["weight"])
     (total * batch["inv_labels"]).backward()
     return total.detach()
 

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from serifu.accel.decode import StaticDecoder
-from serifu.accel.loss import LinearHead, chunked_lm_loss, decoder_and_head, frozen_linear_head
+from serifu.accel.loss import (
+    LinearHead,
+    chunked_lm_loss,
+    decoder_and_head,
+    frozen_linear_head,
+    linear_head_loss,
+)
 
 
 def _models() -> dict[str, Any]:
@@ -211,3 +217,23 @@ def test_frozen_linear_head_is_found_only_for_plain_frozen_heads(models: dict[st
         assert found is not None and found.weight is model.get_output_embeddings().weight
     finally:
         model.requires_grad_(True)
+
+
+def test_weighted_linear_head_loss_leaves_out_weight_zero_rows() -> None:
+    """Fixed-shape loss (the step-capture bench): weight-0 rows add nothing to the loss and
+    get no gradient; the rest equal the loss over those rows alone."""
+    torch.manual_seed(5)
+    head = LinearHead(torch.randn(300, 16), torch.randn(300))
+    h = torch.randn(40, 16, requires_grad=True)
+    y = torch.randint(0, 300, (40,))
+    weight = (torch.rand(40) > 0.4).float()
+    total = linear_head_loss(h, y, head, chunk_tokens=16, weight=weight)
+    total.backward()
+    keep = weight.bool()
+    ref_h = h.detach()[keep].requires_grad_(True)
+    logits = torch.nn.functional.linear(ref_h, head.weight, head.bias)
+    ref = torch.nn.functional.cross_entropy(logits, y[keep], reduction="sum")
+    ref.backward()
+    assert float(total) == pytest.approx(float(ref), rel=1e-6)
+    assert torch.allclose(h.grad[keep], ref_h.grad, atol=1e-6)
+    assert not h.grad[~keep].any()

@@ -124,22 +124,27 @@ class _FrozenHeadLoss(torch.autograd.Function):
         ctx: Any,
         h: torch.Tensor,
         y: torch.Tensor,
-        to_logits: Callable[[torch.Tensor], torch.Tensor],
+        to_logits: Callable[[torch.Tensor], torch.Tensor] | None,
         chunk_tokens: int,
         linear: LinearHead | None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         grad = torch.empty_like(h)
         total = h.new_zeros((), dtype=torch.float32)
         for start in range(0, h.shape[0], chunk_tokens):
-            hs, ys = h[start : start + chunk_tokens].detach(), y[start : start + chunk_tokens]
+            part = slice(start, start + chunk_tokens)
+            hs, ys = h[part].detach(), y[part]
             if linear is not None:
-                loss, g = linear_head_chunk(linear, hs, ys)
+                loss, g = linear_head_chunk(
+                    linear, hs, ys, None if weight is None else weight[part]
+                )
             else:
+                assert to_logits is not None and weight is None
                 with torch.enable_grad():
                     hs.requires_grad_(True)
                     loss = _chunk_loss(to_logits, hs, ys)
                     (g,) = torch.autograd.grad(loss, hs)
-            grad[start : start + chunk_tokens] = g
+            grad[part] = g
             total += loss.detach()
         ctx.save_for_backward(grad)
         return total
@@ -147,7 +152,20 @@ class _FrozenHeadLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         (grad,) = ctx.saved_tensors
-        return grad * grad_out.to(grad.dtype), None, None, None, None
+        return grad * grad_out.to(grad.dtype), None, None, None, None, None
+
+
+def linear_head_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    head: LinearHead,
+    chunk_tokens: int,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Summed (``weight``-ed) cross-entropy of hidden states ``h`` ``[tokens, dim]`` against
+    ``y`` through a frozen linear head, in chunks of fixed size, the gradient with respect
+    to ``h`` taken in forward in closed form (no host synchronisation: shapes stay fixed)."""
+    return _FrozenHeadLoss.apply(h, y, None, chunk_tokens, head, weight)
 
 
 def labelled_positions(
