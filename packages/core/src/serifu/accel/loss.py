@@ -13,9 +13,9 @@ chunks are checkpointed and recomputed in backward.
 
 A frozen head that is a plain linear layer (:class:`LinearHead`, every base here) gets
 its chunk's gradient in closed form, ``(softmax - onehot) x softcap' @ W``, computed in
-place in the chunk's one float32 logits buffer: about 1.5 x the float32 logits alive at
-once (2.5 x with a softcap), where autograd through ``cross_entropy`` kept the bf16
-logits, the float32 ones, their log-softmax and its gradient (~4 x).
+place in the chunk's one float32 logits buffer: about 1.6 x the float32 logits alive at
+once (2.6 x with a softcap), where autograd through ``cross_entropy`` holds the bf16
+logits, the float32 ones, their log-softmax and its gradient (3.1 x; bench/loss_memory.py).
 """
 
 from __future__ import annotations
