@@ -83,7 +83,7 @@ def test_sources_without_scenes_are_split_in_blocks(tmp_path: Path) -> None:
     f.write_text("".join(f"行{i}@\n" for i in range(100)), encoding="utf-8")
     result = build_dataset([f], tmp_path / "out", source="lines", config=DataConfig(format="lines"))
     assert result.splits["validation"] > 0 and result.splits["test"] > 0
-    assert "block" in result.info["split_unit"]
+    assert "consecutive examples" in result.info["split_unit"]
 
 
 def test_tiny_file_gives_loadable_empty_splits(tmp_path: Path) -> None:

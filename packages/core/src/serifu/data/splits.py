@@ -1,4 +1,12 @@
-"""Seeded train/validation/test splits by scene: a scene never spans two splits.
+"""Seeded train/validation/test splits by scene: a scene never spans two splits, as long
+as her scenes allow held-out splits near the asked fractions of her examples.
+
+Scenes are first dealt by count (a tenth of the scenes to test, …). A play with few, long
+scenes defeats that: three scenes dealt one to test, one to validation and one to training
+hold out two thirds of her lines (with fewer than three, nothing). Then the split goes by
+size (:func:`split_by_size`): whole scenes dealt by their number of examples, and where
+even that misses, runs of consecutive examples of a scene, each no longer than the smaller
+held-out target. ``SplitPlan.unit`` (``split_unit`` in ``build.json``) says which was used.
 
 With ``fold=(i, k)`` the split is fold ``i`` of a k-fold cross-validation: the shuffled scenes
 are dealt into ``k`` folds and fold ``i`` is held out, so the k datasets hold out every scene
@@ -14,6 +22,10 @@ from dataclasses import dataclass
 SPLITS = ("train", "validation", "test")
 MIN_SCENES = 3
 BLOCK_SIZE = 20
+MIN_HELD_OUT = 10
+NEAR = 1.5
+"""A held-out split is near its target from half of it up to this many times it."""
+"""Fewer examples than this hold nothing out (a held-out split of a few lines measures nothing)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,9 @@ def split_by_scene(
 
     Scenes are shuffled with ``seed`` and the first ones go to test, then validation.
     With fewer than 3 scenes (a format without scenes) blocks of 20 consecutive examples
-    are split instead, so that validation and test are not empty.
+    are split instead, so that validation and test are not empty. When the held-out splits
+    that gives are not within half and 1.5 times their share of her examples
+    (:func:`near_targets`), the split goes by size (:func:`split_by_size`).
 
     ``fold=(i, k)``: every ``k``-th shuffled unit from the ``i``-th on is held out, the rest
     trains; the held-out units go to test and validation in the ratio of the two fractions
@@ -67,7 +81,74 @@ def split_by_scene(
         n_test = n_val = 0
     where = {u: "test" for u in order[:n_test]}
     where.update({u: "validation" for u in order[n_test : n_test + n_val]})
-    return SplitPlan([where.get(u, "train") for u in unit_of], unit_name)
+    plan = SplitPlan([where.get(u, "train") for u in unit_of], unit_name)
+    targets = held_out_targets(len(scenes), validation_fraction, test_fraction)
+    if near_targets(plan.assignment, targets):
+        return plan
+    return split_by_size(scenes, targets, seed)
+
+
+def held_out_targets(n: int, validation_fraction: float, test_fraction: float) -> dict[str, int]:
+    """Examples wanted in each held-out split: the fraction of ``n``, at least one when the
+    fraction is positive, none at all below :data:`MIN_HELD_OUT` examples."""
+    if n < MIN_HELD_OUT:
+        return {"test": 0, "validation": 0}
+    return {
+        split: max(1, round(fraction * n)) if fraction > 0 else 0
+        for split, fraction in (("test", test_fraction), ("validation", validation_fraction))
+    }
+
+
+def near_targets(assignment: Sequence[str], targets: dict[str, int]) -> bool:
+    """Whether each held-out split holds between half and one and a half times its target
+    (exactly none when the target is none)."""
+    for split, want in targets.items():
+        got = sum(a == split for a in assignment)
+        if not (want / 2 <= got <= NEAR * want):
+            return False
+    return True
+
+
+def split_by_size(scenes: Sequence[str], targets: dict[str, int], seed: int) -> SplitPlan:
+    """Held-out splits sized to ``targets``: whole scenes dealt by their number of examples
+    when that comes near the targets, else runs of consecutive examples of a scene no
+    longer than the smaller target (shorter scenes stay whole); seeded."""
+    members: dict[str, list[int]] = {}
+    for i, scene in enumerate(scenes):
+        members.setdefault(scene, []).append(i)
+    whole = _deal(list(members.values()), targets, seed, len(scenes))
+    if near_targets(whole, targets):
+        return SplitPlan(whole, "scene (dealt by size)")
+    wanted = [w for w in targets.values() if w > 0]
+    run = min(wanted) if wanted else max(1, len(scenes))
+    runs = [idx[k : k + run] for idx in members.values() for k in range(0, len(idx), run)]
+    unit = (
+        f"runs of up to {run} consecutive examples of a scene (too few scenes for the "
+        "held-out fractions)"
+    )
+    return SplitPlan(_deal(runs, targets, seed, len(scenes)), unit)
+
+
+def _deal(units: list[list[int]], targets: dict[str, int], seed: int, n: int) -> list[str]:
+    """Shuffle ``units`` (example indices) and give each held-out split those that bring its
+    size nearer its target without passing :data:`NEAR` times it; the rest train (all of it,
+    were training left empty)."""
+    order = units[:]
+    random.Random(seed).shuffle(order)
+    assignment = ["train"] * n
+    free = list(range(len(order)))
+    for split in ("test", "validation"):
+        want, got = targets[split], 0
+        for u in list(free):
+            if got >= want:
+                break
+            size = len(order[u])
+            if abs(got + size - want) < abs(got - want) and got + size <= NEAR * want:
+                for i in order[u]:
+                    assignment[i] = split
+                got += size
+                free.remove(u)
+    return assignment if "train" in assignment else ["train"] * n
 
 
 def _fold_assignment(
