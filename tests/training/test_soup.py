@@ -124,3 +124,18 @@ def test_cli_soup_writes_an_adapter_chat_loads(
     assert main(["soup", str(a), str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "Traceback" not in err
+
+
+def test_the_soup_keeps_the_union_of_her_tokens_when_every_member_has_them(
+    tmp_path: Path,
+) -> None:
+    from serifu.inference.vocab import read_adapter_vocabulary, write_adapter_ids
+
+    a, b = _adapter(tmp_path / "a", 1), _adapter(tmp_path / "b", 2)
+    write_adapter_ids(a, [5, 9])
+    write_adapter_ids(b, [9, 12])
+    average_adapters([a, b], tmp_path / "soup")
+    assert read_adapter_vocabulary(tmp_path / "soup") == [5, 9, 12]
+    (b / "vocabulary.json").unlink()  # a member without them: the soup goes without
+    average_adapters([a, b], tmp_path / "soup2")
+    assert read_adapter_vocabulary(tmp_path / "soup2") is None

@@ -137,13 +137,18 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
     openers = read_openers(request.openers_file) if request.openers_file else None
     queries = build_queries(card, openers, limit=request.limit)
     conditions = condition_names(request.system_prompt)
+    decoding = dict(request.decoding)
+    if not request.character and reference.target:  # a script's speaker: her output vocabulary
+        decoding["lines"] = [
+            line.text for line in reference.lines if line.label == reference.target
+        ]
     pool = BotPool(
         request.model,
         request.adapter,
         request.character,
         request.quantize,
         request.device,
-        dict(request.decoding),
+        decoding,
     )
 
     replies: dict[str, list[Reply]] = {}

@@ -595,6 +595,7 @@ def load_chatbot(
     merge: bool | None = None,
     prefix_cache: bool = False,
     card_answers: bool = False,
+    lines: Sequence[str] = (),
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -604,8 +605,9 @@ def load_chatbot(
     see ``serifu.accel.decode``); ``quantize=True`` loads the base in NF4 4-bit.
 
     Special and unused tokens are always masked. ``vocabulary``: "auto" (= "on" for a
-    character with scripts, else "off") restricts replies to Japanese text plus the tokens
-    of her lines and card (``serifu.inference.vocab``). ``best_of``: candidates sampled and
+    character with scripts, her ``lines`` or an adapter that keeps her tokens, else "off")
+    restricts replies to Japanese text plus the tokens of her lines and card
+    (``serifu.inference.vocab``). ``best_of``: candidates sampled and
     reranked per reply (None: :func:`default_best_of` for the device); where that is 1 and
     ``best_of`` was not given, ``profile_best_of`` (None: :data:`PROFILE_BEST_OF_CPU`)
     candidates are reranked for lines that ask about her profile only, the first of them
@@ -675,7 +677,9 @@ def load_chatbot(
         max_input_chars=max_input_chars,
         notice=notice,
     )
-    bot.rules = token_rules(bot, pack, vocabulary)
+    from serifu.inference.vocab import read_adapter_vocabulary
+
+    bot.rules = token_rules(bot, pack, vocabulary, lines, read_adapter_vocabulary(adapter_path))
     bot.prefix_cache = prefix_cache
     bot.best_of_n = default_best_of(device) if best_of is None else max(1, best_of)
     if profile_best_of is None:  # the CPU default: rerank profile questions only
@@ -709,8 +713,17 @@ def default_best_of(device: str) -> int:
     return BEST_OF_GPU if str(device).startswith("cuda") else BEST_OF_CPU
 
 
-def token_rules(bot: Chatbot, pack: Any | None, vocabulary: str) -> Any:
-    """Banned special/unused tokens, plus her output vocabulary when ``vocabulary`` says so."""
+def token_rules(
+    bot: Chatbot,
+    pack: Any | None,
+    vocabulary: str,
+    lines: Sequence[str] = (),
+    her_ids: Sequence[int] | None = None,
+) -> Any:
+    """Banned special/unused tokens, plus her output vocabulary when ``vocabulary`` says so.
+    Her lines: her pack's scripts, ``lines`` (a script's speaker) and ``her_ids`` (the
+    tokens her adapter keeps, ``serifu.inference.vocab.ADAPTER_FILE``); "auto" turns the
+    whitelist on when any of them is there."""
     from serifu.inference.decoding import TokenRules
     from serifu.inference.vocab import banned_ids, output_vocabulary
 
@@ -720,14 +733,15 @@ def token_rules(bot: Chatbot, pack: Any | None, vocabulary: str) -> Any:
         return TokenRules()
     keep = bot._eos_ids()
     rules = TokenRules(banned=banned_ids(bot.tokenizer, keep=keep))
-    use = vocabulary == "on" or (vocabulary == "auto" and pack is not None and bool(pack.scripts))
-    if use:
-        texts = [bot.system or ""]
+    scripts = pack is not None and bool(pack.scripts)
+    known = scripts or bool(lines) or bool(her_ids)
+    if vocabulary == "on" or (vocabulary == "auto" and known):
+        texts = [bot.system or "", *lines]
         if pack is not None:
             from serifu.data.characters import character_utterances
 
             texts += [u.text for u in character_utterances(pack)]
-        rules.vocab = output_vocabulary(bot.tokenizer, texts, keep=keep)
+        rules.vocab = output_vocabulary(bot.tokenizer, texts, keep=keep, her_ids=her_ids or ())
     return rules
 
 

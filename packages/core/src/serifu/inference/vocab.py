@@ -11,14 +11,21 @@ Two layers, both applied at every decoding step (``serifu.inference.decoding``):
 
 The whitelist is also a CPU speed lever: the output head can be computed for those rows
 only (``OutputVocabulary.head``), a fraction of Gemma's 262k × 640.
+
+Her lines come from her character pack's scripts, from a script's speaker (``serifu eval
+--script``), or from the adapter itself: training writes the tokens of her training and
+validation lines next to it (:data:`ADAPTER_FILE`), so an adapter trained on any play's
+speaker keeps her whitelist in chat, the server and evaluation without her pack.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _UNUSED = re.compile(r"^<(unused|extra_id_|reserved)[_\d]*\d*>$|^\[unused\d+\]$|^<\|.*\|>$")
@@ -123,9 +130,10 @@ class OutputVocabulary:
 
 
 def output_vocabulary(
-    tokenizer: Any, texts: Iterable[str], keep: Iterable[int]
+    tokenizer: Any, texts: Iterable[str], keep: Iterable[int], her_ids: Iterable[int] = ()
 ) -> OutputVocabulary:
-    """Japanese-text tokens + every token of ``texts`` (her lines, her card) + ``keep``.
+    """Japanese-text tokens + every token of ``texts`` (her lines, her card) and ``her_ids``
+    (her lines' tokens, as an adapter keeps them) + ``keep``.
 
     Newline stays allowed (it ends a reply for line-based templates). Byte-fallback pieces
     are left out (they build the mojibake seen in tuned replies) unless ``texts`` use them.
@@ -143,6 +151,44 @@ def output_vocabulary(
         for token_id in tokenizer(text, add_special_tokens=False)["input_ids"]:
             if int(token_id) not in specials:
                 allowed.add(int(token_id))
+    size = len(vocab)
+    allowed.update(int(i) for i in her_ids if 0 <= int(i) < size and int(i) not in specials)
     for nl in tokenizer("\n", add_special_tokens=False)["input_ids"]:
         allowed.add(int(nl))
     return OutputVocabulary(sorted(allowed))
+
+
+ADAPTER_FILE = "vocabulary.json"
+"""Her lines' token ids, written next to an adapter by training."""
+
+
+def her_token_ids(tokenizer: Any, texts: Iterable[str]) -> list[int]:
+    """The distinct token ids of ``texts`` (special tokens left out)."""
+    specials = set(banned_ids(tokenizer))
+    ids: set[int] = set()
+    for text in texts:
+        ids.update(int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"])
+    return sorted(ids - specials)
+
+
+def write_adapter_vocabulary(folder: Path, tokenizer: Any, texts: Iterable[str]) -> None:
+    """Keep her lines' tokens next to an adapter (:data:`ADAPTER_FILE`)."""
+    write_adapter_ids(folder, her_token_ids(tokenizer, texts))
+
+
+def write_adapter_ids(folder: Path, ids: Iterable[int]) -> None:
+    record = {"what": "token ids of her training and validation lines", "ids": sorted(set(ids))}
+    (Path(folder) / ADAPTER_FILE).write_text(json.dumps(record), encoding="utf-8")
+
+
+def read_adapter_vocabulary(folder: Path | None) -> list[int] | None:
+    """Her token ids kept with an adapter; None when it has none (or an unreadable one:
+    replies then go without her whitelist, as for adapters trained before it existed)."""
+    path = Path(folder) / ADAPTER_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))["ids"]
+        return [int(i) for i in ids]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None

@@ -144,4 +144,15 @@ def average_adapters(
             from serifu.training.outputs import model_card
 
             (tmp / "README.md").write_text(model_card(info), encoding="utf-8")
+        _keep_vocabulary(folders, tmp)
     return info
+
+
+def _keep_vocabulary(folders: list[Path], out: Path) -> None:
+    """Her tokens, as the members keep them (``serifu.inference.vocab``): their union, when
+    every member has them (a member without them: the soup goes without, as it did)."""
+    from serifu.inference.vocab import read_adapter_vocabulary, write_adapter_ids
+
+    kept = [read_adapter_vocabulary(f) for f in folders]
+    if kept and all(ids is not None for ids in kept):
+        write_adapter_ids(out, (i for member in kept for i in member or ()))

@@ -215,7 +215,7 @@ class Trainer:
         )
         self.base = base = resolve_base(self.model_id)
         self.folder = folder = load_dataset_folder(self.data)
-        tokenizer = load_tokenizer(base)
+        self.tokenizer = tokenizer = load_tokenizer(base)
         template = template_for(base, tokenizer)
         self.system = (
             folder.system_prompt()
@@ -461,6 +461,7 @@ class Trainer:
     def _finish(self) -> TrainResult:
         """Write the adapter, its run files and logs to ``out`` (atomically)."""
         from serifu.fsutil import atomic_output_dir
+        from serifu.inference.vocab import write_adapter_vocabulary
         from serifu.training.checkpoint import remove_checkpoints
         from serifu.training.outputs import (
             adapter_base_name,
@@ -485,12 +486,24 @@ class Trainer:
                 # no embedding layers: PEFT would look the base up on the hub to decide
                 self.model.save_pretrained(str(tmp), save_embedding_layers=False)
                 write_run_files(tmp, info)
+                write_adapter_vocabulary(tmp, self.tokenizer, self._her_lines())
                 if self.log_dir.is_dir():
                     shutil.copytree(self.log_dir, tmp / LOGS)
             remove_checkpoints(self.out)
         return TrainResult(
             self.out, state.step, state.losses[0], state.losses[-1], tokens_per_s, eval_loss, info
         )
+
+    def _her_lines(self) -> list[str]:
+        """Her lines of the training and validation splits (not test): the tokens her replies
+        may use besides Japanese text (``serifu.inference.vocab``)."""
+        column = "reply" if self.folder.format == "dialogue" else "text"
+        return [
+            str(text)
+            for split in ("train", "validation")
+            if split in self.folder.splits and column in self.folder.splits[split].column_names
+            for text in self.folder.splits[split][column]
+        ]
 
     def _compile_record(self) -> dict[str, Any]:
         """``serifu.json``'s ``compile``: the decision, and for compiled layers the compile

@@ -1,0 +1,86 @@
+"""An adapter keeps her lines' tokens (``vocabulary.json``), so a character trained from any
+play's speaker — no character pack — keeps her output vocabulary in chat, the server and
+evaluation; before, such replies were unmasked (junk like ``mendatanguser`` in one of
+four replies of an adapter for 修禅寺物語's かつら)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from serifu.config.train import TrainConfig
+from serifu.inference import load_chatbot
+from serifu.inference.vocab import ADAPTER_FILE, her_token_ids, read_adapter_vocabulary
+from serifu.training.trainer import train
+
+
+def _rows() -> list[dict[str, object]]:
+    lines = ["まあ、ようこそおいでなされました。", "わたくしは面を打つ家の娘でござります。"]
+    return [
+        {"context": [], "query": f"問{i}", "query_speaker": "客", "reply": lines[i % 2] + "OK",
+         "character": "かつら", "scene": "p#1"}
+        for i in range(16)
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def script_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny adapter trained on a dataset of a script's speaker (no character id)."""
+    from datasets import Dataset, DatasetDict
+
+    root = tmp_path_factory.mktemp("script-adapter")
+    data = root / "data"
+    rows = _rows()
+    DatasetDict(
+        {"train": Dataset.from_list(rows[2:]), "validation": Dataset.from_list(rows[:2])}
+    ).save_to_disk(str(data))
+    build = {"format": "dialogue", "character": "かつら", "character_id": None, "options": {}}
+    (data / "build.json").write_text(json.dumps(build, ensure_ascii=False), encoding="utf-8")
+    out = root / "adapter"
+    config = TrainConfig(max_steps=1, batch_size=4, save_steps=0, eval=False)
+    train("tiny-gptj", data, out, config, device="cpu", progress=False)
+    return out
+
+
+def test_training_keeps_her_tokens_next_to_the_adapter(script_adapter: Path) -> None:
+    from serifu.modeling import load_tokenizer, resolve_base
+
+    ids = read_adapter_vocabulary(script_adapter)
+    tok = load_tokenizer(resolve_base("tiny-gptj"))
+    assert ids == her_token_ids(tok, [str(r["reply"]) for r in _rows()])
+    ok = tok("OK", add_special_tokens=False)["input_ids"]
+    assert ok and set(ok) <= set(ids)
+
+
+def test_an_adapter_without_a_pack_brings_her_vocabulary(script_adapter: Path) -> None:
+    bot = load_chatbot(adapter=script_adapter, device="cpu")
+    assert bot.card is None and bot.rules.vocab is not None
+    vocab = set(bot.rules.vocab.ids)
+    assert set(read_adapter_vocabulary(script_adapter) or ()) <= vocab
+    latin = [
+        i
+        for p, i in bot.tokenizer.get_vocab().items()
+        if p.strip("Ġ▁").isascii() and p.strip("Ġ▁").isalpha() and len(p.strip("Ġ▁")) >= 4
+    ]
+    assert latin and not vocab & set(latin)  # Latin words she never says stay out
+    off = load_chatbot(adapter=script_adapter, device="cpu", vocabulary="off")
+    assert off.rules.vocab is None
+
+
+def test_a_scripts_speaker_lines_bring_her_vocabulary() -> None:
+    bot = load_chatbot(model="tiny-gptj", device="cpu", lines=["Romeo、おお Romeo。"])
+    assert bot.rules.vocab is not None
+    romeo = bot.tokenizer("Romeo", add_special_tokens=False)["input_ids"]
+    assert set(romeo) <= set(bot.rules.vocab.ids)
+    assert load_chatbot(model="tiny-gptj", device="cpu").rules.vocab is None  # nothing known
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"ids": "abc"}', '["no", "ids"]'])
+def test_a_damaged_vocabulary_file_is_ignored(tmp_path: Path, content: str) -> None:
+    (tmp_path / ADAPTER_FILE).write_text(content, encoding="utf-8")
+    assert read_adapter_vocabulary(tmp_path) is None
+    assert read_adapter_vocabulary(None) is None
+    (tmp_path / ADAPTER_FILE).write_text(json.dumps({"ids": [3, 1]}), encoding="utf-8")
+    assert read_adapter_vocabulary(tmp_path) == [3, 1]
