@@ -84,3 +84,14 @@ def test_a_damaged_vocabulary_file_is_ignored(tmp_path: Path, content: str) -> N
     assert read_adapter_vocabulary(None) is None
     (tmp_path / ADAPTER_FILE).write_text(json.dumps({"ids": [3, 1]}), encoding="utf-8")
     assert read_adapter_vocabulary(tmp_path) == [3, 1]
+
+
+def test_an_adapter_without_a_pack_answers_under_the_name_she_was_trained_as(
+    script_adapter: Path,
+) -> None:
+    """Prompts that name her (the novel template: 主人公「…」 then かつら「) match her
+    training prompts; before, they said 「キャラクター」 to a model trained on 「かつら」."""
+    bot = load_chatbot(adapter=script_adapter, device="cpu")
+    assert bot.character_name == "かつら"
+    if bot.template.id == "novel":
+        assert bot.template.render("やあ", character=bot.character_name).endswith("かつら「")

@@ -97,6 +97,9 @@ class Chatbot:
     notice: str | None = None
     """A line for the user about this setup (e.g. an adapter trained on another 4-bit grid
     than the reply weights': :func:`serifu.inference.quantize.grid_notice`); None: nothing."""
+    name: str | None = None
+    """Her name where there is no card: the speaker her adapter was trained as (the prompt
+    templates that name her, e.g. ``novel``, then match her training prompts)."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     examples: Any = None
     """A :class:`serifu.retrieval.ExampleRetriever`: her k most similar real exchanges go into
@@ -104,7 +107,9 @@ class Chatbot:
 
     @property
     def character_name(self) -> str:
-        return str(self.card.short_name) if self.card is not None else "キャラクター"
+        if self.card is not None:
+            return str(self.card.short_name)
+        return self.name or GENERIC_NAME
 
     def _system_for(self, query: str, extra_system: str | None) -> str | None:
         parts = [p for p in (self.system, extra_system) if p]
@@ -676,6 +681,7 @@ def load_chatbot(
         generation=dict(base.generation),
         max_input_chars=max_input_chars,
         notice=notice,
+        name=trained_name(info),
     )
     from serifu.inference.vocab import read_adapter_vocabulary
 
@@ -706,6 +712,16 @@ def load_chatbot(
             training_pairs(pack), k=examples, protagonist=card.protagonist if card else "主人公"
         )
     return bot
+
+
+GENERIC_NAME = "キャラクター"
+"""Her name in prompts when neither a card nor her adapter names her."""
+
+
+def trained_name(info: Mapping[str, Any]) -> str | None:
+    """The speaker an adapter was trained as (its dataset's ``character``), if it says."""
+    name = (info.get("dataset") or {}).get("character")
+    return str(name) if isinstance(name, str) and name.strip() else None
 
 
 def default_best_of(device: str) -> int:

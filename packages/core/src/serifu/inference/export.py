@@ -53,7 +53,9 @@ def set_chat_template(tokenizer: Any, base: Any, info: dict[str, Any]) -> None:
     template = template_for(base, tokenizer)
     if isinstance(template, ChatTemplate):
         return
-    name = "キャラクター"  # Chatbot.character_name without a card
+    from serifu.inference.chatbot import GENERIC_NAME, trained_name
+
+    name = trained_name(info) or GENERIC_NAME  # Chatbot.character_name without a card
     character = (info.get("dataset") or {}).get("character_id")
     if isinstance(character, str):
         with contextlib.suppress(SerifuError):  # not registered here: a generic name
