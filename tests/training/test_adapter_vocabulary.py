@@ -95,3 +95,36 @@ def test_an_adapter_without_a_pack_answers_under_the_name_she_was_trained_as(
     assert bot.character_name == "かつら"
     if bot.template.id == "novel":
         assert bot.template.render("やあ", character=bot.character_name).endswith("かつら「")
+
+
+def test_serve_takes_an_adapter_without_a_pack_as_a_heroine_of_its_own(
+    script_adapter: Path,
+) -> None:
+    """`serifu serve --adapter DIR` with no --character: OpenAI clients reach her by the
+    folder's name, on the adapter's own base, with her name and output vocabulary."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from serifu.serving.app import create_app
+    from serifu.serving.engine import Engine
+    from serifu.serving.heroines import load_heroines
+
+    heroines = load_heroines([], adapter=script_adapter, device="cpu")
+    assert set(heroines) == {"adapter", "tiny-gptj"}  # her folder's name, and the bare base
+    her = heroines["adapter"].bot
+    assert her.card is None and her.system is None and her.character_name == "かつら"
+    assert her.rules.vocab is not None
+    assert set(read_adapter_vocabulary(script_adapter) or ()) <= set(her.rules.vocab.ids)
+    body = {
+        "model": "adapter",
+        "messages": [{"role": "user", "content": "やあ"}],
+        "max_tokens": 4,
+        "temperature": 0,
+    }
+    with TestClient(create_app(Engine(heroines))) as client:
+        models = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        reply = client.post("/v1/chat/completions", json=body)
+    assert "adapter" in models
+    assert reply.status_code == 200 and isinstance(
+        reply.json()["choices"][0]["message"]["content"], str
+    )

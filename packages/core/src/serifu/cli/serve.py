@@ -15,7 +15,12 @@ def serve_command(
         [], "--character", help="Heroine to serve (repeatable; default: every registered one)."
     ),
     model: str | None = typer.Option(None, "--model", help="Base model id, folder or hub id."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter (one --character)."),
+    adapter: Path | None = typer.Option(
+        None,
+        "--adapter",
+        help="LoRA adapter: for one --character, or alone to serve it as a heroine of its own "
+        "(model id: its folder's name).",
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind (default: this machine only)."
     ),
@@ -83,7 +88,8 @@ def serve_command(
             err=True,
         )
     sock = _listen(host, port)  # before the slow model load: a busy port fails at once
-    ids = character or list(plugins.characters())
+    # --adapter alone: that adapter as a heroine of its own (any script's speaker, no pack)
+    ids = character or ([] if adapter is not None else list(plugins.characters()))
     heroines = load_heroines(
         ids, model=model, adapter=adapter, device=device, quantize=quantize, vocabulary=vocabulary
     )

@@ -27,14 +27,20 @@ def load_heroines(
     The base loads once. Each heroine's adapter is ``--adapter`` (one character only) or
     the one shipped with her pack for this base; all adapters are loaded into one PEFT
     model and switched per batch. A heroine without an adapter talks with the plain base.
+    ``adapter`` with no ``characters``: that adapter alone, as a heroine without a character
+    pack (trained on any script's speaker), named by its folder; the base defaults to the
+    adapter's.
     """
     from serifu import plugins
     from serifu.inference.chatbot import load_chatbot
 
-    if adapter is not None and len(characters) != 1:
+    if adapter is not None and len(characters) > 1:
         raise SerifuError(
-            "--adapter needs exactly one --character (others use their shipped adapters)"
+            "--adapter needs one --character, or none to serve the adapter as a heroine of "
+            "its own (others use their shipped adapters)"
         )
+    if adapter is not None and not characters:
+        return _packless(Path(adapter), model, device, quantize, vocabulary, best_of)
     base = load_chatbot(
         model=model,
         system_prompt=False,
@@ -52,11 +58,47 @@ def load_heroines(
     return heroines_on(base, adapters, vocabulary=vocabulary)
 
 
+def _packless(
+    adapter: Path,
+    model: str | None,
+    device: str | None,
+    quantize: bool | None,
+    vocabulary: str,
+    best_of: int | None,
+) -> dict[str, Heroine]:
+    """One adapter as a heroine of its own, on its own base unless ``model`` says another."""
+    from serifu.inference.chatbot import load_chatbot
+    from serifu.training.adapters import check_adapter_base, read_adapter
+
+    info = read_adapter(adapter)
+    base = load_chatbot(
+        model=model or info.get("base_model"),
+        system_prompt=False,
+        device=device,
+        quantize=quantize,
+        vocabulary="off",
+        best_of=best_of,
+    )
+    check_adapter_base(info, base.model_id, adapter)
+    return heroines_on(base, {heroine_id(adapter): adapter}, vocabulary=vocabulary, packless=True)
+
+
+def heroine_id(adapter: Path) -> str:
+    """The model id a heroine without a pack is served under: her adapter folder's name."""
+    return Path(adapter).resolve().name
+
+
 def heroines_on(
-    base: Any, adapters: Mapping[str, Path | str | None], *, vocabulary: str = "auto"
+    base: Any,
+    adapters: Mapping[str, Path | str | None],
+    *,
+    vocabulary: str = "auto",
+    packless: bool = False,
 ) -> dict[str, Heroine]:
     """The heroines (character id -> her adapter folder, or None) on an already loaded base
-    chatbot (no card, vocabulary off), plus the bare base's id.
+    chatbot (no card, vocabulary off), plus the bare base's id. ``packless``: the ids are
+    not registered characters but adapters of their own (no card, no system prompt; her
+    name and output vocabulary from the adapter).
 
     All adapters are loaded into one PEFT model around ``base.model`` (the engine decodes
     every batch through the stacked adapters, :mod:`serifu.serving.mixed_lora`, so CUDA
@@ -65,12 +107,16 @@ def heroines_on(
     """
     from serifu import plugins
     from serifu.characters import system_prompt
-    from serifu.inference.chatbot import token_rules
+    from serifu.inference.chatbot import token_rules, trained_name
+    from serifu.inference.vocab import read_adapter_vocabulary
+    from serifu.training.adapters import read_adapter
 
     heroines: dict[str, Heroine] = {}
     peft = None
     for cid, path in adapters.items():
-        pack = plugins.get_character(cid)
+        pack = None if packless else plugins.get_character(cid)
+        if pack is None and path is None:
+            raise SerifuError(f"heroine {cid!r} has neither a character pack nor an adapter")
         name = None
         if path is not None:
             from peft import PeftModel
@@ -85,11 +131,16 @@ def heroines_on(
                 peft.eval()
             else:
                 peft.load_adapter(str(path), adapter_name=name, use_safetensors=True)
-        card = pack.card()
+        card = pack.card() if pack is not None else None
         bot = dataclasses.replace(
-            base, adapter=Path(path) if path else None, card=card, system=system_prompt(card)
+            base,
+            adapter=Path(path) if path else None,
+            card=card,
+            system=system_prompt(card) if card is not None else None,
+            name=trained_name(read_adapter(Path(path))) if path and card is None else None,
         )
-        bot.rules = token_rules(bot, pack, vocabulary)
+        her_ids = read_adapter_vocabulary(Path(path)) if path else None
+        bot.rules = token_rules(bot, pack, vocabulary, her_ids=her_ids)
         if bot.best_of_n > 1:
             from serifu.inference.rerank import Reranker
 
