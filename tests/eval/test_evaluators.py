@@ -18,6 +18,7 @@ IDS = [
     "style-markers",
     "diversity",
     "format",
+    "echo",
 ]
 
 

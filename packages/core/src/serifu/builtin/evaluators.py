@@ -215,6 +215,18 @@ class FormatEvaluator:
         }
 
 
+class EchoEvaluator:
+    id = "echo"
+    description = "Share of replies that repeat the player's line back instead of answering it."
+    headline = {"echo_rate": "echo"}
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.echo import echo_report
+
+        result = echo_report([r.query for r in run.replies], run.texts())
+        return {"summary": {"echo_rate": result["echo_rate"]}, **result}
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -227,6 +239,7 @@ BUILTIN_EVALUATORS = (
     StyleMarkersEvaluator,
     DiversityEvaluator,
     FormatEvaluator,
+    EchoEvaluator,
 )
 
 
