@@ -23,9 +23,9 @@ SPLITS = ("train", "validation", "test")
 MIN_SCENES = 3
 BLOCK_SIZE = 20
 MIN_HELD_OUT = 10
+"""Fewer examples than this hold nothing out (a held-out split of a few lines measures nothing)."""
 NEAR = 1.5
 """A held-out split is near its target from half of it up to this many times it."""
-"""Fewer examples than this hold nothing out (a held-out split of a few lines measures nothing)."""
 
 
 @dataclass(frozen=True)

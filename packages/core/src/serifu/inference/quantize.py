@@ -182,18 +182,25 @@ def round_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     return model
 
 
+def _gemlite() -> Any:
+    """The GemLite package (its ``helper`` module loaded), or a clear error without it."""
+    try:
+        import gemlite
+        import gemlite.helper
+    except ImportError as exc:
+        raise SerifuError(
+            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
+        ) from exc
+    return gemlite
+
+
 def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
     """``layer`` (an ``nn.Linear`` on CUDA, bf16) as GemLite's A16W4 layer on its
     :func:`uint4_quantize` codes. GemLite's atomic-add precision is the caller's setting
     (``gemlite.set_native_atomic_bfp16``; :func:`quantize_uint4_` turns it off)."""
     import torch
 
-    try:
-        from gemlite.helper import A16Wn
-    except ImportError as exc:
-        raise SerifuError(
-            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
-        ) from exc
+    A16Wn = _gemlite().helper.A16Wn
     codes, scales, zeros = uint4_quantize(layer.weight, group_size)
     bias = layer.bias.data if layer.bias is not None else None
     processor = A16Wn(device=str(layer.weight.device), dtype=torch.bfloat16)
@@ -212,12 +219,7 @@ def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
         round_uint4_(model, group_size)
         model.serifu_weights = "uint4-simulated"
         return model
-    try:
-        import gemlite
-    except ImportError as exc:
-        raise SerifuError(
-            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
-        ) from exc
+    gemlite = _gemlite()
     # float32 split-K sums: with GemLite's bf16 atomic adds a batch-1 output is 1-2e-2 off
     # the dequantised weights' product, with float32 ones 4e-3 (bf16 rounding alone;
     # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes

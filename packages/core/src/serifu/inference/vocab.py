@@ -147,10 +147,7 @@ def output_vocabulary(
         text = token_text(piece)
         if text and all(is_japanese_char(ch) for ch in text):
             allowed.add(int(token_id))
-    for text in texts:
-        for token_id in tokenizer(text, add_special_tokens=False)["input_ids"]:
-            if int(token_id) not in specials:
-                allowed.add(int(token_id))
+    allowed.update(_text_ids(tokenizer, texts, specials))
     size = len(vocab)
     allowed.update(int(i) for i in her_ids if 0 <= int(i) < size and int(i) not in specials)
     for nl in tokenizer("\n", add_special_tokens=False)["input_ids"]:
@@ -162,13 +159,17 @@ ADAPTER_FILE = "vocabulary.json"
 """Her lines' token ids, written next to an adapter by training."""
 
 
-def her_token_ids(tokenizer: Any, texts: Iterable[str]) -> list[int]:
-    """The distinct token ids of ``texts`` (special tokens left out)."""
-    specials = set(banned_ids(tokenizer))
+def _text_ids(tokenizer: Any, texts: Iterable[str], specials: set[int]) -> set[int]:
+    """The distinct token ids of ``texts``, ``specials`` left out."""
     ids: set[int] = set()
     for text in texts:
         ids.update(int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"])
-    return sorted(ids - specials)
+    return ids - specials
+
+
+def her_token_ids(tokenizer: Any, texts: Iterable[str]) -> list[int]:
+    """The distinct token ids of ``texts`` (special tokens left out)."""
+    return sorted(_text_ids(tokenizer, texts, set(banned_ids(tokenizer))))
 
 
 def write_adapter_vocabulary(folder: Path, tokenizer: Any, texts: Iterable[str]) -> None:

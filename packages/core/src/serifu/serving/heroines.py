@@ -33,22 +33,26 @@ def load_heroines(
     """
     from serifu import plugins
     from serifu.inference.chatbot import load_chatbot
+    from serifu.training.adapters import check_adapter_base, read_adapter
 
     if adapter is not None and len(characters) > 1:
         raise SerifuError(
             "--adapter needs one --character, or none to serve the adapter as a heroine of "
             "its own (others use their shipped adapters)"
         )
-    if adapter is not None and not characters:
-        return _packless(Path(adapter), model, device, quantize, vocabulary, best_of)
+    solo = Path(adapter) if adapter is not None and not characters else None
+    info = read_adapter(solo) if solo is not None else {}
     base = load_chatbot(
-        model=model,
+        model=model or info.get("base_model"),  # a solo adapter: on its own base
         system_prompt=False,
         device=device,
         quantize=quantize,
         vocabulary="off",
         best_of=best_of,
     )
+    if solo is not None:
+        check_adapter_base(info, base.model_id, solo)  # another --model than its base: error
+        return heroines_on(base, {heroine_id(solo): solo}, vocabulary=vocabulary, packless=True)
     adapters = {
         cid: adapter
         if adapter is not None
@@ -56,31 +60,6 @@ def load_heroines(
         for cid in characters
     }
     return heroines_on(base, adapters, vocabulary=vocabulary)
-
-
-def _packless(
-    adapter: Path,
-    model: str | None,
-    device: str | None,
-    quantize: bool | None,
-    vocabulary: str,
-    best_of: int | None,
-) -> dict[str, Heroine]:
-    """One adapter as a heroine of its own, on its own base unless ``model`` says another."""
-    from serifu.inference.chatbot import load_chatbot
-    from serifu.training.adapters import check_adapter_base, read_adapter
-
-    info = read_adapter(adapter)
-    base = load_chatbot(
-        model=model or info.get("base_model"),
-        system_prompt=False,
-        device=device,
-        quantize=quantize,
-        vocabulary="off",
-        best_of=best_of,
-    )
-    check_adapter_base(info, base.model_id, adapter)
-    return heroines_on(base, {heroine_id(adapter): adapter}, vocabulary=vocabulary, packless=True)
 
 
 def heroine_id(adapter: Path) -> str:
@@ -118,11 +97,11 @@ def heroines_on(
         if pack is None and path is None:
             raise SerifuError(f"heroine {cid!r} has neither a character pack nor an adapter")
         name = None
+        info: dict[str, Any] = {}
         if path is not None:
             from peft import PeftModel
 
-            if not (Path(path) / "adapter_config.json").is_file():
-                raise SerifuError("not a LoRA adapter folder (no adapter_config.json)", path=path)
+            info = read_adapter(Path(path))  # an adapter folder, with weights
             name = cid
             if peft is None:
                 peft = PeftModel.from_pretrained(
@@ -137,7 +116,7 @@ def heroines_on(
             adapter=Path(path) if path else None,
             card=card,
             system=system_prompt(card) if card is not None else None,
-            name=trained_name(read_adapter(Path(path))) if path and card is None else None,
+            name=trained_name(info) if card is None else None,
         )
         her_ids = read_adapter_vocabulary(Path(path)) if path else None
         bot.rules = token_rules(bot, pack, vocabulary, her_ids=her_ids)
