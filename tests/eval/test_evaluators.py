@@ -19,6 +19,7 @@ IDS = [
     "diversity",
     "format",
     "echo",
+    "fragments",
 ]
 
 

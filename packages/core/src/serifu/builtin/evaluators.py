@@ -227,6 +227,26 @@ class EchoEvaluator:
         return {"summary": {"echo_rate": result["echo_rate"]}, **result}
 
 
+class FragmentsEvaluator:
+    id = "fragments"
+    description = (
+        "Share of replies with a broken piece of sentence (one opening with a case particle, "
+        "impossible kana, a dangling noun after a finished sentence), next to her real lines' rate."
+    )
+    headline = {"fragment_rate": "fragments"}
+
+    def evaluate(self, run: EvalRun) -> dict[str, Any]:
+        from serifu.evaluation.fragments import fragment_report
+
+        result = fragment_report(
+            run.texts(), [r.stopped for r in run.replies], run.reference.target_lines()
+        )
+        summary = {"fragment_rate": result["fragment_rate"]}
+        if result["reference_rate"] is not None:
+            summary["reference_rate"] = result["reference_rate"]
+        return {"summary": summary, **result}
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -240,6 +260,7 @@ BUILTIN_EVALUATORS = (
     DiversityEvaluator,
     FormatEvaluator,
     EchoEvaluator,
+    FragmentsEvaluator,
 )
 
 

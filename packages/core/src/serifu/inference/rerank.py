@@ -10,7 +10,9 @@ Score of a candidate (higher is better), each part documented in docs/evaluation
   (``serifu.profile_intent``) may name it;
 - ``likelihood``: the model's mean log-probability per token of the reply;
 - ``format``: − 2 for an empty or unclean reply (special tokens, foreign script, mojibake),
-  − 1 for one cut at the token limit, − 0.5 for one that parrots the question.
+  − 1 for one cut at the token limit, − 1 for one with a broken piece of sentence
+  (:mod:`serifu.evaluation.fragments`), − 0.5 for one that parrots the line
+  (:mod:`serifu.evaluation.echo`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Reranker:
     def parts(self, query: str, candidates: Sequence[Any]) -> list[dict[str, float]]:
         """Each candidate's score parts (``candidates``: objects with ``text``, ``stopped``,
         ``n_tokens``, ``logprob``)."""
+        from serifu.evaluation.echo import echoes
+        from serifu.evaluation.fragments import fragments
         from serifu.evaluation.reply_format import is_clean
 
         voice = [0.0] * len(candidates)
@@ -80,7 +84,9 @@ class Reranker:
                 fmt -= 2.0
             if not c.stopped:
                 fmt -= 1.0
-            if c.text.strip() and c.text.strip() in query:
+            if fragments(c.text, stopped=c.stopped):
+                fmt -= 1.0
+            if c.text.strip() and (c.text.strip() in query or echoes(query, c.text)):
                 fmt -= 0.5
             out.append(
                 {
