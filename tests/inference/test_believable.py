@@ -95,6 +95,10 @@ def test_output_vocabulary_keeps_her_tokens_and_drops_latin_words() -> None:
         if p.strip("Ġ▁").isascii() and p.strip("Ġ▁").isalpha() and len(p.strip("Ġ▁")) >= 3
     ]
     assert words and not any(i in latin.ids for i in words)
+    # two ASCII symbols in one token are code (「",」), unless her own lines use it
+    [code] = [i for p, i in tok.get_vocab().items() if p == '",']
+    assert code not in latin.ids
+    assert code in output_vocabulary(tok, ['「あかん",」って言うたやろ'], keep=[]).ids
 
 
 def test_restricted_head_gives_the_same_replies_as_the_full_head(monkeypatch) -> None:
@@ -159,6 +163,12 @@ def test_reranker_prefers_her_clean_and_right_reply() -> None:
     assert rr.best("元気？", [junk, fine]) == 1
     polite, kansai = gen("はい、わたくしもそう思いますわ。"), gen("せやな、うちもそう思うわ！")
     assert rr.best("そう思わない？", [polite, kansai]) == 1
+    # a broken tail and a parrot each cost the same reply in her words
+    line = "夕焼けがきれいだね。"
+    answer, tail = gen("ほんまやな、きれいや！"), gen("ほんまやな、きれいや！事に")
+    parrot = gen("夕焼けがきれいだね。ほんまや")
+    fmt = [p["format"] for p in rr.parts(line, [answer, tail, parrot])]
+    assert fmt == [0.0, -1.0, -0.5]
 
 
 def test_best_of_samples_in_one_batch_and_returns_a_candidate(gptj_bot) -> None:
@@ -181,11 +191,15 @@ def test_clean_metric_catches_the_junk_users_saw() -> None:
         "ほんまにспо",
         "一組で待つ。补偿",
         "はい\ufffd",
+        "つねつねしていただけないか。+++++++++#",  # an over-trained play speaker's
+        'うん、今日の朝は。 """",","。,":"',
     ]
     assert not any(is_clean(t) for t in seen)
-    assert all(is_clean(t) for t in ["せやな！", "B型やで", "……うん。", "8月3日や"])
-    result = reply_format([*seen, "せやな！"], [True] * 7)
-    assert result["clean_rate"] == round(1 / 7, 4) and result["ok_rate"] == round(1 / 7, 4)
+    assert all(
+        is_clean(t) for t in ["せやな！", "B型やで", "……うん。", "8月3日や", "えー!!!!", "....ね"]
+    )
+    result = reply_format([*seen, "せやな！"], [True] * 9)
+    assert result["clean_rate"] == round(1 / 9, 4) and result["ok_rate"] == round(1 / 9, 4)
 
 
 def test_coherence_ranks_the_reply_that_fits_the_line() -> None:

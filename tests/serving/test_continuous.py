@@ -21,6 +21,7 @@ pytest.importorskip("fastapi")
 
 GREEDY: dict[str, Any] = {"do_sample": False}
 PENALISED: dict[str, Any] = {"do_sample": False, "repetition_penalty": 1.3}
+NO_REPEAT: dict[str, Any] = {"do_sample": False, "no_repeat_ngram_size": 2}
 QUERIES = {"akane": "おはよう", "rei": "今日の放課後は何をするつもりなの？", "hina": "ねえ"}
 
 
@@ -181,6 +182,22 @@ def test_row_admitted_mid_batch_gets_its_tokens_alone(
     assert mid[id(x)][2] == 10 and mid[id(x)][0] != mid[id(a)][0]
     _same(alone_x, _reference(heroines, x, monkeypatch))
     _same(alone_a, _reference(heroines, a, monkeypatch))
+
+
+def test_no_repeat_ngrams_count_each_row_s_own_reply(
+    heroines: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``no_repeat_ngram_size`` in a running batch: each row's reply (not its prompt, not its
+    neighbour's) is what it may not repeat; the replies equal the chat loop's, and the ban
+    changed them (greedy, these rows loop)."""
+    names = ("rei", "akane")
+    jobs = [_job(heroines[h], QUERIES[h], 40, NO_REPEAT) for h in names]
+    start = max(len(j.prompts[0]) for j in jobs) + 5
+    got = _run(_batch(heroines, jobs[0], start), {0: [jobs[0]], 2: [jobs[1]]})
+    for name, job in zip(names, jobs, strict=True):
+        _same(got[id(job)], _reference(heroines, job, monkeypatch))
+        free = _job(heroines[name], QUERIES[name], 40, GREEDY)
+        assert _reference(heroines, free, monkeypatch)[0] != got[id(job)][0]
 
 
 def test_a_freed_slot_takes_the_next_request_exactly(heroines: dict[str, Any]) -> None:

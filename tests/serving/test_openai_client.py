@@ -120,3 +120,21 @@ def test_bad_requests_raise_openai_errors(client) -> None:
         client.chat.completions.create(model="nobody", messages=HELLO)
     with pytest.raises(openai.BadRequestError, match="over this server's limit"):
         client.chat.completions.create(model="akane", messages=HELLO, max_tokens=10_000)
+
+
+def test_no_repeat_ngram_size_stops_loops(client, live) -> None:
+    """SillyTavern's ``no_repeat_ngram_size`` (text-generation-webui's name) as an extra field."""
+    prompt = "<start_of_turn>user\nこんにちは<end_of_turn>\n<start_of_turn>model\n"
+    kwargs = dict(model="akane", prompt=prompt, max_tokens=40, temperature=0)
+    loop = client.completions.create(**kwargs).choices[0].text
+    free = client.completions.create(**kwargs, extra_body={"no_repeat_ngram_size": 2})
+    tok = live.heroines["akane"].bot.tokenizer
+
+    def repeats(text: str) -> int:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        pairs = list(zip(ids, ids[1:], strict=False))
+        return len(pairs) - len(set(pairs))
+
+    assert repeats(loop) > 0 and repeats(free.choices[0].text) == 0
+    off = client.completions.create(**kwargs, extra_body={"no_repeat_ngram_size": 0})
+    assert off.choices[0].text == loop

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from serifu.cli import options
 from serifu.errors import SerifuError
 
 app = typer.Typer(
@@ -97,6 +98,7 @@ def run_eval(
     examples: int = typer.Option(
         0, "--examples", min=0, max=16, help="Her k most similar real exchanges in the prompt."
     ),
+    no_repeat_ngram: int | None = options.NO_REPEAT_NGRAM,
     weights: str = typer.Option(
         "bf16",
         "--weights",
@@ -169,6 +171,7 @@ def run_eval(
             "best_of": best_of,
             "examples": examples,
             **({"weights": weights} if weights != "bf16" else {}),
+            **({"no_repeat_ngram": no_repeat_ngram} if no_repeat_ngram is not None else {}),
         },
         progress=None if as_json else _progress_printer(),
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from serifu.cli import options
+
 
 def train_command(
     model: str = typer.Option(
@@ -124,6 +126,7 @@ def chat_command(
         "(bitsandbytes) / int4 (torchao, CUDA, serifu[int4]), or uint4: the base 4-bit "
         "under the unmerged adapter (GemLite, CUDA, serifu[gemlite]; simulated on the CPU).",
     ),
+    no_repeat_ngram: int | None = options.NO_REPEAT_NGRAM,
 ) -> None:
     """Talk to a character: a REPL that streams replies, or one reply with --once."""
     from serifu.errors import SerifuError
@@ -144,6 +147,7 @@ def chat_command(
         weights=weights,
         prefix_cache=True,
         card_answers=True,  # a profile question her candidates all miss: her card's answer
+        no_repeat_ngram=no_repeat_ngram,
     )
     if bot.notice:
         typer.echo(bot.notice, err=True)

@@ -3,7 +3,8 @@
 ``clean``: no special/control tokens (``<unused4191>``, ``<end_of_turn>``), no foreign-script
 fragments (Cyrillic, Hangul, Chinese-only hanzi …, see :func:`serifu.inference.vocab.is_foreign_char`),
 no Latin word glued to Japanese text (``変な顔やなFindingsRequest``), no mojibake (U+FFFD,
-``Ã``-style UTF-8-read-as-Latin-1).
+``Ã``-style UTF-8-read-as-Latin-1), no run of four or more ASCII symbols (``+++++++++#``;
+``!!!!`` and ``....`` are emphasis, not junk).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Sequence
 _CONTROL = re.compile(r"<[A-Za-z_/|][^<>\s]{0,40}>|\[(?:unused|PAD|CLS|SEP|MASK)\d*\]")
 _MOJIBAKE = re.compile("\ufffd|[ÃÂ][\x80-\xbf]|ã[\x80-\xbf]|[\x00-\x08\x0b-\x1f]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{4,}")
+_SYMBOL_RUN = re.compile(r"[!-/:-@\[-`{-~]{4,}")
+"""Four or more ASCII symbols in a row (``+++++++++#``, ``",":``): none in 7,783 real lines."""
+_EMPHASIS = frozenset(".!?~-")
 
 
 def junk(text: str, allowed_latin: frozenset[str] = frozenset()) -> list[str]:
@@ -24,6 +28,7 @@ def junk(text: str, allowed_latin: frozenset[str] = frozenset()) -> list[str]:
     found = _CONTROL.findall(text) + _MOJIBAKE.findall(text)
     found += [ch for ch in text if is_foreign_char(ch)]
     found += [w for w in _LATIN_WORD.findall(text) if w.lower() not in allowed_latin]
+    found += [run for run in _SYMBOL_RUN.findall(text) if not set(run) <= _EMPHASIS]
     return found
 
 

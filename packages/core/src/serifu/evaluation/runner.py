@@ -215,6 +215,7 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
             "evaluators": list(evaluators),
             "openers_file": str(request.openers_file) if request.openers_file else None,
             "data": str(request.data) if request.data else None,
+            "decoding": dict(request.decoding),
         },
         "queries": {
             "opener": sum(q.kind == OPENER for q in queries),

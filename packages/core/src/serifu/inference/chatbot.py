@@ -601,6 +601,7 @@ def load_chatbot(
     prefix_cache: bool = False,
     card_answers: bool = False,
     lines: Sequence[str] = (),
+    no_repeat_ngram: int | None = None,
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -625,7 +626,9 @@ def load_chatbot(
     ``prefix_cache``: her system prompt runs once, later replies copy its keys and values
     (``Chatbot.prefix_cache``; chat and the game turn it on). ``card_answers``: a profile
     question none of whose reranked candidates states the fact is answered from her card, in
-    her voice (``Chatbot.card_answers``; chat and the game turn it on).
+    her voice (``Chatbot.card_answers``; chat and the game turn it on). ``no_repeat_ngram``:
+    n > 1, a reply never says an n-token piece of itself again (0: off; None: the base
+    model's default, ``GENERATION_DEFAULTS``).
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -634,6 +637,7 @@ def load_chatbot(
     from serifu.prompts.chat_template import template_for
     from serifu.training.adapters import attach_adapter, check_adapter_base, read_adapter
 
+    generation_override = with_no_repeat({}, no_repeat_ngram)  # checked before any load
     adapter_path = Path(adapter) if adapter is not None else None
     info = read_adapter(adapter_path) if adapter_path is not None else {}
     character = character or (info.get("dataset") or {}).get("character_id")
@@ -678,7 +682,7 @@ def load_chatbot(
         model=lm,
         system=render_system(card) if (system_prompt and card is not None) else None,
         add_special_tokens=base.add_special_tokens,
-        generation=dict(base.generation),
+        generation={**base.generation, **generation_override},
         max_input_chars=max_input_chars,
         notice=notice,
         name=trained_name(info),
@@ -716,6 +720,16 @@ def load_chatbot(
 
 GENERIC_NAME = "キャラクター"
 """Her name in prompts when neither a card nor her adapter names her."""
+
+
+def with_no_repeat(generation: Mapping[str, Any], size: int | None) -> dict[str, Any]:
+    """``generation`` with ``no_repeat_ngram_size`` set to ``size`` (None: left as it is)."""
+    out = dict(generation)
+    if size is not None:
+        if size < 0 or size == 1:
+            raise SerifuError(f"no-repeat n-gram size must be 0 (off) or at least 2, got {size}")
+        out["no_repeat_ngram_size"] = size
+    return out
 
 
 def trained_name(info: Mapping[str, Any]) -> str | None:

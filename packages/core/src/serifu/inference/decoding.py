@@ -223,7 +223,16 @@ def decode_steps(
         logits = step(ids, mask, positions)
         for _ in range(max_new_tokens):
             chosen = _choose(
-                logits, seen, params, generator, rules, eos_ids, filler, logprobs, running
+                logits,
+                seen,
+                ids.shape[1],
+                params,
+                generator,
+                rules,
+                eos_ids,
+                filler,
+                logprobs,
+                running,
             )
             chosen = torch.where(
                 torch.tensor(running, device=device), chosen, torch.full_like(chosen, pad_id)
@@ -302,6 +311,7 @@ class _EagerStep:
 def _choose(
     logits: Any,
     seen: Any,
+    prompt_width: int,
     params: Mapping[str, Any],
     generator: Any,
     rules: TokenRules,
@@ -312,7 +322,9 @@ def _choose(
 ) -> Any:
     """Mask, pick, and record the chosen tokens' log-probabilities."""
     logits = rules.apply(logits)
-    chosen = next_tokens_for(logits, penalty_view(seen, eos_ids, filler), params, generator)
+    chosen = next_tokens_for(
+        logits, penalty_view(seen, eos_ids, filler), params, generator, prompt_width
+    )
     if logprobs is not None:
         picked = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0].tolist()
         for row, value in enumerate(picked):
@@ -386,7 +398,9 @@ def _static_steps(
 
     def pick(logits: Any) -> tuple[Any, Any]:
         logits = rules.apply(logits)
-        chosen = next_tokens_for(logits, penalty_view(seen, eos_ids, filler), params, generator)
+        chosen = next_tokens_for(
+            logits, penalty_view(seen, eos_ids, filler), params, generator, ids.shape[1]
+        )
         scores = None
         if logprobs is not None:  # as _choose computes them, read with the tokens
             scores = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0]
@@ -508,6 +522,8 @@ def plain_greedy(params: Mapping[str, Any], eos_ids: set[int]) -> bool:
         return False
     if float(params.get("frequency_penalty", 0.0) or 0.0):
         return False
+    if int(params.get("no_repeat_ngram_size", 0) or 0) > 1:
+        return False
     return not params.get("logit_bias") and len(eos_ids) <= MAX_STOP_IDS
 
 
@@ -560,7 +576,11 @@ def _greedy_steps(
         chunks.close()
 
 
-def next_tokens_for(logits: Any, seen: Any, params: Mapping[str, Any], generator: Any) -> Any:
+def next_tokens_for(
+    logits: Any, seen: Any, params: Mapping[str, Any], generator: Any, prompt_width: int
+) -> Any:
+    """:func:`serifu.inference.sampling.next_tokens` for rows whose replies start at
+    ``prompt_width`` in ``seen`` (the padded prompts, then one token per step)."""
     from serifu.inference.sampling import next_tokens
 
-    return next_tokens(logits, seen, params, generator)
+    return next_tokens(logits, seen, params, generator, (prompt_width, seen.shape[1]))

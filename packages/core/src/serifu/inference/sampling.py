@@ -5,7 +5,9 @@ Keys of ``params`` (all optional): ``logit_bias`` {token id: bias}, ``repetition
 ``frequency_penalty`` (subtracted once per seen token / per occurrence, as in the OpenAI
 API; "seen" is the prompt window plus the reply so far), ``do_sample``, ``temperature``,
 ``top_k``, ``top_p`` and ``min_p`` (keep tokens with at least ``min_p`` × the top
-probability). Tokens already at ``-inf`` (masked) stay there. ``greedy_rows`` (row
+probability), ``no_repeat_ngram_size`` (n: a token that would say again an n-token piece of
+the reply so far is never chosen, so a reply cannot loop; the prompt is not counted, so
+her answer may reuse the player's words). Tokens already at ``-inf`` (masked) stay there. ``greedy_rows`` (row
 indices, with ``do_sample``): those rows take the most likely token, the others are sampled
 with the same random draws as without it (e.g. best-of candidates, one of them the mode).
 """
@@ -16,8 +18,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: Any | None) -> Any:
-    """``logits`` [B, V] of the last position; ``seen`` [B, n] token ids so far (penalised)."""
+def next_tokens(
+    logits: Any,
+    seen: Any,
+    params: Mapping[str, Any],
+    generator: Any | None,
+    reply: tuple[Any, Any] | None = None,
+) -> Any:
+    """``logits`` [B, V] of the last position; ``seen`` [B, n] token ids so far (penalised).
+
+    ``reply``: (start, end) [B] of each row's reply in ``seen`` (what
+    ``no_repeat_ngram_size`` looks at); without it that parameter is not applied."""
     import torch
 
     logits = logits.float()
@@ -42,6 +53,9 @@ def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: An
             1, seen, torch.ones_like(seen, dtype=logits.dtype)
         )
         logits = logits - frequency * counts - presence * (counts > 0).to(logits.dtype)
+    size = int(params.get("no_repeat_ngram_size", 0) or 0)
+    if size > 1 and reply is not None and seen.numel():
+        logits = ban_repeats(logits, seen, size, *reply)
     if not params.get("do_sample", False):
         return logits.argmax(-1)
     logits = logits / max(float(params.get("temperature", 1.0)), 1e-5)
@@ -68,6 +82,32 @@ def next_tokens(logits: Any, seen: Any, params: Mapping[str, Any], generator: An
         rows = device_ids(greedy, logits.device)
         chosen[rows] = logits[rows].argmax(-1)
     return chosen
+
+
+def ban_repeats(logits: Any, seen: Any, size: int, start: Any, end: Any) -> Any:
+    """``logits`` with -inf for every token that would complete a ``size``-token piece that
+    row's reply ``seen[start:end]`` already holds (``start``, ``end``: ints shared by the
+    rows, or [B] tensors); on the device, no host sync."""
+    import torch
+
+    width = seen.shape[1]
+    if width < size:
+        return logits
+    windows = seen.unfold(1, size, 1)  # [B, width - size + 1, size]
+    first = torch.arange(windows.shape[1], device=seen.device)[None, :]
+    if isinstance(end, int):
+        if end - start < size - 1:
+            return logits
+        tail = seen[:, end - size + 1 : end]
+        inside = (first >= start) & (first + size - 1 < end)
+    else:
+        offsets = torch.arange(size - 1, device=seen.device)
+        tail = seen.gather(1, (end[:, None] - (size - 1) + offsets).clamp(min=0, max=width - 1))
+        inside = (first >= start[:, None]) & (first + size - 1 < end[:, None])
+        inside &= (end - start >= size - 1)[:, None]
+    match = (windows[:, :, :-1] == tail[:, None, :]).all(-1) & inside
+    hits = torch.zeros_like(logits).scatter_add_(1, windows[:, :, -1], match.to(logits.dtype))
+    return logits.masked_fill(hits > 0, float("-inf"))
 
 
 _IDS: dict[tuple[tuple[int, ...], str], Any] = {}

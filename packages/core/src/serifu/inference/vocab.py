@@ -6,7 +6,8 @@ Two layers, both applied at every decoding step (``serifu.inference.decoding``):
   ``<start_of_image>`` …) are never emitted; the stop tokens (EOS, ``<end_of_turn>``) stay.
 - :func:`output_vocabulary` — an optional per-character whitelist: tokens whose text is
   Japanese (kana, kanji of JIS X 0208 — what ``cp932`` encodes, which leaves out Chinese-only
-  hanzi), Japanese/ASCII punctuation and digits, plus every token her own lines and card use.
+  hanzi), Japanese/ASCII punctuation (at most one ASCII symbol per token: ``'","'`` is code)
+  and digits, plus every token her own lines and card use.
   Latin words, Cyrillic, Hangul … then cannot appear unless she says them herself.
 
 The whitelist is also a CPU speed lever: the output head can be computed for those rows
@@ -55,6 +56,13 @@ def is_japanese_char(ch: str) -> bool:
             return False
         return True
     return False
+
+
+def _code_like(text: str) -> bool:
+    """Two or more ASCII symbols in one token (``'","'``, ``'++++'``, ``')));'``): pieces of
+    code, the junk an over-trained adapter writes (1,584 of Gemma's tokens); her own lines'
+    tokens stay allowed whatever they hold."""
+    return sum(ch in _ASCII_PUNCT for ch in text) >= 2
 
 
 def is_foreign_char(ch: str) -> bool:
@@ -145,7 +153,7 @@ def output_vocabulary(
         if token_id in specials or _BYTE.match(piece):
             continue
         text = token_text(piece)
-        if text and all(is_japanese_char(ch) for ch in text):
+        if text and all(is_japanese_char(ch) for ch in text) and not _code_like(text):
             allowed.add(int(token_id))
     allowed.update(_text_ids(tokenizer, texts, specials))
     size = len(vocab)

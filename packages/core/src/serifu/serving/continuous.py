@@ -69,6 +69,7 @@ class ContinuousBatch:
             (self.size, self.max_len), self.filler, dtype=torch.long, device=device
         )
         self.seen_len = torch.zeros(self.size, dtype=torch.long, device=device)
+        self.reply_start = torch.zeros(self.size, dtype=torch.long, device=device)
         self.steps = 0
         self.admitted = 0
         self.shifts = 0
@@ -154,6 +155,7 @@ class ContinuousBatch:
             self.seen[slot].fill_(self.filler)
             self.seen[slot, : len(prompt)] = penalty_view(ids[None], self.eos, self.filler)[0]
             self.seen_len[slot] = len(prompt)
+            self.reply_start[slot] = len(prompt)
             slots = torch.tensor([slot], device=self.seen.device)
             (token,), (score,) = self._pick(slots, logits[None]).tolist()  # waits
             events += self._record(slot, int(token), float(score))
@@ -235,7 +237,8 @@ class ContinuousBatch:
         from serifu.inference.sampling import next_tokens
 
         masked = self.rules.apply(logits)
-        chosen = next_tokens(masked, self.seen.index_select(0, slots), self.params, None)
+        reply = (self.reply_start.index_select(0, slots), self.seen_len.index_select(0, slots))
+        chosen = next_tokens(masked, self.seen.index_select(0, slots), self.params, None, reply)
         picked = masked.log_softmax(-1).gather(1, chosen[:, None])[:, 0]
         self.decoder.step_ids.index_copy_(0, slots, chosen[:, None])
         self.seen.index_put_((slots, self.seen_len.index_select(0, slots)), chosen)

@@ -60,6 +60,8 @@ class SamplingFields(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    no_repeat_ngram_size: int | None = Field(default=None, ge=0, le=64)
+    """Not OpenAI's: text-generation-webui's name, which SillyTavern sends (0: off)."""
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int = Field(default=1, ge=1, le=MAX_N)
@@ -101,7 +103,13 @@ class SamplingFields(BaseModel):
             out["top_p"] = self.top_p
         if self.top_k is not None:
             out["top_k"] = max(0, self.top_k)
-        for key in ("min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+        for key in (
+            "min_p",
+            "repetition_penalty",
+            "presence_penalty",
+            "frequency_penalty",
+            "no_repeat_ngram_size",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
