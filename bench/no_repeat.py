@@ -109,9 +109,9 @@ def main() -> int:
                   f"{row['cut_off_rate']:.3f}", flush=True)  # fmt: skip
     if args.out:
         record = {"benchmark": "no_repeat", "limit": args.limit, "rows": rows}
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        tmp.replace(args.out)
+        from serifu.fsutil import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(record, ensure_ascii=False, indent=2) + "\n")
     return 0
 
 

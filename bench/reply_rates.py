@@ -96,9 +96,9 @@ def main() -> int:
         )
     if args.out:
         record = {"benchmark": "reply_rates", "real_lines": real, "rows": rows}
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        tmp.replace(args.out)
+        from serifu.fsutil import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(record, ensure_ascii=False, indent=2) + "\n")
     return 0
 
 
