@@ -67,7 +67,7 @@ def real_rows(corpus: Path | None) -> list[dict[str, object]]:
     rows = []
     for name, lines in sets:
         report = fragment_report(lines, [True] * len(lines))
-        found = [f["found"] for f in report["fragments"]]  # type: ignore[index]
+        found = [f["found"] for f in report["fragments"]]  # type: ignore[attr-defined]
         rows.append(
             {
                 "lines": name,

@@ -488,3 +488,16 @@ def test_augmentation_learns_her_voice_from_the_training_scenes_only(cid: str) -
     opened = {o for o in every for r in replies if r.startswith(o + "、")}
     assert opened & set(trained)  # answers do open with her (training) interjections
     assert not opened & held_out_only
+
+
+def test_format_counts_transcript_lines() -> None:
+    """With her real exchanges in the prompt, small models write the next script line
+    (「妻「やめろ。」」) or the block's header instead of a reply."""
+    from serifu.evaluation.reply_format import is_transcript, reply_format
+
+    assert is_transcript("妻「やめろ。」", "妻") and is_transcript("妻：やめろ", "妻")
+    assert is_transcript("妻の実際の会話の例：", None)
+    assert not is_transcript("「おはよう」って言うたやろ", "妻")
+    assert not is_transcript("妻って呼ばんといて", "妻")
+    result = reply_format(["妻「やめろ。」", "やめて。"], [True, True], name="妻")
+    assert result["transcript_rate"] == 0.5 and result["ok_rate"] == 0.5

@@ -13,6 +13,7 @@ import pytest
 from serifu.config.train import TrainConfig
 from serifu.inference import load_chatbot
 from serifu.inference.vocab import ADAPTER_FILE, her_token_ids, read_adapter_vocabulary
+from serifu.retrieval.examples import HEADER, read_adapter_examples
 from serifu.training.trainer import train
 
 
@@ -52,6 +53,20 @@ def test_training_keeps_her_tokens_next_to_the_adapter(script_adapter: Path) -> 
     assert ids == her_token_ids(tok, [str(r["reply"]) for r in _rows()])
     ok = tok("OK", add_special_tokens=False)["input_ids"]
     assert ok and set(ok) <= set(ids)
+
+
+def test_training_keeps_her_training_exchanges_for_examples(script_adapter: Path) -> None:
+    """Her training split's pairs (never the held-out ones) go next to the adapter, so
+    ``examples`` can show a character without a pack her own exchanges."""
+    rows = _rows()
+    kept = read_adapter_examples(script_adapter)
+    assert kept == [(str(r["query"]), str(r["reply"])) for r in rows[2:]]
+    bot = load_chatbot(adapter=script_adapter, device="cpu", examples=2)
+    shown = bot._system_for("問5", None) or ""
+    assert shown.startswith(HEADER.format(name="かつら"))
+    assert "客「問5」" not in shown and "主人公「問5」" in shown  # the closest exchange first
+    assert "「問0」" not in shown and "「問1」" not in shown  # held-out rows are never shown
+    assert load_chatbot(adapter=script_adapter, device="cpu").examples is None  # off by default
 
 
 def test_an_adapter_without_a_pack_brings_her_vocabulary(script_adapter: Path) -> None:

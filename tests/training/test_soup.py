@@ -139,3 +139,17 @@ def test_the_soup_keeps_the_union_of_her_tokens_when_every_member_has_them(
     (b / "vocabulary.json").unlink()  # a member without them: the soup goes without
     average_adapters([a, b], tmp_path / "soup2")
     assert read_adapter_vocabulary(tmp_path / "soup2") is None
+
+
+def test_the_soup_keeps_her_members_exchanges(tmp_path: Path) -> None:
+    from serifu.retrieval.examples import read_adapter_examples, write_adapter_examples
+
+    a, b = _adapter(tmp_path / "a", 1), _adapter(tmp_path / "b", 2)
+    write_adapter_examples(a, [("おはよう", "おはようさん"), ("元気？", "元気やで")])
+    write_adapter_examples(b, [("元気？", "元気やで"), ("またね", "ほな")])
+    average_adapters([a, b], tmp_path / "soup")
+    assert read_adapter_examples(tmp_path / "soup") == [
+        ("おはよう", "おはようさん"),
+        ("元気？", "元気やで"),
+        ("またね", "ほな"),
+    ]

@@ -204,7 +204,8 @@ class FormatEvaluator:
             for line in run.reference.target_lines()
             for w in re.findall(r"[A-Za-z]{4,}", line)
         )
-        result = reply_format(run.texts(), [r.stopped for r in run.replies], latin)
+        name = run.card.short_name if run.card is not None else run.reference.target
+        result = reply_format(run.texts(), [r.stopped for r in run.replies], latin, name or None)
         return {
             "summary": {
                 "ok_rate": result["ok_rate"],

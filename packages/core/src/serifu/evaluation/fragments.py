@@ -14,7 +14,7 @@ tags (fugashi + unidic-lite):
   a lone conjunction (「…持ってる？審査」, 「…きれいだね。事に」, 「…あるの？ちなみに」). A tail
   after an ellipsis is an afterthought (「……お茶を入れてきた。……ほうじ茶」), one after a short
   question is her answer to it (「好きな食べ物？わらび餅」): neither counts;
-- ``loop``: a piece of up to 12 characters said four or more times in a row, at least
+- ``loop``: a piece of up to :data:`LOOP_UNIT` characters said four or more times in a row, at least
   :data:`LOOP_CHARS` characters in all (「媾合したくないよ。媾合したくないよ。…」,
   「行ったことがある？行ったことがある？…」); one character must run to
   :data:`LOOP_CHARS_ONE` (laughter, 「あははははははは」, is speech).
@@ -44,9 +44,11 @@ _OPENING_PARTICLES = frozenset({"に", "を", "の", "が"})
 _SET_OFF = frozenset("、,，…‥。！？!? ")
 _I_ROW = frozenset("きしちにひみりぎじぢびぴ")
 _SKIPPED_POS = frozenset({"補助記号", "空白"})
+LOOP_UNIT = 12
+"""Longest piece a loop repeats."""
 LOOP_CHARS = 8
 LOOP_CHARS_ONE = 12
-_LOOP = re.compile(r"(.{1,12}?)\1{3,}", re.DOTALL)
+_LOOP = re.compile(rf"(.{{1,{LOOP_UNIT}}}?)\1{{3,}}", re.DOTALL)
 _PAUSES = "…‥・ー〜～-—.。、，,"
 SHORT_QUESTION = 8
 """A question this short before a bare noun is hers repeated back (「趣味？読書」), not a fragment."""
@@ -135,9 +137,8 @@ def fragment_rate(texts: Sequence[str], stopped: Sequence[bool] | None = None) -
     if not texts:
         return 0.0
     flags = stopped if stopped is not None else [True] * len(texts)
-    return sum(bool(fragments(t, stopped=s)) for t, s in zip(texts, flags, strict=True)) / len(
-        texts
-    )
+    hits = sum(bool(fragments(t, stopped=s)) for t, s in zip(texts, flags, strict=True))
+    return hits / len(texts)
 
 
 def fragment_report(

@@ -133,6 +133,7 @@ def script_reference(
     if speaker is not None:
         ref.heldout_pairs = heldout_pairs(utterances, speaker)
         ref.selection_pairs = heldout_pairs(utterances, speaker, HELD_OUT)
+        ref.train_pairs = heldout_pairs(utterances, speaker, ("train",))
     return ref
 
 

@@ -40,10 +40,25 @@ def is_one_line(text: str) -> bool:
     return bool(text.strip()) and "\n" not in text.strip("\n")
 
 
+def is_transcript(text: str, name: str | None) -> bool:
+    """A reply written as a script line, her name first (「妻「やめろ。」」), or the header of
+    the real exchanges shown in her prompt: the model continued the prompt's format."""
+    from serifu.retrieval.examples import HEADER
+
+    head = text.strip()
+    if name and head.startswith(tuple(name + mark for mark in "「『：:")):
+        return True
+    return HEADER.format(name="") in head
+
+
 def reply_format(
-    texts: Sequence[str], stopped: Sequence[bool], allowed_latin: frozenset[str] = frozenset()
+    texts: Sequence[str],
+    stopped: Sequence[bool],
+    allowed_latin: frozenset[str] = frozenset(),
+    name: str | None = None,
 ) -> dict[str, object]:
-    """Shares over all replies; ``ok`` = non-empty, clean, one line, ended at the reply end/EOS."""
+    """Shares over all replies; ``ok`` = non-empty, clean, one line, ended at the reply end/EOS,
+    and no transcript line (:func:`is_transcript`; ``name``: hers)."""
     n = len(texts)
     if n == 0:
         return {
@@ -54,12 +69,14 @@ def reply_format(
             "empty_rate": 0.0,
             "multi_line_rate": 0.0,
             "cut_off_rate": 0.0,
+            "transcript_rate": 0.0,
         }
     bad = [(i, junk(t, allowed_latin)) for i, t in enumerate(texts)]
     bad = [(i, j) for i, j in bad if j]
     unclean = {i for i, _ in bad}
+    transcript = [is_transcript(t, name) for t in texts]
     ok = sum(
-        is_one_line(t) and s and i not in unclean
+        is_one_line(t) and s and i not in unclean and not transcript[i]
         for i, (t, s) in enumerate(zip(texts, stopped, strict=True))
     )
     empty = sum(not t.strip() for t in texts)
@@ -73,4 +90,5 @@ def reply_format(
         "empty_rate": round(empty / n, 4),
         "multi_line_rate": round(multi / n, 4),
         "cut_off_rate": round(cut / n, 4),
+        "transcript_rate": round(sum(transcript) / n, 4),
     }

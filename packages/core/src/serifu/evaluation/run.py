@@ -48,13 +48,15 @@ class Reference:
     ``target``: the evaluated character's label among them; ``heldout_pairs``: held-out
     (protagonist line, her real reply) pairs of the test split, for perplexity;
     ``selection_pairs``: those of the validation and test splits (neither trained on), for
-    coherence, which needs more lines (empty: ``heldout_pairs``).
+    coherence, which needs more lines (empty: ``heldout_pairs``); ``train_pairs``: a script
+    speaker's training split, what ``--examples`` may show in her prompt.
     """
 
     target: str
     lines: list[LabeledLine]
     heldout_pairs: list[tuple[str, str]] = field(default_factory=list)
     selection_pairs: list[tuple[str, str]] = field(default_factory=list)
+    train_pairs: list[tuple[str, str]] = field(default_factory=list)
     seed: int = 0
     description: str = ""
 

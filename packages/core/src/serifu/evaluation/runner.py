@@ -142,6 +142,7 @@ def evaluate(request: EvalRequest, reference: Reference | None = None) -> dict[s
         decoding["lines"] = [
             line.text for line in reference.lines if line.label == reference.target
         ]
+        decoding["pairs"] = reference.train_pairs  # what --examples may show
     pool = BotPool(
         request.model,
         request.adapter,

@@ -602,6 +602,7 @@ def load_chatbot(
     card_answers: bool = False,
     lines: Sequence[str] = (),
     no_repeat_ngram: int | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> Chatbot:
     """Load a base (4-bit or full precision) + optional adapter, for one character.
 
@@ -628,7 +629,9 @@ def load_chatbot(
     question none of whose reranked candidates states the fact is answered from her card, in
     her voice (``Chatbot.card_answers``; chat and the game turn it on). ``no_repeat_ngram``:
     n > 1, a reply never says an n-token piece of itself again (0: off; None: the base
-    model's default, ``GENERATION_DEFAULTS``).
+    model's default, ``GENERATION_DEFAULTS``). Her exchanges for ``examples``: her pack's
+    (held-out pairs left out), else ``pairs`` (a script speaker's training split), else those
+    her adapter keeps (``serifu.retrieval.examples.ADAPTER_FILE``).
     """
     from serifu import plugins
     from serifu.characters import system_prompt as render_system
@@ -709,12 +712,14 @@ def load_chatbot(
         from serifu.inference.grounded import CardAnswers
 
         bot.card_answers = CardAnswers.for_character(pack.id, card)
-    if examples > 0 and pack is not None:
+    if examples > 0:
         from serifu.retrieval import ExampleRetriever
+        from serifu.retrieval.examples import read_adapter_examples
 
-        bot.examples = ExampleRetriever(
-            training_pairs(pack), k=examples, protagonist=card.protagonist if card else "主人公"
-        )
+        shown = training_pairs(pack) if pack is not None else list(pairs)
+        shown = shown or read_adapter_examples(adapter_path)
+        protagonist = card.protagonist if card else "主人公"
+        bot.examples = ExampleRetriever(shown, k=examples, protagonist=protagonist)
     return bot
 
 
@@ -776,11 +781,12 @@ def token_rules(
 
 
 def training_pairs(pack: Any) -> list[tuple[str, str]]:
-    """Her (query, reply) pairs outside the held-out test split (what retrieval may show)."""
+    """Her (query, reply) pairs outside the held-out splits (what retrieval may show: the
+    coherence and perplexity pairs never come back in her prompt)."""
     from serifu.data.characters import character_pairs, character_utterances
-    from serifu.evaluation.reference import heldout_pairs
+    from serifu.evaluation.reference import HELD_OUT, heldout_pairs
 
-    held = set(heldout_pairs(character_utterances(pack), pack.card().short_name))
+    held = set(heldout_pairs(character_utterances(pack), pack.card().short_name, HELD_OUT))
     return [(p.query, p.reply) for p in character_pairs(pack) if (p.query, p.reply) not in held]
 
 

@@ -6,10 +6,11 @@ Keys of ``params`` (all optional): ``logit_bias`` {token id: bias}, ``repetition
 API; "seen" is the prompt window plus the reply so far), ``do_sample``, ``temperature``,
 ``top_k``, ``top_p`` and ``min_p`` (keep tokens with at least ``min_p`` × the top
 probability), ``no_repeat_ngram_size`` (n: a token that would say again an n-token piece of
-the reply so far is never chosen, so a reply cannot loop; the prompt is not counted, so
-her answer may reuse the player's words). Tokens already at ``-inf`` (masked) stay there. ``greedy_rows`` (row
-indices, with ``do_sample``): those rows take the most likely token, the others are sampled
-with the same random draws as without it (e.g. best-of candidates, one of them the mode).
+the reply so far is never chosen, so a reply cannot loop; the prompt is not counted, so her
+answer may reuse the player's words). Tokens already at ``-inf`` (masked) stay there.
+``greedy_rows`` (row indices, with ``do_sample``): those rows take the most likely token,
+the others are sampled with the same random draws as without it (e.g. best-of candidates,
+one of them the mode).
 """
 
 from __future__ import annotations

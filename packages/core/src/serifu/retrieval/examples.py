@@ -6,12 +6,17 @@ bigrams need no dictionary and match inflected forms well enough for short lines
 
 from __future__ import annotations
 
+import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 HEADER = "{name}の実際の会話の例："
+ADAPTER_FILE = "examples.json"
+"""Her training split's exchanges, written next to an adapter by training: what retrieval
+may show for a character without a pack (a play's speaker)."""
 
 
 def bigrams(text: str) -> list[str]:
@@ -61,3 +66,26 @@ class ExampleRetriever:
             lines.append(f"{self.protagonist}「{q}」")
             lines.append(f"{name}「{r}」")
         return "\n".join(lines)
+
+
+def write_adapter_examples(folder: Path, pairs: Iterable[tuple[str, str]]) -> None:
+    """Keep her training exchanges next to an adapter (:data:`ADAPTER_FILE`), each once."""
+    kept = list(
+        dict.fromkeys((str(q), str(r)) for q, r in pairs if str(q).strip() and str(r).strip())
+    )
+    record = {"what": "(protagonist line, her reply) pairs of her training split", "pairs": kept}
+    text = json.dumps(record, ensure_ascii=False)
+    (Path(folder) / ADAPTER_FILE).write_text(text, encoding="utf-8")
+
+
+def read_adapter_examples(folder: Path | None) -> list[tuple[str, str]]:
+    """Her exchanges kept with an adapter; empty when it has none (or an unreadable file:
+    retrieval then has nothing to show, as for adapters trained before it existed)."""
+    path = Path(folder) / ADAPTER_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        pairs = json.loads(path.read_text(encoding="utf-8"))["pairs"]
+        return [(str(q), str(r)) for q, r in pairs]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return []

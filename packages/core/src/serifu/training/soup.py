@@ -145,6 +145,7 @@ def average_adapters(
 
             (tmp / "README.md").write_text(model_card(info), encoding="utf-8")
         _keep_vocabulary(folders, tmp)
+        _keep_examples(folders, tmp)
     return info
 
 
@@ -156,3 +157,12 @@ def _keep_vocabulary(folders: list[Path], out: Path) -> None:
     kept = [read_adapter_vocabulary(f) for f in folders]
     if kept and all(ids is not None for ids in kept):
         write_adapter_ids(out, (i for member in kept for i in member or ()))
+
+
+def _keep_examples(folders: list[Path], out: Path) -> None:
+    """Her training exchanges, as the members keep them (``serifu.retrieval.examples``)."""
+    from serifu.retrieval.examples import read_adapter_examples, write_adapter_examples
+
+    pairs = [p for folder in folders for p in read_adapter_examples(folder)]
+    if pairs:
+        write_adapter_examples(out, pairs)

@@ -462,6 +462,7 @@ class Trainer:
         """Write the adapter, its run files and logs to ``out`` (atomically)."""
         from serifu.fsutil import atomic_output_dir
         from serifu.inference.vocab import write_adapter_vocabulary
+        from serifu.retrieval.examples import write_adapter_examples
         from serifu.training.checkpoint import remove_checkpoints
         from serifu.training.outputs import (
             adapter_base_name,
@@ -487,6 +488,7 @@ class Trainer:
                 self.model.save_pretrained(str(tmp), save_embedding_layers=False)
                 write_run_files(tmp, info)
                 write_adapter_vocabulary(tmp, self.tokenizer, self._her_lines())
+                write_adapter_examples(tmp, self._her_exchanges())
                 if self.log_dir.is_dir():
                     shutil.copytree(self.log_dir, tmp / LOGS)
             remove_checkpoints(self.out)
@@ -503,6 +505,19 @@ class Trainer:
             for split in ("train", "validation")
             if split in self.folder.splits and column in self.folder.splits[split].column_names
             for text in self.folder.splits[split][column]
+        ]
+
+    def _her_exchanges(self) -> list[tuple[str, str]]:
+        """Her real (protagonist line, reply) pairs of the training split (dialogue data):
+        what ``--examples`` may show in her prompt; held-out pairs never."""
+        train = self.folder.splits.get("train")
+        if train is None or not {"query", "reply"} <= set(train.column_names):
+            return []
+        sources = train["source"] if "source" in train.column_names else ["real"] * len(train)
+        return [
+            (str(q), str(r))
+            for q, r, source in zip(train["query"], train["reply"], sources, strict=True)
+            if source == "real"  # not augmented profile answers: her own exchanges
         ]
 
     def _compile_record(self) -> dict[str, Any]:
