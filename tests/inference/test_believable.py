@@ -167,8 +167,9 @@ def test_reranker_prefers_her_clean_and_right_reply() -> None:
     line = "夕焼けがきれいだね。"
     answer, tail = gen("ほんまやな、きれいや！"), gen("ほんまやな、きれいや！事に")
     parrot = gen("夕焼けがきれいだね。ほんまや")
-    fmt = [p["format"] for p in rr.parts(line, [answer, tail, parrot])]
-    assert fmt == [0.0, -1.0, -0.5]
+    script = gen("茜「ほんまやな、きれいや！」")  # the next line of a transcript
+    fmt = [p["format"] for p in rr.parts(line, [answer, tail, parrot, script])]
+    assert fmt == [0.0, -1.0, -0.5, -2.0]
 
 
 def test_best_of_samples_in_one_batch_and_returns_a_candidate(gptj_bot) -> None:

@@ -701,6 +701,8 @@ def load_chatbot(
         from serifu.inference.rerank import Reranker
 
         bot.rerank = Reranker.for_character(character, card)
+        if card is None and bot.name:  # a play speaker's adapter: the name she trained as
+            bot.rerank.name = bot.name
     elif profile_best_of > 1 and card is not None:
         from serifu.inference.rerank import Reranker
         from serifu.profile import card_facts

@@ -9,7 +9,8 @@ Score of a candidate (higher is better), each part documented in docs/evaluation
   when no topic pattern finds the asked fact, the learned question classifier
   (``serifu.profile_intent``) may name it;
 - ``likelihood``: the model's mean log-probability per token of the reply;
-- ``format``: − 2 for an empty or unclean reply (special tokens, foreign script, mojibake),
+- ``format``: − 2 for an empty or unclean reply (special tokens, foreign script, mojibake)
+  or a transcript line (her name first, :func:`serifu.evaluation.reply_format.is_transcript`),
   − 1 for one cut at the token limit, − 1 for one with a broken piece of sentence
   (:mod:`serifu.evaluation.fragments`), − 0.5 for one that parrots the line
   (:mod:`serifu.evaluation.echo`).
@@ -57,19 +58,22 @@ class Reranker:
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
     intent: bool = True
     """Ask :mod:`serifu.profile_intent` when no topic pattern matches."""
+    name: str | None = None
+    """Her name, to tell a transcript line (「妻「…」」) from a reply."""
 
     @classmethod
     def for_character(cls, character_id: str | None, card: Any | None) -> Reranker:
         fitted = _cast_classifier(character_id) if character_id else None
         classifier, target = fitted if fitted else (None, None)
-        return cls(card_facts(card) if card is not None else [], classifier, target)
+        facts = card_facts(card) if card is not None else []
+        return cls(facts, classifier, target, name=card.short_name if card is not None else None)
 
     def parts(self, query: str, candidates: Sequence[Any]) -> list[dict[str, float]]:
         """Each candidate's score parts (``candidates``: objects with ``text``, ``stopped``,
         ``n_tokens``, ``logprob``)."""
         from serifu.evaluation.echo import echoes
         from serifu.evaluation.fragments import fragments
-        from serifu.evaluation.reply_format import is_clean
+        from serifu.evaluation.reply_format import is_clean, is_transcript
 
         voice = [0.0] * len(candidates)
         if self.classifier is not None and self.target in self.classifier.classes:
@@ -80,7 +84,7 @@ class Reranker:
         out = []
         for c, v in zip(candidates, voice, strict=True):
             fmt = 0.0
-            if not c.text.strip() or not is_clean(c.text):
+            if not c.text.strip() or not is_clean(c.text) or is_transcript(c.text, self.name):
                 fmt -= 2.0
             if not c.stopped:
                 fmt -= 1.0
