@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("SERIFU_AOZORA", ROOT.parent / "shared" / "corpora" / "aozora"))
-CASES = [
-    ("001154_52082_kamifusen", "妻"),
-    ("000082_1312_shuzenji-monogatari", "かつら"),
-    ("000264_42773_romeo-to-juliet", "ヂュリ"),
-    ("000083_1051_gimin-jinbee", "おきん"),
-]
+sys.path.insert(0, str(ROOT))
+
+from bench.play_vocabulary import CASES, CORPUS  # noqa: E402  (the same speakers and folders)
 
 
 def run(work: Path, k: int = 3, limit: int = 40) -> dict[str, dict[str, object]]:
@@ -43,12 +38,10 @@ def run(work: Path, k: int = 3, limit: int = 40) -> dict[str, dict[str, object]]
     torch.set_num_threads(2)
     queries = build_queries(None, None, limit=limit)
     out: dict[str, dict[str, object]] = {}
-    for stem, speaker in CASES:
-        name = f"{stem}-{speaker}"
+    for play, speaker in CASES:
+        name = f"{Path(play).stem}-{speaker}"
         lines = [
-            u.text
-            for u in read_utterances([CORPUS / f"{stem}.txt"], "aozora-play")
-            if u.speaker == speaker
+            u.text for u in read_utterances([CORPUS / play], "aozora-play") if u.speaker == speaker
         ]
         train = dataset_pairs(work / f"d-{name}", ("train",))
         for adapter in (None, work / f"a-{name}"):
