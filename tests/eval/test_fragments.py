@@ -128,3 +128,14 @@ def test_the_shipped_base_writes_fragments_and_her_adapter_does_not() -> None:
         rows = [r for r in rows if r["condition"] == "system-prompt-off"]
         rates[run] = fragment_rate([r["text"] for r in rows], [r["stopped"] for r in rows])
     assert rates["base"] > 0.2 and rates["tuned"] < 0.02
+
+
+def test_without_the_analyser_only_tag_free_rules_run() -> None:
+    """The reranker on a machine without fugashi (the GPU bench image) keeps to these."""
+    from serifu.evaluation.fragments import can_tag
+
+    assert can_tag()  # here the analyser is installed (a core dependency)
+    assert fragments("夕焼けがきれいだね。事に", tags=False) == []
+    assert [f.kind for f in fragments("なおょうり", tags=False)] == ["impossible-kana"]
+    looped = "ここらへん。媾。媾。媾。媾。媾。"
+    assert [f.kind for f in fragments(looped, tags=False)] == ["loop"]

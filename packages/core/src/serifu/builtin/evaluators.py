@@ -232,7 +232,8 @@ class FragmentsEvaluator:
     id = "fragments"
     description = (
         "Share of replies with a broken piece of sentence (one opening with a case particle, "
-        "impossible kana, a dangling noun after a finished sentence), next to her real lines' rate."
+        "impossible kana, a dangling noun after a finished sentence, a loop), next to her real "
+        "lines' rate."
     )
     headline = {"fragment_rate": "fragments"}
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from serifu.evaluation.morph import Morpheme, morphemes
 
@@ -116,16 +117,29 @@ def loops(text: str) -> list[str]:
     ]
 
 
-def fragments(text: str, *, stopped: bool = True) -> list[Fragment]:
+@lru_cache(maxsize=1)
+def can_tag() -> bool:
+    """Whether the Japanese analyser (fugashi + unidic-lite) is here; the GPU bench image
+    lacks it, and the reranker then keeps to the rules that need no tags."""
+    from serifu.data.tagging import tagger
+
+    try:
+        tagger()
+    except (ImportError, RuntimeError):
+        return False
+    return True
+
+
+def fragments(text: str, *, stopped: bool = True, tags: bool = True) -> list[Fragment]:
     """The fragments of one reply (empty: none). ``stopped``: the reply ended by itself, so
-    its last sentence is meant to be complete (a reply cut at the token limit is not)."""
-    found: list[Fragment] = []
+    its last sentence is meant to be complete (a reply cut at the token limit is not).
+    ``tags=False``: only the rules that need no analyser (impossible kana, loops)."""
     parts = sentences(text)
-    tagged = [(s, _words(s)) for s in parts]
-    found += [Fragment("starts-with-particle", s) for s, w in tagged if _starts_with_particle(s, w)]
+    tagged = [(s, _words(s)) for s in parts] if tags else []
+    found = [Fragment("starts-with-particle", s) for s, w in tagged if _starts_with_particle(s, w)]
     found += [Fragment("impossible-kana", k) for k in impossible_kana(text)]
     found += [Fragment("loop", k) for k in loops(text)]
-    if stopped and len(parts) > 1 and not parts[-2].rstrip().endswith(("…", "‥")):
+    if tags and stopped and len(parts) > 1 and not parts[-2].rstrip().endswith(("…", "‥")):
         tail, words = tagged[-1]
         if _is_dangling(tail, words) and not _answers_own_question(parts[-2]):
             found.append(Fragment("dangling-tail", tail))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from serifu.retrieval.examples import HEADER
+
 _CONTROL = re.compile(r"<[A-Za-z_/|][^<>\s]{0,40}>|\[(?:unused|PAD|CLS|SEP|MASK)\d*\]")
 _MOJIBAKE = re.compile("\ufffd|[ÃÂ][\x80-\xbf]|ã[\x80-\xbf]|[\x00-\x08\x0b-\x1f]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{4,}")
@@ -43,8 +45,6 @@ def is_one_line(text: str) -> bool:
 def is_transcript(text: str, name: str | None) -> bool:
     """A reply written as a script line, her name first (「妻「やめろ。」」), or the header of
     the real exchanges shown in her prompt: the model continued the prompt's format."""
-    from serifu.retrieval.examples import HEADER
-
     head = text.strip()
     if name and head.startswith(tuple(name + mark for mark in "「『：:")):
         return True

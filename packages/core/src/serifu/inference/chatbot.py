@@ -640,7 +640,7 @@ def load_chatbot(
     from serifu.prompts.chat_template import template_for
     from serifu.training.adapters import attach_adapter, check_adapter_base, read_adapter
 
-    generation_override = with_no_repeat({}, no_repeat_ngram)  # checked before any load
+    no_repeat = no_repeat_setting(no_repeat_ngram)  # checked before any weights load
     adapter_path = Path(adapter) if adapter is not None else None
     info = read_adapter(adapter_path) if adapter_path is not None else {}
     character = character or (info.get("dataset") or {}).get("character_id")
@@ -685,7 +685,7 @@ def load_chatbot(
         model=lm,
         system=render_system(card) if (system_prompt and card is not None) else None,
         add_special_tokens=base.add_special_tokens,
-        generation={**base.generation, **generation_override},
+        generation={**base.generation, **no_repeat},
         max_input_chars=max_input_chars,
         notice=notice,
         name=trained_name(info),
@@ -729,14 +729,13 @@ GENERIC_NAME = "キャラクター"
 """Her name in prompts when neither a card nor her adapter names her."""
 
 
-def with_no_repeat(generation: Mapping[str, Any], size: int | None) -> dict[str, Any]:
-    """``generation`` with ``no_repeat_ngram_size`` set to ``size`` (None: left as it is)."""
-    out = dict(generation)
-    if size is not None:
-        if size < 0 or size == 1:
-            raise SerifuError(f"no-repeat n-gram size must be 0 (off) or at least 2, got {size}")
-        out["no_repeat_ngram_size"] = size
-    return out
+def no_repeat_setting(size: int | None) -> dict[str, int]:
+    """The generation parameter ``size`` asks for (None: none, the model's default stays)."""
+    if size is None:
+        return {}
+    if size < 0 or size == 1:
+        raise SerifuError(f"no-repeat n-gram size must be 0 (off) or at least 2, got {size}")
+    return {"no_repeat_ngram_size": size}
 
 
 def trained_name(info: Mapping[str, Any]) -> str | None:

@@ -72,7 +72,7 @@ class Reranker:
         """Each candidate's score parts (``candidates``: objects with ``text``, ``stopped``,
         ``n_tokens``, ``logprob``)."""
         from serifu.evaluation.echo import echoes
-        from serifu.evaluation.fragments import fragments
+        from serifu.evaluation.fragments import can_tag, fragments
         from serifu.evaluation.reply_format import is_clean, is_transcript
 
         voice = [0.0] * len(candidates)
@@ -88,7 +88,7 @@ class Reranker:
                 fmt -= 2.0
             if not c.stopped:
                 fmt -= 1.0
-            if fragments(c.text, stopped=c.stopped):
+            if fragments(c.text, stopped=c.stopped, tags=can_tag()):
                 fmt -= 1.0
             if c.text.strip() and (c.text.strip() in query or echoes(query, c.text)):
                 fmt -= 0.5
