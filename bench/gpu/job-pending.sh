@@ -5,7 +5,7 @@
 #   3. bash bench/gpu/job-pending.sh [capture,memory,gemv]        (device call, carry [".whl2"])
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py)
-#   memory   the closed-form head's peak memory against TRL, gemma and stablelm (train_speed.py)
+#   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against TRL (train_speed.py)
 #   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py)
 set -uo pipefail
 source bench/gpu/device-env.sh
@@ -25,7 +25,7 @@ if [[ ,$parts, == *,capture,* ]]; then
 fi
 if [[ ,$parts, == *,memory,* ]]; then
   run memory 420 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m,stablelm-beta-7b \
-    --rows liger,liger-autograd-head --no-auto-row --warmup 2 --timed 3 --out "$out/train-head-memory.json"
+    --rows liger,liger-autograd-head,liger-chunk64m,liger-flce --no-auto-row --warmup 2 --timed 3 --out "$out/train-head-memory.json"
 fi
 if [[ ,$parts, == *,gemv,* ]]; then
   run gemv 240 python3 bench/gpu/gemv_shapes.py --model line-3.6b \

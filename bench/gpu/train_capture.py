@@ -9,7 +9,9 @@ synchronisation, so the step is made static here:
   - one packed row of exactly ``budget + sequences`` tokens (varlen attention: rows cost
     nothing); the unused end is split into label-less padding examples, so every step has
     the same number of examples (``cu_seq_lens`` of a fixed length) and none is empty;
-  - ``max_length`` fixed at the row's width (flash attention's upper bound);
+  - ``max_length`` fixed at the run's longest example, and no padding example longer:
+    flash attention launches ``max_length / 128`` blocks per example and head, so the
+    row's width there (first GPU run, 2026-12-05) made the static step 1.8x slower;
   - the loss over a fixed number of gathered positions: the step's labelled positions,
     then weight-0 padding, through the frozen head's closed-form gradient
     (``serifu.accel.loss.linear_head_loss``) in fixed chunks — no ``nonzero``;
@@ -36,6 +38,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ class Shapes:
     sequences: int  # examples per step, padding ones included: cu_seq_lens has one more
     labels: int  # gathered positions for the loss (a multiple of chunk)
     chunk: int  # positions per loss chunk
+    longest: int  # tokens in any one example, padding ones included (flash's max_length)
 
     @property
     def width(self) -> int:
@@ -60,51 +64,61 @@ class Shapes:
 
 
 def plan_shapes(step_examples: list[list[Any]], budget: int, chunk: int) -> Shapes:
-    """The smallest fixed shapes that hold every step of the run (+1 sequence: the pad block)."""
+    """Fixed shapes that hold every step of the run: its most examples in a step, plus
+    enough padding examples of at most ``longest`` tokens to fill any step's unused end."""
     from serifu.training.examples import IGNORE
 
-    seqs = max(len(exs) for exs in step_examples) + 1
+    longest = max(2, max(len(ex) for exs in step_examples for ex in exs))
+    real = max(len(exs) for exs in step_examples)
+    # padding examples P >= pad hold up to P * longest >= budget + sequences - used tokens
+    pad = -(-(budget + real) // (longest - 1)) + 1
+    seqs = real + pad
     labelled = max(
         sum(label != IGNORE for ex in exs for label in ex.labels[1:]) for exs in step_examples
     )
     labels = max(chunk, -(-labelled // chunk) * chunk)
-    longest = max(sum(len(ex) for ex in exs) for exs in step_examples)
-    if longest > budget:
-        raise ValueError(f"a step holds {longest} tokens, more than the budget {budget}")
-    return Shapes(budget, seqs, labels, chunk)
+    fullest = max(sum(len(ex) for ex in exs) for exs in step_examples)
+    if fullest > budget:
+        raise ValueError(f"a step holds {fullest} tokens, more than the budget {budget}")
+    return Shapes(budget, seqs, labels, chunk, longest)
 
 
 def static_batch(examples: list[Any], shapes: Shapes) -> dict[str, torch.Tensor]:
-    """One step's tensors at the fixed shapes (CPU)."""
+    """One step's tensors at the fixed shapes (CPU), built with whole-row tensor operations
+    (a per-token Python loop here took ~0.1 s a step on gemma's 16k tokens: host time that
+    no graph removes)."""
     from serifu.training.examples import IGNORE
 
-    ids = torch.zeros((1, shapes.width), dtype=torch.long)
-    positions = torch.zeros((1, shapes.width), dtype=torch.long)
+    used = sum(len(ex) for ex in examples)
+    # the rest: padding examples without labels, the unused tokens shared evenly (none is
+    # empty, none longer than ``longest``: flash attention's bound)
+    slots, rest = shapes.sequences - len(examples), shapes.width - used
+    if not slots <= rest <= slots * shapes.longest:
+        raise ValueError(
+            f"{rest} padding tokens do not fit {slots} examples of <= {shapes.longest}"
+        )
+    lengths = torch.tensor(
+        [len(ex) for ex in examples] + [rest // slots + (k < rest % slots) for k in range(slots)]
+    )
     cu = torch.zeros((shapes.sequences + 1,), dtype=torch.int32)
+    cu[1:] = torch.cumsum(lengths, 0)
+    starts = cu[:-1].long()
+    positions = torch.arange(shapes.width) - torch.repeat_interleave(starts, lengths)
+    ids = torch.zeros(shapes.width, dtype=torch.long)
+    labels = torch.full((shapes.width,), IGNORE, dtype=torch.long)
+    ids[:used] = torch.tensor([t for ex in examples for t in ex.input_ids])
+    labels[:used] = torch.tensor([t for ex in examples for t in ex.labels])
+    labels[starts] = IGNORE  # an example's first label is never used
+    # the label of token t is predicted at t - 1
+    where = (labels != IGNORE).nonzero().flatten()
+    n = len(where)
     index = torch.zeros(shapes.labels, dtype=torch.long)
     targets = torch.zeros(shapes.labels, dtype=torch.long)
     weight = torch.zeros(shapes.labels, dtype=torch.float32)
-    col, n = 0, 0
-    for s, ex in enumerate(examples):
-        length = len(ex)
-        ids[0, col : col + length] = torch.tensor(ex.input_ids)
-        positions[0, col : col + length] = torch.arange(length)
-        # the label of token t+1 is predicted at t; an example's first label is never used
-        for t in range(1, length):
-            if ex.labels[t] != IGNORE:
-                index[n], targets[n], weight[n] = col + t - 1, ex.labels[t], 1.0
-                n += 1
-        col += length
-        cu[s + 1] = col
-    # the rest: padding examples without labels, one token each and the last one longer
-    # (no example is empty: flash attention is not asked to handle zero-length ones)
-    for s in range(len(examples) + 1, shapes.sequences + 1):
-        end = col + 1 if s < shapes.sequences else shapes.width
-        positions[0, col:end] = torch.arange(end - col)
-        cu[s] = col = end
+    index[:n], targets[:n], weight[:n] = where - 1, labels[where], 1.0
     return {
-        "input_ids": ids,
-        "position_ids": positions,
+        "input_ids": ids.view(1, -1),
+        "position_ids": positions.view(1, -1),
         "cu": cu,
         "index": index,
         "targets": targets,
@@ -129,8 +143,8 @@ def forward_backward(model: Any, batch: dict[str, torch.Tensor], shapes: Shapes)
         position_ids=batch["position_ids"],
         cu_seq_lens_q=batch["cu"],
         cu_seq_lens_k=batch["cu"],
-        max_length_q=shapes.width,
-        max_length_k=shapes.width,
+        max_length_q=shapes.longest,
+        max_length_k=shapes.longest,
         use_cache=False,
     ).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["index"])
@@ -202,8 +216,62 @@ def update(
     scheduler.step()
 
 
+def step_once(
+    row: str,
+    model: Any,
+    examples: list[Any],
+    *,
+    config: Any,
+    optimizer: Any,
+    scheduler: Any,
+    trainable: list[Any],
+    static: StaticStep,
+    shapes: Shapes,
+    device: str,
+) -> float:
+    """One optimizer step of ``row``: the product's step, or the static one (eager or
+    replayed) and then the update; returns its loss."""
+    from serifu.training.trainer import train_step
+
+    if row == "eager":
+        loss, _ = train_step(
+            model, examples, config=config, optimizer=optimizer, scheduler=scheduler,
+            trainable=trainable, pad_id=0, device=device,
+        )  # fmt: skip
+        return float(loss)
+    loss = static.run(static_batch(examples, shapes))
+    update(optimizer, scheduler, trainable, config.max_grad_norm)
+    return loss
+
+
+def device_kernels(step: Any) -> dict[str, Any]:
+    """Run ``step()`` under ``torch.profiler``: the device's busy time (the sum of its kernels'
+    times), the kernel count and the ten costliest kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    kernels: dict[str, list[float]] = {}
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:
+            kernels.setdefault(ev.name, []).append(float(ev.time_range.elapsed_us()))
+    top = sorted(kernels.items(), key=lambda kv: -sum(kv[1]))[:10]
+    return {
+        "busy_ms": round(sum(map(sum, kernels.values())) / 1e3, 2),
+        "kernels": sum(map(len, kernels.values())),
+        "top": [{"kernel": n[:100], "ms": round(sum(t) / 1e3, 2), "calls": len(t)} for n, t in top],
+    }
+
+
 def run_rows(
-    model_id: str, *, steps: int, warmup: int, rows: tuple[str, ...], tiny: bool = False
+    model_id: str,
+    *,
+    steps: int,
+    warmup: int,
+    rows: tuple[str, ...],
+    tiny: bool = False,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Train ``steps`` optimizer steps per row from the same LoRA initialisation; times,
     tokens/s (median after ``warmup``), peak memory and losses per row."""
@@ -226,7 +294,6 @@ def run_rows(
     from serifu.training.trainer import (
         add_lora,
         make_optimizer,
-        train_step,
         use_fast_attention,
         use_kernels,
     )
@@ -268,26 +335,27 @@ def run_rows(
         times: list[float] = []
         losses: list[float] = []
         tokens = [sum(len(e) for e in exs) for exs in step_examples]
-        error = None
+        error, busy = None, None
         try:
             kernels = use_kernels(peft_model, config)
             optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(plan))
             static = StaticStep(peft_model, shapes, dev, graph=row == "captured")
             peak_gib_reset()
+
+            parts = dict(
+                config=config, optimizer=optimizer, scheduler=scheduler,
+                trainable=trainable, static=static, shapes=shapes, device=dev,
+            )  # fmt: skip
             for exs in step_examples:
                 sync()
                 t0 = time.perf_counter()
-                if row == "eager":
-                    loss, _ = train_step(
-                        peft_model, exs, config=config, optimizer=optimizer,
-                        scheduler=scheduler, trainable=trainable, pad_id=0, device=dev,
-                    )  # fmt: skip
-                else:
-                    loss = static.run(static_batch(exs, shapes))
-                    update(optimizer, scheduler, trainable, config.max_grad_norm)
+                losses.append(step_once(row, peft_model, exs, **parts))
                 sync()
                 times.append(time.perf_counter() - t0)
-                losses.append(float(loss))
+            if profile:  # one more step, on the first step's examples, under the profiler
+                busy = device_kernels(
+                    partial(step_once, row, peft_model, step_examples[0], **parts)
+                )
         except Exception as err:  # a capture that fails is a result: say why
             error = f"{type(err).__name__}: {str(err)[:400]}"
         finally:
@@ -301,6 +369,7 @@ def run_rows(
             "losses": [round(x, 5) for x in losses],
             "kernels": getattr(kernels, "kernels", None) if error is None else None,
             "error": error,
+            "profile": busy,
         }
         print(row, json.dumps(out["rows"][row]), flush=True)
     base = out["rows"].get("eager", {})
@@ -325,11 +394,12 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3, help="steps left out of the median")
     ap.add_argument("--rows", default="eager,static,captured")
     ap.add_argument("--tiny", action="store_true", help="the model's tiny stand-in (CPU check)")
+    ap.add_argument("--profile", action="store_true", help="one more step per row, profiled")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     result = run_rows(
         args.model, steps=args.steps, warmup=args.warmup, rows=tuple(args.rows.split(",")),
-        tiny=args.tiny,
+        tiny=args.tiny, profile=args.profile,
     )  # fmt: skip
     text = json.dumps(result, indent=2)
     print(text)

@@ -56,12 +56,14 @@ ROWS = ("ckpt", "auto", "liger", "liger-auto", "liger-flce")
 COMPILE_ROWS = ("compile", "compile-liger", "compile-auto", "compile-liger-auto")
 """Rows with the decoder layers compiled (``train.compile``), chosen with ``--rows``; each is
 checked against its eager row (:data:`EAGER_OF`)."""
-HEAD_ROWS = ("liger-autograd-head",)
+HEAD_ROWS = ("liger-autograd-head", "liger-chunk64m")
 """Rows with the frozen head's gradient through autograd (the path before session 18;
-``train.loss.CLOSED_FORM_HEAD`` off), chosen with ``--rows``: memory and speed of the
-closed-form head against ``liger`` in the same run."""
+``train.loss.CLOSED_FORM_HEAD`` off), or with a quarter of the loss's chunk (64 MiB of
+float32 logits, ``train.loss.CHUNK_BYTES``), chosen with ``--rows``: memory and speed of
+the loss against ``liger`` in the same run (is the step's peak in the loss?)."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
+    "liger-chunk64m": "liger",
     "compile": "ckpt",
     "compile-liger": "liger",
     "compile-auto": "auto",
@@ -102,6 +104,16 @@ ABLATION: dict[str, dict[str, Any]] = {
     "liger-flce": {"loss_kernel": "liger"},  # Liger's fused linear cross-entropy as the loss
     "fp32-upcast+sdpa": {"upcast_fp32": True, "attention": "sdpa", "pack_row_tokens": 2048},
 }
+
+
+def runnable_rows(rows: tuple[str, ...], *, auto_row: bool, liger: bool) -> list[str]:
+    """``rows`` less the auto-checkpointing ones (unless ``auto_row``) and the Liger ones
+    (unless Liger runs): "auto" is a word of the row's name, so ``liger-autograd-head`` stays."""
+    return [
+        r
+        for r in rows
+        if (auto_row or "auto" not in r.split("-")) and (liger or "liger" not in r.split("-"))
+    ]
 
 
 def _examples(workload: str, vocab: int, n: int) -> tuple[list[Any], list[list[int]]]:
@@ -176,6 +188,7 @@ def serifu_run(
     settings = dict(settings)
     fused_head = settings.pop("fused_head", True)
     closed_form_head = settings.pop("closed_form_head", True)
+    chunk_bytes = settings.pop("loss_chunk_bytes", None)
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
     decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
@@ -186,6 +199,9 @@ def serifu_run(
     peft_model.train()
     loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
     loss_mod.CLOSED_FORM_HEAD = closed_form_head  # off: through autograd, chunk by chunk
+    chunk_default = loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS
+    if chunk_bytes:  # a smaller chunk, and a floor low enough to reach it on a 262k vocabulary
+        loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS = chunk_bytes, 64
     steps, _ = step_plan([len(e) for e in examples], config)
     try:
         kernels = use_kernels(peft_model, config)
@@ -203,6 +219,7 @@ def serifu_run(
         peft_model.unload()
         loss_mod.FUSED_HEAD = True
         loss_mod.CLOSED_FORM_HEAD = True
+        loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS = chunk_default
     return {
         "times": times,
         "tokens": tokens,
@@ -422,10 +439,7 @@ def bench_peers(
     if not liger_ok:
         print(f"{label}: Serifu's Liger rows {'run resolved off' if tiny else 'skipped'}:"
               f" {liger.reason}", flush=True)  # fmt: skip
-    chosen_rows = [
-        r for r in rows
-        if (auto_row or "auto" not in r) and (liger_ok or tiny or "liger" not in r)
-    ]  # fmt: skip
+    chosen_rows = runnable_rows(rows, auto_row=auto_row, liger=liger_ok or tiny)
     data, serifu_runs = {}, {}
     for workload in workloads:  # enough data for every step to be full on both sides
         n = (64 if tiny else 2 * LINES) if workload == "lines" else (48 if tiny else 1024)
@@ -440,6 +454,7 @@ def bench_peers(
             "liger": eager | {"kernels": kern},
             "liger-auto": eager | {"gradient_checkpointing": "auto", "kernels": "auto"},
             "liger-autograd-head": eager | {"kernels": kern, "closed_form_head": False},
+            "liger-chunk64m": eager | {"kernels": kern, "loss_chunk_bytes": 2**26},
             "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
             "compile": settings | {"kernels": "off", "compile": "on"},

@@ -76,10 +76,24 @@ def test_autograd_head_row_trains_as_the_closed_form_head() -> None:
             max_steps=3,
             dev="cpu",
         )
-        for extra in ({}, {"closed_form_head": False})
+        for extra in ({}, {"closed_form_head": False}, {"loss_chunk_bytes": 2**10})
     ]
     assert loss_mod.CLOSED_FORM_HEAD is True
-    closed, autograd = (r["losses"] for r in runs)
+    assert (loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS) == (2**28, 256)  # set back
+    closed, autograd, small_chunks = (r["losses"] for r in runs)
     assert len(closed) == 3 and closed[0] == pytest.approx(autograd[0], rel=1e-6)
     assert closed[1:] == pytest.approx(autograd[1:], rel=1e-3)  # same gradients, same updates
+    assert small_chunks == pytest.approx(closed, rel=1e-3)
     assert closed[2] != closed[0]  # the adapter did move
+
+
+def test_row_filter_keeps_the_autograd_head_row_without_the_auto_rows() -> None:
+    """Session 20's first GPU run lost the ``liger-autograd-head`` row to a substring test
+    ("auto" in "autograd") under ``--no-auto-row``."""
+    from bench.gpu.train_speed import HEAD_ROWS, ROWS, runnable_rows
+
+    rows = ROWS + HEAD_ROWS
+    assert runnable_rows(rows, auto_row=False, liger=True) == [
+        "ckpt", "liger", "liger-flce", "liger-autograd-head", "liger-chunk64m",
+    ]  # fmt: skip
+    assert runnable_rows(rows, auto_row=True, liger=False) == ["ckpt", "auto"]

@@ -12,6 +12,8 @@ from typing import Any
 
 CHUNK_BYTES = 2**28
 """Float32 logits alive at once in the loss (256 MiB)."""
+MIN_CHUNK_TOKENS = 256
+"""Fewest positions per loss chunk (a 262k vocabulary reaches it at 256 MiB)."""
 FUSED_HEAD = True
 """Take a frozen head's gradient in forward (``serifu.accel.loss``); off only to measure it."""
 CLOSED_FORM_HEAD = True
@@ -39,7 +41,7 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     if lm.__dict__.get(LOSS_KERNEL_ATTR) == "liger":
         return liger_loss_sum(lm, hidden, batch["labels"])
     vocab = int(lm.config.get_text_config().vocab_size)
-    chunk = max(256, CHUNK_BYTES // (4 * vocab))
+    chunk = max(MIN_CHUNK_TOKENS, CHUNK_BYTES // (4 * vocab))
     linear = frozen_linear_head(lm) if CLOSED_FORM_HEAD else None
     return chunked_lm_loss(
         hidden,
