@@ -1,8 +1,9 @@
-# GPU job: the issue-15 measurements built in session 18 and not yet run, in priority order,
+# GPU job: the issue-15 measurements built in session 18 (all three ran in session 20; re-run after
+# changing what they measure), in priority order,
 # each under its own time limit so one that hangs leaves time for the rest. Usage (device tool):
 #   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once)
-#   2. mkdir -p /tmp/w3 && cp .whl3/*.whl /tmp/w3/                (device call, carry [".whl3"])
-#   3. bash bench/gpu/job-pending.sh [capture,memory,gemv]        (device call, carry [".whl2"])
+#   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [capture,memory,gemv]
+#      (one device call, carry [".whl2", ".whl3t"]: TRL and Liger travel beside .whl2)
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py)
 #   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against TRL (train_speed.py)
@@ -20,7 +21,7 @@ run() {  # run NAME LIMIT_S COMMAND...
   tail -n 25 "$out/$name.log"
 }
 if [[ ,$parts, == *,capture,* ]]; then
-  run capture 240 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 \
+  run capture 240 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 --profile \
     --out "$out/train-capture-gemma.json"
 fi
 if [[ ,$parts, == *,memory,* ]]; then

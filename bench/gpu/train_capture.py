@@ -1,33 +1,17 @@
 #!/usr/bin/env python3
 """Whole-step CUDA-graph capture of a QLoRA training step (issue 15: gemma-3-270m's
-launch-bound step, ≥ 2× its ``lines`` tokens/s).
+launch-bound step, >= 2x its ``lines`` tokens/s), measured against the product's step.
 
-A gemma-3-270m step over 16k tokens launches ~7,000 kernels, each paid for in Python (HF,
-PEFT, bitsandbytes dispatch); the GPU waits. Capturing forward and backward once as a CUDA
-graph and replaying it removes that host time. A graph needs fixed shapes and no host
-synchronisation, so the step is made static here:
-  - one packed row of exactly ``budget + sequences`` tokens (varlen attention: rows cost
-    nothing); the unused end is split into label-less padding examples, so every step has
-    the same number of examples (``cu_seq_lens`` of a fixed length) and none is empty;
-  - ``max_length`` fixed at the run's longest example, and no padding example longer:
-    flash attention launches ``max_length / 128`` blocks per example and head, so the
-    row's width there (first GPU run, 2026-12-05) made the static step 1.8x slower;
-  - the loss over a fixed number of gathered positions: the step's labelled positions,
-    then weight-0 padding, through the frozen head's closed-form gradient
-    (``serifu.accel.loss.linear_head_loss``) in fixed chunks — no ``nonzero``;
-  - the label count enters as a device scalar (the gradient is the product's: the sum over
-    labelled tokens divided by their number).
-Clipping, AdamW and the scheduler run eagerly after each replay on the graph's gradients
-(they are a few multi-tensor kernels). Gradient checkpointing must be off (gemma's step
-fits; the product's "auto" turns it off there).
-
-Rows, same model, same data, same LoRA initialisation, one process:
-  eager     the product's step (``serifu.training.step.train_step``), Liger where it runs
+The static step and its capture are the product's (``serifu.training.capture``,
+``train.capture = "on"``; its docstring says how the step is made static). Rows, same model,
+same data, same LoRA initialisation, one process:
+  eager     the product's usual step (``serifu.training.step.train_step``), Liger where it runs
   static    the static step run eagerly (its numerics and the padding's cost)
   captured  the static step replayed as a CUDA graph
-Checks: the static step's losses against the eager step's, step by step.
+Checks: the static step's losses against the eager step's, step by step. ``--profile``
+adds one profiled step per row: the device's busy time, kernel count and costliest kernels.
 
-    python3 bench/gpu/train_capture.py [--model gemma-3-270m] [--steps 12] [--warmup 3]
+    python3 bench/gpu/train_capture.py [--model gemma-3-270m] [--steps 12] [--warmup 3] [--profile]
 """
 
 from __future__ import annotations
@@ -37,7 +21,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,174 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-
-@dataclass(frozen=True)
-class Shapes:
-    """The fixed sizes every step of a run is padded to."""
-
-    budget: int  # most tokens of real examples in a step
-    sequences: int  # examples per step, padding ones included: cu_seq_lens has one more
-    labels: int  # gathered positions for the loss (a multiple of chunk)
-    chunk: int  # positions per loss chunk
-    longest: int  # tokens in any one example, padding ones included (flash's max_length)
-
-    @property
-    def width(self) -> int:
-        """Tokens in the row: the budget plus room for one token per padding example."""
-        return self.budget + self.sequences
-
-
-def plan_shapes(step_examples: list[list[Any]], budget: int, chunk: int) -> Shapes:
-    """Fixed shapes that hold every step of the run: its most examples in a step, plus
-    enough padding examples of at most ``longest`` tokens to fill any step's unused end."""
-    from serifu.training.examples import IGNORE
-
-    longest = max(2, max(len(ex) for exs in step_examples for ex in exs))
-    real = max(len(exs) for exs in step_examples)
-    # padding examples P >= pad hold up to P * longest >= budget + sequences - used tokens
-    pad = -(-(budget + real) // (longest - 1)) + 1
-    seqs = real + pad
-    labelled = max(
-        sum(label != IGNORE for ex in exs for label in ex.labels[1:]) for exs in step_examples
-    )
-    labels = max(chunk, -(-labelled // chunk) * chunk)
-    fullest = max(sum(len(ex) for ex in exs) for exs in step_examples)
-    if fullest > budget:
-        raise ValueError(f"a step holds {fullest} tokens, more than the budget {budget}")
-    return Shapes(budget, seqs, labels, chunk, longest)
-
-
-def static_batch(examples: list[Any], shapes: Shapes) -> dict[str, torch.Tensor]:
-    """One step's tensors at the fixed shapes (CPU), built with whole-row tensor operations
-    (a per-token Python loop here took ~0.1 s a step on gemma's 16k tokens: host time that
-    no graph removes)."""
-    from serifu.training.examples import IGNORE
-
-    used = sum(len(ex) for ex in examples)
-    # the rest: padding examples without labels, the unused tokens shared evenly (none is
-    # empty, none longer than ``longest``: flash attention's bound)
-    slots, rest = shapes.sequences - len(examples), shapes.width - used
-    if not slots <= rest <= slots * shapes.longest:
-        raise ValueError(
-            f"{rest} padding tokens do not fit {slots} examples of <= {shapes.longest}"
-        )
-    lengths = torch.tensor(
-        [len(ex) for ex in examples] + [rest // slots + (k < rest % slots) for k in range(slots)]
-    )
-    cu = torch.zeros((shapes.sequences + 1,), dtype=torch.int32)
-    cu[1:] = torch.cumsum(lengths, 0)
-    starts = cu[:-1].long()
-    positions = torch.arange(shapes.width) - torch.repeat_interleave(starts, lengths)
-    ids = torch.zeros(shapes.width, dtype=torch.long)
-    labels = torch.full((shapes.width,), IGNORE, dtype=torch.long)
-    ids[:used] = torch.tensor([t for ex in examples for t in ex.input_ids])
-    labels[:used] = torch.tensor([t for ex in examples for t in ex.labels])
-    labels[starts] = IGNORE  # an example's first label is never used
-    # the label of token t is predicted at t - 1
-    where = (labels != IGNORE).nonzero().flatten()
-    n = len(where)
-    index = torch.zeros(shapes.labels, dtype=torch.long)
-    targets = torch.zeros(shapes.labels, dtype=torch.long)
-    weight = torch.zeros(shapes.labels, dtype=torch.float32)
-    index[:n], targets[:n], weight[:n] = where - 1, labels[where], 1.0
-    return {
-        "input_ids": ids.view(1, -1),
-        "position_ids": positions.view(1, -1),
-        "cu": cu,
-        "index": index,
-        "targets": targets,
-        "weight": weight,
-        "inv_labels": torch.tensor(1.0 / max(n, 1), dtype=torch.float32),
-    }
-
-
-def forward_backward(model: Any, batch: dict[str, torch.Tensor], shapes: Shapes) -> torch.Tensor:
-    """The static step's forward and backward (gradients land in ``.grad``); returns the
-    summed loss as a device tensor (no host synchronisation anywhere)."""
-    from serifu.accel.loss import decoder_and_head, frozen_linear_head, linear_head_loss
-    from serifu.training.loss import causal_lm
-
-    lm = causal_lm(model)
-    decoder, _, _ = decoder_and_head(lm)
-    head = frozen_linear_head(lm)
-    if head is None:
-        raise ValueError("the static step needs a frozen, plain linear output head")
-    hidden = decoder(
-        input_ids=batch["input_ids"],
-        position_ids=batch["position_ids"],
-        cu_seq_lens_q=batch["cu"],
-        cu_seq_lens_k=batch["cu"],
-        max_length_q=shapes.longest,
-        max_length_k=shapes.longest,
-        use_cache=False,
-    ).last_hidden_state
-    h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["index"])
-    total = linear_head_loss(h, batch["targets"], head, shapes.chunk, batch["weight"])
-    (total * batch["inv_labels"]).backward()
-    return total.detach()
-
-
-class StaticStep:
-    """Runs :func:`forward_backward` on fixed device buffers, eagerly or as a CUDA graph."""
-
-    def __init__(self, model: Any, shapes: Shapes, device: str, *, graph: bool) -> None:
-        self.model, self.shapes, self.device, self.graph = model, shapes, device, graph
-        self.buffers: dict[str, torch.Tensor] | None = None
-        self.cuda_graph: Any = None
-        self.loss: torch.Tensor | None = None
-
-    def load(self, batch: dict[str, torch.Tensor]) -> None:
-        if self.buffers is None:
-            self.buffers = {k: v.to(self.device) for k, v in batch.items()}
-        else:
-            for k, v in batch.items():
-                self.buffers[k].copy_(v, non_blocking=True)
-
-    def capture(self, warmup: int = 3) -> None:
-        """Warm up on a side stream (as torch's whole-network capture recipe asks), then
-        record one forward and backward; gradients then live in the graph's pool."""
-        assert self.buffers is not None
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                for p in trainable:
-                    p.grad = None
-                forward_backward(self.model, self.buffers, self.shapes)
-        torch.cuda.current_stream().wait_stream(side)
-        for p in trainable:
-            p.grad = None
-        self.cuda_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.cuda_graph):
-            self.loss = forward_backward(self.model, self.buffers, self.shapes)
-
-    def run(self, batch: dict[str, torch.Tensor]) -> float:
-        """One step's forward and backward on ``batch``; the summed loss / labels."""
-        self.load(batch)
-        assert self.buffers is not None
-        if self.graph:
-            if self.cuda_graph is None:
-                self.capture()
-            self.cuda_graph.replay()
-            loss = self.loss
-        else:
-            for p in self.model.parameters():
-                if p.requires_grad:
-                    p.grad = None
-            loss = forward_backward(self.model, self.buffers, self.shapes)
-        assert loss is not None
-        return float(loss) * float(batch["inv_labels"])
-
-
-def update(
-    optimizer: Any, scheduler: Any, trainable: list[Any], max_grad_norm: float | None
-) -> None:
-    """Clip, step, schedule — and keep the gradients' storage (a graph writes into it)."""
-    if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-    optimizer.step()
-    scheduler.step()
+from serifu.training.capture import StaticStep, plan_shapes
 
 
 def step_once(
@@ -226,11 +42,11 @@ def step_once(
     scheduler: Any,
     trainable: list[Any],
     static: StaticStep,
-    shapes: Shapes,
     device: str,
 ) -> float:
     """One optimizer step of ``row``: the product's step, or the static one (eager or
     replayed) and then the update; returns its loss."""
+    from serifu.training.step import apply_update
     from serifu.training.trainer import train_step
 
     if row == "eager":
@@ -239,8 +55,8 @@ def step_once(
             trainable=trainable, pad_id=0, device=device,
         )  # fmt: skip
         return float(loss)
-    loss = static.run(static_batch(examples, shapes))
-    update(optimizer, scheduler, trainable, config.max_grad_norm)
+    loss = static.run(examples)
+    apply_update(optimizer, scheduler, trainable, config, keep_grads=static.graph)
     return loss
 
 
@@ -344,7 +160,7 @@ def run_rows(
 
             parts = dict(
                 config=config, optimizer=optimizer, scheduler=scheduler,
-                trainable=trainable, static=static, shapes=shapes, device=dev,
+                trainable=trainable, static=static, device=dev,
             )  # fmt: skip
             for exs in step_examples:
                 sync()

@@ -162,6 +162,7 @@ RESULT_NEUTRAL = {
     "kernels",
     "loss_kernel",
     "compile",
+    "capture",
 }
 """Config keys that do not change the trained adapter beyond rounding (a resume may change
 them; ``kernels="auto"`` and ``compile="auto"`` resolve differently on another machine)."""

@@ -135,10 +135,13 @@ def apply_update(
     trainable: Sequence[Any],
     config: TrainConfig,
     dist: Dist | None = None,
+    *,
+    keep_grads: bool = False,
 ) -> float | None:
     """Sum gradients over ranks, clip, step the optimizer and scheduler; returns the
     gradient norm before clipping (None without clipping). A non-finite norm is an
-    error raised before the weights change."""
+    error raised before the weights change. ``keep_grads``: the gradients' tensors stay
+    (a captured step's CUDA graph writes the next step's gradients into them)."""
     import torch
 
     sum_gradients(trainable, dist)
@@ -153,7 +156,8 @@ def apply_update(
             )
     optimizer.step()
     scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    if not keep_grads:
+        optimizer.zero_grad(set_to_none=True)
     return norm
 
 

@@ -139,6 +139,10 @@ class Trainer:
         """The :class:`~serifu.training.kernels.KernelDecision` (set once the model loads)."""
         self.compiled: Any = None
         """The :class:`~serifu.training.compile.CompileDecision` (set once the model loads)."""
+        self.capture: Any = None
+        """The :class:`~serifu.training.capture.CaptureDecision` (set once the model loads)."""
+        self.static: Any = None
+        """With ``train.capture = "on"``: the :class:`~serifu.training.capture.StaticStep`."""
         self._unpatch: Callable[[], None] | None = None
 
     # -- what callbacks read -------------------------------------------------------
@@ -198,6 +202,7 @@ class Trainer:
 
         from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
         from serifu.prompts.chat_template import template_for
+        from serifu.training.capture import use_capture
         from serifu.training.checkpoint import check_same_run, load_checkpoint, read_progress
         from serifu.training.data import load_dataset_folder
         from serifu.training.examples import encode_rows
@@ -287,6 +292,16 @@ class Trainer:
         self.compiled = use_compile(self.model, config, micro_left)  # self._unpatch undoes it
         if config.compile != "off" and self.is_main and self.show_progress:
             print(f"compile: {self.compiled.compile} ({self.compiled.reason})", file=sys.stderr)
+        self.capture, self.static = use_capture(
+            self.model,
+            config,
+            [[self.train_ex[i] for i in step[0]] for step in self.plan],
+            device=self.device,
+            distributed=dist is not None,
+            checkpointing=self.checkpointing.on,
+        )
+        if self.static is not None and self.is_main and self.show_progress:
+            print(f"capture: {self.capture.reason}", file=sys.stderr)
 
     def _default_callbacks(self) -> list[Callback]:
         config = self.config
@@ -360,7 +375,12 @@ class Trainer:
             raise
         with stop.shielded():
             self.grad_norm = apply_update(
-                self.optimizer, self.scheduler, self.trainable, self.config, self.dist
+                self.optimizer,
+                self.scheduler,
+                self.trainable,
+                self.config,
+                self.dist,
+                keep_grads=self.static is not None and self.static.graph,
             )
             state.step += 1
             state.tokens += tokens
@@ -370,6 +390,9 @@ class Trainer:
     def _forward_backward(self, micro: list[list[Example]]) -> tuple[float, int]:
         from serifu.training.step import accumulate_gradients
 
+        if self.static is not None:  # train.capture: one micro-batch, one process
+            (examples,) = micro
+            return self.static.run(examples), sum(len(ex) for ex in examples)
         return accumulate_gradients(
             self.model,
             micro,
@@ -559,6 +582,7 @@ class Trainer:
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
             "compile": self._compile_record(),
+            "capture": self.capture.as_dict(),
             "steps": state.step,
             "epochs": (
                 config.epochs * state.step / max(self.total_steps, 1)

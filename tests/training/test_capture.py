@@ -1,0 +1,124 @@
+"""``train.capture``: the static training step (fixed shapes: one padded row, padded example
+boundaries, weight-0 padding positions in the loss) gathers what the product's loss gathers
+and trains as the usual step does; a run records the decision; settings it cannot run with
+are an error that names them. The CUDA graph itself needs a GPU: its measurement lives in
+docs/benchmarks.md (``bench/gpu/train_capture.py``)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from serifu.config.train import TrainConfig
+from serifu.errors import SerifuError
+
+
+def _examples(n: int, seed: int = 0) -> list:
+    from serifu.training.examples import IGNORE, Example
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        ids = [rng.randrange(3, 200) for _ in range(rng.randrange(4, 30))]
+        prompt = rng.randrange(0, len(ids) - 1)
+        out.append(Example(ids, [IGNORE] * prompt + ids[prompt:]))
+    return out
+
+
+def test_static_batch_gathers_the_positions_the_product_loss_uses() -> None:
+    from serifu.accel.loss import labelled_positions
+    from serifu.training.batches import pack_batch
+    from serifu.training.capture import plan_shapes, static_batch
+
+    examples = _examples(9)
+    shapes = plan_shapes([examples[:5], examples[5:]], budget=256, chunk=64)
+    assert shapes.longest == max(map(len, examples)) and shapes.labels % 64 == 0
+    for part in (examples[:5], examples[5:]):
+        packed = pack_batch(part)
+        width = packed["input_ids"].shape[1]
+        dim = 3
+        hidden = torch.arange(width * dim, dtype=torch.float32).view(1, width, dim)
+        want_h, want_y = labelled_positions(hidden, packed["labels"])
+        batch = static_batch(part, shapes)
+        real = batch["weight"] > 0
+        wide = torch.zeros(1, shapes.width, dim)
+        wide[:, :width] = hidden
+        got_h = wide.reshape(-1, dim).index_select(0, batch["index"][real])
+        assert torch.equal(got_h, want_h) and torch.equal(batch["targets"][real], want_y)
+        assert float(batch["inv_labels"]) == pytest.approx(1 / len(want_y))
+        assert torch.equal(batch["input_ids"][:, :width], packed["input_ids"])
+        cu = batch["cu"]
+        assert cu.shape == (shapes.sequences + 1,) and int(cu[-1]) == shapes.width
+        sizes = [b - a for a, b in zip(cu.tolist(), cu.tolist()[1:], strict=False)]
+        assert min(sizes) > 0 and max(sizes) <= shapes.longest  # none empty, none past the bound
+        assert cu.tolist()[: len(part) + 1] == [0, *itertools.accumulate(map(len, part))]
+        starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
+        assert starts == cu.tolist()[:-1]  # positions restart where every example starts
+
+
+def test_a_step_over_the_budget_is_refused() -> None:
+    from serifu.training.capture import plan_shapes
+
+    with pytest.raises(ValueError, match="more than the budget 40"):
+        plan_shapes([_examples(9)], budget=40, chunk=64)
+
+
+def _config(**extra: object) -> TrainConfig:
+    cfg = TrainConfig(
+        max_steps=3,
+        max_tokens=256,
+        save_steps=0,
+        eval=False,
+        report_to="none",
+        gradient_checkpointing=False,
+        **extra,  # type: ignore[arg-type]
+    )
+    cfg.lora.dropout = 0.0  # the two steps draw dropout's random numbers in another order
+    return cfg
+
+
+def test_a_captured_run_trains_as_the_usual_step(dialogue_dir: Path, tmp_path: Path) -> None:
+    """Same data, same LoRA start: the static step's losses follow the usual step's, step
+    by step, on a QLoRA base with prompt-masked dialogue rows; serifu.json records it."""
+    from serifu.training import train
+
+    torch.set_num_threads(1)
+    usual = train("tiny-llama", dialogue_dir, tmp_path / "usual", _config(), progress=False)
+    static = train(
+        "tiny-llama", dialogue_dir, tmp_path / "static", _config(capture="on"), progress=False
+    )
+    info = json.loads((tmp_path / "static" / "serifu.json").read_text(encoding="utf-8"))
+    assert info["capture"] == static.info["capture"]
+    assert info["capture"]["capture"] == "on" and info["capture"]["graph"] is False
+    assert "eagerly (no CUDA device" in info["capture"]["reason"]
+    shapes = info["capture"]["shapes"]
+    assert shapes["sequences"] >= 2 and shapes["labels"] % shapes["chunk"] == 0  # + padding
+    assert len(info["loss"]) == 3 and len(set(info["loss"])) > 1
+    assert info["loss"] == pytest.approx(usual.info["loss"], rel=1e-4)
+    assert usual.info["capture"]["capture"] == "off"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"gradient_checkpointing": True}, "gradient checkpointing off"),
+        ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps = 1"),
+        ({"packing": False}, "train.packing = true"),
+        ({"compile": "on"}, "replaces train.compile"),
+    ],
+)
+def test_settings_it_cannot_run_with_are_named(
+    extra: dict[str, object], named: str, lines_dir: Path, tmp_path: Path
+) -> None:
+    from serifu.training import train
+
+    cfg = _config(capture="on").model_copy(update=extra)
+    with pytest.raises(SerifuError) as err:
+        train("tiny-llama", lines_dir, tmp_path / "x", cfg, progress=False)
+    assert "train.capture = 'on' cannot run" in str(err.value) and named in str(err.value)
+    assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
