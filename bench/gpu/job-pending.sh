@@ -5,7 +5,8 @@
 #   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [capture,memory,gemv]
 #      (one device call, carry [".whl2", ".whl3t"]: TRL and Liger travel beside .whl2)
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
-#   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py)
+#   capture  whole-step CUDA-graph capture of gemma-3-270m's step, with and without the fused
+#            (compiled) softmax of the loss (bench/gpu/train_capture.py)
 #   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against TRL (train_speed.py)
 #   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py)
 set -uo pipefail
@@ -22,6 +23,7 @@ run() {  # run NAME LIMIT_S COMMAND...
 }
 if [[ ,$parts, == *,capture,* ]]; then
   run capture 240 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 --profile \
+    --rows eager,static,captured,fused,captured-fused \
     --out "$out/train-capture-gemma.json"
 fi
 if [[ ,$parts, == *,memory,* ]]; then

@@ -237,3 +237,31 @@ def test_weighted_linear_head_loss_leaves_out_weight_zero_rows() -> None:
     assert float(total) == pytest.approx(float(ref), rel=1e-6)
     assert torch.allclose(h.grad[keep], ref_h.grad, atol=1e-6)
     assert not h.grad[~keep].any()
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_out_of_place_softmax_gradient_matches_the_in_place_one(
+    softcap: float | None, weighted: bool
+) -> None:
+    """:func:`softmax_nll_grad` (the form ``torch.compile`` fuses on a GPU, a bench row) gives
+    the in-place closed form's loss and input gradient; compiled by inductor on this CPU
+    too where a C compiler is found."""
+    from serifu.accel.loss import LinearHead, linear_head_chunk, softmax_nll_grad
+    from serifu.training.compile import compiler_unavailable
+
+    torch.manual_seed(0)
+    w = torch.randn(300, 16, dtype=torch.bfloat16)
+    h = torch.randn(12, 16, dtype=torch.bfloat16)
+    y = torch.randint(0, 300, (12,))
+    weight = (torch.arange(12) % 3 != 0).float() if weighted else None
+    head = LinearHead(w, None, softcap)
+    want_loss, want_grad = linear_head_chunk(head, h, y, weight)
+    fns = [softmax_nll_grad]
+    if compiler_unavailable("cpu") is None:
+        fns.append(torch.compile(softmax_nll_grad, fullgraph=True))
+    for fn in fns:
+        loss, g = fn(torch.nn.functional.linear(h, w), y, weight, softcap)
+        assert g.dtype == torch.bfloat16
+        assert float(loss) == pytest.approx(float(want_loss), rel=1e-5)
+        torch.testing.assert_close((g @ w).to(h.dtype), want_grad, rtol=2e-2, atol=2e-3)
