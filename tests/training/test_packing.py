@@ -68,3 +68,32 @@ def test_rows_bounded_by_row_tokens_give_the_same_loss(model_id: str) -> None:
     assert n_one == n_bounded and n_tail == n_ref
     assert float(bounded) == pytest.approx(float(one_row), rel=1e-5)
     assert float(tail) == pytest.approx(float(ref), rel=1e-5)
+
+
+@pytest.mark.parametrize("row_tokens", [None, 12, 19])
+def test_packed_rows_lay_out_each_example_in_turn(row_tokens: int | None) -> None:
+    """Each row holds its examples' ids and labels one after another, the first label of
+    each example masked, positions restarting at every example and at the row's unused end
+    (a block of its own), and the boundaries in ``cu_seq_lens`` for varlen attention."""
+    examples = _examples()
+    batch = pack_batch(examples, row_tokens)
+    rows = (
+        [[0, 1, 2]]
+        if row_tokens is None
+        else ([[0], [1], [2]] if row_tokens == 12 else [[0, 1], [2]])
+    )
+    width = max(sum(len(examples[i]) for i in row) for row in rows)
+    assert batch["input_ids"].shape == (len(rows), width)
+    for r, row in enumerate(rows):
+        ids, labels, positions = [], [], []
+        for i in row:
+            ex = examples[i]
+            ids += ex.input_ids
+            labels += [IGNORE, *ex.labels[1:]]
+            positions += list(range(len(ex)))
+        rest = width - len(ids)
+        assert batch["input_ids"][r].tolist() == ids + [0] * rest
+        assert batch["labels"][r].tolist() == labels + [IGNORE] * rest
+        assert batch["position_ids"][r].tolist() == positions + list(range(rest))
+    starts = (batch["position_ids"].flatten() == 0).nonzero().flatten().tolist()
+    assert batch["cu_seq_lens_q"].tolist() == [*starts, len(rows) * width]

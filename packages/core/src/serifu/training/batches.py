@@ -88,15 +88,16 @@ def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> di
     ids = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        col = 0
-        for ex in row:
-            n = len(ex)
-            ids[r, col : col + n] = torch.tensor(ex.input_ids)
-            labels[r, col + 1 : col + n] = torch.tensor(ex.labels[1:])
-            positions[r, col : col + n] = torch.arange(n)
-            col += n
-        positions[r, col:] = torch.arange(width - col)
+    for r, row in enumerate(rows):  # whole-row tensor operations: no per-example tensors
+        lengths = [len(ex) for ex in row]
+        used = sum(lengths)
+        ids[r, :used] = torch.tensor([t for ex in row for t in ex.input_ids])
+        labels[r, :used] = torch.tensor([t for ex in row for t in ex.labels])
+        # the row's unused end is a block of its own: its positions restart too
+        blocks = torch.tensor(lengths + ([width - used] if width > used else []))
+        starts = torch.cumsum(blocks, 0) - blocks
+        labels[r, starts[: len(row)]] = IGNORE  # no token is predicted from the last example
+        positions[r] = torch.arange(width) - torch.repeat_interleave(starts, blocks)
     from serifu.accel.varlen import varlen_kwargs
 
     return {"input_ids": ids, "position_ids": positions, "labels": labels} | varlen_kwargs(
