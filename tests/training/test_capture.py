@@ -100,7 +100,8 @@ def test_a_captured_run_trains_as_the_usual_step(dialogue_dir: Path, tmp_path: P
     assert shapes["sequences"] >= 2 and shapes["labels"] % shapes["chunk"] == 0  # + padding
     assert len(info["loss"]) == 3 and len(set(info["loss"])) > 1
     assert info["loss"] == pytest.approx(usual.info["loss"], rel=1e-4)
-    assert usual.info["capture"]["capture"] == "off"
+    assert usual.info["capture"]["capture"] == "off" and usual.summary()["capture"] == "off"
+    assert static.summary()["capture"] == "on"
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,8 @@ def test_train_json_then_chat_once(
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     keys = {"out", "steps", "loss_first", "loss_last", "tokens_per_s", "kernels", "compile"}
-    assert set(summary) == keys
+    assert set(summary) == keys | {"capture"}
+    assert summary["capture"] == "off"  # opt-in
     assert summary["kernels"] == "off"  # CPU: "auto" resolves to the model's own layers
     assert summary["compile"] == "off"  # CPU: "auto" leaves the layers uncompiled
     assert summary["steps"] == 2 and summary["out"] == str(out)

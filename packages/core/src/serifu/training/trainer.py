@@ -95,6 +95,7 @@ class TrainResult:
             "tokens_per_s": self.tokens_per_s,
             "kernels": self.info.get("kernels", {}).get("kernels", "off"),
             "compile": self.info.get("compile", {}).get("compile", "off"),
+            "capture": self.info.get("capture", {}).get("capture", "off"),
         }
 
 
