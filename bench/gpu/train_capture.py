@@ -111,7 +111,7 @@ def run_rows(
     from serifu import plugins
     from serifu.config.train import TrainConfig
     from serifu.training.kernels import restore_point
-    from serifu.training.loss import CHUNK_BYTES
+    from serifu.training.loss import loss_chunk_tokens
     from serifu.training.model_setup import seed_everything
     from serifu.training.step import step_plan
     from serifu.training.trainer import (
@@ -139,7 +139,7 @@ def run_rows(
     examples = _examples("lines", vocab, 64 if tiny else 9716)[0]
     plan, _ = step_plan([len(e) for e in examples], config)
     step_examples = [[examples[i] for i in micro] for micro in plan]
-    chunk = min(max(256, CHUNK_BYTES // (4 * vocab)), budget)
+    chunk = min(loss_chunk_tokens(vocab), budget)
     shapes = plan_shapes(step_examples, budget, chunk)
     out: dict[str, Any] = {
         "model": model_id,

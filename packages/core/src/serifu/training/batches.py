@@ -70,6 +70,25 @@ def pack_rows(examples: Sequence[Example], row_tokens: int | None) -> list[list[
     return rows
 
 
+def lay_out_row(examples: Sequence[Example], pads: Sequence[int]) -> tuple[Any, Any, Any, Any]:
+    """One packed row, built with whole-row tensor operations (no per-example tensors: the
+    host time of a launch-bound step): ``examples`` one after another, then label-less
+    padding blocks of ``pads`` tokens. Returns (ids, labels with each example's first label
+    masked, positions restarting at every example and block, the blocks' start offsets)."""
+    import torch
+
+    blocks = torch.tensor([len(ex) for ex in examples] + list(pads))
+    width, used = int(blocks.sum()), sum(len(ex) for ex in examples)
+    ids = torch.zeros(width, dtype=torch.long)
+    labels = torch.full((width,), IGNORE, dtype=torch.long)
+    ids[:used] = torch.tensor([t for ex in examples for t in ex.input_ids])
+    labels[:used] = torch.tensor([t for ex in examples for t in ex.labels])
+    starts = torch.cumsum(blocks, 0) - blocks
+    labels[starts[: len(examples)]] = IGNORE  # no token is predicted from the example before
+    positions = torch.arange(width) - torch.repeat_interleave(starts, blocks)
+    return ids, labels, positions, starts
+
+
 def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> dict[str, Any]:
     """Padding-free rows: ``position_ids`` restart at 0 for each example.
 
@@ -88,16 +107,12 @@ def pack_batch(examples: Sequence[Example], row_tokens: int | None = None) -> di
     ids = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):  # whole-row tensor operations: no per-example tensors
-        lengths = [len(ex) for ex in row]
-        used = sum(lengths)
-        ids[r, :used] = torch.tensor([t for ex in row for t in ex.input_ids])
-        labels[r, :used] = torch.tensor([t for ex in row for t in ex.labels])
+    for r, row in enumerate(rows):
+        used = sum(len(ex) for ex in row)
         # the row's unused end is a block of its own: its positions restart too
-        blocks = torch.tensor(lengths + ([width - used] if width > used else []))
-        starts = torch.cumsum(blocks, 0) - blocks
-        labels[r, starts[: len(row)]] = IGNORE  # no token is predicted from the last example
-        positions[r] = torch.arange(width) - torch.repeat_interleave(starts, blocks)
+        ids[r], labels[r], positions[r], _ = lay_out_row(
+            row, [width - used] if width > used else []
+        )
     from serifu.accel.varlen import varlen_kwargs
 
     return {"input_ids": ids, "position_ids": positions, "labels": labels} | varlen_kwargs(

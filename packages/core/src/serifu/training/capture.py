@@ -77,6 +77,7 @@ def static_batch(examples: Sequence[Example], shapes: Shapes) -> dict[str, torch
     removes)."""
     import torch
 
+    from serifu.training.batches import lay_out_row
     from serifu.training.examples import IGNORE
 
     used = sum(len(ex) for ex in examples)
@@ -87,16 +88,9 @@ def static_batch(examples: Sequence[Example], shapes: Shapes) -> dict[str, torch
         )
     # padding examples share the unused tokens evenly (none empty, none past ``longest``)
     pads = [rest // slots + (k < rest % slots) for k in range(slots)]
-    lengths = torch.tensor([len(ex) for ex in examples] + pads)
+    ids, labels, positions, starts = lay_out_row(examples, pads)
     cu = torch.zeros((shapes.sequences + 1,), dtype=torch.int32)
-    cu[1:] = torch.cumsum(lengths, 0)
-    starts = cu[:-1].long()
-    positions = torch.arange(shapes.width) - torch.repeat_interleave(starts, lengths)
-    ids = torch.zeros(shapes.width, dtype=torch.long)
-    labels = torch.full((shapes.width,), IGNORE, dtype=torch.long)
-    ids[:used] = torch.tensor([t for ex in examples for t in ex.input_ids])
-    labels[:used] = torch.tensor([t for ex in examples for t in ex.labels])
-    labels[starts] = IGNORE  # an example's first label is never used
+    cu[:-1], cu[-1] = starts, shapes.width
     where = (labels != IGNORE).nonzero().flatten()  # token t's label is predicted at t - 1
     n = len(where)
     index = torch.zeros(shapes.labels, dtype=torch.long)
@@ -238,16 +232,17 @@ def capture_blockers(
 def use_capture(
     model: Any,
     config: TrainConfig,
-    steps: Sequence[Sequence[Example]],
+    examples: Sequence[Example],
+    plan: Sequence[Sequence[Sequence[int]]],
     *,
     device: str,
     distributed: bool = False,
     checkpointing: bool = False,
 ) -> tuple[CaptureDecision, StaticStep | None]:
-    """Resolve ``train.capture`` for a run whose optimizer steps hold ``steps`` (each one
-    micro-batch's examples): the decision, and the static step when it is on. ``"on"`` where
-    the run cannot use it is an error that says why."""
-    from serifu.training.loss import CHUNK_BYTES, MIN_CHUNK_TOKENS, causal_lm
+    """Resolve ``train.capture`` for a run whose optimizer steps are ``plan`` (micro-batches
+    of indices into ``examples``): the decision, and the static step when it is on. ``"on"``
+    where the run cannot use it is an error that says why."""
+    from serifu.training.loss import causal_lm, loss_chunk_tokens
 
     if config.capture == "off":
         return CaptureDecision("off", "off (set in the config)"), None
@@ -257,9 +252,11 @@ def use_capture(
             "train.capture = 'on' cannot run for this training: " + "; ".join(blockers) + ". "
             "Change those settings, or set train.capture = 'off'."
         )
-    vocab = int(causal_lm(model).config.get_text_config().vocab_size)
+    steps = [[examples[i] for i in micro] for (micro,) in plan]  # one micro-batch a step
     budget = max(sum(len(ex) for ex in exs) for exs in steps)
-    chunk = min(max(MIN_CHUNK_TOKENS, CHUNK_BYTES // (4 * vocab)), budget)
+    chunk = min(
+        loss_chunk_tokens(int(causal_lm(model).config.get_text_config().vocab_size)), budget
+    )
     shapes = plan_shapes(steps, budget, chunk)
     graph = str(device).startswith("cuda")
     where = "one CUDA graph, replayed" if graph else "eagerly (no CUDA device: no graph)"

@@ -23,6 +23,12 @@ LOSS_KERNEL_ATTR = "serifu_loss_kernel"
 the loss then goes through Liger's fused linear cross-entropy."""
 
 
+def loss_chunk_tokens(vocab: int) -> int:
+    """Positions per loss chunk for a head of ``vocab`` outputs (``CHUNK_BYTES`` of float32
+    logits, at least ``MIN_CHUNK_TOKENS``)."""
+    return max(MIN_CHUNK_TOKENS, CHUNK_BYTES // (4 * vocab))
+
+
 def causal_lm(model: Any) -> Any:
     """The ``*ForCausalLM`` inside a PEFT wrapper (or the model itself)."""
     from serifu.modeling.unwrap import base_model_of
@@ -40,8 +46,7 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     hidden = decoder(**inputs, use_cache=False).last_hidden_state
     if lm.__dict__.get(LOSS_KERNEL_ATTR) == "liger":
         return liger_loss_sum(lm, hidden, batch["labels"])
-    vocab = int(lm.config.get_text_config().vocab_size)
-    chunk = max(MIN_CHUNK_TOKENS, CHUNK_BYTES // (4 * vocab))
+    chunk = loss_chunk_tokens(int(lm.config.get_text_config().vocab_size))
     linear = frozen_linear_head(lm) if CLOSED_FORM_HEAD else None
     return chunked_lm_loss(
         hidden,

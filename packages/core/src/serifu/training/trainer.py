@@ -296,7 +296,8 @@ class Trainer:
         self.capture, self.static = use_capture(
             self.model,
             config,
-            [[self.train_ex[i] for i in step[0]] for step in self.plan],
+            self.train_ex,
+            self.plan,
             device=self.device,
             distributed=dist is not None,
             checkpointing=self.checkpointing.on,
