@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from bench.gpu import memory_trace
+
 ROOT = Path(__file__).resolve().parents[2]
 LENGTHS = ROOT / "bench" / "data" / "cast_token_lengths.json"
 REPORT_MODELS = ["line-3.6b", "novel-gptj-6b", "stablelm-beta-7b", "gemma-3-270m"]
@@ -64,9 +66,13 @@ def peak_gib_reset() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        if memory_trace.enabled():  # BENCH_MEMTRACE=1: what is alive at the peak
+            memory_trace.start()
 
 
 def peak_gib() -> float:
+    if memory_trace.enabled():
+        memory_trace.report()
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 
 

@@ -1,17 +1,29 @@
-# GPU job: the issue-15 measurements built in session 18 (all three ran in session 20; re-run after
-# changing what they measure), in priority order,
-# each under its own time limit so one that hangs leaves time for the rest. Usage (device tool):
-#   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once)
-#   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [capture,memory,gemv]
-#      (one device call, carry [".whl2", ".whl3t"]: TRL and Liger travel beside .whl2)
+# GPU job: the issue-15 measurements still pending, each under its own time limit so one that
+# hangs leaves time for the rest. Pending after session 21 (the lease was withdrawn before its
+# third run): CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp with
+# parts capture,product,memtrace (~420 s). Usage (device tool):
+#   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
+#      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
+#      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
+#   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [parts]
+#      (one device call, carry [".whl2", ".whl3t", ".gpu-prod"]: ~63 MiB of the 64 allowed;
+#      the device tool brings back few files, so keep $OUT to about seven)
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
-#   capture  whole-step CUDA-graph capture of gemma-3-270m's step, with and without the fused
-#            (compiled) softmax of the loss (bench/gpu/train_capture.py)
-#   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against TRL (train_speed.py)
-#   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py)
+#   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py):
+#            the static step eager/captured, the loss's softmax compiled (fused), the next batch
+#            built ahead, the forward under bf16 autocast (-amp)
+#   product  the product's own `serifu train`, train.capture off and auto (eval on), on
+#            gemma-3-270m's architecture with random weights (bench/gpu/random_folder.py) and
+#            akane's data: the cast recipe (batch 8) and 16k-token lines steps
+#   memtrace what is alive at the peak, Serifu's step (float32 LoRA, and under bf16 autocast:
+#            row liger-autocast) against TRL's (BENCH_MEMTRACE=1, bench/gpu/memory_trace.py)
+#   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against
+#            TRL (train_speed.py; ran in session 20)
+#   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py;
+#            ran in session 20)
 set -uo pipefail
 source bench/gpu/device-env.sh
-parts=${1:-capture,memory,gemv}
+parts=${1:-capture,product,memtrace}
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 run() {  # run NAME LIMIT_S COMMAND...
@@ -23,7 +35,7 @@ run() {  # run NAME LIMIT_S COMMAND...
 }
 if [[ ,$parts, == *,capture,* ]]; then
   run capture 240 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 --profile \
-    --rows eager,static,captured,fused,captured-fused \
+    --rows "${CAPTURE_ROWS:-eager,static,captured,fused,captured-fused,captured-fused-ahead,eager-amp,captured-fused-ahead-amp}" \
     --out "$out/train-capture-gemma.json"
 fi
 if [[ ,$parts, == *,memory,* ]]; then
@@ -34,4 +46,26 @@ if [[ ,$parts, == *,gemv,* ]]; then
   run gemv 240 python3 bench/gpu/gemv_shapes.py --model line-3.6b \
     --kernels bf16,gemlite,gemlite-gemv,gemlite-gemv_splitk,halves-cdt --gemlite-passes h100,max \
     --out "$out/gemv-shapes-passes.json"
+fi
+if [[ ,$parts, == *,product,* ]]; then
+  python3 bench/gpu/random_folder.py "${PROD_MODEL:-gemma-3-270m}" /tmp/gemma-random >/tmp/random-folder.log 2>&1
+  prod() {  # prod NAME DATA SETTINGS...: one `serifu train` run, its serifu.json kept
+    local name=$1 data=$2; shift 2  # (its log stays on the machine: the device tool
+    # brings back few files; serifu.json holds the numbers, the tail is printed)
+    out=/tmp/prodlogs run "product-$name" 200 python3 -m serifu train --model /tmp/gemma-random \
+      --data "$data" --out "/tmp/prod/$name" --force --max-steps "${PROD_STEPS:-40}" --json "$@"
+    cp "/tmp/prod/$name/serifu.json" "$out/product-$name.json" 2>/dev/null
+  }
+  mkdir -p /tmp/prodlogs
+  for cap in off auto; do  # auto: the default  # the shipped adapters' recipe (batch 8), then 16k-token lines steps
+    prod "dialogue-$cap" .gpu-prod/akane-dialogue --config configs/cast-adapter.toml --set train.capture=$cap
+    prod "lines-$cap" .gpu-prod/akane-lines --epochs 400 --set train.max_tokens=16384 \
+      --set train.packing=true --set train.capture=$cap
+  done
+fi
+if [[ ,$parts, == *,memtrace,* ]]; then
+  BENCH_MEMTRACE=1 run memtrace 400 python3 bench/gpu/train_speed.py --peers trl \
+    --models gemma-3-270m,stablelm-beta-7b --rows liger,liger-autocast --no-auto-row --warmup 2 \
+    --timed 3 --out "$out/train-memtrace.json"
+  grep "memtrace:\|done:\|TRL" "$out/memtrace.log" | cut -c1-3000
 fi

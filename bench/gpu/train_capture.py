@@ -11,6 +11,10 @@ same data, same LoRA initialisation, one process:
   fused, captured-fused   eager / captured with the loss's softmax and gradient compiled into
             one fused function (``serifu.accel.loss.SOFTMAX_KERNEL``): ~45 % of gemma's step
             is that loss's elementwise passes over 262k-wide float32 logits
+  captured-fused-ahead    as captured-fused, the next step's batch built on the host while
+            the graph runs (what ``train.capture = "on"`` does on a GPU)
+  eager-amp, captured-fused-ahead-amp   with the forward under bf16 autocast
+            (``train.autocast = "on"``: LoRA computes in bf16, not float32)
 Checks: the static step's losses against the eager step's, step by step. ``--profile``
 adds one profiled step per row: the device's busy time, kernel count and costliest kernels.
 
@@ -34,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import serifu.accel.loss as head_loss
 from serifu.training.capture import StaticStep, plan_shapes
+from serifu.training.precision import autocast_dtype
 
-USUAL_ROWS = ("eager", "fused")
+USUAL_ROWS = ("eager", "fused", "eager-amp")
 """Rows that run the product's usual step (the others run the static step)."""
 
 
@@ -50,9 +55,11 @@ def step_once(
     trainable: list[Any],
     static: StaticStep,
     device: str,
+    then: list[Any] | None = None,
 ) -> float:
     """One optimizer step of ``row``: the product's step, or the static one (eager or
-    replayed) and then the update; returns its loss."""
+    replayed) and then the update; returns its loss. ``then``: the next step's examples
+    (``-ahead`` rows build its batch while this step's graph runs, as the product does)."""
     from serifu.training.step import apply_update
     from serifu.training.trainer import train_step
 
@@ -62,7 +69,7 @@ def step_once(
             trainable=trainable, pad_id=0, device=device,
         )  # fmt: skip
         return float(loss)
-    loss = static.run(examples)
+    loss = static.run(examples, then if row.endswith("-ahead") else None)
     apply_update(optimizer, scheduler, trainable, config, keep_grads=static.graph)
     return loss
 
@@ -163,19 +170,24 @@ def run_rows(
             kernels = use_kernels(peft_model, config)
             optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(plan))
             graph = row.startswith("captured") and dev == "cuda"  # no CUDA: run it eagerly
-            static = StaticStep(peft_model, shapes, dev, graph=graph)
+            row_config = config.model_copy(
+                update={"autocast": "on" if row.endswith("-amp") else "off"}
+            )
+            amp = autocast_dtype(peft_model, row_config, dev)
+            static = StaticStep(peft_model, shapes, dev, graph=graph, amp=amp)
             # "-fused" rows: the loss's softmax and gradient as one compiled function
-            head_loss.SOFTMAX_KERNEL = "compiled" if row.endswith("fused") else "eager"
+            head_loss.SOFTMAX_KERNEL = "compiled" if "fused" in row else "eager"
             peak_gib_reset()
 
             parts = dict(
-                config=config, optimizer=optimizer, scheduler=scheduler,
+                config=row_config, optimizer=optimizer, scheduler=scheduler,
                 trainable=trainable, static=static, device=dev,
             )  # fmt: skip
-            for exs in step_examples:
+            for k, exs in enumerate(step_examples):
                 sync()
                 t0 = time.perf_counter()
-                losses.append(step_once(row, peft_model, exs, **parts))
+                then = step_examples[k + 1] if k + 1 < len(step_examples) else None
+                losses.append(step_once(row, peft_model, exs, then=then, **parts))
                 sync()
                 times.append(time.perf_counter() - t0)
             if profile:  # one more step, on the first step's examples, under the profiler

@@ -61,8 +61,12 @@ HEAD_ROWS = ("liger-autograd-head", "liger-chunk64m")
 ``train.loss.CLOSED_FORM_HEAD`` off), or with a quarter of the loss's chunk (64 MiB of
 float32 logits, ``train.loss.CHUNK_BYTES``), chosen with ``--rows``: memory and speed of
 the loss against ``liger`` in the same run (is the step's peak in the loss?)."""
+PRECISION_ROWS = ("liger-autocast",)
+"""``liger`` with the forward under bf16 autocast (``train.autocast = "on"``, as TRL runs):
+LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL)."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
+    "liger-autocast": "liger",
     "liger-chunk64m": "liger",
     "compile": "ckpt",
     "compile-liger": "liger",
@@ -455,6 +459,7 @@ def bench_peers(
             "liger-auto": eager | {"gradient_checkpointing": "auto", "kernels": "auto"},
             "liger-autograd-head": eager | {"kernels": kern, "closed_form_head": False},
             "liger-chunk64m": eager | {"kernels": kern, "loss_chunk_bytes": 2**26},
+            "liger-autocast": eager | {"kernels": kern, "autocast": "on"},
             "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
             "compile": settings | {"kernels": "off", "compile": "on"},
@@ -714,7 +719,7 @@ def main() -> None:
     ap.add_argument(
         "--rows",
         default=",".join(ROWS),
-        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS + HEAD_ROWS)})",
+        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS)})",
     )
     ap.add_argument("--no-trl", action="store_true", help="--peers: Serifu's rows only")
     args = ap.parse_args()
@@ -722,7 +727,7 @@ def main() -> None:
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")
-        known = ROWS + COMPILE_ROWS + HEAD_ROWS
+        known = ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS
         unknown = set(args.rows.split(",")) - set(known)
         if unknown:
             ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(known)})")

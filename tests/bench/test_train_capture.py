@@ -22,12 +22,14 @@ def test_static_step_trains_as_the_product_step() -> None:
     from bench.gpu.train_capture import run_rows
 
     torch.set_num_threads(1)
-    rows = ("eager", "static", "captured-fused")  # no CUDA: the last runs the static step eagerly
+    # no CUDA: the captured rows run the static step eagerly; "-ahead" builds each next batch early
+    rows = ("eager", "static", "captured-fused", "captured-fused-ahead")
     out = run_rows("gemma-3-270m", steps=4, warmup=1, rows=rows, tiny=True)
     eager, static = out["rows"]["eager"], out["rows"]["static"]
     assert all(r["error"] is None for r in out["rows"].values())
     assert head_loss.SOFTMAX_KERNEL == "eager"  # the fused row's setting is taken back
     assert out["rows"]["captured-fused"]["losses"] == static["losses"]
+    assert out["rows"]["captured-fused-ahead"]["losses"] == static["losses"]
     assert len(static["losses"]) == 4 and len(set(eager["losses"])) > 1
     assert static["losses"] == pytest.approx(eager["losses"], rel=1e-4)
     assert static["max_loss_rel_diff"] < 1e-4

@@ -61,6 +61,29 @@ def test_static_batch_gathers_the_positions_the_product_loss_uses() -> None:
         assert starts == cu.tolist()[:-1]  # positions restart where every example starts
 
 
+def test_the_row_holds_every_step_and_pads_little() -> None:
+    """Random runs: every step fits the planned row (static_batch checks the padding
+    examples: none empty, none past ``longest``); a run of full steps pads little."""
+    from serifu.training.capture import plan_shapes, static_batch
+
+    rng = random.Random(1)
+    for trial in range(200):
+        pool = _examples(60, seed=trial)
+        steps = [rng.sample(pool, rng.randrange(1, 12)) for _ in range(rng.randrange(1, 6))]
+        budget = max(sum(map(len, exs)) for exs in steps) + rng.randrange(0, 20)
+        shapes = plan_shapes(steps, budget=budget, chunk=16)
+        for exs in steps:
+            cu = static_batch(exs, shapes)["cu"].tolist()
+            sizes = [b - a for a, b in zip(cu, cu[1:], strict=False)]
+            assert min(sizes) > 0 and max(sizes) <= shapes.longest and cu[-1] == shapes.width
+    full = [_examples(40, seed=s) for s in range(4)]
+    budget = max(sum(map(len, exs)) for exs in full)
+    shapes = plan_shapes(full, budget=budget, chunk=16)
+    # the fullest step's unused end and the other steps' slack, no more (one token for each
+    # of the 40 example slots, as before, made this row 723 tokens)
+    assert shapes.width < budget + 40
+
+
 def test_a_step_over_the_budget_is_refused() -> None:
     from serifu.training.capture import plan_shapes
 
@@ -96,6 +119,7 @@ def test_a_captured_run_trains_as_the_usual_step(dialogue_dir: Path, tmp_path: P
     assert info["capture"] == static.info["capture"]
     assert info["capture"]["capture"] == "on" and info["capture"]["graph"] is False
     assert "eagerly (no CUDA device" in info["capture"]["reason"]
+    assert info["capture"]["fused_softmax"] is False  # compiled only where a graph runs
     shapes = info["capture"]["shapes"]
     assert shapes["sequences"] >= 2 and shapes["labels"] % shapes["chunk"] == 0  # + padding
     assert len(info["loss"]) == 3 and len(set(info["loss"])) > 1
@@ -123,3 +147,68 @@ def test_settings_it_cannot_run_with_are_named(
         train("tiny-llama", lines_dir, tmp_path / "x", cfg, progress=False)
     assert "train.capture = 'on' cannot run" in str(err.value) and named in str(err.value)
     assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
+
+
+def test_a_softmax_that_fails_to_compile_falls_back_to_the_eager_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The compiled softmax is an optional speed-up: when compiling it fails, the static step
+    says so and runs the eager one (same loss as a step that never tried)."""
+    import serifu.training.capture as cap
+    from serifu.training.capture import StaticStep, plan_shapes
+    from serifu.training.model_setup import add_lora
+
+    torch.set_num_threads(1)
+    real = cap.forward_backward
+
+    def compile_fails(*args: object, fused: bool = False, **kw: object) -> torch.Tensor:
+        if fused:
+            raise RuntimeError("inductor: triton missing\nmore")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    from transformers import AutoModelForCausalLM
+
+    from serifu_models.tiny import TINY_MODELS
+
+    spec = next(m for m in TINY_MODELS if m.id == "tiny-llama")
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_config(spec.build_config())
+    model = add_lora(base, _config(), ("q_proj",), quantized=False)
+    examples = _examples(6)
+    shapes = plan_shapes([examples], budget=256, chunk=64)
+    want = StaticStep(model, shapes, "cpu", graph=False).run(examples)
+    monkeypatch.setattr(cap, "forward_backward", compile_fails)
+    step = StaticStep(model, shapes, "cpu", graph=False, fused=True)
+    assert step.run(examples) == pytest.approx(want, rel=1e-6) and step.fused is False
+    assert (
+        "compiled softmax failed (RuntimeError: inductor: triton missing)"
+        in capsys.readouterr().err
+    )
+
+
+def test_auto_captures_small_models_on_cuda_only(
+    monkeypatch: pytest.MonkeyPatch, lines_dir: Path, tmp_path: Path
+) -> None:
+    """``"auto"``: off without CUDA, off for models past 1B parameters (their
+    step is bound by its math), and a run records why."""
+    import serifu.training.capture as cap
+    from serifu.training import train
+
+    torch.set_num_threads(1)
+    model = torch.nn.Linear(4, 4)
+    assert (
+        cap.auto_blocker(model, "cpu") == "the model is on cpu (a CUDA graph needs a CUDA device)"
+    )
+    assert cap.auto_blocker(model, "cuda:0") is None
+    monkeypatch.setattr(cap, "AUTO_MAX_PARAMS", 10)
+    assert "bound by its math" in str(cap.auto_blocker(model, "cuda:0"))
+    assert TrainConfig().capture == "off"  # until "auto" has run end to end on a GPU
+    result = train(
+        "tiny-llama",
+        lines_dir,
+        tmp_path / "run",
+        _config(capture="auto").model_copy(update={"max_steps": 1}),
+        progress=False,
+    )
+    assert result.info["capture"]["capture"] == "off"
+    assert result.info["capture"]["reason"].startswith("auto: off: the model is on cpu")

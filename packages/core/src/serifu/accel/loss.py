@@ -29,12 +29,14 @@ from torch.utils.checkpoint import checkpoint
 
 IGNORE = -100
 SOFTMAX_KERNEL = "eager"
-"""How :func:`linear_head_chunk` turns a chunk's logits into loss and gradient on a GPU:
-``"eager"`` (the default) in place in one float32 buffer, ~9 passes over it; ``"compiled"``
-:func:`softmax_nll_grad` through ``torch.compile``, which inductor fuses into one
-reduction and one pointwise kernel over the bf16 logits (~6x fewer bytes moved). The
-compiled form is a bench row (``bench/gpu/train_capture.py --rows captured-fused``):
-on gemma-3-270m the eager passes are ~45 % of a training step's device time."""
+"""How :func:`linear_head_chunk` turns a chunk's logits into loss and gradient on a GPU
+when the head does not say (:attr:`LinearHead.fused`): ``"eager"`` (the default) in place
+in one float32 buffer, ~9 passes over it; ``"compiled"`` :func:`softmax_nll_grad` through
+``torch.compile``, which inductor fuses into one reduction and one pointwise kernel over
+the bf16 logits (~6x fewer bytes moved). On gemma-3-270m the eager passes are ~45 % of a
+training step's device time; compiled, the captured step (``train.capture``, which turns
+it on) ran 1.44-1.54x faster on an H200; the usual launch-bound step 0.99-1.37x
+(``bench/gpu/train_capture.py``, rows ``fused`` and ``captured-fused``)."""
 _COMPILED_SOFTMAX: Any = None
 
 
@@ -68,6 +70,9 @@ class LinearHead:
     weight: torch.Tensor
     bias: torch.Tensor | None = None
     softcap: float | None = None
+    fused: bool = False
+    """On CUDA: the chunk's softmax, loss and gradient as one compiled function
+    (:func:`softmax_nll_grad`) instead of the in-place eager passes."""
 
 
 def frozen_linear_head(model: Any) -> LinearHead | None:
@@ -94,7 +99,7 @@ def linear_head_chunk(
     derivative when there is one) instead of autograd's saved tensors. ``weight``: each
     token's weight in the sum (float32; 0 leaves a padding token out, shapes stay fixed)."""
     with torch.no_grad():
-        if SOFTMAX_KERNEL == "compiled" and h.is_cuda:
+        if (head.fused or SOFTMAX_KERNEL == "compiled") and h.is_cuda:
             logits = torch.nn.functional.linear(h, head.weight, head.bias)
             loss, g = compiled_softmax_nll_grad()(logits, y, weight, head.softcap)
             return loss, (g @ head.weight).to(h.dtype)

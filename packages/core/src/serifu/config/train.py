@@ -99,9 +99,13 @@ class TrainConfig(BaseModel):
         default="off",
         description="torch.compile the repeated decoder layers (regional compilation, inductor; the first step compiles): 'on' = always (needs triton on CUDA, a C compiler on the CPU); 'auto' = on a CUDA GPU for models up to 1B parameters (launch-bound steps) in runs of at least 300 micro-batches (compiling takes tens of seconds once), else off (always off on the CPU); 'off' = never, the default until compiled training is measured on a GPU (serifu.training.compile).",
     )
-    capture: Literal["on", "off"] = Field(
+    capture: Literal["auto", "on", "off"] = Field(
         default="off",
-        description="Run each training step as one CUDA graph over fixed shapes (a packed row padded to the run's fullest step; serifu.training.capture): for launch-bound small models (gemma-3-270m: 1.52x tokens/s on an H200, +1.2 GiB). 'on' needs one process, gradient_accumulation_steps = 1, packing, gradient checkpointing off, compile 'off' and the 'serifu' loss (an error says which is missing); without CUDA the same static step runs eagerly. 'off' = the usual step.",
+        description="Run each training step as one CUDA graph over fixed shapes (a packed row padded to the run's fullest step; serifu.training.capture), the loss's softmax compiled: for launch-bound small models (gemma-3-270m on an H200: 2.36x tokens/s in the bench, 2.0-2.05x over a whole 40-step serifu train, +0.3 GiB). It needs one process, gradient_accumulation_steps = 1, packing, gradient checkpointing off, compile 'off' and the 'serifu' loss. 'on' = always (an error says what is missing; without CUDA the same static step runs eagerly); 'auto' = on for models up to 1B parameters on CUDA when those hold (else off, the reason logged), back to the usual step if capturing fails; 'off' = the usual step (the default until 'auto' has run end to end on a GPU).",
+    )
+    autocast: Literal["on", "off"] = Field(
+        default="off",
+        description="The forward pass under autocast to the base's bf16/float16 on CUDA, as HF Trainer and TRL run it with bf16 = true: LoRA's float32 weights then compute in half precision and its inputs are not copied to float32 (less peak memory; serifu.training.precision). 'off' = LoRA computes in float32 (the default until the GPU comparison settles it); no effect on the CPU.",
     )
     checkpoint_every: int = Field(
         default=1,

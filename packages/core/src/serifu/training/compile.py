@@ -162,14 +162,18 @@ def choose_compile(model: Any, setting: str, steps: int | None = None) -> Compil
         return decide(setting, device=device, n_params=0, compiler=None)
     if not decoder_layers(model):
         return decide_no_layers(setting, model)
-    # a 4-bit parameter packs two weights per element: count what the model computes with
-    n_params = sum(p.numel() * (2 if _packed_4bit(p) else 1) for p in model.parameters())
+    n_params = counted_params(model)
     look = setting == "on" or device.startswith("cuda")
     compiler = compiler_unavailable(device) if look else None
     warm = _inner_forward(decoder_layers(model)[0]) in _COMPILED
     return decide(
         setting, device=device, n_params=n_params, compiler=compiler, steps=steps, warm=warm
     )
+
+
+def counted_params(model: Any) -> int:
+    """The weights ``model`` computes with (a 4-bit parameter packs two per element)."""
+    return sum(p.numel() * (2 if _packed_4bit(p) else 1) for p in model.parameters())
 
 
 def decide_no_layers(setting: str, model: Any) -> CompileDecision:

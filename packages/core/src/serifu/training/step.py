@@ -110,8 +110,10 @@ def accumulate_gradients(
     import torch
 
     from serifu.training.model_setup import row_tokens
+    from serifu.training.precision import autocast_dtype, forward_precision
 
     rows = row_tokens(model, config)
+    amp = autocast_dtype(model, config, device)
     batches = [
         collate(examples, packing=config.packing, pad_id=pad_id, device=device, row_tokens=rows)
         for examples in micro_batches
@@ -121,7 +123,8 @@ def accumulate_gradients(
     (global_labels,) = all_sum([local_labels], device, dist)
     total = torch.zeros((), dtype=torch.float64)
     for batch in batches:
-        part, _ = loss_sum(model, batch)
+        with forward_precision(amp):  # backward outside autocast, as torch's AMP recipe asks
+            part, _ = loss_sum(model, batch)
         (part / max(global_labels, 1.0)).backward()
         total = total + float(part.detach())
     tokens = sum(len(ex) for examples in micro_batches for ex in examples)

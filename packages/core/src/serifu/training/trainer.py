@@ -302,7 +302,8 @@ class Trainer:
             distributed=dist is not None,
             checkpointing=self.checkpointing.on,
         )
-        if self.static is not None and self.is_main and self.show_progress:
+        shown = self.static is not None or str(self.device).startswith("cuda")
+        if shown and config.capture != "off" and self.is_main and self.show_progress:
             print(f"capture: {self.capture.reason}", file=sys.stderr)
 
     def _default_callbacks(self) -> list[Callback]:
@@ -365,7 +366,7 @@ class Trainer:
             try:
                 loss, tokens = self._forward_backward(micro)
             except Exception as err:
-                if not self._compile_failed(err):
+                if not (self._compile_failed(err) or self._capture_failed(err)):
                     raise
                 self.optimizer.zero_grad(set_to_none=True)
                 restore_rng(rng)  # the same step again, eagerly
@@ -394,7 +395,13 @@ class Trainer:
 
         if self.static is not None:  # train.capture: one micro-batch, one process
             (examples,) = micro
-            return self.static.run(examples), sum(len(ex) for ex in examples)
+            following = self.state.step + 1  # its batch is built while this step runs
+            then = (
+                [self.train_ex[i] for i in self.plan[following][0]]
+                if following < len(self.plan)
+                else None
+            )
+            return self.static.run(examples, then), sum(len(ex) for ex in examples)
         return accumulate_gradients(
             self.model,
             micro,
@@ -403,6 +410,35 @@ class Trainer:
             device=self.device,
             dist=self.dist,
         )
+
+    def _capture_failed(self, err: Exception) -> bool:
+        """``capture = "auto"`` whose static step failed (capturing or replaying it on this
+        machine, or its extra memory): the usual step from now on, the reason recorded, and
+        the caller runs the step again (True). Otherwise False: the error stands."""
+        import dataclasses
+
+        import torch
+
+        from serifu.errors import SerifuError
+
+        decision = self.capture
+        if self.static is None or decision is None or decision.setting != "auto":
+            return False
+        if isinstance(err, SerifuError):
+            return False
+        self.static = None  # its CUDA graph and memory pool go with it
+        for p in self.trainable:
+            p.grad = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        why = (
+            "auto: the captured step failed, the usual step instead "
+            f"({type(err).__name__}: {str(err)[:200]})"
+        )
+        self.capture = dataclasses.replace(decision, capture="off", reason=why, graph=False)
+        if self.is_main and self.show_progress:
+            print(f"capture: {why}", file=sys.stderr)
+        return True
 
     def _compile_failed(self, err: Exception) -> bool:
         """``compile = "auto"`` whose step failed while layers were compiled (a compiler
@@ -584,7 +620,8 @@ class Trainer:
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
             "compile": self._compile_record(),
-            "capture": self.capture.as_dict(),
+            "capture": self.capture.as_dict()  # a softmax that failed to compile fell back
+            | ({"fused_softmax": self.static.fused} if self.static is not None else {}),
             "steps": state.step,
             "epochs": (
                 config.epochs * state.step / max(self.total_steps, 1)
