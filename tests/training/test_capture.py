@@ -128,6 +128,21 @@ def test_a_captured_run_trains_as_the_usual_step(dialogue_dir: Path, tmp_path: P
     assert static.summary()["capture"] == "on"
 
 
+def test_validation_between_static_steps_changes_nothing(
+    dialogue_dir: Path, tmp_path: Path
+) -> None:
+    """Validation every step (eval forward passes between the static step's runs, and its
+    next batch built ahead) leaves the training losses as without it."""
+    from serifu.training import train
+
+    torch.set_num_threads(1)
+    quiet = train("tiny-llama", dialogue_dir, tmp_path / "a", _config(capture="on"), progress=False)
+    checked = _config(capture="on").model_copy(update={"eval": True, "eval_steps": 1})
+    with_eval = train("tiny-llama", dialogue_dir, tmp_path / "b", checked, progress=False)
+    assert with_eval.info["loss"] == pytest.approx(quiet.info["loss"], rel=1e-6)
+    assert len(with_eval.info["eval_losses"]) >= 3
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
