@@ -31,3 +31,42 @@ def test_autocast_only_on_cuda_with_a_half_precision_base_and_asked_for() -> Non
 def test_no_dtype_means_no_autocast() -> None:
     with forward_precision(None):
         assert not torch.is_autocast_enabled("cuda")
+
+
+def _saved_bytes(model: torch.nn.Module, ids: torch.Tensor, dtype: torch.dtype | None) -> dict:
+    """Bytes autograd keeps for backward during one forward, by dtype."""
+    kept: dict[torch.dtype, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept[t.dtype] = kept.get(t.dtype, 0) + t.numel() * t.element_size()
+        return t
+
+    with (
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        forward_precision(dtype, "cpu"),
+    ):
+        model(input_ids=ids).logits.float().sum()
+    return kept
+
+
+def test_autocast_keeps_loras_inputs_in_half_precision() -> None:
+    """What the GPU trace found (PEFT's LoRA casts its input to its float32 weights' dtype
+    and backward keeps that copy) and what autocast changes, shown on the CPU: under bf16
+    autocast the same forward keeps those tensors in bf16, half the bytes."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = _model(torch.bfloat16)
+    for p in base.parameters():
+        p.requires_grad_(False)
+    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(base, lora)
+    model.train()
+    assert next(p for p in model.parameters() if p.requires_grad).dtype == torch.float32
+    ids = torch.randint(3, 200, (1, 64))
+    plain = _saved_bytes(model, ids, None)
+    amp = _saved_bytes(model, ids, torch.bfloat16)
+    moved = plain[torch.float32] - amp[torch.float32]
+    # at least each LoRA layer's input (2 layers x q, v; 64 tokens x 64 dims) leaves float32 ...
+    assert moved >= 4 * 64 * 64 * 4
+    assert amp[torch.bfloat16] - plain[torch.bfloat16] == moved // 2  # ... and is kept in bf16

@@ -31,11 +31,13 @@ def autocast_dtype(model: Any, config: TrainConfig, device: str) -> torch.dtype 
     return dtype if dtype in (torch.bfloat16, torch.float16) else None
 
 
-def forward_precision(dtype: torch.dtype | None) -> AbstractContextManager[Any]:
-    """Autocast to ``dtype`` on CUDA (no weight cache: it must not outlive a CUDA graph's
-    capture), or nothing."""
+def forward_precision(
+    dtype: torch.dtype | None, device_type: str = "cuda"
+) -> AbstractContextManager[Any]:
+    """Autocast to ``dtype`` (no weight cache: it must not outlive a CUDA graph's capture),
+    or nothing."""
     if dtype is None:
         return nullcontext()
     import torch
 
-    return torch.autocast("cuda", dtype=dtype, cache_enabled=False)
+    return torch.autocast(device_type, dtype=dtype, cache_enabled=False)
