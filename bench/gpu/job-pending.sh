@@ -1,7 +1,7 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
 # hangs leaves time for the rest. Pending after session 21 (the lease was withdrawn before its
 # third run): CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp with
-# parts capture,product,memtrace (~420 s). Usage (device tool):
+# parts capture,product,memtrace (~420 s), then capture-trl (~90 s). Usage (device tool):
 #   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
@@ -17,6 +17,9 @@
 #            akane's data: the cast recipe (batch 8) and 16k-token lines steps
 #   memtrace what is alive at the peak, Serifu's step (float32 LoRA, and under bf16 autocast:
 #            row liger-autocast) against TRL's (BENCH_MEMTRACE=1, bench/gpu/memory_trace.py)
+#   capture-trl  gemma-3-270m's captured step (train.capture = "on", with and without
+#            autocast) against TRL's best settings in the same run (train_speed.py rows
+#            liger-capture, liger-capture-amp)
 #   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against
 #            TRL (train_speed.py; ran in session 20)
 #   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py;
@@ -68,4 +71,10 @@ if [[ ,$parts, == *,memtrace,* ]]; then
     --models gemma-3-270m,stablelm-beta-7b --rows liger,liger-autocast --no-auto-row --warmup 2 \
     --timed 3 --out "$out/train-memtrace.json"
   grep "memtrace:\|done:\|TRL" "$out/memtrace.log" | cut -c1-3000
+fi
+if [[ ,$parts, == *,capture-trl,* ]]; then
+  run capture-trl 240 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \
+    --rows liger,liger-capture,liger-capture-amp --no-auto-row --warmup 3 --timed 5 \
+    --out "$out/train-capture-trl.json"
+  grep " vs TRL" "$out/capture-trl.log" | cut -c1-400
 fi

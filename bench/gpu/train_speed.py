@@ -61,12 +61,16 @@ HEAD_ROWS = ("liger-autograd-head", "liger-chunk64m")
 ``train.loss.CLOSED_FORM_HEAD`` off), or with a quarter of the loss's chunk (64 MiB of
 float32 logits, ``train.loss.CHUNK_BYTES``), chosen with ``--rows``: memory and speed of
 the loss against ``liger`` in the same run (is the step's peak in the loss?)."""
-PRECISION_ROWS = ("liger-autocast",)
+PRECISION_ROWS = ("liger-autocast", "liger-capture", "liger-capture-amp")
 """``liger`` with the forward under bf16 autocast (``train.autocast = "on"``, as TRL runs):
-LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL)."""
+LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL); and
+the step captured as one CUDA graph (``train.capture = "on"``: checkpointing off, which it
+needs), with and without autocast — against TRL in the same run (for launch-bound gemma)."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
     "liger-autocast": "liger",
+    "liger-capture": "liger",
+    "liger-capture-amp": "liger",
     "liger-chunk64m": "liger",
     "compile": "ckpt",
     "compile-liger": "liger",
@@ -138,27 +142,38 @@ def timed_steps(
     *,
     dev: str,
     dist: Any = None,
+    static: Any = None,
 ) -> tuple[list[float], list[int], list[float]]:
-    """Run Serifu's optimizer steps (this rank's share of each), timing every one."""
+    """Run Serifu's optimizer steps (this rank's share of each), timing every one;
+    ``static``: the captured step (:class:`serifu.training.capture.StaticStep`) instead of
+    the usual one, the next step's batch built while the graph runs, as the trainer does."""
     from serifu.training.distributed import shard
+    from serifu.training.step import apply_update
     from serifu.training.trainer import make_optimizer, train_step
 
     optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(steps))
     times, tokens, losses = [], [], []
-    for indices in steps:
+    for k, indices in enumerate(steps):
         sync()
         t0 = time.perf_counter()
-        loss, n = train_step(
-            peft_model,
-            [examples[i] for i in shard(indices, dist)],
-            config=config,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            trainable=trainable,
-            pad_id=0,
-            device=dev,
-            dist=dist,
-        )
+        if static is not None:
+            exs = [examples[i] for i in indices]
+            then = [examples[i] for i in steps[k + 1]] if k + 1 < len(steps) else None
+            loss = static.run(exs, then)
+            apply_update(optimizer, scheduler, trainable, config, keep_grads=static.graph)
+            n = sum(len(ex) for ex in exs)
+        else:
+            loss, n = train_step(
+                peft_model,
+                [examples[i] for i in shard(indices, dist)],
+                config=config,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                trainable=trainable,
+                pad_id=0,
+                device=dev,
+                dist=dist,
+            )
         sync()
         times.append(time.perf_counter() - t0)
         tokens.append(n)
@@ -178,6 +193,7 @@ def serifu_run(
 ) -> dict[str, Any]:
     import serifu.training.loss as loss_mod
     from serifu.config.train import TrainConfig
+    from serifu.training.capture import use_capture
     from serifu.training.compile import compile_stats
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
@@ -212,9 +228,15 @@ def serifu_run(
         # after Liger (its kernels compile inside); no step count: these few steps stand
         # for a long run, so "auto" decides as for one (AUTO_MIN_STEPS left out)
         compiled = use_compile(peft_model, config)
+        captured, static = use_capture(
+            peft_model, config, examples, [[m] for m in steps], device=dev,
+            checkpointing=decision.on,
+        )  # fmt: skip
         peak_gib_reset()
         started = time.perf_counter()
-        times, tokens, losses = timed_steps(peft_model, examples, steps, config, dev=dev)
+        times, tokens, losses = timed_steps(
+            peft_model, examples, steps, config, dev=dev, static=static
+        )
         wall = time.perf_counter() - started
         peak = peak_gib()
         stats = compile_stats() if compiled.compile == "on" else {}
@@ -234,6 +256,7 @@ def serifu_run(
         "checkpointing": decision.as_dict(),
         "kernels": kernels.as_dict(),
         "compile": compiled.as_dict() | {"stats": stats},
+        "capture": captured.as_dict(),
     }
 
 
@@ -460,6 +483,10 @@ def bench_peers(
             "liger-autograd-head": eager | {"kernels": kern, "closed_form_head": False},
             "liger-chunk64m": eager | {"kernels": kern, "loss_chunk_bytes": 2**26},
             "liger-autocast": eager | {"kernels": kern, "autocast": "on"},
+            "liger-capture": eager
+            | {"kernels": kern, "gradient_checkpointing": False, "capture": "on"},
+            "liger-capture-amp": eager
+            | {"kernels": kern, "gradient_checkpointing": False, "capture": "on", "autocast": "on"},
             "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
             "compile": settings | {"kernels": "off", "compile": "on"},
@@ -529,6 +556,8 @@ def bench_peers(
                 saved -= statistics.median(s["times"][warmup:] or s["times"])
                 extra["step_s_saved"] = round(saved, 4)
                 extra["break_even_steps"] = round(extra["compile_s"] / saved) if saved > 0 else None
+            if s.get("capture", {}).get("capture") == "on":  # the static shapes and softmax
+                extra["capture"] = s["capture"]["reason"]
             note = (
                 f"serifu {s['settings']}, checkpointing: {s['checkpointing']['reason']},"
                 f" {kernel_note(s['kernels'])}; {compile_note(s, warmup)}; {check};"

@@ -55,6 +55,23 @@ def test_peer_records_put_trl_next_to_serifu() -> None:
     )
 
 
+def test_capture_row_runs_the_products_static_step_next_to_trl() -> None:
+    """The ``liger-capture`` row (``train.capture = "on"``; on the CPU the static step runs
+    eagerly) trains as the usual step and records its shapes, next to TRL in the same run."""
+    from bench.gpu.train_speed import bench_peers
+
+    rows = ("liger", "liger-capture")
+    records = bench_peers(
+        "tiny-gemma", "tiny-gemma", ["lines"], tiny=True, warmup=1, timed=1, rows=rows
+    )
+    got = {r.workload: r.as_dict() for r in records}
+    assert set(got) == {"lines-liger", "lines-liger-capture"}
+    captured = got["lines-liger-capture"]
+    assert captured["baseline"] > 0 and captured["serifu"] > 0
+    assert "runs as eagerly (no CUDA device" in captured["extra"]["capture"]
+    assert "rel. diff" in captured["notes"]  # its first-step loss checked against liger's
+
+
 def test_autograd_head_row_trains_as_the_closed_form_head() -> None:
     """The bench row that puts the frozen head's gradient back through autograd (session 18's
     memory lever, measured on the GPU) follows the same loss curve as the closed form, and
