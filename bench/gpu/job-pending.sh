@@ -7,7 +7,7 @@
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
 #   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [parts]
 #      (one device call, carry [".whl2", ".whl3t", ".gpu-prod"]: ~63 MiB of the 64 allowed;
-#      the device tool brings back few files, so keep $OUT to about seven)
+#      the device tool brings back few files: these parts leave seven in $OUT)
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py):
 #            the static step eager/captured, the loss's softmax compiled (fused), the next batch
@@ -57,7 +57,7 @@ if [[ ,$parts, == *,product,* ]]; then
     # brings back few files; serifu.json holds the numbers, the tail is printed)
     out=/tmp/prodlogs run "product-$name" 200 python3 -m serifu train --model /tmp/gemma-random \
       --data "$data" --out "/tmp/prod/$name" --force --max-steps "${PROD_STEPS:-40}" --json "$@"
-    cp "/tmp/prod/$name/serifu.json" "$out/product-$name.json" 2>/dev/null
+    cp "/tmp/prod/$name/serifu.json" "/tmp/prodlogs/product-$name.json" 2>/dev/null
   }
   mkdir -p /tmp/prodlogs
   for cap in off auto; do  # auto: the default  # the shipped adapters' recipe (batch 8), then 16k-token lines steps
@@ -65,12 +65,20 @@ if [[ ,$parts, == *,product,* ]]; then
     prod "lines-$cap" .gpu-prod/akane-lines --epochs 400 --set train.max_tokens=16384 \
       --set train.packing=true --set train.capture=$cap
   done
+  python3 - "$out/train-product.json" /tmp/prodlogs/product-*.json <<'PY'  # one file back
+import json, pathlib, sys
+runs = {pathlib.Path(p).stem: json.loads(pathlib.Path(p).read_text()) for p in sys.argv[2:]}
+pathlib.Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
+PY
 fi
 if [[ ,$parts, == *,memtrace,* ]]; then
   BENCH_MEMTRACE=1 run memtrace 400 python3 bench/gpu/train_speed.py --peers trl \
     --models gemma-3-270m,stablelm-beta-7b --rows liger,liger-autocast --no-auto-row --warmup 2 \
     --timed 3 --out "$out/train-memtrace.json"
-  grep "memtrace:\|done:\|TRL" "$out/memtrace.log" | cut -c1-3000
+  # Serifu's rows minus TRL by package and frame; the traces as a results file (its log,
+  # whose memtrace lines it holds, stays on the machine: the device tool brings back few files)
+  mv "$out/memtrace.log" /tmp/memtrace.log
+  python3 bench/gpu/memory_trace.py /tmp/memtrace.log --out "$out/train-memtrace-traces.json"
 fi
 if [[ ,$parts, == *,capture-trl,* ]]; then
   run capture-trl 240 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \
