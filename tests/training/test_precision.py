@@ -3,6 +3,9 @@ saves lives in docs/benchmarks.md, ``bench/gpu/train_speed.py --rows liger-autoc
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from serifu.config.train import TrainConfig
@@ -70,3 +73,28 @@ def test_autocast_keeps_loras_inputs_in_half_precision() -> None:
     # at least each LoRA layer's input (2 layers x q, v; 64 tokens x 64 dims) leaves float32 ...
     assert moved >= 4 * 64 * 64 * 4
     assert amp[torch.bfloat16] - plain[torch.bfloat16] == moved // 2  # ... and is kept in bf16
+
+
+def test_the_decision_says_why() -> None:
+    from serifu.training.precision import decide_autocast
+
+    on, off = TrainConfig(autocast="on"), TrainConfig()
+    bf16, fp32 = _model(torch.bfloat16), _model(torch.float32)
+    used = decide_autocast(bf16, on, "cuda:0")
+    assert (used.setting, used.dtype) == ("on", "bfloat16") and "bfloat16 autocast" in used.reason
+    assert decide_autocast(bf16, off, "cuda").reason.startswith("off (set in the config)")
+    assert "CUDA only" in decide_autocast(bf16, on, "cpu").reason
+    assert "float32" in decide_autocast(fp32, on, "cuda").reason
+    assert decide_autocast(fp32, on, "cuda").dtype is None
+
+
+def test_a_run_records_its_autocast_decision(lines_dir: Path, tmp_path: Path) -> None:
+    """Asked for on the CPU: the run trains as without it, and serifu.json says why."""
+    from serifu.training import Trainer
+
+    cfg = TrainConfig(max_steps=1, max_tokens=128, save_steps=0, eval=False, report_to="none")
+    cfg.autocast = "on"
+    Trainer("tiny-llama", lines_dir, tmp_path / "a", cfg, progress=False).fit()
+    record = json.loads((tmp_path / "a" / "serifu.json").read_text(encoding="utf-8"))["autocast"]
+    assert record["setting"] == "on" and record["dtype"] is None
+    assert "CUDA only" in record["reason"] and "cpu" in record["reason"]

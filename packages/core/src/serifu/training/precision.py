@@ -11,6 +11,7 @@ bf16 or float16, the LoRA weights still float32 for AdamW.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,6 +30,33 @@ def autocast_dtype(model: Any, config: TrainConfig, device: str) -> torch.dtype 
     embed = model.get_input_embeddings()
     dtype = getattr(getattr(embed, "weight", None), "dtype", None)
     return dtype if dtype in (torch.bfloat16, torch.float16) else None
+
+
+@dataclass(frozen=True)
+class AutocastDecision:
+    """What ``train.autocast`` resolved to for a run, and why (logged, kept in serifu.json)."""
+
+    setting: str
+    dtype: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_autocast(model: Any, config: TrainConfig, device: str) -> AutocastDecision:
+    """:func:`autocast_dtype` with the reason a run reports."""
+    dtype = autocast_dtype(model, config, device)
+    if dtype is not None:
+        why = f"the forward under {str(dtype).removeprefix('torch.')} autocast (LoRA's weights stay float32)"
+    elif config.autocast != "on":
+        why = "off (set in the config): LoRA computes in float32"
+    elif not str(device).startswith("cuda"):
+        why = f"off: autocast applies on CUDA only (this run is on {device})"
+    else:
+        why = "off: the base computes in float32, there is no half precision to cast to"
+    name = None if dtype is None else str(dtype).removeprefix("torch.")
+    return AutocastDecision(config.autocast, name, why)
 
 
 def forward_precision(

@@ -138,6 +138,8 @@ class Trainer:
         self.dist: Any = None
         self.kernels: Any = None
         """The :class:`~serifu.training.kernels.KernelDecision` (set once the model loads)."""
+        self.autocast: Any = None
+        """The :class:`~serifu.training.precision.AutocastDecision` (set once the model loads)."""
         self.compiled: Any = None
         """The :class:`~serifu.training.compile.CompileDecision` (set once the model loads)."""
         self.capture: Any = None
@@ -210,6 +212,7 @@ class Trainer:
         from serifu.training.kernels import restore_point
         from serifu.training.memory_policy import choose_checkpointing
         from serifu.training.model_setup import check_lora_targets
+        from serifu.training.precision import decide_autocast
         from serifu.training.preflight import check_free_space
         from serifu.training.step import group_steps
 
@@ -274,6 +277,9 @@ class Trainer:
         self.kernels = use_kernels(self.model, config)
         if config.kernels != "off" and self.is_main and self.show_progress:
             print(f"kernels: {self.kernels.kernels} ({self.kernels.reason})", file=sys.stderr)
+        self.autocast = decide_autocast(self.model, config, str(self.device))
+        if config.autocast != "off" and self.is_main and self.show_progress:
+            print(f"autocast: {self.autocast.reason}", file=sys.stderr)
         self.model.train()
         self.optimizer, self.scheduler, self.trainable = make_optimizer(
             self.model, config, self.total_steps
@@ -619,6 +625,7 @@ class Trainer:
             "config": config.model_dump(mode="json"),
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
+            "autocast": self.autocast.as_dict(),
             "compile": self._compile_record(),
             "capture": self.capture.as_dict()  # a softmax that failed to compile fell back
             | ({"fused_softmax": self.static.fused} if self.static is not None else {}),
