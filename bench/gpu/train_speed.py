@@ -61,14 +61,24 @@ HEAD_ROWS = ("liger-autograd-head", "liger-chunk64m")
 ``train.loss.CLOSED_FORM_HEAD`` off), or with a quarter of the loss's chunk (64 MiB of
 float32 logits, ``train.loss.CHUNK_BYTES``), chosen with ``--rows``: memory and speed of
 the loss against ``liger`` in the same run (is the step's peak in the loss?)."""
-PRECISION_ROWS = ("liger-autocast", "liger-capture", "liger-capture-amp")
+PRECISION_ROWS = (
+    "liger-autocast",
+    "liger-lean",
+    "liger-lean-autocast",
+    "liger-capture",
+    "liger-capture-amp",
+)
 """``liger`` with the forward under bf16 autocast (``train.autocast = "on"``, as TRL runs):
-LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL); and
+LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL); with
+Serifu's lean LoRA function (``train.lora_backward = "lean"``: the input kept once and a
+1-bit dropout mask instead of each layer's dropped-out copy), with and without autocast; and
 the step captured as one CUDA graph (``train.capture = "on"``: checkpointing off, which it
 needs), with and without autocast — against TRL in the same run (for launch-bound gemma)."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
     "liger-autocast": "liger",
+    "liger-lean": "liger",
+    "liger-lean-autocast": "liger",
     "liger-capture": "liger",
     "liger-capture-amp": "liger",
     "liger-chunk64m": "liger",
@@ -192,6 +202,7 @@ def serifu_run(
     dev: str,
 ) -> dict[str, Any]:
     import serifu.training.loss as loss_mod
+    from serifu.accel.lora_train import use_lora_backward
     from serifu.config.train import TrainConfig
     from serifu.training.capture import use_capture
     from serifu.training.compile import compile_stats
@@ -216,6 +227,7 @@ def serifu_run(
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
     undo = restore_point(peft_model)  # Liger's patches are taken back after the run
+    lean_layers = use_lora_backward(peft_model, config)  # train.lora_backward, undone with them
     peft_model.train()
     loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
     loss_mod.CLOSED_FORM_HEAD = closed_form_head  # off: through autograd, chunk by chunk
@@ -255,6 +267,7 @@ def serifu_run(
         "steps": len(steps),
         "checkpointing": decision.as_dict(),
         "kernels": kernels.as_dict(),
+        "lean_lora_layers": lean_layers,
         "compile": compiled.as_dict() | {"stats": stats},
         "capture": captured.as_dict(),
     }
@@ -483,6 +496,9 @@ def bench_peers(
             "liger-autograd-head": eager | {"kernels": kern, "closed_form_head": False},
             "liger-chunk64m": eager | {"kernels": kern, "loss_chunk_bytes": 2**26},
             "liger-autocast": eager | {"kernels": kern, "autocast": "on"},
+            "liger-lean": eager | {"kernels": kern, "lora_backward": "lean"},
+            "liger-lean-autocast": eager
+            | {"kernels": kern, "lora_backward": "lean", "autocast": "on"},
             "liger-capture": eager
             | {"kernels": kern, "gradient_checkpointing": False, "capture": "on"},
             "liger-capture-amp": eager
@@ -556,6 +572,8 @@ def bench_peers(
                 saved -= statistics.median(s["times"][warmup:] or s["times"])
                 extra["step_s_saved"] = round(saved, 4)
                 extra["break_even_steps"] = round(extra["compile_s"] / saved) if saved > 0 else None
+            if s.get("lean_lora_layers"):  # train.lora_backward = "lean"
+                extra["lean_lora_layers"] = s["lean_lora_layers"]
             if s.get("capture", {}).get("capture") == "on":  # the static shapes and softmax
                 extra["capture"] = s["capture"]["reason"]
             note = (

@@ -72,6 +72,23 @@ def test_capture_row_runs_the_products_static_step_next_to_trl() -> None:
     assert "rel. diff" in captured["notes"]  # its first-step loss checked against liger's
 
 
+def test_lean_row_runs_serifus_lora_function_next_to_trl() -> None:
+    """The ``liger-lean`` row (``train.lora_backward = "lean"``) binds Serifu's LoRA function on
+    the run's LoRA layers and starts from the same loss as ``liger`` (B is zero at the start)."""
+    from bench.gpu.train_speed import bench_peers
+
+    rows = ("liger", "liger-lean")
+    records = bench_peers(
+        "tiny-llama", "tiny-llama", ["lines"], tiny=True, warmup=1, timed=1, rows=rows
+    )
+    got = {r.workload: r.as_dict() for r in records}
+    assert set(got) == {"lines-liger", "lines-liger-lean"}
+    lean = got["lines-liger-lean"]
+    assert lean["extra"]["lean_lora_layers"] == 4  # tiny-llama: 2 layers x q, v
+    assert "lean_lora_layers" not in got["lines-liger"].get("extra", {})
+    assert "rel. diff 0.0e+00" in lean["notes"]
+
+
 def test_autograd_head_row_trains_as_the_closed_form_head() -> None:
     """The bench row that puts the frozen head's gradient back through autograd (session 18's
     memory lever, measured on the GPU) follows the same loss curve as the closed form, and

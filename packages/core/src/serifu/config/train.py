@@ -107,6 +107,10 @@ class TrainConfig(BaseModel):
         default="off",
         description="The forward pass under autocast to the base's bf16/float16 on CUDA, as HF Trainer and TRL run it with bf16 = true: LoRA's float32 weights then compute in half precision and its inputs are not copied to float32 (less peak memory; serifu.training.precision). 'off' = LoRA computes in float32 (the default until the GPU comparison settles it); no effect on the CPU.",
     )
+    lora_backward: Literal["peft", "lean"] = Field(
+        default="peft",
+        description="What LoRA layers keep for backward: 'peft' = PEFT's modules as they are (each LoRA layer keeps a dropped-out copy of its input, float32 without autocast); 'lean' = Serifu's LoRA function (serifu.accel.lora_train) keeps the input itself, shared by q/k/v and gate/up, and a 1-bit dropout mask, and rebuilds the rest in backward: less peak memory, the same math with differently drawn dropout masks. 'peft' stays the default until the GPU comparison settles it.",
+    )
     checkpoint_every: int = Field(
         default=1,
         ge=1,

@@ -138,6 +138,8 @@ class Trainer:
         self.dist: Any = None
         self.kernels: Any = None
         """The :class:`~serifu.training.kernels.KernelDecision` (set once the model loads)."""
+        self.lora_layers = 0
+        """LoRA layers running :mod:`serifu.accel.lora_train` (``train.lora_backward``)."""
         self.autocast: Any = None
         """The :class:`~serifu.training.precision.AutocastDecision` (set once the model loads)."""
         self.compiled: Any = None
@@ -203,6 +205,7 @@ class Trainer:
     def _setup(self) -> None:
         import torch
 
+        from serifu.accel.lora_train import use_lora_backward
         from serifu.modeling import default_device, load_model, load_tokenizer, resolve_base
         from serifu.prompts.chat_template import template_for
         from serifu.training.capture import use_capture
@@ -274,6 +277,9 @@ class Trainer:
         self.model = add_lora(lm, resolved, base.lora_targets, nf4)
         use_fast_attention(self.model, config, self.device)
         self._unpatch = restore_point(self.model)
+        self.lora_layers = use_lora_backward(self.model, config)
+        if config.lora_backward == "lean" and self.is_main and self.show_progress:
+            print(f"lora backward: lean ({self.lora_layers} LoRA layers)", file=sys.stderr)
         self.kernels = use_kernels(self.model, config)
         if config.kernels != "off" and self.is_main and self.show_progress:
             print(f"kernels: {self.kernels.kernels} ({self.kernels.reason})", file=sys.stderr)
@@ -626,6 +632,7 @@ class Trainer:
             "gradient_checkpointing": self.checkpointing.as_dict(),
             "kernels": self.kernels.as_dict(),
             "autocast": self.autocast.as_dict(),
+            "lora_backward": {"setting": config.lora_backward, "layers": self.lora_layers},
             "compile": self._compile_record(),
             "capture": self.capture.as_dict()  # a softmax that failed to compile fell back
             | ({"fused_softmax": self.static.fused} if self.static is not None else {}),
