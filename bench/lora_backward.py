@@ -12,10 +12,13 @@ backward over one row of ``--tokens`` tokens. Rows:
   lean            serifu.accel.lora_train (the input kept once, a 1-bit dropout mask)
   lean-autocast   both
 Each row runs in a fresh process. On the CPU the peak is the process's resident-set
-high-water mark above its level before the step; on CUDA ``max_memory_allocated`` above the
-allocated memory before. Time: median of the repeats after the first.
+high-water mark above its level before the step (it varies by ~±15 MiB between processes);
+on CUDA ``max_memory_allocated`` above the allocated memory before. ``kept``: the bytes the
+forward saves for backward, each storage once (exact; with checkpointing only the layers'
+inputs). Time: median of the repeats after the first (on a CPU without bf16 matmul units
+the bf16 step is slow and its time says little).
 
-    python bench/lora_backward.py [--tokens 4096] [--checkpointing on,off] [--device cpu|cuda]
+    python bench/lora_backward.py [--tokens 1024] [--checkpointing on,off] [--device cpu|cuda]
     python bench/lora_backward.py --device cuda --hidden 4096 --intermediate 11008 --tokens 16384
 """
 
@@ -25,25 +28,18 @@ import argparse
 import contextlib
 import json
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.peak_memory import begin, child_row, peak_above, write_record
+
 ROWS = ("peft", "peft-autocast", "lean", "lean-autocast")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -87,24 +83,29 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         if row.endswith("autocast")
         else contextlib.nullcontext()
     )
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:  # what the forward keeps for backward, each storage once
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            kept[ptr] = t.untyped_storage().nbytes()
+        return t
+
     peaks, seconds, losses = [], [], []
-    for _ in range(args.repeats):
+    for i in range(args.repeats):
+        counting = (
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+            if i == 0
+            else contextlib.nullcontext()
+        )
         model.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        else:
-            before = _rss_bytes()
+        before = begin(args.device)
         start = time.perf_counter()
-        with amp:
+        with amp, counting:
             loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
-        if cuda:
-            torch.cuda.synchronize()
-            peaks.append(torch.cuda.max_memory_allocated() - before)
-        else:
-            peaks.append(_peak_rss_bytes() - before)
+        peaks.append(peak_above(args.device, before))
         seconds.append(time.perf_counter() - start)
         losses.append(float(loss.detach()))
         del loss
@@ -114,6 +115,9 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         "lean_layers": layers,
         # the CPU's high-water mark only rises: the first step's is the one that measures
         "peak_mib": round((peaks[0] if not cuda else statistics.median(peaks)) / 2**20, 1),
+        # saved for backward by the forward, deduplicated (checkpointing on: the layers'
+        # inputs only, torch's own hooks take the rest)
+        "kept_mib": round(sum(kept.values()) / 2**20, 1),
         "seconds_median": round(statistics.median(seconds[1:] or seconds), 3),
         "seconds": [round(s, 3) for s in seconds],
         "first_loss": round(losses[0], 6),
@@ -122,7 +126,7 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=4096)
+    ap.add_argument("--tokens", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--intermediate", type=int, default=2752)  # stablelm's 11008/4096 ratio
     ap.add_argument("--layers", type=int, default=4)
@@ -146,11 +150,11 @@ def main() -> int:
     for ckpt in args.checkpointing.split(","):
         for row in args.rows.split(","):
             cmd = [sys.executable, __file__, "--one", f"{row}:{ckpt}", *map(str, shape)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result = child_row(cmd)
             rows.append(result)
             print(
                 f"checkpointing {ckpt:3} {row:14} peak {result['peak_mib']:8.1f} MiB  "
+                f"kept {result['kept_mib']:7.1f} MiB  "
                 f"{result['seconds_median']:7.3f} s  first loss {result['first_loss']:.5f}",
                 flush=True,
             )
@@ -163,8 +167,7 @@ def main() -> int:
         "repeats": args.repeats,
         "rows": rows,
     }
-    if args.out:
-        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(args.out, record)
     return 0
 
 

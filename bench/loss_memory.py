@@ -19,24 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.peak_memory import begin, child_row, peak_above, write_record
+
 PATHS = ("closed-form", "autograd", "checkpointed")
 HEADS = {"gemma-3-270m": (262_144, 640, None), "gemma-2-style-softcap": (262_144, 640, 30.0)}
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def one_path(path: str, head_name: str, tokens: int, repeats: int, device: str) -> dict:
@@ -65,12 +58,7 @@ def one_path(path: str, head_name: str, tokens: int, repeats: int, device: str) 
     peaks, seconds, losses = [], [], []
     for _ in range(repeats):
         h = hidden.detach().requires_grad_(True)
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-        else:
-            before = _rss_bytes()
+        before = begin(device)
         start = time.perf_counter()
         total, n = chunked_lm_loss(
             h,
@@ -81,11 +69,7 @@ def one_path(path: str, head_name: str, tokens: int, repeats: int, device: str) 
             linear=linear,
         )
         (total / n).backward()
-        if cuda:
-            torch.cuda.synchronize()
-            peaks.append(torch.cuda.max_memory_allocated() - before)
-        else:
-            peaks.append(_peak_rss_bytes() - before)
+        peaks.append(peak_above(device, before))
         seconds.append(time.perf_counter() - start)
         losses.append(float(total) / n)
         del h, total
@@ -120,24 +104,16 @@ def main() -> int:
     rows = []
     for head in args.heads.split(","):
         for path in args.paths.split(","):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    f"{path}:{head}",
-                    "--tokens",
-                    str(args.tokens),
-                    "--repeats",
-                    str(args.repeats),
-                    "--device",
-                    args.device,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"{path}:{head}",
+                "--tokens",
+                str(args.tokens),
+            ]
+            cmd += ["--repeats", str(args.repeats), "--device", args.device]
+            row = child_row(cmd)
             rows.append(row)
             print(
                 f"{head:24} {path:13} peak {row['peak_mib']:8.1f} MiB  "
@@ -152,8 +128,7 @@ def main() -> int:
         "repeats": args.repeats,
         "rows": rows,
     }
-    if args.out:
-        args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(args.out, record)
     return 0
 
 
