@@ -1,7 +1,8 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
 # hangs leaves time for the rest. Pending after session 22 (no GPU lent in sessions 21's end
-# and 22), two device calls: CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp
-# with parts capture,product (~300 s), then memtrace,lean,capture-trl (~500 s). Usage (device tool):
+# and 22), two device calls:
+#   CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
+#   with parts capture,product (~300 s), then memtrace,lean,capture-trl (~500 s). Usage (device tool):
 #   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
@@ -11,7 +12,7 @@
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py):
 #            the static step eager/captured, the loss's softmax compiled (fused), the next batch
-#            built ahead, the forward under bf16 autocast (-amp)
+#            built ahead, the forward under bf16 autocast (-amp), the lean LoRA function (-lean)
 #   product  the product's own `serifu train`, train.capture off and auto (eval on), on
 #            gemma-3-270m's architecture with random weights (bench/gpu/random_folder.py) and
 #            akane's data: the cast recipe (batch 8) and 16k-token lines steps

@@ -15,6 +15,8 @@ same data, same LoRA initialisation, one process:
             the graph runs (what ``train.capture = "on"`` does on a GPU)
   eager-amp, captured-fused-ahead-amp   with the forward under bf16 autocast
             (``train.autocast = "on"``: LoRA computes in bf16, not float32)
+  eager-lean, captured-fused-ahead-lean, captured-fused-ahead-amp-lean   with Serifu's lean
+            LoRA function (``train.lora_backward = "lean"``; does it capture, what it costs)
 Checks: the static step's losses against the eager step's, step by step. ``--profile``
 adds one profiled step per row: the device's busy time, kernel count and costliest kernels.
 
@@ -37,10 +39,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import serifu.accel.loss as head_loss
+from serifu.accel.lora_train import use_lean_lora
 from serifu.training.capture import StaticStep, plan_shapes
 from serifu.training.precision import autocast_dtype
 
-USUAL_ROWS = ("eager", "fused", "eager-amp")
+USUAL_ROWS = ("eager", "fused", "eager-amp", "eager-lean")
 """Rows that run the product's usual step (the others run the static step)."""
 
 
@@ -69,7 +72,7 @@ def step_once(
             trainable=trainable, pad_id=0, device=device,
         )  # fmt: skip
         return float(loss)
-    loss = static.run(examples, then if row.endswith("-ahead") else None)
+    loss = static.run(examples, then if "-ahead" in row else None)
     apply_update(optimizer, scheduler, trainable, config, keep_grads=static.graph)
     return loss
 
@@ -161,6 +164,8 @@ def run_rows(
         peft_model = add_lora(model, config, targets, quantized=True)
         use_fast_attention(peft_model, config, dev)
         undo = restore_point(peft_model)
+        if row.endswith("-lean"):  # undone with Liger's patches
+            use_lean_lora(peft_model)
         peft_model.train()
         times: list[float] = []
         losses: list[float] = []
@@ -170,9 +175,7 @@ def run_rows(
             kernels = use_kernels(peft_model, config)
             optimizer, scheduler, trainable = make_optimizer(peft_model, config, len(plan))
             graph = row.startswith("captured") and dev == "cuda"  # no CUDA: run it eagerly
-            row_config = config.model_copy(
-                update={"autocast": "on" if row.endswith("-amp") else "off"}
-            )
+            row_config = config.model_copy(update={"autocast": "on" if "-amp" in row else "off"})
             amp = autocast_dtype(peft_model, row_config, dev)
             static = StaticStep(peft_model, shapes, dev, graph=graph, amp=amp)
             # "-fused" rows: the loss's softmax and gradient as one compiled function

@@ -24,6 +24,7 @@ def test_static_step_trains_as_the_product_step() -> None:
     torch.set_num_threads(1)
     # no CUDA: the captured rows run the static step eagerly; "-ahead" builds each next batch early
     rows = ("eager", "static", "captured-fused", "captured-fused-ahead")
+    rows += ("eager-lean", "captured-fused-ahead-lean")
     out = run_rows("gemma-3-270m", steps=4, warmup=1, rows=rows, tiny=True)
     eager, static = out["rows"]["eager"], out["rows"]["static"]
     assert all(r["error"] is None for r in out["rows"].values())
@@ -33,3 +34,7 @@ def test_static_step_trains_as_the_product_step() -> None:
     assert len(static["losses"]) == 4 and len(set(eager["losses"])) > 1
     assert static["losses"] == pytest.approx(eager["losses"], rel=1e-4)
     assert static["max_loss_rel_diff"] < 1e-4
+    # the lean LoRA function in both steps: the same start (B is zero), other dropout masks
+    for name, ref in (("eager-lean", eager), ("captured-fused-ahead-lean", static)):
+        lean = out["rows"][name]["losses"]
+        assert lean[0] == ref["losses"][0] and lean == pytest.approx(ref["losses"], rel=0.05)
