@@ -166,6 +166,26 @@ def test_disabled_adapters_and_no_grad_fall_back_to_peft() -> None:
     assert use_lean_lora(copy.deepcopy(model)) == 0  # already bound: nothing to do
 
 
+def test_a_lora_bias_runs_peft_forward() -> None:
+    """``lora_bias = True`` gives B a bias the lean function has no place for: PEFT's path."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from serifu_models.tiny import TINY_MODELS
+
+    spec = next(m for m in TINY_MODELS if m.id == "tiny-llama")
+    base = AutoModelForCausalLM.from_config(spec.build_config())
+    lora = LoraConfig(r=4, target_modules=["q_proj"], lora_bias=True, lora_dropout=0.0)
+    model = get_peft_model(base, lora)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    ids = torch.randint(3, 200, (1, 12))
+    expected = model(input_ids=ids).logits
+    use_lean_lora(model)
+    assert torch.allclose(model(input_ids=ids).logits, expected, atol=1e-6)
+
+
 def test_a_run_with_lean_lora(lines_dir: Path, tmp_path: Path) -> None:
     """The product's trainer (NF4 base on the CPU): the run records it, its losses are
     finite and near PEFT's, and when training ends the layers have PEFT's forward again."""

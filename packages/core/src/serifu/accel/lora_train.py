@@ -140,6 +140,8 @@ def _plain(layer: Any) -> str | None:
         return None
     if getattr(layer, "use_dora", {}).get(name, False):
         return None
+    if getattr(layer.lora_B[name], "bias", None) is not None:  # lora_bias = True
+        return None
     return str(name)
 
 
