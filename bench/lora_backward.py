@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import time
@@ -158,16 +157,12 @@ def main() -> int:
                 f"{result['seconds_median']:7.3f} s  first loss {result['first_loss']:.5f}",
                 flush=True,
             )
-    record = {
-        "benchmark": "lora_backward",
-        "device": args.device,
-        "machine": platform.processor() or platform.machine(),
-        "shape": {k: getattr(args, k) for k in ("tokens", "hidden", "intermediate", "layers")},
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "targets": TARGETS},
-        "repeats": args.repeats,
-        "rows": rows,
-    }
-    write_record(args.out, record)
+    write_record(
+        args.out, "lora_backward", args.device, rows,
+        shape={k: getattr(args, k) for k in ("tokens", "hidden", "intermediate", "layers")},
+        lora={"r": 8, "alpha": 16, "dropout": 0.05, "targets": TARGETS},
+        repeats=args.repeats,
+    )  # fmt: skip
     return 0
 
 

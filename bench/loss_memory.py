@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -120,15 +119,9 @@ def main() -> int:
                 f"{row['seconds_median']:7.3f} s  loss {row['mean_loss']:.6f}",
                 flush=True,
             )
-    record = {
-        "benchmark": "loss_memory",
-        "device": args.device,
-        "machine": platform.processor() or platform.machine(),
-        "tokens": args.tokens,
-        "repeats": args.repeats,
-        "rows": rows,
-    }
-    write_record(args.out, record)
+    write_record(
+        args.out, "loss_memory", args.device, rows, tokens=args.tokens, repeats=args.repeats
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ the CPU's resident-set high-water mark measures that row alone."""
 from __future__ import annotations
 
 import json
+import platform
 import resource
 import subprocess
 from pathlib import Path
@@ -49,6 +50,13 @@ def child_row(cmd: list[str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def write_record(path: Path | None, record: dict[str, Any]) -> None:
+def write_record(
+    path: Path | None, benchmark: str, device: str, rows: list[Any], **fields: Any
+) -> dict[str, Any]:
+    """The benchmark's record (name, device, machine, ``fields``, rows), written to ``path``."""
+    machine = platform.processor() or platform.machine()
+    record = {"benchmark": benchmark, "device": device, "machine": machine} | fields
+    record["rows"] = rows
     if path:
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record

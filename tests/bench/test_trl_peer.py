@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,16 +56,18 @@ def test_peer_records_put_trl_next_to_serifu() -> None:
     )
 
 
+def _lines_rows(model_id: str, rows: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Serifu's ``rows`` next to TRL on ``lines`` (one warm-up and one timed step each)."""
+    from bench.gpu.train_speed import bench_peers
+
+    records = bench_peers(model_id, model_id, ["lines"], tiny=True, warmup=1, timed=1, rows=rows)
+    return {r.workload: r.as_dict() for r in records}
+
+
 def test_capture_row_runs_the_products_static_step_next_to_trl() -> None:
     """The ``liger-capture`` row (``train.capture = "on"``; on the CPU the static step runs
     eagerly) trains as the usual step and records its shapes, next to TRL in the same run."""
-    from bench.gpu.train_speed import bench_peers
-
-    rows = ("liger", "liger-capture")
-    records = bench_peers(
-        "tiny-gemma", "tiny-gemma", ["lines"], tiny=True, warmup=1, timed=1, rows=rows
-    )
-    got = {r.workload: r.as_dict() for r in records}
+    got = _lines_rows("tiny-gemma", ("liger", "liger-capture"))
     assert set(got) == {"lines-liger", "lines-liger-capture"}
     captured = got["lines-liger-capture"]
     assert captured["baseline"] > 0 and captured["serifu"] > 0
@@ -75,13 +78,7 @@ def test_capture_row_runs_the_products_static_step_next_to_trl() -> None:
 def test_lean_row_runs_serifus_lora_function_next_to_trl() -> None:
     """The ``liger-lean`` row (``train.lora_backward = "lean"``) binds Serifu's LoRA function on
     the run's LoRA layers and starts from the same loss as ``liger`` (B is zero at the start)."""
-    from bench.gpu.train_speed import bench_peers
-
-    rows = ("liger", "liger-lean")
-    records = bench_peers(
-        "tiny-llama", "tiny-llama", ["lines"], tiny=True, warmup=1, timed=1, rows=rows
-    )
-    got = {r.workload: r.as_dict() for r in records}
+    got = _lines_rows("tiny-llama", ("liger", "liger-lean"))
     assert set(got) == {"lines-liger", "lines-liger-lean"}
     lean = got["lines-liger-lean"]
     assert lean["extra"]["lean_lora_layers"] == 4  # tiny-llama: 2 layers x q, v
