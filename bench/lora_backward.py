@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.peak_memory import begin, child_row, peak_above, write_record
+from bench.peak_memory import begin, child_row, kept_for_backward, peak_above, write_record
 
 ROWS = ("peft", "peft-autocast", "lean", "lean-autocast")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -82,22 +82,10 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         if row.endswith("autocast")
         else contextlib.nullcontext()
     )
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept: dict[int, int] = {}
-
-    def pack(t: Any) -> Any:  # what the forward keeps for backward, each storage once
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            kept[ptr] = t.untyped_storage().nbytes()
-        return t
-
+    kept: dict[int, int] = {}  # what the first forward keeps for backward
     peaks, seconds, losses = [], [], []
     for i in range(args.repeats):
-        counting = (
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
-            if i == 0
-            else contextlib.nullcontext()
-        )
+        counting = kept_for_backward(model, kept) if i == 0 else contextlib.nullcontext()
         model.zero_grad(set_to_none=True)
         before = begin(args.device)
         start = time.perf_counter()
@@ -114,8 +102,6 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         "lean_layers": layers,
         # the CPU's high-water mark only rises: the first step's is the one that measures
         "peak_mib": round((peaks[0] if not cuda else statistics.median(peaks)) / 2**20, 1),
-        # saved for backward by the forward, deduplicated (checkpointing on: the layers'
-        # inputs only, torch's own hooks take the rest)
         "kept_mib": round(sum(kept.values()) / 2**20, 1),
         "seconds_median": round(statistics.median(seconds[1:] or seconds), 3),
         "seconds": [round(s, 3) for s in seconds],

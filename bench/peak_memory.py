@@ -8,6 +8,8 @@ import json
 import platform
 import resource
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,26 @@ def peak_above(device: str, before: int) -> int:
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated()) - before
     return peak_rss_bytes() - before
+
+
+@contextmanager
+def kept_for_backward(model: Any, into: dict[int, int]) -> Iterator[dict[int, int]]:
+    """Inside: the bytes autograd saves for backward go into ``into`` by storage (each counted
+    once: shared tensors cost memory once), ``model``'s parameters left out. Exact, where a
+    resident-set peak is not; with gradient checkpointing only the layers' inputs show
+    (torch's own hooks take the rest)."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            into[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield into
 
 
 def child_row(cmd: list[str]) -> dict[str, Any]:

@@ -74,6 +74,8 @@ Serifu's lean LoRA function (``train.lora_backward = "lean"``: the input kept on
 1-bit dropout mask instead of each layer's dropped-out copy), with and without autocast; and
 the step captured as one CUDA graph (``train.capture = "on"``: checkpointing off, which it
 needs), with and without autocast — against TRL in the same run (for launch-bound gemma)."""
+ALL_ROWS = ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS
+"""Every row ``--rows`` knows."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
     "liger-autocast": "liger",
@@ -766,7 +768,7 @@ def main() -> None:
     ap.add_argument(
         "--rows",
         default=",".join(ROWS),
-        help=f"--peers: Serifu's rows (of {', '.join(ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS)})",
+        help=f"--peers: Serifu's rows (of {', '.join(ALL_ROWS)})",
     )
     ap.add_argument("--no-trl", action="store_true", help="--peers: Serifu's rows only")
     args = ap.parse_args()
@@ -774,7 +776,7 @@ def main() -> None:
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")
-        known = ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS
+        known = ALL_ROWS
         unknown = set(args.rows.split(",")) - set(known)
         if unknown:
             ap.error(f"unknown --rows {', '.join(sorted(unknown))} (known: {', '.join(known)})")

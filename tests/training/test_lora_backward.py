@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from serifu.accel.lora_train import (
     draw_mask,
@@ -116,20 +119,12 @@ def test_checkpointing_replays_the_same_masks() -> None:
 
 
 def _kept_bytes(model: Any, ids: torch.Tensor) -> int:
-    """Bytes autograd keeps for backward during one forward, each storage once, parameters
-    left out: what the saved activations cost in memory."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
+    """Bytes autograd keeps for backward during one forward (each storage once)."""
+    from bench.peak_memory import kept_for_backward
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with kept_for_backward(model, {}) as kept:
         model(input_ids=ids).logits.float().sum()
-    return sum(seen.values())
+    return sum(kept.values())
 
 
 def test_it_keeps_less_for_backward() -> None:

@@ -57,12 +57,16 @@ def draw_mask(x: Any, p: float) -> Any:
     return torch.empty(x.shape, dtype=torch.bool, device=x.device).bernoulli_(1.0 - p)
 
 
+def _drop_(t: Any, keep: Any, p: float) -> Any:
+    """Dropout with the mask ``keep`` applied to ``t`` in place (scaled by 1 / (1 - p) as
+    torch's); ``keep`` None: ``t`` as it is."""
+    return t if keep is None else t.mul_(keep).mul_(1.0 / (1.0 - p))
+
+
 def _dropped(x: Any, keep: Any, p: float, dtype: Any) -> Any:
-    """``dropout(x)`` for the mask ``keep``, in ``dtype`` (scaled by 1 / (1 - p) as torch's),
-    in one new tensor (no second full-size temporary)."""
-    if keep is None:
-        return x.to(dtype)
-    return x.to(dtype, copy=True).mul_(keep).mul_(1.0 / (1.0 - p))
+    """``dropout(x)`` for the mask ``keep``, in ``dtype``, in one new tensor (no second
+    full-size temporary)."""
+    return x.to(dtype) if keep is None else _drop_(x.to(dtype, copy=True), keep, p)
 
 
 def _compute_dtype(x: Any, weight: Any) -> Any:
@@ -111,10 +115,7 @@ def _lean_function() -> type:
             del xd
             grad_x = None
             if ctx.needs_input_grad[0]:
-                grad_x = dh @ a.to(dtype)
-                if keep is not None:
-                    grad_x.mul_(keep).mul_(1.0 / (1.0 - p))
-                grad_x = grad_x.to(x.dtype)
+                grad_x = _drop_(dh @ a.to(dtype), keep, p).to(x.dtype)
             return grad_x, grad_a, grad_b, None, None, None
 
     return LeanLoRA

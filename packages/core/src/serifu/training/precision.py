@@ -47,15 +47,15 @@ class AutocastDecision:
 def decide_autocast(model: Any, config: TrainConfig, device: str) -> AutocastDecision:
     """:func:`autocast_dtype` with the reason a run reports."""
     dtype = autocast_dtype(model, config, device)
-    if dtype is not None:
-        why = f"the forward under {str(dtype).removeprefix('torch.')} autocast (LoRA's weights stay float32)"
+    name = None if dtype is None else str(dtype).removeprefix("torch.")
+    if name is not None:
+        why = f"the forward under {name} autocast (LoRA's weights stay float32)"
     elif config.autocast != "on":
         why = "off (set in the config): LoRA computes in float32"
     elif not str(device).startswith("cuda"):
         why = f"off: autocast applies on CUDA only (this run is on {device})"
     else:
         why = "off: the base computes in float32, there is no half precision to cast to"
-    name = None if dtype is None else str(dtype).removeprefix("torch.")
     return AutocastDecision(config.autocast, name, why)
 
 
