@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory and time of a LoRA training step: PEFT's LoRA layers against Serifu's lean
-LoRA function (``train.lora_backward``), with and without autocast to bf16.
+LoRA function (``train.lora_backward``), with and without autocast to bf16, and with the
+checkpointed layers' inputs held on the host (``train.checkpoint_offload``).
 
 A llama-architecture decoder built from its config (random weights; stablelm-beta-7b's
 shape, scaled down by default), its base in bf16, LoRA r=8 / alpha 16 / dropout 0.05 on all
@@ -11,6 +12,10 @@ backward over one row of ``--tokens`` tokens. Rows:
   peft-autocast   the same under bf16 autocast (as TRL / HF Trainer run with bf16 = true)
   lean            serifu.accel.lora_train (the input kept once, a 1-bit dropout mask)
   lean-autocast   both
+  *-offload       (with checkpointing on) each checkpointed layer's input in host memory,
+                  serifu.training.offload (pinned and on a side stream on CUDA; on the
+                  CPU the copies stay in the same memory, so only ``kept`` and ``moved`` say
+                  anything there)
 Each row runs in a fresh process. On the CPU the peak is the process's resident-set
 high-water mark above its level before the step (it varies by ~±15 MiB between processes);
 on CUDA ``max_memory_allocated`` above the allocated memory before. ``kept``: the bytes the
@@ -38,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.peak_memory import begin, child_row, kept_for_backward, peak_above, write_record
 
 ROWS = ("peft", "peft-autocast", "lean", "lean-autocast")
+OFFLOAD_ROWS = ("peft-offload", "lean-autocast-offload")
+"""Rows chosen with ``--rows`` (with checkpointing on only)."""
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -71,15 +78,23 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from serifu.accel.lora_train import use_lean_lora
+    from serifu.training.offload import HostOffload, offload_checkpoints
 
     torch.set_num_threads(args.threads)
     model = _model(args)
     layers = use_lean_lora(model) if row.startswith("lean") else 0
+    # every tensor saved at a layer's boundary goes to the host: "kept" is then what stays
+    offload = HostOffload(next(model.parameters()).device, min_bytes=0)
+    if row.endswith("-offload"):
+        offload_checkpoints(model, offload.hooks)
+        row_kind = row.removesuffix("-offload")
+    else:
+        row_kind = row
     ids = torch.randint(3, args.vocab, (1, args.tokens), device=args.device)
     cuda = args.device.startswith("cuda")
     amp = (
         torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16)
-        if row.endswith("autocast")
+        if row_kind.endswith("autocast")
         else contextlib.nullcontext()
     )
     kept: dict[int, int] = {}  # what the first forward keeps for backward
@@ -103,6 +118,7 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         # the CPU's high-water mark only rises: the first step's is the one that measures
         "peak_mib": round((peaks[0] if not cuda else statistics.median(peaks)) / 2**20, 1),
         "kept_mib": round(sum(kept.values()) / 2**20, 1),
+        "moved_mib": round(offload.moved_bytes / args.repeats / 2**20, 1),  # per step
         "seconds_median": round(statistics.median(seconds[1:] or seconds), 3),
         "seconds": [round(s, 3) for s in seconds],
         "first_loss": round(losses[0], 6),
@@ -134,12 +150,14 @@ def main() -> int:
     rows = []
     for ckpt in args.checkpointing.split(","):
         for row in args.rows.split(","):
+            if row.endswith("-offload") and ckpt != "on":
+                continue  # nothing is checkpointed: nothing to offload
             cmd = [sys.executable, __file__, "--one", f"{row}:{ckpt}", *map(str, shape)]
             result = child_row(cmd)
             rows.append(result)
             print(
                 f"checkpointing {ckpt:3} {row:14} peak {result['peak_mib']:8.1f} MiB  "
-                f"kept {result['kept_mib']:7.1f} MiB  "
+                f"kept {result['kept_mib']:7.1f} MiB  moved {result['moved_mib']:7.1f} MiB  "
                 f"{result['seconds_median']:7.3f} s  first loss {result['first_loss']:.5f}",
                 flush=True,
             )

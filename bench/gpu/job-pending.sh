@@ -1,8 +1,10 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
-# hangs leaves time for the rest. Pending after session 22 (no GPU lent in sessions 21's end
-# and 22), two device calls:
-#   CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
-#   with parts capture,product (~300 s), then memtrace,lean,capture-trl (~500 s). Usage (device tool):
+# hangs leaves time for the rest. Pending after session 23 (no GPU lent in sessions 21's end,
+# 22 and 23), three device calls on one warm machine, the memory clause first:
+#   1. memtrace (~550 s)
+#   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
+#      with parts capture,product (~300 s)
+#   3. lean,capture-trl (~540 s). Usage (device tool):
 #   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
@@ -17,10 +19,13 @@
 #            gemma-3-270m's architecture with random weights (bench/gpu/random_folder.py) and
 #            akane's data: the cast recipe (batch 8) and 16k-token lines steps
 #   memtrace what is alive at the peak, Serifu's step (float32 LoRA, and under bf16 autocast:
-#            rows liger-autocast, liger-lean, liger-lean-autocast) against TRL's
-#            (BENCH_MEMTRACE=1, bench/gpu/memory_trace.py)
+#            rows liger-autocast, liger-lean, liger-lean-autocast; the checkpointed layers'
+#            inputs on the host: liger-offload, liger-lean-autocast-offload, and torch's
+#            save_on_cpu liger-offload-torch) against TRL's (BENCH_MEMTRACE=1,
+#            bench/gpu/memory_trace.py)
 #   lean     one step of a 4-layer model of stablelm's widths (16k tokens): PEFT's LoRA layers
-#            against train.lora_backward = "lean", with and without autocast (bench/lora_backward.py)
+#            against train.lora_backward = "lean", with and without autocast, and with
+#            train.checkpoint_offload (bench/lora_backward.py)
 #   capture-trl  gemma-3-270m's captured step (train.capture = "on", with and without
 #            autocast) against TRL's best settings in the same run (train_speed.py rows
 #            liger-capture, liger-capture-amp)
@@ -76,8 +81,9 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
 PY
 fi
 if [[ ,$parts, == *,memtrace,* ]]; then
-  BENCH_MEMTRACE=1 run memtrace 380 python3 bench/gpu/train_speed.py --peers trl \
-    --models gemma-3-270m,stablelm-beta-7b --rows liger,liger-autocast,liger-lean,liger-lean-autocast --no-auto-row --warmup 2 \
+  BENCH_MEMTRACE=1 run memtrace 560 python3 bench/gpu/train_speed.py --peers trl \
+    --models gemma-3-270m,stablelm-beta-7b --no-auto-row --warmup 2 \
+    --rows liger,liger-offload,liger-lean-autocast-offload,liger-autocast,liger-lean,liger-lean-autocast,liger-offload-torch \
     --timed 3 --out "$out/train-memtrace.json"
   # Serifu's rows minus TRL by package and frame; the traces as a results file (its log,
   # whose memtrace lines it holds, stays on the machine: the device tool brings back few files)
@@ -85,8 +91,9 @@ if [[ ,$parts, == *,memtrace,* ]]; then
   python3 bench/gpu/memory_trace.py /tmp/memtrace.log --out "$out/train-memtrace-traces.json"
 fi
 if [[ ,$parts, == *,lean,* ]]; then  # PEFT's LoRA layers vs the lean function, stablelm's widths
-  run lean 240 python3 bench/lora_backward.py --device cuda --hidden 4096 --intermediate 11008 \
-    --layers 4 --vocab 32000 --tokens 16384 --repeats 4 --threads 8 --out "$out/lora-backward-cuda.json"
+  run lean 300 python3 bench/lora_backward.py --device cuda --hidden 4096 --intermediate 11008 \
+    --layers 4 --vocab 32000 --tokens 16384 --repeats 4 --threads 8 --out "$out/lora-backward-cuda.json" \
+    --rows peft,peft-autocast,lean,lean-autocast,peft-offload,lean-autocast-offload
 fi
 if [[ ,$parts, == *,capture-trl,* ]]; then
   run capture-trl 240 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

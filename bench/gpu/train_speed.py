@@ -74,7 +74,13 @@ Serifu's lean LoRA function (``train.lora_backward = "lean"``: the input kept on
 1-bit dropout mask instead of each layer's dropped-out copy), with and without autocast; and
 the step captured as one CUDA graph (``train.capture = "on"``: checkpointing off, which it
 needs), with and without autocast — against TRL in the same run (for launch-bound gemma)."""
-ALL_ROWS = ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS
+OFFLOAD_ROWS = ("liger-offload", "liger-offload-torch", "liger-lean-autocast-offload")
+"""``liger`` with each checkpointed layer's input held in pinned host memory
+(``train.checkpoint_offload = "on"``: side-stream copies, fetched one layer ahead), the same
+through torch's ``save_on_cpu`` on the compute stream (what transformers'
+``activation_checkpointing_enable(offload=True)`` does; bench only), and with lean LoRA and
+autocast too: peak memory and speed against TRL in the same run."""
+ALL_ROWS = ROWS + COMPILE_ROWS + HEAD_ROWS + PRECISION_ROWS + OFFLOAD_ROWS
 """Every row ``--rows`` knows."""
 EAGER_OF = {
     "liger-autograd-head": "liger",
@@ -83,6 +89,9 @@ EAGER_OF = {
     "liger-lean-autocast": "liger",
     "liger-capture": "liger",
     "liger-capture-amp": "liger",
+    "liger-offload": "liger",
+    "liger-offload-torch": "liger",
+    "liger-lean-autocast-offload": "liger",
     "liger-chunk64m": "liger",
     "compile": "ckpt",
     "compile-liger": "liger",
@@ -210,6 +219,7 @@ def serifu_run(
     from serifu.training.compile import compile_stats
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
+    from serifu.training.offload import use_checkpoint_offload
     from serifu.training.trainer import (
         add_lora,
         step_plan,
@@ -222,6 +232,7 @@ def serifu_run(
     fused_head = settings.pop("fused_head", True)
     closed_form_head = settings.pop("closed_form_head", True)
     chunk_bytes = settings.pop("loss_chunk_bytes", None)
+    torch_offload = settings.pop("torch_offload", False)  # save_on_cpu, as transformers does
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
     decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
@@ -230,6 +241,9 @@ def serifu_run(
     use_fast_attention(peft_model, config, dev)
     undo = restore_point(peft_model)  # Liger's patches are taken back after the run
     lean_layers = use_lora_backward(peft_model, config)  # train.lora_backward, undone with them
+    offload = use_checkpoint_offload(peft_model, config, checkpointing=decision.on, device=dev)
+    if torch_offload:
+        offload = torch_save_on_cpu(peft_model, dev)
     peft_model.train()
     loss_mod.FUSED_HEAD = fused_head  # off: the head's gradient through checkpointed chunks
     loss_mod.CLOSED_FORM_HEAD = closed_form_head  # off: through autograd, chunk by chunk
@@ -270,9 +284,27 @@ def serifu_run(
         "checkpointing": decision.as_dict(),
         "kernels": kernels.as_dict(),
         "lean_lora_layers": lean_layers,
+        "checkpoint_offload": offload.as_dict(),
         "compile": compiled.as_dict() | {"stats": stats},
         "capture": captured.as_dict(),
     }
+
+
+def torch_save_on_cpu(model: Any, dev: str) -> Any:
+    """Each checkpointed layer under torch's ``save_on_cpu(pin_memory=True)``, as
+    transformers' ``activation_checkpointing_enable(offload=True)`` runs it (its copies on the
+    compute stream); undone by ``restore_point`` as the product's offload is."""
+    from functools import partial
+
+    import torch
+
+    from serifu.training.offload import OffloadDecision, offload_checkpoints
+
+    if not dev.startswith("cuda"):
+        return OffloadDecision("torch", False, f"off: CUDA only (this run is on {dev})")
+    hooks = partial(torch.autograd.graph.save_on_cpu, pin_memory=True, device_type="cuda")
+    layers = offload_checkpoints(model, hooks)
+    return OffloadDecision("torch", layers > 0, "torch save_on_cpu on the compute stream", layers)
 
 
 def compile_numbers(run: dict[str, Any], warmup: int) -> dict[str, Any]:
@@ -501,6 +533,15 @@ def bench_peers(
             "liger-lean": eager | {"kernels": kern, "lora_backward": "lean"},
             "liger-lean-autocast": eager
             | {"kernels": kern, "lora_backward": "lean", "autocast": "on"},
+            "liger-offload": eager | {"kernels": kern, "checkpoint_offload": "on"},
+            "liger-offload-torch": eager | {"kernels": kern, "torch_offload": True},
+            "liger-lean-autocast-offload": eager
+            | {
+                "kernels": kern,
+                "lora_backward": "lean",
+                "autocast": "on",
+                "checkpoint_offload": "on",
+            },
             "liger-capture": eager
             | {"kernels": kern, "gradient_checkpointing": False, "capture": "on"},
             "liger-capture-amp": eager
@@ -576,6 +617,8 @@ def bench_peers(
                 extra["break_even_steps"] = round(extra["compile_s"] / saved) if saved > 0 else None
             if s.get("lean_lora_layers"):  # train.lora_backward = "lean"
                 extra["lean_lora_layers"] = s["lean_lora_layers"]
+            if s["checkpoint_offload"]["setting"] != "off":  # what went to the host, or why not
+                extra["checkpoint_offload"] = s["checkpoint_offload"]
             if s.get("capture", {}).get("capture") == "on":  # the static shapes and softmax
                 extra["capture"] = s["capture"]["reason"]
             note = (

@@ -26,3 +26,19 @@ def test_lean_rows_keep_less_for_backward() -> None:
     # PEFT: a float32 dropped-out copy per LoRA layer (6 of width 256, 1 of 688, 128 tokens)
     copies = 2 * (6 * 256 + 688) * 128 * 4 / 2**20
     assert peft["kept_mib"] - lean["kept_mib"] >= 0.8 * copies
+
+
+def test_offload_rows_move_the_layers_inputs() -> None:
+    """With checkpointing, what the forward keeps falls by exactly the layers' bf16 inputs,
+    which the offload row reports as moved (``train.checkpoint_offload``)."""
+    from bench.lora_backward import one_row
+
+    args = argparse.Namespace(
+        tokens=512, hidden=256, intermediate=688, layers=2, vocab=512, repeats=1, threads=1,
+        device="cpu", one_checkpointing="on",
+    )  # fmt: skip
+    plain, moved = (one_row(row, args) for row in ("peft", "peft-offload"))
+    inputs = 2 * 512 * 256 * 2 / 2**20  # layers x tokens x hidden x bf16
+    assert moved["moved_mib"] == round(inputs, 1) and plain["moved_mib"] == 0
+    assert abs(plain["kept_mib"] - moved["kept_mib"] - inputs) <= 0.05
+    assert moved["first_loss"] == plain["first_loss"]

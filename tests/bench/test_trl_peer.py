@@ -86,6 +86,21 @@ def test_lean_row_runs_serifus_lora_function_next_to_trl() -> None:
     assert "rel. diff 0.0e+00" in lean["notes"]
 
 
+def test_offload_rows_run_next_to_trl() -> None:
+    """The ``liger-offload`` rows (``train.checkpoint_offload = "on"``, and torch's
+    ``save_on_cpu`` as transformers runs it) run and record why they offload or not: on the
+    CPU neither does, and their first losses are ``liger``'s."""
+    rows = ("liger", "liger-offload", "liger-offload-torch")
+    got = _lines_rows("tiny-llama", rows)
+    assert set(got) == {f"lines-{r}" for r in rows}
+    ours, torchs = (got[f"lines-{r}"]["extra"]["checkpoint_offload"] for r in rows[1:])
+    assert ours["setting"] == "on" and not ours["on"] and "CUDA only" in ours["reason"]
+    assert torchs["setting"] == "torch" and not torchs["on"]
+    assert "checkpoint_offload" not in got["lines-liger"].get("extra", {})
+    for r in rows[1:]:
+        assert "rel. diff 0.0e+00" in got[f"lines-{r}"]["notes"]
+
+
 def test_autograd_head_row_trains_as_the_closed_form_head() -> None:
     """The bench row that puts the frozen head's gradient back through autograd (session 18's
     memory lever, measured on the GPU) follows the same loss curve as the closed form, and

@@ -111,6 +111,10 @@ class TrainConfig(BaseModel):
         default="peft",
         description="What LoRA layers keep for backward: 'peft' = PEFT's modules as they are (each LoRA layer keeps a dropped-out copy of its input, float32 without autocast); 'lean' = Serifu's LoRA function (serifu.accel.lora_train) keeps the input itself, shared by q/k/v and gate/up, and a 1-bit dropout mask, and rebuilds the rest in backward: less peak memory, the same math with differently drawn dropout masks. 'peft' stays the default until the GPU comparison settles it.",
     )
+    checkpoint_offload: Literal["on", "off"] = Field(
+        default="off",
+        description="With gradient checkpointing on CUDA: keep each checkpointed layer's input in pinned host memory between the forward and its recompute (copied out and fetched back one layer ahead on a side stream; serifu.training.offload): frees layers x tokens x hidden x 2 bytes of GPU memory (4 GiB of stablelm-beta-7b's 16k-token step) for two PCIe copies per layer. 'off' = inputs stay on the GPU (the default until the GPU comparison settles it); no effect on the CPU or without checkpointing.",
+    )
     checkpoint_every: int = Field(
         default=1,
         ge=1,

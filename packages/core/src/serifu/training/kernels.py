@@ -219,8 +219,15 @@ def check_liger_head(model: Any) -> None:
         )
 
 
-INSTANCE_NAMES = ("forward", "extra_repr", "_get_name", "serifu_loss_kernel")  # LOSS_KERNEL_ATTR
-"""What Liger (and TRL) bind on module instances, and the loss switch."""
+INSTANCE_NAMES = (
+    "forward",
+    "extra_repr",
+    "_get_name",
+    "serifu_loss_kernel",  # LOSS_KERNEL_ATTR
+    "_gradient_checkpointing_func",  # serifu.training.offload wraps it
+)
+"""What Liger (and TRL) bind on module instances, the loss switch, and the checkpoint
+function offloading wraps."""
 
 
 def restore_point(model: Any) -> Callable[[], None]:

@@ -163,6 +163,7 @@ RESULT_NEUTRAL = {
     "loss_kernel",
     "compile",
     "capture",
+    "checkpoint_offload",
 }
 """Config keys that do not change the trained adapter beyond rounding (a resume may change
 them; ``kernels="auto"`` and ``compile="auto"`` resolve differently on another machine)."""

@@ -142,6 +142,8 @@ class Trainer:
         """LoRA layers running :mod:`serifu.accel.lora_train` (``train.lora_backward``)."""
         self.autocast: Any = None
         """The :class:`~serifu.training.precision.AutocastDecision` (set once the model loads)."""
+        self.offload: Any = None
+        """The :class:`~serifu.training.offload.OffloadDecision` (set once the model loads)."""
         self.compiled: Any = None
         """The :class:`~serifu.training.compile.CompileDecision` (set once the model loads)."""
         self.capture: Any = None
@@ -215,6 +217,7 @@ class Trainer:
         from serifu.training.kernels import restore_point
         from serifu.training.memory_policy import choose_checkpointing
         from serifu.training.model_setup import check_lora_targets
+        from serifu.training.offload import use_checkpoint_offload
         from serifu.training.precision import decide_autocast
         from serifu.training.preflight import check_free_space
         from serifu.training.step import group_steps
@@ -280,6 +283,11 @@ class Trainer:
         self.lora_layers = use_lora_backward(self.model, config)
         if config.lora_backward == "lean" and self.is_main and self.show_progress:
             print(f"lora backward: lean ({self.lora_layers} LoRA layers)", file=sys.stderr)
+        self.offload = use_checkpoint_offload(
+            self.model, config, checkpointing=self.checkpointing.on, device=str(self.device)
+        )
+        if config.checkpoint_offload != "off" and self.is_main and self.show_progress:
+            print(f"checkpoint offload: {self.offload.reason}", file=sys.stderr)
         self.kernels = use_kernels(self.model, config)
         if config.kernels != "off" and self.is_main and self.show_progress:
             print(f"kernels: {self.kernels.kernels} ({self.kernels.reason})", file=sys.stderr)
@@ -633,6 +641,7 @@ class Trainer:
             "kernels": self.kernels.as_dict(),
             "autocast": self.autocast.as_dict(),
             "lora_backward": {"setting": config.lora_backward, "layers": self.lora_layers},
+            "checkpoint_offload": self.offload.as_dict(),
             "compile": self._compile_record(),
             "capture": self.capture.as_dict()  # a softmax that failed to compile fell back
             | ({"fused_softmax": self.static.fused} if self.static is not None else {}),
