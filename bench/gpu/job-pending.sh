@@ -3,7 +3,7 @@
 # 22 and 23), three device calls on one warm machine, the memory clause first:
 #   1. memtrace (~550 s)
 #   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
-#      with parts capture,product (~300 s)
+#      with parts capture,product,h100 (~500 s)
 #   3. lean,capture-trl (~540 s). Usage (device tool):
 #   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -29,6 +29,9 @@
 #   capture-trl  gemma-3-270m's captured step (train.capture = "on", with and without
 #            autocast) against TRL's best settings in the same run (train_speed.py rows
 #            liger-capture, liger-capture-amp)
+#   h100     auto checkpointing on an 80 GiB card (this one capped at 79 GiB): stablelm-beta-7b's
+#            16k-token step checkpoints every 2nd layer instead of all (train_speed.py
+#            --memory-gib 79, rows liger and liger-auto, next to TRL under the same cap)
 #   memory   the loss's peak memory (closed form, autograd, a 64 MiB chunk, Liger FLCE) against
 #            TRL (train_speed.py; ran in session 20)
 #   gemv     GemLite's H100 config and widest autotune on line-3.6b's shapes (gemv_shapes.py;
@@ -49,6 +52,11 @@ if [[ ,$parts, == *,capture,* ]]; then
   run capture 240 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 --profile \
     --rows "${CAPTURE_ROWS:-eager,static,captured,fused,captured-fused,captured-fused-ahead,eager-amp,captured-fused-ahead-amp}" \
     --out "$out/train-capture-gemma.json"
+fi
+if [[ ,$parts, == *,h100,* ]]; then
+  run h100 240 python3 bench/gpu/train_speed.py --peers trl --models stablelm-beta-7b --memory-gib 79 \
+    --workloads dialogue,lines --rows liger,liger-auto --warmup 2 --timed 3 --out "$out/train-auto-79gib.json"
+  grep " vs TRL\|checkpointing" "$out/h100.log" | cut -c1-300 | head -8
 fi
 if [[ ,$parts, == *,memory,* ]]; then
   run memory 420 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m,stablelm-beta-7b \

@@ -236,7 +236,7 @@ def serifu_run(
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
     decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
-    config = config.model_copy(update={"gradient_checkpointing": decision.on})
+    config = decision.resolve(config)
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
     undo = restore_point(peft_model)  # Liger's patches are taken back after the run
@@ -782,6 +782,16 @@ def profile(
     return found
 
 
+def cap_memory(gib: float) -> None:
+    """The allocator stops this process at ``gib`` GiB of GPU 0, and
+    ``memory_policy.free_gpu_bytes`` plans within that share."""
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), 0)
+    print(f"GPU memory capped at {gib:g} GiB of {total / 2**30:.1f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--models", default=",".join(REPORT_MODELS))
@@ -814,8 +824,16 @@ def main() -> None:
         help=f"--peers: Serifu's rows (of {', '.join(ALL_ROWS)})",
     )
     ap.add_argument("--no-trl", action="store_true", help="--peers: Serifu's rows only")
+    ap.add_argument(
+        "--memory-gib",
+        type=float,
+        default=None,
+        help="cap this process's GPU memory (as on a smaller card): auto checkpointing plans within it",
+    )
     args = ap.parse_args()
     t0 = time.time()
+    if args.memory_gib:
+        cap_memory(args.memory_gib)
     if args.peers:
         if args.peers != "trl":
             ap.error(f"unknown peer {args.peers!r} (known: trl)")

@@ -53,6 +53,16 @@ def set_checkpointing(model: Any, on: bool, every: int = 1) -> None:
         model.gradient_checkpointing_disable()
 
 
+def checkpointed_layers(model: Any) -> int:
+    """How many decoder layers of ``model`` run checkpointed in training."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return sum(
+        isinstance(m, GradientCheckpointingLayer) and bool(m.gradient_checkpointing)
+        for m in model.modules()
+    )
+
+
 def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
     """Switch packed training to variable-length attention where ``config.attention``
     asks for it ('auto': on a GPU). Returns whether the model now uses it."""

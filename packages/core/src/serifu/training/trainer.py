@@ -36,6 +36,7 @@ from serifu.training.checkpoint import Progress, latest_checkpoint, work_dir
 from serifu.training.examples import Example
 from serifu.training.model_setup import (
     add_lora,
+    checkpointed_layers,
     fingerprint,
     make_optimizer,
     peak_gib,
@@ -276,7 +277,7 @@ class Trainer:
         self.checkpointing = choose_checkpointing(lm, config)
         if config.gradient_checkpointing == "auto" and self.is_main and self.show_progress:
             print(f"gradient checkpointing: {self.checkpointing.reason}", file=sys.stderr)
-        resolved = config.model_copy(update={"gradient_checkpointing": self.checkpointing.on})
+        resolved = self.checkpointing.resolve(config)
         self.model = add_lora(lm, resolved, base.lora_targets, nf4)
         use_fast_attention(self.model, config, self.device)
         self._unpatch = restore_point(self.model)
@@ -637,7 +638,8 @@ class Trainer:
                 "splits": folder.build.get("splits"),
             },
             "config": config.model_dump(mode="json"),
-            "gradient_checkpointing": self.checkpointing.as_dict(),
+            "gradient_checkpointing": self.checkpointing.as_dict()
+            | {"layers": checkpointed_layers(self.model)},
             "kernels": self.kernels.as_dict(),
             "autocast": self.autocast.as_dict(),
             "lora_backward": {"setting": config.lora_backward, "layers": self.lora_layers},
