@@ -108,6 +108,11 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
             loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         peaks.append(peak_above(args.device, before))
+        if i == 0:  # equal bit for bit between a row and its -offload row (same masks)
+            grads = [
+                p.grad.double().square().sum() for p in model.parameters() if p.grad is not None
+            ]
+            grad_norm = float(torch.stack(grads).sum().sqrt())
         seconds.append(time.perf_counter() - start)
         losses.append(float(loss.detach()))
         del loss
@@ -122,6 +127,7 @@ def one_row(row: str, args: argparse.Namespace) -> dict[str, Any]:
         "seconds_median": round(statistics.median(seconds[1:] or seconds), 3),
         "seconds": [round(s, 3) for s in seconds],
         "first_loss": round(losses[0], 6),
+        "first_grad_norm": grad_norm,
     }
 
 
@@ -158,7 +164,8 @@ def main() -> int:
             print(
                 f"checkpointing {ckpt:3} {row:14} peak {result['peak_mib']:8.1f} MiB  "
                 f"kept {result['kept_mib']:7.1f} MiB  moved {result['moved_mib']:7.1f} MiB  "
-                f"{result['seconds_median']:7.3f} s  first loss {result['first_loss']:.5f}",
+                f"{result['seconds_median']:7.3f} s  first loss {result['first_loss']:.5f}  "
+                f"grad norm {result['first_grad_norm']:.10g}",
                 flush=True,
             )
     write_record(

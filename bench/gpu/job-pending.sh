@@ -1,16 +1,18 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
 # hangs leaves time for the rest. Pending after session 23 (no GPU lent in sessions 21's end,
-# 22 and 23), three device calls on one warm machine, the memory clause first:
+# 22 and 23), device calls on one warm machine in this order (the memory clause first; each
+# call stays under the 600 s a call may run):
 #   1. memtrace (~550 s)
 #   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
-#      with parts capture,product,h100 (~500 s)
-#   3. lean,capture-trl (~540 s). Usage (device tool):
-#   1. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
+#      with parts capture,product (~300 s)
+#   3. capture-trl,h100 (~480 s)
+#   4. lean (~300 s), if the lease has time left. Usage (device tool):
+#   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
-#   2. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [parts]
+#   b. mkdir -p /tmp/w3 && cp .whl3t/*.whl /tmp/w3/ && bash bench/gpu/job-pending.sh [parts]
 #      (one device call, carry [".whl2", ".whl3t", ".gpu-prod"]: ~63 MiB of the 64 allowed;
-#      the device tool brings back few files: these parts leave seven in $OUT)
+#      the device tool brings back few files: each call leaves two to four in $OUT)
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py):
 #            the static step eager/captured, the loss's softmax compiled (fused), the next batch

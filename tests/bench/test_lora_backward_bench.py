@@ -42,3 +42,4 @@ def test_offload_rows_move_the_layers_inputs() -> None:
     assert moved["moved_mib"] == round(inputs, 1) and plain["moved_mib"] == 0
     assert abs(plain["kept_mib"] - moved["kept_mib"] - inputs) <= 0.05
     assert moved["first_loss"] == plain["first_loss"]
+    assert moved["first_grad_norm"] == plain["first_grad_norm"] > 0  # the same gradients
