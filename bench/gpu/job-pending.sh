@@ -3,8 +3,8 @@
 # 22 and 23), device calls on one warm machine in this order (the memory clause first; each
 # call stays under the 600 s a call may run):
 #   1. memtrace (~550 s)
-#   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean
-#      with parts capture,product (~300 s)
+#   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean,eager-lean-ckpt,captured-fused-ahead-amp-lean-ckpt
+#      with parts capture,product (~350 s)
 #   3. capture-trl,h100 (~480 s)
 #   4. lean (~300 s), if the lease has time left. Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
@@ -16,10 +16,12 @@
 # Results land in $OUT/*.json and $OUT/*.log; docs/benchmarks.md names the sections they settle:
 #   capture  whole-step CUDA-graph capture of gemma-3-270m's step (bench/gpu/train_capture.py):
 #            the static step eager/captured, the loss's softmax compiled (fused), the next batch
-#            built ahead, the forward under bf16 autocast (-amp), the lean LoRA function (-lean)
+#            built ahead, the forward under bf16 autocast (-amp), the lean LoRA function (-lean),
+#            every layer checkpointed without RNG replay (-ckpt: the captured step at TRL's memory?)
 #   product  the product's own `serifu train`, train.capture off and auto (eval on), on
 #            gemma-3-270m's architecture with random weights (bench/gpu/random_folder.py) and
-#            akane's data: the cast recipe (batch 8) and 16k-token lines steps
+#            akane's data: the cast recipe (batch 8) and 16k-token lines steps; and 16k-token
+#            lines captured with checkpointing (train.lora_backward = "lean")
 #   memtrace what is alive at the peak, Serifu's step (float32 LoRA, and under bf16 autocast:
 #            rows liger-autocast, liger-lean, liger-lean-autocast; the checkpointed layers'
 #            inputs on the host: liger-offload, liger-lean-autocast-offload, and torch's
@@ -84,6 +86,9 @@ if [[ ,$parts, == *,product,* ]]; then
     prod "lines-$cap" .gpu-prod/akane-lines --epochs 400 --set train.max_tokens=16384 \
       --set train.packing=true --set train.capture=$cap
   done
+  prod "lines-on-ckpt" .gpu-prod/akane-lines --epochs 400 --set train.max_tokens=16384 \
+    --set train.packing=true --set train.capture=on --set train.gradient_checkpointing=true \
+    --set train.lora_backward=lean
   python3 - "$out/train-product.json" /tmp/prodlogs/product-*.json <<'PY'  # one file back
 import json, pathlib, sys
 runs = {pathlib.Path(p).stem: json.loads(pathlib.Path(p).read_text()) for p in sys.argv[2:]}

@@ -17,6 +17,10 @@ same data, same LoRA initialisation, one process:
             (``train.autocast = "on"``: LoRA computes in bf16, not float32)
   eager-lean, captured-fused-ahead-lean, captured-fused-ahead-amp-lean   with Serifu's lean
             LoRA function (``train.lora_backward = "lean"``; does it capture, what it costs)
+  eager-lean-ckpt, captured-fused-ahead-lean-ckpt, captured-fused-ahead-amp-lean-ckpt
+            the same with every layer checkpointed, recomputing without RNG replay (the lean
+            function's recompute takes the forward's masks): the captured step at about
+            TRL's memory instead of without checkpointing
 Checks: the static step's losses against the eager step's, step by step. ``--profile``
 adds one profiled step per row: the device's busy time, kernel count and costliest kernels.
 
@@ -43,7 +47,7 @@ from serifu.accel.lora_train import use_lean_lora
 from serifu.training.capture import StaticStep, plan_shapes
 from serifu.training.precision import autocast_dtype
 
-USUAL_ROWS = ("eager", "fused", "eager-amp", "eager-lean")
+USUAL_ROWS = ("eager", "fused", "eager-amp", "eager-lean", "eager-lean-ckpt")
 """Rows that run the product's usual step (the others run the static step)."""
 
 
@@ -122,7 +126,7 @@ def run_rows(
     from serifu.config.train import TrainConfig
     from serifu.training.kernels import restore_point
     from serifu.training.loss import loss_chunk_tokens
-    from serifu.training.model_setup import seed_everything
+    from serifu.training.model_setup import seed_everything, set_checkpointing
     from serifu.training.step import step_plan
     from serifu.training.trainer import (
         add_lora,
@@ -164,8 +168,10 @@ def run_rows(
         peft_model = add_lora(model, config, targets, quantized=True)
         use_fast_attention(peft_model, config, dev)
         undo = restore_point(peft_model)
-        if row.endswith("-lean"):  # undone with Liger's patches
+        if "-lean" in row:  # undone with Liger's patches
             use_lean_lora(peft_model)
+        if row.endswith("-ckpt"):  # the lean masks make the RNG replay needless
+            set_checkpointing(peft_model, True, replay_rng=False)
         peft_model.train()
         times: list[float] = []
         losses: list[float] = []
@@ -201,6 +207,7 @@ def run_rows(
             error = f"{type(err).__name__}: {str(err)[:400]}"
         finally:
             head_loss.SOFTMAX_KERNEL = "eager"
+            set_checkpointing(peft_model, False)
             undo()
             peft_model.unload()
         rates = [n / t for n, t in zip(tokens[warmup:], times[warmup:], strict=False)]

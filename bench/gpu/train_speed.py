@@ -258,7 +258,7 @@ def serifu_run(
         compiled = use_compile(peft_model, config)
         captured, static = use_capture(
             peft_model, config, examples, [[m] for m in steps], device=dev,
-            checkpointing=decision.on,
+            checkpointing=decision.on, checkpoint_every=decision.every,
         )  # fmt: skip
         peak_gib_reset()
         started = time.perf_counter()

@@ -24,7 +24,7 @@ def test_static_step_trains_as_the_product_step() -> None:
     torch.set_num_threads(1)
     # no CUDA: the captured rows run the static step eagerly; "-ahead" builds each next batch early
     rows = ("eager", "static", "captured-fused", "captured-fused-ahead")
-    rows += ("eager-lean", "captured-fused-ahead-lean")
+    rows += ("eager-lean", "captured-fused-ahead-lean", "captured-fused-ahead-lean-ckpt")
     out = run_rows("gemma-3-270m", steps=4, warmup=1, rows=rows, tiny=True)
     eager, static = out["rows"]["eager"], out["rows"]["static"]
     assert all(r["error"] is None for r in out["rows"].values())
@@ -38,3 +38,6 @@ def test_static_step_trains_as_the_product_step() -> None:
     for name, ref in (("eager-lean", eager), ("captured-fused-ahead-lean", static)):
         lean = out["rows"][name]["losses"]
         assert lean[0] == ref["losses"][0] and lean == pytest.approx(ref["losses"], rel=0.05)
+    # checkpointed, recomputing without RNG replay: the lean static step's losses again
+    ckpt = out["rows"]["captured-fused-ahead-lean-ckpt"]["losses"]
+    assert ckpt == pytest.approx(out["rows"]["captured-fused-ahead-lean"]["losses"], rel=1e-5)

@@ -10,6 +10,7 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -146,7 +147,14 @@ def test_validation_between_static_steps_changes_nothing(
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"gradient_checkpointing": True}, "gradient checkpointing off"),
+        (
+            {"gradient_checkpointing": True, "lora_dropout": 0.05},
+            "LoRA dropout 0.05 draws new masks there",
+        ),
+        (
+            {"gradient_checkpointing": True, "checkpoint_offload": "on"},
+            "train.checkpoint_offload = 'off'",
+        ),
         ({"gradient_accumulation_steps": 2}, "gradient_accumulation_steps = 1"),
         ({"packing": False}, "train.packing = true"),
         ({"compile": "on"}, "replaces train.compile"),
@@ -157,11 +165,77 @@ def test_settings_it_cannot_run_with_are_named(
 ) -> None:
     from serifu.training import train
 
+    extra = dict(extra)
+    dropout = extra.pop("lora_dropout", None)
     cfg = _config(capture="on").model_copy(update=extra)
+    if dropout is not None:
+        cfg.lora.dropout = dropout  # type: ignore[assignment]
     with pytest.raises(SerifuError) as err:
         train("tiny-llama", lines_dir, tmp_path / "x", cfg, progress=False)
     assert "train.capture = 'on' cannot run" in str(err.value) and named in str(err.value)
     assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
+
+
+def test_a_checkpointed_static_step_recomputes_without_rng_replay(
+    dialogue_dir: Path, tmp_path: Path
+) -> None:
+    """With the lean LoRA function the recompute takes each layer's forward mask, so the
+    static step may checkpoint (no RNG replay, which a graph cannot capture): its losses
+    with dropout 0.05 are those of the static step without checkpointing, and the run
+    gives the layers their RNG replay back when it ends."""
+    from serifu.training import Trainer
+    from serifu.training.model_setup import checkpointed_layers
+
+    torch.set_num_threads(1)
+
+    def run(name: str, checkpointing: bool) -> tuple[Trainer, Any]:
+        cfg = _config(capture="on", lora_backward="lean")
+        cfg = cfg.model_copy(update={"gradient_checkpointing": checkpointing})
+        cfg.lora.dropout = 0.05
+        trainer = Trainer("tiny-llama", dialogue_dir, tmp_path / name, cfg, progress=False)
+        return trainer, trainer.fit()
+
+    _, plain = run("plain", False)
+    trainer, checkpointed = run("ckpt", True)
+    info = checkpointed.info
+    assert info["capture"]["capture"] == "on" and "without RNG replay" in info["capture"]["reason"]
+    assert (
+        info["gradient_checkpointing"]["on"] is True
+        and info["gradient_checkpointing"]["layers"] == 2
+    )
+    assert info["loss"] == pytest.approx(plain.info["loss"], rel=1e-5)
+    assert len(set(info["loss"])) > 1
+    # the trained LoRA weights, where a recompute with other masks shows at once
+    from safetensors.torch import load_file
+
+    want = load_file(tmp_path / "plain" / "adapter_model.safetensors")
+    got = load_file(tmp_path / "ckpt" / "adapter_model.safetensors")
+    assert got.keys() == want.keys()
+    for k, w in want.items():
+        assert float((got[k] - w).norm()) <= 1e-5 * float(w.norm()) + 1e-9, k
+    layers = [m for m in trainer.model.modules() if "_gradient_checkpointing_func" in m.__dict__]
+    assert checkpointed_layers(trainer.model) == 2 and layers
+    for m in layers:  # the RNG replay is back once the run ends
+        assert "preserve_rng_state" not in m.__dict__["_gradient_checkpointing_func"].keywords
+
+
+def test_what_keeps_a_checkpointed_recompute_from_capture() -> None:
+    from transformers import AutoModelForCausalLM
+
+    from serifu.training.capture import recompute_draws
+    from serifu_models.tiny import TINY_MODELS
+
+    spec = next(m for m in TINY_MODELS if m.id == "tiny-llama")
+    base = AutoModelForCausalLM.from_config(spec.build_config())
+    assert recompute_draws(base, _config()) is None  # no dropout anywhere
+    peft = _config()
+    peft.lora.dropout = 0.1
+    assert "LoRA dropout 0.1 draws new masks" in (recompute_draws(base, peft) or "")
+    lean = _config(lora_backward="lean")
+    lean.lora.dropout = 0.1
+    assert recompute_draws(base, lean) is None  # the recompute takes the forward's mask
+    base.config.attention_dropout = 0.1
+    assert "attention_dropout = 0.1" in (recompute_draws(base, lean) or "")
 
 
 def test_a_softmax_that_fails_to_compile_falls_back_to_the_eager_one(

@@ -205,3 +205,51 @@ def test_a_run_with_lean_lora(lines_dir: Path, tmp_path: Path) -> None:
     assert losses[0] == pytest.approx(peft_losses[0], rel=1e-6)  # B starts at zero
     assert losses == pytest.approx(peft_losses, rel=0.05)  # other masks, same math
     assert not any("forward" in m.__dict__ for m in trainer.model.modules())
+
+
+def _grads_with_recompute(model: Any, ids: torch.Tensor, replay_rng: bool) -> dict[str, Any]:
+    from serifu.training.model_setup import set_checkpointing
+
+    set_checkpointing(model, True, replay_rng=replay_rng)
+    try:
+        torch.manual_seed(5)
+        return _loss_and_grads(model, ids)[1]
+    finally:
+        set_checkpointing(model, False)
+
+
+def test_the_recompute_takes_the_forwards_mask_without_rng_replay() -> None:
+    """Each lean layer keeps its packed mask from forward to backward, so a checkpointed
+    recompute draws nothing: without the RNG replay (what a CUDA graph cannot capture) the
+    gradients still equal those without checkpointing. PEFT's layers draw a new mask there,
+    so theirs do not."""
+    from serifu.accel.lora_train import MASK_ATTR
+
+    ids = torch.randint(3, 200, (1, 32))
+    model = _lora_model(torch.float32, dropout=0.3)
+    peft = _grads_with_recompute(model, ids, replay_rng=False)
+    torch.manual_seed(5)
+    peft_plain = _loss_and_grads(model, ids)[1]
+    assert any(not torch.allclose(peft[k], g) for k, g in peft_plain.items())
+    use_lean_lora(model)
+    torch.manual_seed(5)
+    plain = _loss_and_grads(model, ids)[1]
+    recomputed = _grads_with_recompute(model, ids, replay_rng=False)
+    for k, g in plain.items():
+        assert float((recomputed[k] - g).norm()) <= 1e-5 * float(g.norm()) + 1e-9, k
+    layers = [m for m in model.modules() if MASK_ATTR in m.__dict__]
+    assert len(layers) == 14 and all(m.__dict__[MASK_ATTR] == {} for m in layers)  # dropped
+
+
+def test_a_mask_left_by_a_forward_without_backward_is_redrawn_for_another_shape() -> None:
+    from serifu.accel.lora_train import MASK_ATTR
+
+    model = _lora_model(torch.float32, dropout=0.3)
+    use_lean_lora(model)
+    model(input_ids=torch.randint(3, 200, (1, 16))).logits.sum()  # no backward
+    layer = next(m for m in model.modules() if MASK_ATTR in m.__dict__)
+    assert layer.__dict__[MASK_ATTR]["mask"].shape == (1, 16, 64 // 8)  # hidden 64, packed
+    loss = model(input_ids=torch.randint(3, 200, (1, 24))).logits.sum()
+    assert layer.__dict__[MASK_ATTR]["mask"].shape == (1, 24, 8)
+    loss.backward()
+    assert layer.__dict__[MASK_ATTR] == {}

@@ -18,6 +18,13 @@ modules), capture-safe (no host sync, the RNG drawn on the device's default gene
 :func:`use_lean_lora` binds :func:`lean_forward` on every PEFT LoRA ``Linear`` (4-bit or
 not) of a model; anything else (adapter disabled or merged, several adapters, DoRA, no
 gradient) falls back to PEFT's own forward.
+
+Each layer also keeps its packed mask from its forward until its backward (the layer's
+``serifu_lean_mask``). A checkpointed layer's recompute takes that mask instead of drawing
+one, so the recompute draws no random numbers: checkpointing then needs no RNG replay
+(``preserve_rng_state=False``), which a CUDA graph cannot capture
+(:mod:`serifu.training.capture`). The mask is dropped when the layer's backward has run; a
+mask of another shape (a new batch after a step that never ran backward) is redrawn.
 """
 
 from __future__ import annotations
@@ -69,6 +76,25 @@ def _dropped(x: Any, keep: Any, p: float, dtype: Any) -> Any:
     return x.to(dtype) if keep is None else _drop_(x.to(dtype, copy=True), keep, p)
 
 
+def _mask_for(x: Any, p: float, store: dict[str, Any] | None) -> tuple[Any, Any]:
+    """Dropout's mask for ``x`` (None without dropout) and its packed form (eight to a byte
+    where the width allows, else the bool mask): the mask ``store`` holds from this layer's
+    forward when its shape fits (the checkpointed recompute), else a new one, kept there."""
+    if p <= 0:
+        return None, None
+    width = x.shape[-1]
+    packs = width % 8 == 0
+    held = None if store is None else store.get("mask")
+    shape = (*x.shape[:-1], width // 8 if packs else width)
+    if held is not None and held.device == x.device and tuple(held.shape) == shape:
+        return (unpack_mask(held, width) if packs else held), held
+    keep = draw_mask(x, p)
+    packed = pack_mask(keep) if packs else keep
+    if store is not None:
+        store["mask"] = packed
+    return keep, packed
+
+
 def _compute_dtype(x: Any, weight: Any) -> Any:
     import torch
 
@@ -85,17 +111,15 @@ def _lean_function() -> type:
         """``scaling * B(A(dropout(x)))`` keeping ``x`` and a 1-bit mask for backward."""
 
         @staticmethod
-        def forward(ctx: Any, x: Any, a: Any, b: Any, p: float, scaling: float, dtype: Any) -> Any:
-            keep = draw_mask(x, p) if p > 0 else None
+        def forward(
+            ctx: Any, x: Any, a: Any, b: Any, p: float, scaling: float, dtype: Any, store: Any
+        ) -> Any:
+            keep, packed = _mask_for(x, p, store)
             with torch.autocast(x.device.type, enabled=False):
                 h = _dropped(x, keep, p, dtype) @ a.to(dtype).t()  # (..., r)
                 out = (h @ b.to(dtype).t()) * scaling
-            packed = None
-            if keep is not None:
-                width = x.shape[-1]
-                packed = pack_mask(keep) if width % 8 == 0 else keep
             ctx.save_for_backward(x, packed, a, b, h)
-            ctx.p, ctx.scaling, ctx.dtype = p, scaling, dtype
+            ctx.p, ctx.scaling, ctx.dtype, ctx.store = p, scaling, dtype, store
             return out
 
         @staticmethod
@@ -116,19 +140,26 @@ def _lean_function() -> type:
             grad_x = None
             if ctx.needs_input_grad[0]:
                 grad_x = _drop_(dh @ a.to(dtype), keep, p).to(x.dtype)
-            return grad_x, grad_a, grad_b, None, None, None
+            if ctx.store is not None:
+                ctx.store.pop("mask", None)  # this forward's mask is done with
+            return grad_x, grad_a, grad_b, None, None, None, None
 
     return LeanLoRA
 
 
 _FUNCTION: list[Any] = []
+MASK_ATTR = "serifu_lean_mask"
+"""A lean layer's instance attribute: its packed dropout mask from forward to backward."""
 
 
-def lean_lora(x: Any, a: Any, b: Any, p: float, scaling: float) -> Any:
-    """``scaling * (dropout_p(x) @ a.T) @ b.T`` in the compute dtype (see the module doc)."""
+def lean_lora(
+    x: Any, a: Any, b: Any, p: float, scaling: float, store: dict[str, Any] | None = None
+) -> Any:
+    """``scaling * (dropout_p(x) @ a.T) @ b.T`` in the compute dtype (see the module doc);
+    ``store``: where the layer keeps its mask from forward to backward."""
     if not _FUNCTION:
         _FUNCTION.append(_lean_function())
-    return _FUNCTION[0].apply(x, a, b, p, scaling, _compute_dtype(x, a))
+    return _FUNCTION[0].apply(x, a, b, p, scaling, _compute_dtype(x, a), store)
 
 
 def _plain(layer: Any) -> str | None:
@@ -157,7 +188,8 @@ def lean_forward(self: Any, x: Any, *args: Any, _peft: Any = None, **kwargs: Any
     dropout = self.lora_dropout[name]
     p = float(dropout.p) if isinstance(dropout, torch.nn.Dropout) and dropout.training else 0.0
     a, b = self.lora_A[name].weight, self.lora_B[name].weight
-    return result + lean_lora(x, a, b, p, float(self.scaling[name])).to(result.dtype)
+    store = self.__dict__.setdefault(MASK_ATTR, {})
+    return result + lean_lora(x, a, b, p, float(self.scaling[name]), store).to(result.dtype)
 
 
 def use_lean_lora(model: Any) -> int:

@@ -272,6 +272,43 @@ class CaptureDecision:
         return asdict(self)
 
 
+DROPOUT_KEYS = (
+    "attention_dropout",
+    "attn_pdrop",
+    "hidden_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+)
+"""Config fields through which transformers' models drop out inside their layers."""
+
+
+def recompute_draws(model: Any, config: TrainConfig) -> str | None:
+    """Why a checkpointed layer's recompute would draw random numbers (None: it draws none).
+
+    A CUDA graph cannot capture checkpointing's RNG replay, so a captured step may
+    checkpoint only where nothing needs replaying: LoRA without dropout, or the lean LoRA
+    function, whose recompute takes the forward's mask (:mod:`serifu.accel.lora_train`),
+    and a base without dropout of its own."""
+    import torch
+
+    from serifu.training.loss import causal_lm
+
+    p = config.lora.dropout
+    if p > 0 and config.lora_backward != "lean":
+        return f"LoRA dropout {p:g} draws new masks there (train.lora_backward = 'lean' reuses the forward's)"
+    text = causal_lm(model).config.get_text_config()
+    for key in DROPOUT_KEYS:
+        value = getattr(text, key, None)
+        if isinstance(value, int | float) and value > 0:
+            return f"the base's own dropout ({key} = {value:g})"
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and module.p > 0 and "lora_dropout" not in name:
+            return f"the base's own dropout ({name})"
+    return None
+
+
 def capture_blockers(
     model: Any, config: TrainConfig, *, distributed: bool, checkpointing: bool
 ) -> list[str]:
@@ -287,7 +324,14 @@ def capture_blockers(
     if not config.packing:
         found.append("it needs train.packing = true")
     if checkpointing:
-        found.append("it needs gradient checkpointing off (train.gradient_checkpointing)")
+        why = recompute_draws(model, config)
+        if why is not None:
+            found.append(
+                "it needs gradient checkpointing off (train.gradient_checkpointing), or a "
+                f"recompute that draws no random numbers: {why}"
+            )
+        if config.checkpoint_offload != "off":
+            found.append("with checkpointing it needs train.checkpoint_offload = 'off'")
     if config.compile != "off":
         found.append("it replaces train.compile (set it to 'off')")
     if config.loss_kernel != "serifu":
@@ -327,10 +371,13 @@ def use_capture(
     device: str,
     distributed: bool = False,
     checkpointing: bool = False,
+    checkpoint_every: int = 1,
 ) -> tuple[CaptureDecision, StaticStep | None]:
     """Resolve ``train.capture`` for a run whose optimizer steps are ``plan`` (micro-batches
     of indices into ``examples``): the decision, and the static step when it is on. ``"on"``
-    where the run cannot use it is an error that says why."""
+    where the run cannot use it is an error that says why. With ``checkpointing`` (every
+    ``checkpoint_every``-th layer) the layers are set to recompute without the RNG replay,
+    which :func:`recompute_draws` has found needless."""
     from serifu.training.compile import compiler_unavailable
     from serifu.training.loss import causal_lm, loss_chunk_tokens
     from serifu.training.precision import autocast_dtype
@@ -371,6 +418,11 @@ def use_capture(
         f"{shapes.labels} loss positions) runs as {where}; the loss's softmax "
         + ("compiled (torch.compile)" if fused else f"eager ({no_compiler})")
     )
+    if checkpointing:
+        from serifu.training.model_setup import set_checkpointing
+
+        set_checkpointing(model, True, checkpoint_every, replay_rng=False)
+        reason += "; the checkpointed layers recompute without RNG replay"
     prefix = "auto: " if setting == "auto" else ""
     decision = CaptureDecision("on", prefix + reason, graph, asdict(shapes), fused, setting)
     amp = autocast_dtype(model, config, str(device))

@@ -225,6 +225,7 @@ INSTANCE_NAMES = (
     "_get_name",
     "serifu_loss_kernel",  # LOSS_KERNEL_ATTR
     "_gradient_checkpointing_func",  # serifu.training.offload wraps it
+    "serifu_lean_mask",  # serifu.accel.lora_train.MASK_ATTR
 )
 """What Liger (and TRL) bind on module instances, the loss switch, and the checkpoint
 function offloading wraps."""

@@ -40,13 +40,16 @@ def prepare_base(model: Any, config: TrainConfig, quantized: bool) -> Any:
     return model
 
 
-def set_checkpointing(model: Any, on: bool, every: int = 1) -> None:
-    """Turn (non-reentrant) gradient checkpointing of every ``every``-th layer on, or off."""
+def set_checkpointing(model: Any, on: bool, every: int = 1, *, replay_rng: bool = True) -> None:
+    """Turn (non-reentrant) gradient checkpointing of every ``every``-th layer on, or off.
+    ``replay_rng=False``: the recompute does not restore the forward's RNG state (a CUDA
+    graph cannot capture that); only right where the recompute draws no random numbers."""
     new = hasattr(model, "activation_checkpointing_enable")  # its newer name (transformers 5.x)
+    kwargs = {"use_reentrant": False} | ({} if replay_rng else {"preserve_rng_state": False})
     if on and new:
-        model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every)
+        model.activation_checkpointing_enable(kwargs, every_n_layers=every)
     elif on:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     elif new and model.is_activation_checkpointing:
         model.activation_checkpointing_disable()
     elif not new and getattr(model, "is_gradient_checkpointing", False):

@@ -322,6 +322,7 @@ class Trainer:
             device=self.device,
             distributed=dist is not None,
             checkpointing=self.checkpointing.on,
+            checkpoint_every=self.checkpointing.every,
         )
         shown = self.static is not None or str(self.device).startswith("cuda")
         if shown and config.capture != "off" and self.is_main and self.show_progress:
