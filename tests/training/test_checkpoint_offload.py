@@ -28,31 +28,16 @@ from serifu.training.offload import (
     offload_checkpoints,
     use_checkpoint_offload,
 )
+from tests.training.test_lora_backward import _lora_model
+from tests.training.test_lora_backward import _loss_and_grads as _step
 
 torch.set_num_threads(1)
 LAYERS = 4
 
 
 def _model(dropout: float = 0.0, every: int = 1) -> Any:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from serifu_models.tiny import TINY_MODELS
-
-    torch.manual_seed(0)
-    spec = next(m for m in TINY_MODELS if m.id == "tiny-llama")
-    config = spec.build_config()
-    config.num_hidden_layers = LAYERS
-    base = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    for p in base.parameters():
-        p.requires_grad_(False)
-    set_checkpointing(base, True, every)
-    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout, target_modules=["q_proj", "v_proj"])
-    model = get_peft_model(base, lora)
-    for name, p in model.named_parameters():  # B starts at zero: give it values to test
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.05)
-    model.train()
+    model = _lora_model(torch.float32, dropout, targets=("q_proj", "v_proj"), layers=LAYERS)
+    set_checkpointing(model, True, every)
     return model
 
 
@@ -63,12 +48,7 @@ def _layers(model: Any) -> list[Any]:
 
 
 def _loss_and_grads(model: Any, ids: torch.Tensor) -> tuple[float, dict[str, torch.Tensor]]:
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(7)  # the same dropout masks in every run
-    out = model(input_ids=ids, labels=ids)
-    out.loss.backward()
-    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
-    return float(out.loss), grads
+    return _step(model, ids, seed=7)  # the same dropout masks in every run
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1])

@@ -27,7 +27,17 @@ from serifu.config.train import TrainConfig
 torch.set_num_threads(1)
 
 
-def _lora_model(dtype: torch.dtype, dropout: float) -> Any:
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _lora_model(
+    dtype: torch.dtype,
+    dropout: float,
+    *,
+    targets: tuple[str, ...] = TARGETS,
+    layers: int | None = None,
+) -> Any:
+    """tiny-llama (``layers`` decoder layers) with a PEFT LoRA whose B is not zero."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -35,11 +45,13 @@ def _lora_model(dtype: torch.dtype, dropout: float) -> Any:
 
     torch.manual_seed(0)
     spec = next(m for m in TINY_MODELS if m.id == "tiny-llama")
-    base = AutoModelForCausalLM.from_config(spec.build_config(), dtype=dtype)
+    config = spec.build_config()
+    if layers is not None:
+        config.num_hidden_layers = layers
+    base = AutoModelForCausalLM.from_config(config, dtype=dtype)
     for p in base.parameters():
         p.requires_grad_(False)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout, target_modules=targets)
+    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout, target_modules=list(targets))
     model = get_peft_model(base, lora)
     for name, p in model.named_parameters():  # B starts at zero: give it values to test
         if "lora_B" in name:
@@ -48,8 +60,13 @@ def _lora_model(dtype: torch.dtype, dropout: float) -> Any:
     return model
 
 
-def _loss_and_grads(model: Any, ids: torch.Tensor) -> tuple[float, dict[str, torch.Tensor]]:
+def _loss_and_grads(
+    model: Any, ids: torch.Tensor, seed: int | None = None
+) -> tuple[float, dict[str, torch.Tensor]]:
+    """One step's loss and LoRA gradients (``seed``: drawn from it, the same masks each run)."""
     model.zero_grad(set_to_none=True)
+    if seed is not None:
+        torch.manual_seed(seed)
     out = model(input_ids=ids, labels=ids)
     out.loss.backward()
     grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}

@@ -227,8 +227,8 @@ INSTANCE_NAMES = (
     "_gradient_checkpointing_func",  # serifu.training.offload wraps it
     "serifu_lean_mask",  # serifu.accel.lora_train.MASK_ATTR
 )
-"""What Liger (and TRL) bind on module instances, the loss switch, and the checkpoint
-function offloading wraps."""
+"""What Liger (and TRL) bind on module instances, the loss switch, and what Serifu's own
+levers set on layers (the checkpoint function offloading wraps, the lean LoRA's kept mask)."""
 
 
 def restore_point(model: Any) -> Callable[[], None]:
