@@ -1,12 +1,13 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
 # hangs leaves time for the rest. Pending after session 23 (no GPU lent in sessions 21's end,
 # 22 and 23), device calls on one warm machine in this order (the memory clause first; each
-# call stays under the 600 s a call may run):
-#   1. memtrace (~550 s)
+# call stays under the 600 s a call may run; the 1,800 s lease holds about four):
+#   1. memtrace (~550 s: stablelm-beta-7b, the memory levers against TRL)
 #   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean,eager-lean-ckpt,captured-fused-ahead-amp-lean-ckpt
 #      with parts capture,product (~350 s)
-#   3. capture-trl,h100 (~480 s)
-#   4. lean (~300 s), if the lease has time left. Usage (device tool):
+#   3. MEMTRACE_MODELS=gemma-3-270m MEMTRACE_ROWS=liger,liger-autocast,liger-lean,liger-lean-autocast,liger-offload,liger-lean-autocast-offload,liger-offload-torch
+#      with parts memtrace,capture-trl (~450 s)
+#   4. offload,h100 (~500 s), then lean (~300 s), as the lease allows. Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)
@@ -27,6 +28,9 @@
 #            inputs on the host: liger-offload, liger-lean-autocast-offload, and torch's
 #            save_on_cpu liger-offload-torch) against TRL's (BENCH_MEMTRACE=1,
 #            bench/gpu/memory_trace.py)
+#   offload  stablelm-beta-7b's step with the checkpointed inputs on the host: Serifu's side
+#            stream against torch's save_on_cpu on the compute stream (train_speed.py rows
+#            liger-offload, liger-offload-torch next to liger and TRL; no allocator recording)
 #   lean     one step of a 4-layer model of stablelm's widths (16k tokens): PEFT's LoRA layers
 #            against train.lora_backward = "lean", with and without autocast, and with
 #            train.checkpoint_offload (bench/lora_backward.py)
@@ -96,14 +100,20 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
 PY
 fi
 if [[ ,$parts, == *,memtrace,* ]]; then
-  BENCH_MEMTRACE=1 run memtrace 560 python3 bench/gpu/train_speed.py --peers trl \
-    --models gemma-3-270m,stablelm-beta-7b --no-auto-row --warmup 2 \
-    --rows liger,liger-offload,liger-lean-autocast-offload,liger-autocast,liger-lean,liger-lean-autocast,liger-offload-torch \
-    --timed 3 --out "$out/train-memtrace.json"
+  models=${MEMTRACE_MODELS:-stablelm-beta-7b}; tag=${models//,/-}
+  BENCH_MEMTRACE=1 run "memtrace-$tag" 560 python3 bench/gpu/train_speed.py --peers trl \
+    --models "$models" --no-auto-row --warmup 2 --timed 3 --out "$out/train-memtrace-$tag.json" \
+    --rows "${MEMTRACE_ROWS:-liger,liger-autocast,liger-lean-autocast,liger-offload,liger-lean-autocast-offload}"
   # Serifu's rows minus TRL by package and frame; the traces as a results file (its log,
   # whose memtrace lines it holds, stays on the machine: the device tool brings back few files)
-  mv "$out/memtrace.log" /tmp/memtrace.log
-  python3 bench/gpu/memory_trace.py /tmp/memtrace.log --out "$out/train-memtrace-traces.json"
+  mv "$out/memtrace-$tag.log" "/tmp/memtrace-$tag.log"
+  python3 bench/gpu/memory_trace.py "/tmp/memtrace-$tag.log" --out "$out/train-memtrace-traces-$tag.json"
+fi
+if [[ ,$parts, == *,offload,* ]]; then  # the side stream against the compute stream
+  run offload 300 python3 bench/gpu/train_speed.py --peers trl --models stablelm-beta-7b \
+    --rows liger,liger-offload,liger-offload-torch --no-auto-row --warmup 2 --timed 3 \
+    --out "$out/train-offload.json"
+  grep " vs TRL" "$out/offload.log" | cut -c1-300
 fi
 if [[ ,$parts, == *,lean,* ]]; then  # PEFT's LoRA layers vs the lean function, stablelm's widths
   run lean 300 python3 bench/lora_backward.py --device cuda --hidden 4096 --intermediate 11008 \
