@@ -787,6 +787,9 @@ def cap_memory(gib: float) -> None:
     ``memory_policy.free_gpu_bytes`` plans within that share."""
     import torch
 
+    if not torch.cuda.is_available():
+        print("--memory-gib: no CUDA device, nothing to cap", flush=True)
+        return
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, gib * 2**30 / total), 0)
     print(f"GPU memory capped at {gib:g} GiB of {total / 2**30:.1f}", flush=True)
