@@ -11,9 +11,9 @@ next layer computes (the allocator is told the side stream still reads it). In b
 the input of the layer before is fetched while this layer recomputes. So the step waits on
 PCIe only where a layer's compute is shorter than its copy.
 
-transformers 5.24 (the version pinned here) offers the same memory saving as ``activation_checkpointing_enable(
-offload=True)``, through torch's ``save_on_cpu``: both copies on the compute stream, and
-the host waits for each copy in the forward. This module keeps the same hook points
+transformers 5.24 (the version pinned here) offers the same memory saving as
+``activation_checkpointing_enable(offload=True)``, through torch's ``save_on_cpu``: both
+copies on the compute stream, and the host waits for each copy in the forward. This module keeps the same hook points
 (saved-tensor hooks around each layer's ``checkpoint`` call) and adds the side stream and
 the fetch ahead. The bench runs both (``bench/gpu/train_speed.py`` rows ``liger-offload``
 and ``liger-offload-torch``).
