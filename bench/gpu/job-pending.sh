@@ -101,7 +101,7 @@ PY
 fi
 if [[ ,$parts, == *,memtrace,* ]]; then
   models=${MEMTRACE_MODELS:-stablelm-beta-7b}; tag=${models//,/-}
-  BENCH_MEMTRACE=1 run "memtrace-$tag" 560 python3 bench/gpu/train_speed.py --peers trl \
+  BENCH_MEMTRACE=1 run "memtrace-$tag" "${MEMTRACE_LIMIT:-520}" python3 bench/gpu/train_speed.py --peers trl \
     --models "$models" --no-auto-row --warmup 2 --timed 3 --out "$out/train-memtrace-$tag.json" \
     --rows "${MEMTRACE_ROWS:-liger,liger-autocast,liger-lean-autocast,liger-offload,liger-lean-autocast-offload}"
   # Serifu's rows minus TRL by package and frame; the traces as a results file (its log,
