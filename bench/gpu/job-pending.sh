@@ -1,13 +1,13 @@
 # GPU job: the issue-15 measurements still pending, each under its own time limit so one that
-# hangs leaves time for the rest. Pending after session 23 (no GPU lent in sessions 21's end,
-# 22 and 23), device calls on one warm machine in this order (the memory clause first; each
-# call stays under the 600 s a call may run; the 1,800 s lease holds about four):
-#   1. memtrace (~550 s: stablelm-beta-7b, the memory levers against TRL)
-#   2. CAPTURE_ROWS=eager,eager-amp,captured-fused-ahead,captured-fused-ahead-amp,captured-fused-ahead-amp-lean,eager-lean-ckpt,captured-fused-ahead-amp-lean-ckpt
-#      with parts capture,product (~350 s)
-#   3. MEMTRACE_MODELS=gemma-3-270m MEMTRACE_ROWS=liger,liger-autocast,liger-lean,liger-lean-autocast,liger-offload,liger-lean-autocast-offload,liger-offload-torch
-#      with parts memtrace,capture-trl (~450 s)
-#   4. offload,h100 (~500 s), then lean (~300 s), as the lease allows. Usage (device tool):
+# hangs leaves time for the rest. Session 23 ran, on an H100 (docs/benchmarks.md "Session 23 on
+# an H100"): memtrace (stablelm-beta-7b), capture,product (CAPTURE_ROWS with the -lean-ckpt
+# rows), capture-trl, and train_speed.py rows liger-autocast-offload / liger-auto directly.
+# Still pending, one call each (each under the 600 s a call may run):
+#   MEMTRACE_MODELS=gemma-3-270m MEMTRACE_ROWS=liger,liger-autocast,liger-autocast-offload,liger-capture-amp-lean-ckpt memtrace
+#            (what holds gemma's captured, checkpointed dialogue step 30 MiB above TRL's)
+#   lean     (the microbench at stablelm's widths; lean did not help in the full step)
+#   h100     (an H200 capped at 79 GiB; the real H100 already showed 1 layer in 2)
+# Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
 #      (.gpu-data/akane is the dialogue one; .gpu-prod is git-ignored and carried)

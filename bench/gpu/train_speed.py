@@ -67,6 +67,7 @@ PRECISION_ROWS = (
     "liger-lean-autocast",
     "liger-capture",
     "liger-capture-amp",
+    "liger-capture-amp-lean-ckpt",
 )
 """``liger`` with the forward under bf16 autocast (``train.autocast = "on"``, as TRL runs):
 LoRA computes in bf16, its input not copied to float32 (the peak's excess over TRL); with
@@ -74,7 +75,12 @@ Serifu's lean LoRA function (``train.lora_backward = "lean"``: the input kept on
 1-bit dropout mask instead of each layer's dropped-out copy), with and without autocast; and
 the step captured as one CUDA graph (``train.capture = "on"``: checkpointing off, which it
 needs), with and without autocast — against TRL in the same run (for launch-bound gemma)."""
-OFFLOAD_ROWS = ("liger-offload", "liger-offload-torch", "liger-lean-autocast-offload")
+OFFLOAD_ROWS = (
+    "liger-offload",
+    "liger-offload-torch",
+    "liger-autocast-offload",
+    "liger-lean-autocast-offload",
+)
 """``liger`` with each checkpointed layer's input held in pinned host memory
 (``train.checkpoint_offload = "on"``: side-stream copies, fetched one layer ahead), the same
 through torch's ``save_on_cpu`` on the compute stream (what transformers'
@@ -89,8 +95,10 @@ EAGER_OF = {
     "liger-lean-autocast": "liger",
     "liger-capture": "liger",
     "liger-capture-amp": "liger",
+    "liger-capture-amp-lean-ckpt": "liger",
     "liger-offload": "liger",
     "liger-offload-torch": "liger",
+    "liger-autocast-offload": "liger",
     "liger-lean-autocast-offload": "liger",
     "liger-chunk64m": "liger",
     "compile": "ckpt",
@@ -535,6 +543,8 @@ def bench_peers(
             | {"kernels": kern, "lora_backward": "lean", "autocast": "on"},
             "liger-offload": eager | {"kernels": kern, "checkpoint_offload": "on"},
             "liger-offload-torch": eager | {"kernels": kern, "torch_offload": True},
+            "liger-autocast-offload": eager
+            | {"kernels": kern, "autocast": "on", "checkpoint_offload": "on"},
             "liger-lean-autocast-offload": eager
             | {
                 "kernels": kern,
@@ -546,6 +556,8 @@ def bench_peers(
             | {"kernels": kern, "gradient_checkpointing": False, "capture": "on"},
             "liger-capture-amp": eager
             | {"kernels": kern, "gradient_checkpointing": False, "capture": "on", "autocast": "on"},
+            "liger-capture-amp-lean-ckpt": eager
+            | {"kernels": kern, "capture": "on", "autocast": "on", "lora_backward": "lean"},
             "liger-flce": eager
             | {"kernels": kern, "loss_kernel": "liger" if liger_ok else "serifu"},
             "compile": settings | {"kernels": "off", "compile": "on"},

@@ -291,7 +291,7 @@ def test_auto_captures_small_models_on_cuda_only(
     assert cap.auto_blocker(model, "cuda:0") is None
     monkeypatch.setattr(cap, "AUTO_MAX_PARAMS", 10)
     assert "bound by its math" in str(cap.auto_blocker(model, "cuda:0"))
-    assert TrainConfig().capture == "off"  # until "auto" has run end to end on a GPU
+    assert TrainConfig().capture == "auto"  # since it ran end to end on a GPU, eval on
     result = train(
         "tiny-llama",
         lines_dir,

@@ -22,11 +22,12 @@ def _model(dtype: torch.dtype) -> torch.nn.Module:
 
 
 def test_autocast_only_on_cuda_with_a_half_precision_base_and_asked_for() -> None:
-    on, off = TrainConfig(autocast="on"), TrainConfig()
+    on, off = TrainConfig(), TrainConfig(autocast="off")
     bf16, fp32 = _model(torch.bfloat16), _model(torch.float32)
     assert autocast_dtype(bf16, on, "cuda:0") == torch.bfloat16
     assert autocast_dtype(_model(torch.float16), on, "cuda") == torch.float16
-    assert autocast_dtype(bf16, off, "cuda") is None  # the default
+    assert autocast_dtype(bf16, off, "cuda") is None
+    assert TrainConfig().autocast == "on"  # the default since the H100 comparison
     assert autocast_dtype(bf16, on, "cpu") is None
     assert autocast_dtype(fp32, on, "cuda") is None  # nothing to cast down to
 
@@ -78,7 +79,7 @@ def test_autocast_keeps_loras_inputs_in_half_precision() -> None:
 def test_the_decision_says_why() -> None:
     from serifu.training.precision import decide_autocast
 
-    on, off = TrainConfig(autocast="on"), TrainConfig()
+    on, off = TrainConfig(), TrainConfig(autocast="off")
     bf16, fp32 = _model(torch.bfloat16), _model(torch.float32)
     used = decide_autocast(bf16, on, "cuda:0")
     assert (used.setting, used.dtype) == ("on", "bfloat16") and "bfloat16 autocast" in used.reason

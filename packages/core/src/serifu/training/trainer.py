@@ -293,7 +293,8 @@ class Trainer:
         if config.kernels != "off" and self.is_main and self.show_progress:
             print(f"kernels: {self.kernels.kernels} ({self.kernels.reason})", file=sys.stderr)
         self.autocast = decide_autocast(self.model, config, str(self.device))
-        if config.autocast != "off" and self.is_main and self.show_progress:
+        on_gpu = str(self.device).startswith("cuda")  # the CPU never autocasts: no line
+        if config.autocast != "off" and on_gpu and self.is_main and self.show_progress:
             print(f"autocast: {self.autocast.reason}", file=sys.stderr)
         self.model.train()
         self.optimizer, self.scheduler, self.trainable = make_optimizer(
