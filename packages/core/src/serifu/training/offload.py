@@ -163,16 +163,13 @@ def offload_checkpoints(model: Any, hooks: Callable[[], Any]) -> int:
 
     The layers' ``_gradient_checkpointing_func`` (set on each instance by transformers)
     is wrapped; :func:`serifu.training.kernels.restore_point` puts it back."""
-    from transformers.modeling_layers import GradientCheckpointingLayer
+    from serifu.training.model_setup import checkpointed_layers
 
-    count = 0
     for module in model.modules():
         func = module.__dict__.get("_gradient_checkpointing_func")
-        if func is None or not getattr(module, "gradient_checkpointing", False):
-            continue
-        module._gradient_checkpointing_func = partial(_offloaded, func, hooks)
-        count += isinstance(module, GradientCheckpointingLayer)  # the repeated layers
-    return count
+        if func is not None and getattr(module, "gradient_checkpointing", False):
+            module._gradient_checkpointing_func = partial(_offloaded, func, hooks)
+    return checkpointed_layers(model)
 
 
 @dataclass
