@@ -6,10 +6,13 @@ float32 atomics as the product sets them), and the ``uint4`` codes as PyTorch ex
 compiled by inductor: ``torch`` (:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode
 expression, inputs interleaved in the bytes) and ``halves`` (the low nibbles hold the first 32
 inputs of a group, the high nibbles the next 32: no interleaving for inductor to index), each
-with and without coordinate-descent tuning. Timed by ``triton.testing.do_bench_cudagraph``
+with and without coordinate-descent tuning; ``int8`` / ``int8-gN`` (the ``uint4`` path's tied
+table as the head: GemLite's 8-bit layer over ``serifu.accel.int8_table``'s codes, scales per
+32 or N columns). Timed by ``triton.testing.do_bench_cudagraph``
 (medians); bandwidth = bytes of weights read ÷ time, against the measured HBM bandwidth.
 
     python3 bench/gpu/gemv_shapes.py --model line-3.6b --out $OUT/gemv.json
+    python3 bench/gpu/gemv_shapes.py --shapes 51200x3072 --kernels bf16,int8,int8-g128 --out …
 """
 
 from __future__ import annotations
@@ -62,6 +65,17 @@ def _candidates(
     cands: dict[str, Any] = {}
     if "bf16" in kernels:
         cands["bf16"] = (lambda: F.linear(x, lin.weight), n_out * n_in * 2)
+    for k in kernels:  # the tied table's head on the uint4 path (serifu.accel.int8_table):
+        if k != "int8" and not k.startswith("int8-g"):  # int8-gN: scales per N columns
+            continue
+        from serifu.accel.int8_table import INT8_GROUP, int8_dequantize, int8_head, int8_rows
+
+        group = min(int(k[6:]) if k.startswith("int8-g") else INT8_GROUP, n_in)
+        codes, scales = int8_rows(lin.weight, group)
+        h8 = int8_head(codes, scales, torch.bfloat16)
+        ref8 = F.linear(x.float(), int8_dequantize(codes, scales))
+        nbytes8 = codes.numel() + 4 * scales.numel()
+        cands[k] = (lambda h8=h8: h8(x), nbytes8, ref8)
     if any(k.startswith("gemlite") for k in kernels):
         import gemlite
 
@@ -104,11 +118,12 @@ def _shape_rows(
         cands = _candidates(lin, q, x, kernels)
     except Exception as exc:
         return [{"shape": [n_out, n_in], "error": f"{type(exc).__name__}: {exc}"[:300]}]
-    for name, (fn, nbytes) in cands.items():
+    for name, (fn, nbytes, *own_ref) in cands.items():  # own_ref: a kernel of another grid
         row: dict[str, Any] = {"shape": [n_out, n_in], "kernel": name + tag}
+        want = own_ref[0] if own_ref else ref
         try:
             y = fn()
-            row["rel_err"] = round(((y.float() - ref).abs().max() / ref.abs().max()).item(), 5)
+            row["rel_err"] = round(((y.float() - want).abs().max() / want.abs().max()).item(), 5)
             us = do_bench_cudagraph(fn, rep=200) * 1e3
             row |= {
                 "us": round(us, 2),
@@ -132,8 +147,14 @@ def main() -> None:
         help="further passes over the shapes with GemLite re-set: h100 (its shipped H100 "
         "autotune cache; an H200's name matches none), max (its widest autotune)",
     )
+    ap.add_argument(
+        "--shapes", default="", help="OUTxIN,... instead of the model's (e.g. its head alone)"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    shapes = SHAPES[args.model]
+    if args.shapes:
+        shapes = [tuple(int(v) for v in sh.split("x")) for sh in args.shapes.split(",")]
     from bench.gpu.common import versions
     from bench.gpu.roofline import measure_bandwidth
 
@@ -147,7 +168,7 @@ def main() -> None:
         "rows": rows,
     }
     kernels = args.kernels.split(",")
-    for n_out, n_in in SHAPES[args.model]:
+    for n_out, n_in in shapes:
         rows.extend(_shape_rows(n_out, n_in, bw, kernels, ""))
         args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
     glk = [k for k in kernels if k.startswith("gemlite")]
@@ -161,7 +182,7 @@ def main() -> None:
         elif mode == "max":
             GemLiteLinearTriton.reset_config()
             gemlite.set_autotune("max")
-        for n_out, n_in in SHAPES[args.model]:
+        for n_out, n_in in shapes:
             rows.extend(_shape_rows(n_out, n_in, bw, glk, f" ({mode})"))
             args.out.write_text(json.dumps(out, indent=1), encoding="utf-8")
     out["seconds"] = round(time.perf_counter() - t0, 1)

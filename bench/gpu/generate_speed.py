@@ -535,6 +535,8 @@ IN_PLACE = (
     "gemlite-torchao",
     "uint4",
     "uint4-lora",
+    "uint4-bf16table",
+    "uint4-lora-bf16table",
     "uint4-lora-peft",
     "uint4-cg",
     "uint4-lora-cg",
@@ -542,7 +544,8 @@ IN_PLACE = (
     "uint4t-lora",
 )
 """4-bit kinds made from the bf16 model in place (``uint4t``: the same codes in
-``bench/gpu/uint4_torch.py``'s PyTorch layers, fused GEMVs once compiled)."""
+``bench/gpu/uint4_torch.py``'s PyTorch layers, fused GEMVs once compiled; ``-bf16table``: a
+tied embedding/head table left in bf16 instead of the product's int8 rows)."""
 
 
 def _lora_layers(model: Any, model_id: str) -> Any:
@@ -567,13 +570,14 @@ def _qlora_layout(nf4: Any, model_id: str) -> Any:
     return _lora_layers(nf4, model_id).get_base_model()
 
 
-def _uint4(model: Any, fuse_lora: bool = True) -> Any:
-    """``serifu.inference.quantize``'s uint4 reply weights (GemLite A16W4, group 64): on a PEFT
-    model the base goes 4-bit under the unmerged LoRA (as reductions, the product's default,
-    or PEFT's matmuls: ``fuse_lora=False``). Returns the plain model."""
+def _uint4(model: Any, fuse_lora: bool = True, table: str = "int8") -> Any:
+    """``serifu.inference.quantize``'s uint4 reply weights (GemLite A16W4, group 64; a tied
+    table in int8 rows or bf16): on a PEFT model the base goes 4-bit under the unmerged LoRA
+    (as reductions, the product's default, or PEFT's matmuls: ``fuse_lora=False``). Returns
+    the plain model."""
     from serifu.inference.quantize import prepare_reply_weights
 
-    q = prepare_reply_weights(model, "uint4", merge=False, fuse_lora=fuse_lora)
+    q = prepare_reply_weights(model, "uint4", merge=False, fuse_lora=fuse_lora, table=table)
     return q.get_base_model() if hasattr(q, "get_base_model") else q
 
 
@@ -669,7 +673,8 @@ def _bench_4bit(
                         q = quantize_uint4_torch_(lora)
                         q = q.get_base_model() if hasattr(q, "get_base_model") else q
                     else:
-                        q = _uint4(lora, fuse_lora=not kind.endswith("-peft"))
+                        table = "bf16" if kind.endswith("-bf16table") else "int8"
+                        q = _uint4(lora, fuse_lora=not kind.endswith("-peft"), table=table)
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:

@@ -77,7 +77,8 @@ def kv_bytes_per_token(model: Any, position: int, batch: int = 1) -> int:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     window = getattr(config, "sliding_window", None)
     types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
-    itemsize = lm.get_input_embeddings().weight.element_size()  # the cache's dtype
+    embed = lm.get_input_embeddings()  # its dtype is the cache's (an int8 table: its output's)
+    itemsize = (getattr(embed, "dtype", None) or embed.weight.dtype).itemsize
     per_position = 2 * kv_heads * head_dim * itemsize
     total = 0
     for kind in types:

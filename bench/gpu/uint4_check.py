@@ -5,7 +5,9 @@ rounding the weights to the 4-bit grid and keeping them dequantised. This check,
 packs the same codes into GemLite's A16W4 layers and compares their outputs (batch 1, 8 and
 360 rows: its GEMV and GEMM kernels) with the dequantised weights' matmul in float32, with
 GemLite's bf16 atomic adds (its default) and with float32 ones. For scale: rounding an output
-to bf16 alone is a relative error of ~4e-3.
+to bf16 alone is a relative error of ~4e-3. The tied table's int8 head (GemLite's A16W8 over
+``serifu.accel.int8_table``'s codes, line-3.6b's and gemma-3-270m's head shapes) is checked
+the same way, with the embedding rows it gathers from the same codes.
 
     python bench/gpu/uint4_check.py [--out FILE]
 """
@@ -17,6 +19,35 @@ import json
 from pathlib import Path
 
 import torch
+
+
+def _int8_table_rows() -> list[dict]:
+    """The int8 head and embedding against the dequantised table, in float32."""
+    from serifu.accel.int8_table import Int8Embedding, int8_dequantize, int8_head, int8_rows
+
+    rows = []
+    for vocab, hidden in ((51200, 3072), (262144, 640)):
+        table = torch.randn(vocab, hidden, device="cuda", dtype=torch.bfloat16) * 0.02
+        codes, scales = int8_rows(table)
+        ref = int8_dequantize(codes, scales)
+        head = int8_head(codes, scales, torch.bfloat16)
+        embed = Int8Embedding(codes, scales, torch.bfloat16)
+        ids = torch.randint(0, vocab, (1, 8), device="cuda")
+        with torch.no_grad():
+            gathered = embed(ids).float()
+        rel = float((gathered - ref[ids]).norm() / ref[ids].norm())
+        rows.append({"shape": [vocab, hidden], "embedding_rows": 8, "rel_error": round(rel, 5)})
+        for m in (1, 8, 360):
+            x = torch.randn(m, hidden, device="cuda", dtype=torch.bfloat16)
+            with torch.no_grad():
+                got = head(x).float()
+            want = x.float() @ ref.t()
+            rel = float((got - want).norm() / want.norm())
+            rows.append(
+                {"shape": [vocab, hidden], "rows": m, "int8_head": True, "rel_error": round(rel, 5)}
+            )
+            print(f"int8 head {vocab}x{hidden} rows {m}: relative error {rel:.2e}")
+    return rows
 
 
 def main() -> None:
@@ -53,6 +84,7 @@ def main() -> None:
                 }
             )
             print(f"{out_f}x{in_f} rows {m} bf16 atomics {native}: relative error {rel:.2e}")
+    rows += _int8_table_rows()
     worst = max(r["rel_error"] for r in rows)
     print(f"worst {worst:.2e} ({type(layer).__name__})")
     if args.out:

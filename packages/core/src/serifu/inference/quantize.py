@@ -9,8 +9,11 @@ weights read. Three maintained 4-bit kernel libraries:
 * ``"nf4"``: bitsandbytes NF4 (its batch-1 inference kernel), CPU or CUDA.
 * ``"uint4"``: 4-bit asymmetric, one scale and zero per 64 weights (HQQ's format,
   ``(W_q - zeros) * scales ≈ W``), run by GemLite's Triton GEMV kernels on CUDA
-  (``pip install 'serifu[gemlite]'``). On the CPU the weights are rounded to the same grid
-  and kept dequantised: the format's quality, measurable without a GPU, not its speed.
+  (``pip install 'serifu[gemlite]'``). A table tied between the input embeddings and the
+  head (line-3.6b, gemma-3-270m) is stored once in int8 rows (:mod:`serifu.accel.int8_table`:
+  GemLite's A16W8 head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
+  are rounded to the same grids and kept dequantised: the format's quality, measurable
+  without a GPU, not its speed.
 
 For int4 and nf4 the LoRA is merged first (its low-rank product folded into the bf16
 weights), then the merged weights are quantised. A QLoRA adapter was trained on a 4-bit
@@ -30,6 +33,8 @@ from typing import Any
 from serifu.errors import SerifuError
 
 WEIGHTS = ("bf16", "int4", "nf4", "uint4")
+TABLES = ("int8", "bf16")
+"""How the ``uint4`` path keeps a tied embedding/head table (4 bits cost +18 % perplexity)."""
 INT4_GROUP = 128
 UINT4_GROUP = 64
 
@@ -55,6 +60,8 @@ def merge_adapter(model: Any) -> Any:
 
 def _head_is_tied(model: Any) -> bool:
     head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    if getattr(embed, "serves_head", False):  # one int8 table for both (accel.int8_table)
+        return True
     weight = getattr(head, "weight", None)  # a kernel library's head may have none
     return weight is not None and embed is not None and weight is embed.weight
 
@@ -168,18 +175,31 @@ def _base_linears(model: Any) -> list[tuple[Any, str, Any]]:
     return found
 
 
-def round_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
-    """Round the base's linear weights (:func:`_base_linears`) to the ``uint4`` grid, in
-    place, keeping them dequantised in their dtype: the CPU's ``uint4`` replies, and the
-    base an adapter trains on with ``train.quant_type = "uint4"`` (the same codes GemLite
-    packs, so such an adapter fits the GPU's ``uint4`` base exactly)."""
+def round_uint4_(model: Any, group_size: int = UINT4_GROUP, table: str = "int8") -> Any:
+    """Round the base's linear weights (:func:`_base_linears`) to the ``uint4`` grid, and a
+    tied embedding/head table to int8 rows (``table="int8"``), in place, keeping them
+    dequantised in their dtype: the CPU's ``uint4`` replies, and the base an adapter trains
+    on with ``train.quant_type = "uint4"`` (the same codes GemLite packs, so such an adapter
+    fits the GPU's ``uint4`` base exactly)."""
     import torch
 
+    check_table(table)
+    tied = _head_is_tied(model)
     with torch.no_grad():
         for _parent, _name, layer in _base_linears(model):
             codes, scales, zeros = uint4_quantize(layer.weight, group_size)
             layer.weight.copy_(uint4_dequantize(codes, scales, zeros).to(layer.weight.dtype))
+    if tied and table == "int8":
+        from serifu.accel.int8_table import round_int8_rows_
+
+        round_int8_rows_(model.get_input_embeddings().weight)
     return model
+
+
+def check_table(table: str) -> None:
+    """A :class:`SerifuError` unless ``table`` names how the ``uint4`` path keeps a tied table."""
+    if table not in TABLES:
+        raise SerifuError(f"table must be one of {', '.join(TABLES)} (got {table!r})")
 
 
 def _gemlite() -> Any:
@@ -209,17 +229,21 @@ def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
     )
 
 
-def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
+def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP, table: str = "int8") -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
-    CUDA GemLite's A16W4 layers (bf16 activations), on the CPU the rounded weights
-    dequantised into the same layers (quality only; see the module docstring)."""
+    CUDA GemLite's A16W4 layers (bf16 activations), and a tied embedding/head table stored
+    once in int8 (``table="int8"``: GemLite's A16W8 head over the rows the embedding gathers,
+    :mod:`serifu.accel.int8_table`); on the CPU the rounded weights dequantised into the same
+    layers (quality only; see the module docstring)."""
     import torch
 
+    check_table(table)
     if next(model.parameters()).device.type != "cuda":
-        round_uint4_(model, group_size)
+        round_uint4_(model, group_size, table)
         model.serifu_weights = "uint4-simulated"
         return model
     gemlite = _gemlite()
+    tied = _head_is_tied(model)
     # float32 split-K sums: with GemLite's bf16 atomic adds a batch-1 output is 1-2e-2 off
     # the dequantised weights' product, with float32 ones 4e-3 (bf16 rounding alone;
     # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes
@@ -228,9 +252,30 @@ def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP) -> Any:
     for parent, name, layer in _base_linears(model):
         setattr(parent, name, gemlite_layer(layer, group_size))
         layer.weight = None  # the bf16 weight is done with
+    if tied and table == "int8":
+        _int8_table_or_notice(model)
     torch.cuda.empty_cache()
     model.serifu_weights = "uint4"
     return model
+
+
+def _int8_table_or_notice(model: Any) -> None:
+    """The tied table in int8 (:func:`serifu.accel.int8_table.tie_int8_table_`), or, where
+    GemLite cannot build its 8-bit head, the table left in bf16 with a one-line notice (the
+    replies stay right; only the table's memory saving is lost)."""
+    import sys
+
+    from serifu.accel.int8_table import tie_int8_table_
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        tie_int8_table_(base)
+    except Exception as err:  # an optional saving: GemLite's 8-bit layer missing or broken
+        print(
+            f"note: the tied embedding/head table stays in bf16 (GemLite's 8-bit head failed: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})",
+            file=sys.stderr,
+        )
 
 
 def adapter_grid(info: dict[str, Any]) -> str | None:
@@ -256,14 +301,21 @@ def grid_notice(info: dict[str, Any], weights: str, merge: bool) -> str | None:
 
 
 def prepare_reply_weights(
-    model: Any, weights: str = "bf16", *, merge: bool | None = None, fuse_lora: bool = True
+    model: Any,
+    weights: str = "bf16",
+    *,
+    merge: bool | None = None,
+    fuse_lora: bool = True,
+    table: str = "int8",
 ) -> Any:
     """The model replies run on: the LoRA merged (``merge``; None: merged unless
     ``weights`` is ``uint4``, whose base goes 4-bit under the unmerged LoRA), then
     quantised to ``weights``. An unmerged uint4 LoRA decodes as reductions that a compiled
     step fuses into its neighbours (:mod:`serifu.accel.lora_decode`; ``fuse_lora=False``:
-    PEFT's matmuls)."""
+    PEFT's matmuls). ``table``: a tied embedding/head table under ``uint4``, int8 rows or
+    left in bf16."""
     check_weights(weights)
+    check_table(table)
     if merge is None:
         merge = weights != "uint4"
     if weights in ("int4", "nf4") and not merge and hasattr(model, "merge_and_unload"):
@@ -275,7 +327,7 @@ def prepare_reply_weights(
     elif weights == "nf4":
         quantize_nf4_(model)
     elif weights == "uint4":
-        quantize_uint4_(model)
+        quantize_uint4_(model, table=table)
         if not merge and fuse_lora:
             from serifu.accel.lora_decode import fuse_lora_for_decode_
 

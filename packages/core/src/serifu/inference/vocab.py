@@ -126,6 +126,13 @@ class OutputVocabulary:
 
         out = lm.get_output_embeddings()
         weight = getattr(out, "weight", None)
+        embed = lm.get_input_embeddings()
+        if weight is None and getattr(embed, "serves_head", False):  # one int8 table
+            codes = embed.codes  # accel.int8_table.Int8Embedding: rows dequantised once
+            if self._head is None or self._head_of is None or self._head_of() is not codes:
+                self._head = embed.rows(self.index(codes.device)).contiguous()
+                self._head_of = weakref.ref(codes)
+            return self._head
         if weight is None or type(weight).__name__ != "Parameter" or weight.dim() != 2:
             return None
         if getattr(out, "bias", None) is not None:
