@@ -7,6 +7,14 @@
 #            (what holds gemma's captured, checkpointed dialogue step 30 MiB above TRL's)
 #   lean     (the microbench at stablelm's widths; lean did not help in the full step)
 #   h100     (an H200 capped at 79 GiB; the real H100 already showed 1 layer in 2)
+# Session 24 (built without a GPU):
+#   int8     the uint4 path's tied embedding/head table in int8 (serifu.accel.int8_table):
+#            GemLite's 8-bit head against the dequantised table (uint4_check.py), its GEMV by
+#            group size against bf16 cuBLAS (gemv_shapes.py), and line-3.6b's whole replies:
+#            uint4 + LoRA with the table in int8 / in bf16, uint4 merged, against bf16
+#   hash     gemma's captured, checkpointed step with the lean masks from a hash
+#            (serifu.accel.mask_hash: nothing kept from forward to backward) against TRL, and
+#            in train_capture.py next to the captured step without checkpointing
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -98,6 +106,22 @@ import json, pathlib, sys
 runs = {pathlib.Path(p).stem: json.loads(pathlib.Path(p).read_text()) for p in sys.argv[2:]}
 pathlib.Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
 PY
+fi
+if [[ ,$parts, == *,int8,* ]]; then  # the uint4 path's tied table in int8 (session 24)
+  run int8-check 80 python3 bench/gpu/uint4_check.py --out "$out/uint4-check-int8.json"
+  run int8-gemv 100 python3 bench/gpu/gemv_shapes.py --shapes 51200x3072,262144x640 \
+    --kernels bf16,int8,int8-g64,int8-g128,int8-g3072 --out "$out/gemv-int8.json"
+  run int8-replies 360 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \
+    --no-ablation --no-vocab --quant uint4-lora,uint4-lora-bf16table,uint4 --budget-s 330 \
+    --out "$out/generate-int8-table.json"
+fi
+if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
+  run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \
+    --rows liger-capture-amp-lean-ckpt --no-auto-row --warmup 2 --timed 3 --out "$out/train-gemma-hash-trl.json"
+  grep " vs TRL" "$out/hash-trl.log" | cut -c1-300
+  run hash-capture 200 python3 bench/gpu/train_capture.py --model gemma-3-270m --steps 12 --warmup 3 \
+    --rows eager-amp,captured-fused-ahead-amp,captured-fused-ahead-amp-lean-ckpt \
+    --out "$out/train-capture-gemma-hash.json"
 fi
 if [[ ,$parts, == *,memtrace,* ]]; then
   models=${MEMTRACE_MODELS:-stablelm-beta-7b}; tag=${models//,/-}

@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import serifu.accel.loss as head_loss
-from serifu.accel.lora_train import use_lean_lora
+from serifu.accel.lora_train import use_hashed_masks, use_lean_lora
 from serifu.training.capture import StaticStep, plan_shapes
 from serifu.training.precision import autocast_dtype
 
@@ -170,8 +170,9 @@ def run_rows(
         undo = restore_point(peft_model)
         if "-lean" in row:  # undone with Liger's patches
             use_lean_lora(peft_model)
-        if row.endswith("-ckpt"):  # the lean masks make the RNG replay needless
+        if row.endswith("-ckpt"):  # hashed lean masks make the RNG replay needless
             set_checkpointing(peft_model, True, replay_rng=False)
+            use_hashed_masks(peft_model, compiled=dev == "cuda")
         peft_model.train()
         times: list[float] = []
         losses: list[float] = []

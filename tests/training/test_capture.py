@@ -179,10 +179,11 @@ def test_settings_it_cannot_run_with_are_named(
 def test_a_checkpointed_static_step_recomputes_without_rng_replay(
     dialogue_dir: Path, tmp_path: Path
 ) -> None:
-    """With the lean LoRA function the recompute takes each layer's forward mask, so the
-    static step may checkpoint (no RNG replay, which a graph cannot capture): its losses
-    with dropout 0.05 are those of the static step without checkpointing, and the run
-    gives the layers their RNG replay back when it ends."""
+    """With the lean LoRA function the static step's dropout masks come from a hash that the
+    recompute computes again, so the step may checkpoint (no RNG replay, which a graph cannot
+    capture): its losses with dropout 0.05 are those of the static step without
+    checkpointing, and the run gives the layers their RNG replay back (and drops the hash)
+    when it ends."""
     from serifu.training import Trainer
     from serifu.training.model_setup import checkpointed_layers
 
@@ -199,6 +200,7 @@ def test_a_checkpointed_static_step_recomputes_without_rng_replay(
     trainer, checkpointed = run("ckpt", True)
     info = checkpointed.info
     assert info["capture"]["capture"] == "on" and "without RNG replay" in info["capture"]["reason"]
+    assert "masks from a hash" in info["capture"]["reason"]
     assert (
         info["gradient_checkpointing"]["on"] is True
         and info["gradient_checkpointing"]["layers"] == 2
@@ -217,6 +219,8 @@ def test_a_checkpointed_static_step_recomputes_without_rng_replay(
     assert checkpointed_layers(trainer.model) == 2 and layers
     for m in layers:  # the RNG replay is back once the run ends
         assert "preserve_rng_state" not in m.__dict__["_gradient_checkpointing_func"].keywords
+    hashed = ("serifu_lean_hash", "serifu_mask_clock")
+    assert not any(k in m.__dict__ for m in trainer.model.modules() for k in hashed)
 
 
 def test_what_keeps_a_checkpointed_recompute_from_capture() -> None:
@@ -233,7 +237,7 @@ def test_what_keeps_a_checkpointed_recompute_from_capture() -> None:
     assert "LoRA dropout 0.1 draws new masks" in (recompute_draws(base, peft) or "")
     lean = _config(lora_backward="lean")
     lean.lora.dropout = 0.1
-    assert recompute_draws(base, lean) is None  # the recompute takes the forward's mask
+    assert recompute_draws(base, lean) is None  # the recompute hashes the forward's mask again
     base.config.attention_dropout = 0.1
     assert "attention_dropout = 0.1" in (recompute_draws(base, lean) or "")
 

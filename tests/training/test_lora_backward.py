@@ -235,38 +235,34 @@ def _grads_with_recompute(model: Any, ids: torch.Tensor, replay_rng: bool) -> di
         set_checkpointing(model, False)
 
 
-def test_the_recompute_takes_the_forwards_mask_without_rng_replay() -> None:
-    """Each lean layer keeps its packed mask from forward to backward, so a checkpointed
-    recompute draws nothing: without the RNG replay (what a CUDA graph cannot capture) the
-    gradients still equal those without checkpointing. PEFT's layers draw a new mask there,
-    so theirs do not."""
-    from serifu.accel.lora_train import MASK_ATTR
+def test_hashed_masks_need_no_rng_replay_in_the_recompute() -> None:
+    """A checkpointed recompute without the RNG replay (what a CUDA graph cannot capture)
+    draws other masks, for PEFT's layers and for lean ones drawing by ``bernoulli_``: the
+    gradients differ from those without checkpointing. With masks from a hash
+    (``use_hashed_masks``) the recompute makes the forward's masks again and the gradients
+    are equal; the next step's key gives other masks."""
+    from serifu.accel.lora_train import HASH_ATTR, use_hashed_masks
+    from serifu.accel.mask_hash import CLOCK_ATTR, advance
+
+    def differs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return any(not torch.allclose(a[k], g) for k, g in b.items())
 
     ids = torch.randint(3, 200, (1, 32))
     model = _lora_model(torch.float32, dropout=0.3)
     peft = _grads_with_recompute(model, ids, replay_rng=False)
     torch.manual_seed(5)
-    peft_plain = _loss_and_grads(model, ids)[1]
-    assert any(not torch.allclose(peft[k], g) for k, g in peft_plain.items())
+    assert differs(peft, _loss_and_grads(model, ids)[1])
     use_lean_lora(model)
+    drawn = _grads_with_recompute(model, ids, replay_rng=False)
     torch.manual_seed(5)
+    assert differs(drawn, _loss_and_grads(model, ids)[1])
+    clock = use_hashed_masks(model)
+    assert clock is not None and model.__dict__[CLOCK_ATTR] is clock
+    assert sum(HASH_ATTR in m.__dict__ for m in model.modules()) == 14
+    advance(model)
     plain = _loss_and_grads(model, ids)[1]
     recomputed = _grads_with_recompute(model, ids, replay_rng=False)
     for k, g in plain.items():
         assert float((recomputed[k] - g).norm()) <= 1e-5 * float(g.norm()) + 1e-9, k
-    layers = [m for m in model.modules() if MASK_ATTR in m.__dict__]
-    assert len(layers) == 14 and all(m.__dict__[MASK_ATTR] == {} for m in layers)  # dropped
-
-
-def test_a_mask_left_by_a_forward_without_backward_is_redrawn_for_another_shape() -> None:
-    from serifu.accel.lora_train import MASK_ATTR
-
-    model = _lora_model(torch.float32, dropout=0.3)
-    use_lean_lora(model)
-    model(input_ids=torch.randint(3, 200, (1, 16))).logits.sum()  # no backward
-    layer = next(m for m in model.modules() if MASK_ATTR in m.__dict__)
-    assert layer.__dict__[MASK_ATTR]["mask"].shape == (1, 16, 64 // 8)  # hidden 64, packed
-    loss = model(input_ids=torch.randint(3, 200, (1, 24))).logits.sum()
-    assert layer.__dict__[MASK_ATTR]["mask"].shape == (1, 24, 8)
-    loss.backward()
-    assert layer.__dict__[MASK_ATTR] == {}
+    advance(model)
+    assert differs(_loss_and_grads(model, ids)[1], plain)

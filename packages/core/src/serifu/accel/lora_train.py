@@ -19,12 +19,12 @@ modules), capture-safe (no host sync, the RNG drawn on the device's default gene
 not) of a model; anything else (adapter disabled or merged, several adapters, DoRA, no
 gradient) falls back to PEFT's own forward.
 
-Each layer also keeps its packed mask from its forward until its backward (the layer's
-``serifu_lean_mask``). A checkpointed layer's recompute takes that mask instead of drawing
-one, so the recompute draws no random numbers: checkpointing then needs no RNG replay
-(``preserve_rng_state=False``), which a CUDA graph cannot capture
-(:mod:`serifu.training.capture`). The mask is dropped when the layer's backward has run; a
-mask of another shape (a new batch after a step that never ran backward) is redrawn.
+A checkpointed layer's recompute must drop out the same inputs as its forward. Eagerly,
+checkpointing replays the RNG and ``bernoulli_`` draws the same mask again. A CUDA graph cannot
+capture that replay (:mod:`serifu.training.capture`), so there the layers take their masks from
+:mod:`serifu.accel.mask_hash` instead (:func:`use_hashed_masks`): a hash of the element's
+index, the layer and a key drawn once per step, which the recompute computes again: nothing to
+replay, and nothing kept from forward to backward.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from serifu.accel.mask_hash import LayerHash, MaskClock
     from serifu.config.train import TrainConfig
 
 
@@ -76,23 +77,19 @@ def _dropped(x: Any, keep: Any, p: float, dtype: Any) -> Any:
     return x.to(dtype) if keep is None else _drop_(x.to(dtype, copy=True), keep, p)
 
 
-def _mask_for(x: Any, p: float, store: dict[str, Any] | None) -> tuple[Any, Any]:
+def _mask_for(x: Any, p: float, hashing: LayerHash | None) -> tuple[Any, Any]:
     """Dropout's mask for ``x`` (None without dropout) and its packed form (eight to a byte
-    where the width allows, else the bool mask): the mask ``store`` holds from this layer's
-    forward when its shape fits (the checkpointed recompute), else a new one, kept there."""
+    where the width allows, else the bool mask): drawn by ``bernoulli_``, or ``hashing``'s
+    (the same in the forward and its recompute)."""
     if p <= 0:
         return None, None
     width = x.shape[-1]
     packs = width % 8 == 0
-    held = None if store is None else store.get("mask")
-    shape = (*x.shape[:-1], width // 8 if packs else width)
-    if held is not None and held.device == x.device and tuple(held.shape) == shape:
-        return (unpack_mask(held, width) if packs else held), held
+    if hashing is not None:
+        packed = hashing.mask(tuple(x.shape), p, packs)
+        return (unpack_mask(packed, width) if packs else packed), packed
     keep = draw_mask(x, p)
-    packed = pack_mask(keep) if packs else keep
-    if store is not None:
-        store["mask"] = packed
-    return keep, packed
+    return keep, (pack_mask(keep) if packs else keep)
 
 
 def _compute_dtype(x: Any, weight: Any) -> Any:
@@ -112,14 +109,14 @@ def _lean_function() -> type:
 
         @staticmethod
         def forward(
-            ctx: Any, x: Any, a: Any, b: Any, p: float, scaling: float, dtype: Any, store: Any
+            ctx: Any, x: Any, a: Any, b: Any, p: float, scaling: float, dtype: Any, hashing: Any
         ) -> Any:
-            keep, packed = _mask_for(x, p, store)
+            keep, packed = _mask_for(x, p, hashing)
             with torch.autocast(x.device.type, enabled=False):
                 h = _dropped(x, keep, p, dtype) @ a.to(dtype).t()  # (..., r)
                 out = (h @ b.to(dtype).t()) * scaling
             ctx.save_for_backward(x, packed, a, b, h)
-            ctx.p, ctx.scaling, ctx.dtype, ctx.store = p, scaling, dtype, store
+            ctx.p, ctx.scaling, ctx.dtype = p, scaling, dtype
             return out
 
         @staticmethod
@@ -140,26 +137,24 @@ def _lean_function() -> type:
             grad_x = None
             if ctx.needs_input_grad[0]:
                 grad_x = _drop_(dh @ a.to(dtype), keep, p).to(x.dtype)
-            if ctx.store is not None:
-                ctx.store.pop("mask", None)  # this forward's mask is done with
             return grad_x, grad_a, grad_b, None, None, None, None
 
     return LeanLoRA
 
 
 _FUNCTION: list[Any] = []
-MASK_ATTR = "serifu_lean_mask"
-"""A lean layer's instance attribute: its packed dropout mask from forward to backward."""
+HASH_ATTR = "serifu_lean_hash"
+"""A lean layer's instance attribute: its :class:`LayerHash` (masks from a hash)."""
 
 
 def lean_lora(
-    x: Any, a: Any, b: Any, p: float, scaling: float, store: dict[str, Any] | None = None
+    x: Any, a: Any, b: Any, p: float, scaling: float, hashing: LayerHash | None = None
 ) -> Any:
     """``scaling * (dropout_p(x) @ a.T) @ b.T`` in the compute dtype (see the module doc);
-    ``store``: where the layer keeps its mask from forward to backward."""
+    ``hashing``: the layer's masks from a hash instead of ``bernoulli_``."""
     if not _FUNCTION:
         _FUNCTION.append(_lean_function())
-    return _FUNCTION[0].apply(x, a, b, p, scaling, _compute_dtype(x, a), store)
+    return _FUNCTION[0].apply(x, a, b, p, scaling, _compute_dtype(x, a), hashing)
 
 
 def _plain(layer: Any) -> str | None:
@@ -188,8 +183,8 @@ def lean_forward(self: Any, x: Any, *args: Any, _peft: Any = None, **kwargs: Any
     dropout = self.lora_dropout[name]
     p = float(dropout.p) if isinstance(dropout, torch.nn.Dropout) and dropout.training else 0.0
     a, b = self.lora_A[name].weight, self.lora_B[name].weight
-    store = self.__dict__.setdefault(MASK_ATTR, {})
-    return result + lean_lora(x, a, b, p, float(self.scaling[name]), store).to(result.dtype)
+    hashing = self.__dict__.get(HASH_ATTR)
+    return result + lean_lora(x, a, b, p, float(self.scaling[name]), hashing).to(result.dtype)
 
 
 def use_lean_lora(model: Any) -> int:
@@ -216,6 +211,25 @@ def use_lean_lora(model: Any) -> int:
     for layer in layers:
         layer.forward = types.MethodType(partial(lean_forward, _peft=layer.forward), layer)
     return len(layers)
+
+
+def use_hashed_masks(model: Any, *, compiled: bool = False) -> MaskClock | None:
+    """Give every lean layer of ``model`` (:func:`use_lean_lora`) masks from a hash of its
+    position among them and a per-step key (:class:`serifu.accel.mask_hash.MaskClock`, kept on
+    the model as ``serifu_mask_clock``: :func:`serifu.accel.mask_hash.advance` draws the next
+    key). ``compiled``: the hash as one compiled kernel (CUDA with a compiler). Returns the
+    clock, or None when no layer runs the lean function."""
+    from serifu.accel.mask_hash import CLOCK_ATTR, LayerHash, MaskClock
+
+    lean = [m for m in model.modules() if getattr(m.forward, "func", None) is lean_forward]
+    if not lean:
+        return None
+    device = next(p for p in model.parameters()).device
+    clock = MaskClock.on(device, compiled=compiled)
+    for salt, layer in enumerate(lean):
+        layer.__dict__[HASH_ATTR] = LayerHash.of(clock, salt)
+    model.__dict__[CLOCK_ATTR] = clock
+    return clock
 
 
 def use_lora_backward(model: Any, config: TrainConfig) -> int:

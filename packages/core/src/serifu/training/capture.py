@@ -128,9 +128,11 @@ def forward_backward(
     loss's softmax and gradient as one compiled function (:attr:`LinearHead.fused`);
     ``amp``: the forward under autocast to that dtype (``train.autocast``)."""
     from serifu.accel.loss import decoder_and_head, frozen_linear_head, linear_head_loss
+    from serifu.accel.mask_hash import advance
     from serifu.training.loss import causal_lm
     from serifu.training.precision import forward_precision
 
+    advance(model)  # the step's key for hashed dropout masks (serifu.accel.mask_hash)
     lm = causal_lm(model)
     decoder, _, _ = decoder_and_head(lm)
     head = frozen_linear_head(lm)
@@ -289,15 +291,15 @@ def recompute_draws(model: Any, config: TrainConfig) -> str | None:
 
     A CUDA graph cannot capture checkpointing's RNG replay, so a captured step may
     checkpoint only where nothing needs replaying: LoRA without dropout, or the lean LoRA
-    function, whose recompute takes the forward's mask (:mod:`serifu.accel.lora_train`),
-    and a base without dropout of its own."""
+    function, whose masks then come from a hash the recompute computes again
+    (:mod:`serifu.accel.mask_hash`), and a base without dropout of its own."""
     import torch
 
     from serifu.training.loss import causal_lm
 
     p = config.lora.dropout
     if p > 0 and config.lora_backward != "lean":
-        return f"LoRA dropout {p:g} draws new masks there (train.lora_backward = 'lean' reuses the forward's)"
+        return f"LoRA dropout {p:g} draws new masks there (train.lora_backward = 'lean' hashes the forward's again)"
     text = causal_lm(model).config.get_text_config()
     for key in DROPOUT_KEYS:
         value = getattr(text, key, None)
@@ -377,7 +379,8 @@ def use_capture(
     of indices into ``examples``): the decision, and the static step when it is on. ``"on"``
     where the run cannot use it is an error that says why. With ``checkpointing`` (every
     ``checkpoint_every``-th layer) the layers are set to recompute without the RNG replay,
-    which :func:`recompute_draws` has found needless."""
+    which :func:`recompute_draws` has found needless; lean LoRA layers take their dropout
+    masks from a hash (:func:`serifu.accel.lora_train.use_hashed_masks`)."""
     from serifu.training.compile import compiler_unavailable
     from serifu.training.loss import causal_lm, loss_chunk_tokens
     from serifu.training.precision import autocast_dtype
@@ -418,6 +421,10 @@ def use_capture(
         f"{shapes.labels} loss positions) runs as {where}; the loss's softmax "
         + ("compiled (torch.compile)" if fused else f"eager ({no_compiler})")
     )
+    from serifu.accel.lora_train import use_hashed_masks
+
+    if use_hashed_masks(model, compiled=graph and fused) is not None:  # lean LoRA layers
+        reason += "; LoRA dropout masks from a hash (the same with checkpointing or without)"
     if checkpointing:
         from serifu.training.model_setup import set_checkpointing
 

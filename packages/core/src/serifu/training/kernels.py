@@ -225,10 +225,12 @@ INSTANCE_NAMES = (
     "_get_name",
     "serifu_loss_kernel",  # LOSS_KERNEL_ATTR
     "_gradient_checkpointing_func",  # serifu.training.offload wraps it
-    "serifu_lean_mask",  # serifu.accel.lora_train.MASK_ATTR
+    "serifu_lean_hash",  # serifu.accel.lora_train.HASH_ATTR
+    "serifu_mask_clock",  # serifu.accel.mask_hash.CLOCK_ATTR
 )
 """What Liger (and TRL) bind on module instances, the loss switch, and what Serifu's own
-levers set on layers (the checkpoint function offloading wraps, the lean LoRA's kept mask)."""
+levers set on layers (the checkpoint function offloading wraps, the lean LoRA's hashed masks
+and their clock)."""
 
 
 def restore_point(model: Any) -> Callable[[], None]:
