@@ -7,7 +7,8 @@
 #            (what holds gemma's captured, checkpointed dialogue step 30 MiB above TRL's)
 #   lean     (the microbench at stablelm's widths; lean did not help in the full step)
 #   h100     (an H200 capped at 79 GiB; the real H100 already showed 1 layer in 2)
-# Session 24 (built without a GPU):
+# Session 24 (built without a GPU; int8 and hash then ran on an H100, docs/benchmarks.md
+# "Session 24"; an H200 run of int8 is still pending, the target names that card):
 #   int8     the uint4 path's tied embedding/head table in int8 (serifu.accel.int8_table):
 #            GemLite's 8-bit head against the dequantised table (uint4_check.py), its GEMV by
 #            group size against bf16 cuBLAS (gemv_shapes.py), and line-3.6b's whole replies:
