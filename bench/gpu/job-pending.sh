@@ -109,7 +109,7 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps(runs, indent=1) + "\n")
 PY
 fi
 if [[ ,$parts, == *,int8,* ]]; then  # the uint4 path's tied table in int8 (session 24)
-  run int8-check 80 python3 bench/gpu/uint4_check.py --out "$out/uint4-check-int8.json"
+  run int8-check 150 python3 bench/gpu/uint4_check.py --out "$out/uint4-check-int8.json"
   run int8-gemv 100 python3 bench/gpu/gemv_shapes.py --shapes 51200x3072,262144x640 \
     --kernels bf16,int8,int8-g64,int8-g128,int8-g3072 --out "$out/gemv-int8.json"
   run int8-replies 360 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \

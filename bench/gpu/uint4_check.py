@@ -21,6 +21,15 @@ from pathlib import Path
 import torch
 
 
+def _rel_error(layer: torch.nn.Module, ref_w: torch.Tensor, m: int) -> float:
+    """``layer`` on ``m`` random bf16 rows against their float32 product with ``ref_w``."""
+    x = torch.randn(m, ref_w.shape[1], device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        got = layer(x).float()
+    want = x.float() @ ref_w.float().t()
+    return float((got - want).norm() / want.norm())
+
+
 def _int8_table_rows() -> list[dict]:
     """The int8 head and embedding against the dequantised table, in float32."""
     from serifu.accel.int8_table import Int8Embedding, int8_dequantize, int8_head, int8_rows
@@ -38,11 +47,7 @@ def _int8_table_rows() -> list[dict]:
         rel = float((gathered - ref[ids]).norm() / ref[ids].norm())
         rows.append({"shape": [vocab, hidden], "embedding_rows": 8, "rel_error": round(rel, 5)})
         for m in (1, 8, 360):
-            x = torch.randn(m, hidden, device="cuda", dtype=torch.bfloat16)
-            with torch.no_grad():
-                got = head(x).float()
-            want = x.float() @ ref.t()
-            rel = float((got - want).norm() / want.norm())
+            rel = _rel_error(head, ref, m)
             rows.append(
                 {"shape": [vocab, hidden], "rows": m, "int8_head": True, "rel_error": round(rel, 5)}
             )
@@ -58,8 +63,8 @@ def main() -> None:
 
     from serifu.inference.quantize import gemlite_layer, uint4_dequantize, uint4_quantize
 
-    rows = []
     torch.manual_seed(0)
+    rows = _int8_table_rows()  # first: the 4-bit sweep below autotunes GemLite at length
     for native, (out_f, in_f) in [
         (native, shape)
         for native in (True, False)
@@ -70,11 +75,7 @@ def main() -> None:
         ref_w = uint4_dequantize(*uint4_quantize(linear.weight)).float()
         layer = gemlite_layer(linear)  # the product's packing, under this run's atomics
         for m in (1, 8, 360):
-            x = torch.randn(m, in_f, device="cuda", dtype=torch.bfloat16)
-            with torch.no_grad():
-                got = layer(x).float()
-            want = x.float() @ ref_w.t()
-            rel = float((got - want).norm() / want.norm())
+            rel = _rel_error(layer, ref_w, m)
             rows.append(
                 {
                     "shape": [out_f, in_f],
@@ -84,7 +85,6 @@ def main() -> None:
                 }
             )
             print(f"{out_f}x{in_f} rows {m} bf16 atomics {native}: relative error {rel:.2e}")
-    rows += _int8_table_rows()
     worst = max(r["rel_error"] for r in rows)
     print(f"worst {worst:.2e} ({type(layer).__name__})")
     if args.out:
