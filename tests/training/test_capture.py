@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,55 @@ def test_a_checkpointed_static_step_recomputes_without_rng_replay(
         assert "preserve_rng_state" not in m.__dict__["_gradient_checkpointing_func"].keywords
     hashed = ("serifu_lean_hash", "serifu_mask_clock")
     assert not any(k in m.__dict__ for m in trainer.model.modules() for k in hashed)
+
+
+def test_a_failed_auto_capture_gives_the_usual_step_its_masks_and_rng_replay_back(
+    dialogue_dir: Path, tmp_path: Path
+) -> None:
+    """When ``"auto"``'s static step fails, the run goes on with the usual step. That step
+    draws no new key for the hash, so the lean layers must draw by ``bernoulli_`` again (else
+    every step would drop out the same inputs) and checkpointing must replay the RNG again."""
+    import dataclasses
+
+    from serifu.accel.lora_train import HASH_ATTR
+    from serifu.accel.mask_hash import CLOCK_ATTR
+    from serifu.training import Trainer
+
+    torch.set_num_threads(1)
+    cfg = _config(capture="on", lora_backward="lean")
+    cfg = cfg.model_copy(update={"gradient_checkpointing": True})
+    cfg.lora.dropout = 0.05
+    trainer = Trainer("tiny-llama", dialogue_dir, tmp_path / "x", cfg, progress=False)
+    trainer.started, trainer.dist = time.perf_counter(), None  # as fit() sets them
+    trainer._check_outputs()
+    trainer._setup()
+    try:
+        model = trainer.model
+        funcs = [
+            m.__dict__["_gradient_checkpointing_func"]
+            for m in model.modules()
+            if "_gradient_checkpointing_func" in m.__dict__
+        ]
+        assert funcs and all(f.keywords.get("preserve_rng_state") is False for f in funcs)
+        assert CLOCK_ATTR in model.__dict__
+        assert any(HASH_ATTR in m.__dict__ for m in model.modules())
+        trainer.capture = dataclasses.replace(trainer.capture, setting="auto")
+        assert trainer._capture_failed(RuntimeError("capture failed on this machine"))
+        assert trainer.static is None and trainer.capture.capture == "off"
+        assert CLOCK_ATTR not in model.__dict__
+        assert not any(HASH_ATTR in m.__dict__ for m in model.modules())
+        funcs = [
+            m.__dict__["_gradient_checkpointing_func"]
+            for m in model.modules()
+            if "_gradient_checkpointing_func" in m.__dict__
+        ]
+        assert funcs and all("preserve_rng_state" not in f.keywords for f in funcs)
+        micro = [[trainer.train_ex[i] for i in ix] for ix in trainer.plan[0]]
+        loss, tokens = trainer._forward_backward(micro)  # the usual step runs
+        assert loss > 0 and tokens > 0
+    finally:
+        if trainer._unpatch is not None:
+            trainer._unpatch()
 
 
 def test_what_keeps_a_checkpointed_recompute_from_capture() -> None:

@@ -232,6 +232,15 @@ def use_hashed_masks(model: Any, *, compiled: bool = False) -> MaskClock | None:
     return clock
 
 
+def drop_hashed_masks(model: Any) -> None:
+    """Undo :func:`use_hashed_masks`: the lean layers draw by ``bernoulli_`` again."""
+    from serifu.accel.mask_hash import CLOCK_ATTR
+
+    for m in model.modules():
+        m.__dict__.pop(HASH_ATTR, None)
+    model.__dict__.pop(CLOCK_ATTR, None)
+
+
 def use_lora_backward(model: Any, config: TrainConfig) -> int:
     """``train.lora_backward``: with ``"lean"``, :func:`use_lean_lora`; returns the LoRA
     layers that run it (0 with ``"peft"``)."""

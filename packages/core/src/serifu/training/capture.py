@@ -343,6 +343,18 @@ def capture_blockers(
     return found
 
 
+def leave_capture(model: Any, *, checkpointing: bool, checkpoint_every: int = 1) -> None:
+    """Undo what :func:`use_capture` set for the static step when a run goes back to the usual
+    step: the lean layers draw their masks by ``bernoulli_`` again (only the static step draws
+    a new key for the hash each step) and the checkpointed layers replay the RNG again."""
+    from serifu.accel.lora_train import drop_hashed_masks
+    from serifu.training.model_setup import set_checkpointing
+
+    drop_hashed_masks(model)
+    if checkpointing:
+        set_checkpointing(model, True, checkpoint_every)
+
+
 AUTO_MAX_PARAMS = 1_000_000_000
 """``"auto"`` captures models up to this size: gemma-3-270m's step is launch-bound (2.0-2.4x
 captured); a 3.6-7B model's step is bound by its math, where the static shapes' padding

@@ -443,6 +443,7 @@ class Trainer:
         import torch
 
         from serifu.errors import SerifuError
+        from serifu.training.capture import leave_capture
 
         decision = self.capture
         if self.static is None or decision is None or decision.setting != "auto":
@@ -450,6 +451,11 @@ class Trainer:
         if isinstance(err, SerifuError):
             return False
         self.static = None  # its CUDA graph and memory pool go with it
+        leave_capture(  # masks drawn again each step, checkpointing with its RNG replay
+            self.model,
+            checkpointing=self.checkpointing.on,
+            checkpoint_every=self.checkpointing.every,
+        )
         for p in self.trainable:
             p.grad = None
         if torch.cuda.is_available():
