@@ -1,10 +1,10 @@
-"""A tied embedding/head table stored once in int8, one float32 scale per row.
+"""A tied embedding/head table stored once in int8, a float32 scale per 32 columns of a row.
 
 Models that tie their input embeddings to the output head (line-3.6b, gemma-3-270m) keep one
 (vocab, hidden) table for both. The ``uint4`` reply path cannot round it to the 4-bit grid of
 the linear layers (perplexity +18 % on gemma-3-270m, docs/benchmarks.md), but symmetric int8
-rows cost next to nothing in quality and halve the table's bytes. On CUDA the head reads the
-codes through GemLite's A16W8 GEMV (:func:`int8_head`), whose weight is a transposed view of
+codes cost next to nothing in quality and halve the table's bytes. On CUDA the head reads the
+codes through GemLite's 8-bit GEMV (:func:`int8_head`), whose weight is a transposed view of
 the same codes this module gathers the input rows from: the table is stored once.
 """
 
@@ -35,10 +35,10 @@ def int8_rows(weight: torch.Tensor, group: int = INT8_GROUP) -> tuple[torch.Tens
 
 
 def int8_dequantize(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """The float32 table ``int8_rows`` codes stand for."""
-    rows, cols = codes.shape
-    groups = codes.float().reshape(rows, scales.shape[-1], -1) * scales.unsqueeze(-1)
-    return groups.reshape(rows, cols)
+    """The float32 values ``int8_rows`` codes stand for (codes ``(..., cols)``, scales
+    ``(..., groups)``: the whole table, or rows of it)."""
+    groups = codes.float().reshape(*codes.shape[:-1], scales.shape[-1], -1)
+    return (groups * scales.unsqueeze(-1)).reshape(codes.shape)
 
 
 def round_int8_rows_(weight: torch.Tensor, group: int = INT8_GROUP) -> None:
@@ -73,9 +73,7 @@ class Int8Embedding(torch.nn.Module):
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """The dequantised table rows ``index`` (``index.shape + (hidden,)``, in ``dtype``):
         the input embeddings, and the head's rows for a reply's output vocabulary."""
-        codes, scales = self.codes[index], self.scales[index]
-        groups = codes.float().reshape(*codes.shape[:-1], scales.shape[-1], -1)
-        return (groups * scales.unsqueeze(-1)).reshape(codes.shape).to(self.dtype)
+        return int8_dequantize(self.codes[index], self.scales[index]).to(self.dtype)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         out = self.rows(input_ids)

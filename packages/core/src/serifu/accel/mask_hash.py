@@ -17,6 +17,7 @@ temporary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,24 +50,20 @@ def keep_mask(
     function of (``key``, ``salt``, element index) only. ``key``: an int64 scalar tensor;
     ``salt``: the layer's number (a tensor where the function is compiled: one kernel for
     every layer)."""
-    n = 1
-    for d in shape:
-        n *= d
-    index = torch.arange(n, dtype=torch.int64, device=key.device).reshape(shape)
+    index = torch.arange(math.prod(shape), dtype=torch.int64, device=key.device).reshape(shape)
     layer = lowbias32((key ^ (salt * 0x9E3779B1)) & M32)  # this layer's key
     bits = lowbias32(lowbias32(index & M32 ^ layer) ^ (key & M32))
     return (bits >> 8) >= round(p * (1 << 24))  # a 24-bit uniform against p
 
 
 def packed_keep_mask(
-    key: torch.Tensor, salt: int, shape: tuple[int, ...], p: float
+    key: torch.Tensor, salt: int | torch.Tensor, shape: tuple[int, ...], p: float
 ) -> torch.Tensor:
     """:func:`keep_mask` packed eight to a byte along the last dimension (a multiple of 8),
-    as :func:`serifu.accel.lora_train.pack_mask` packs a drawn one."""
-    keep = keep_mask(key, salt, shape, p)
-    bits = keep.reshape(*shape[:-1], shape[-1] // 8, 8).to(torch.uint8)
-    shifts = torch.arange(8, dtype=torch.uint8, device=key.device)
-    return (bits << shifts).sum(-1, dtype=torch.uint8)
+    by :func:`serifu.accel.lora_train.pack_mask`, as a drawn one is packed."""
+    from serifu.accel.lora_train import pack_mask
+
+    return pack_mask(keep_mask(key, salt, shape, p))
 
 
 @dataclass

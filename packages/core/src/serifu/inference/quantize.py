@@ -10,8 +10,8 @@ weights read. Three maintained 4-bit kernel libraries:
 * ``"uint4"``: 4-bit asymmetric, one scale and zero per 64 weights (HQQ's format,
   ``(W_q - zeros) * scales ≈ W``), run by GemLite's Triton GEMV kernels on CUDA
   (``pip install 'serifu[gemlite]'``). A table tied between the input embeddings and the
-  head (line-3.6b, gemma-3-270m) is stored once in int8 rows (:mod:`serifu.accel.int8_table`:
-  GemLite's A16W8 head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
+  head (line-3.6b, gemma-3-270m) is stored once in int8 (:mod:`serifu.accel.int8_table`:
+  GemLite's 8-bit head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
   are rounded to the same grids and kept dequantised: the format's quality, measurable
   without a GPU, not its speed.
 
@@ -232,7 +232,7 @@ def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
 def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP, table: str = "int8") -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
     CUDA GemLite's A16W4 layers (bf16 activations), and a tied embedding/head table stored
-    once in int8 (``table="int8"``: GemLite's A16W8 head over the rows the embedding gathers,
+    once in int8 (``table="int8"``: GemLite's 8-bit head over the codes the embedding gathers,
     :mod:`serifu.accel.int8_table`); on the CPU the rounded weights dequantised into the same
     layers (quality only; see the module docstring)."""
     import torch

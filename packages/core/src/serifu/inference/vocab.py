@@ -128,19 +128,20 @@ class OutputVocabulary:
         weight = getattr(out, "weight", None)
         embed = lm.get_input_embeddings()
         if weight is None and getattr(embed, "serves_head", False):  # one int8 table
-            codes = embed.codes  # accel.int8_table.Int8Embedding: rows dequantised once
-            if self._head is None or self._head_of is None or self._head_of() is not codes:
-                self._head = embed.rows(self.index(codes.device)).contiguous()
-                self._head_of = weakref.ref(codes)
-            return self._head
-        if weight is None or type(weight).__name__ != "Parameter" or weight.dim() != 2:
+            source, dtype, take = embed.codes, embed.dtype, embed.rows  # accel.int8_table
+        elif (
+            weight is not None
+            and type(weight).__name__ == "Parameter"
+            and weight.dim() == 2
+            and getattr(out, "bias", None) is None
+        ):
+            source, dtype, take = weight, weight.dtype, lambda idx: weight.detach()[idx]
+        else:
             return None
-        if getattr(out, "bias", None) is not None:
-            return None
-        stale = self._head is None or self._head_of is None or self._head_of() is not weight
-        if stale or (self._head.device, self._head.dtype) != (weight.device, weight.dtype):
-            self._head = weight.detach()[self.index(weight.device)].contiguous()
-            self._head_of = weakref.ref(weight)
+        stale = self._head is None or self._head_of is None or self._head_of() is not source
+        if stale or (self._head.device, self._head.dtype) != (source.device, dtype):
+            self._head = take(self.index(source.device)).contiguous()
+            self._head_of = weakref.ref(source)
         return self._head
 
 

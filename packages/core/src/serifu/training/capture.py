@@ -393,6 +393,7 @@ def use_capture(
     ``checkpoint_every``-th layer) the layers are set to recompute without the RNG replay,
     which :func:`recompute_draws` has found needless; lean LoRA layers take their dropout
     masks from a hash (:func:`serifu.accel.lora_train.use_hashed_masks`)."""
+    from serifu.accel.lora_train import use_hashed_masks
     from serifu.training.compile import compiler_unavailable
     from serifu.training.loss import causal_lm, loss_chunk_tokens
     from serifu.training.precision import autocast_dtype
@@ -433,8 +434,6 @@ def use_capture(
         f"{shapes.labels} loss positions) runs as {where}; the loss's softmax "
         + ("compiled (torch.compile)" if fused else f"eager ({no_compiler})")
     )
-    from serifu.accel.lora_train import use_hashed_masks
-
     if use_hashed_masks(model, compiled=graph and fused) is not None:  # lean LoRA layers
         reason += "; LoRA dropout masks from a hash (the same with checkpointing or without)"
     if checkpointing:
