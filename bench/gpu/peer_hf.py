@@ -88,10 +88,23 @@ class HFStatic:
                 self._cache = None  # its tensors may belong to a failed graph
 
     def _generate(self, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
+        cache = self._static_cache(ids.shape[0], ids.shape[1] + new)
+        # the peer runs PyTorch's sdpa, as an HF user would, even where Serifu's decoder has
+        # switched the shared model to its split-key attention (serifu.accel.split_kv)
+        attn = self.model.config._attn_implementation
+        if attn != "sdpa" and attn.startswith("serifu"):
+            self.model.set_attn_implementation("sdpa")
+        try:
+            out = self._generate_on(ids, mask, new, cache)
+        finally:
+            if self.model.config._attn_implementation != attn:
+                self.model.set_attn_implementation(attn)
+        return out[:, ids.shape[1] :]
+
+    def _generate_on(self, ids: torch.Tensor, mask: torch.Tensor, new: int, cache: Any) -> Any:
         from transformers import CompileConfig
 
-        cache = self._static_cache(ids.shape[0], ids.shape[1] + new)
-        out = self.model.generate(
+        return self.model.generate(
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=new,
@@ -103,7 +116,6 @@ class HFStatic:
             disable_compile=not self.compile,
             **{self._cache_kw: cache},
         )
-        return out[:, ids.shape[1] :]
 
     def describe(self) -> str:
         how = (

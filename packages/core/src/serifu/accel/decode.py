@@ -15,6 +15,12 @@ Each lever is switchable for an honest ablation: ``chunk=1`` (or ``SERIFU_DECODE
 syncs every token; ``graph_prefill=False`` (``SERIFU_GRAPH_PREFILL=0``) runs the prompt
 eagerly; ``graph=False`` runs everything eagerly (the CPU path, which tests the same code).
 
+Two kernel levers for CUDA, off unless asked: ``split_kv=True`` (``SERIFU_SPLIT_KV=1``) runs
+the one-query steps of an sdpa model on :mod:`serifu.accel.split_kv`'s attention, whose keys
+are split over many thread blocks (it sets the model's attention implementation; prompt
+passes and other callers then reach HF's sdpa through it); ``gemv=True`` (``SERIFU_GEMV=1``,
+batch 1) runs the linear layers' one-row products on :mod:`serifu.accel.gemv`'s Triton GEMV.
+
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
 step, greedy or not; picks are mapped back to token ids, and ``prefill``/``step`` return
@@ -104,6 +110,8 @@ class StaticDecoder:
         chunk: int | None = None,
         compile: bool | None = None,
         vocab: Any | None = None,
+        split_kv: bool | None = None,
+        gemv: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -140,6 +148,24 @@ class StaticDecoder:
             compile = os.environ.get("SERIFU_DECODE_COMPILE", "0") == "1"
         self.compile = compile
         self._compiled: Any = None
+        # one-query attention split over the keys (serifu.accel.split_kv) on CUDA, for an sdpa
+        # model (SERIFU_SPLIT_KV=1); otherwise PyTorch's sdpa kernel
+        if split_kv is None:
+            split_kv = os.environ.get("SERIFU_SPLIT_KV", "0") != "0"
+        self.split_kv = False
+        if split_kv and self.device.type == "cuda":
+            from serifu.accel.split_kv import use_split_kv
+
+            self.split_kv = use_split_kv(model)
+        # batch 1: the linear layers' one-row products as Serifu's Triton GEMV
+        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles (SERIFU_GEMV=1)
+        if gemv is None:
+            gemv = os.environ.get("SERIFU_GEMV", "0") != "0"
+        self.gemv = 0
+        if gemv and batch_size == 1 and self.device.type == "cuda":
+            from serifu.accel.gemv import use_gemv
+
+            self.gemv = use_gemv(model)
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -1,0 +1,164 @@
+"""One-query attention with the keys split over many programs (flash-decoding), for replies.
+
+A reply's decode step asks one query per head against the whole static KV cache. cuDNN's
+kernel (PyTorch's choice on an H100/H200) gives each head one thread block: line-3.6b's 32
+heads at batch 1 leave most of an H200's 132 SMs idle, and a layer's ~5 MB of cache took
+~9.5 µs, 11 % of the step (docs/benchmarks.md, session 16). Here each head's keys are cut into
+chunks, one Triton program each, and a second small kernel combines the chunks' partial
+softmaxes (max, sum, weighted values; the log-sum-exp rescaling of flash-decoding).
+
+``register()`` adds the attention implementation ``"serifu_split_kv"`` to transformers
+(masks as for ``sdpa``): passes with more than one query (prompts) run HF's own sdpa
+function; one-query passes run :func:`decode_attention`, a torch custom op that inductor
+leaves alone and a CUDA graph captures. On CUDA it launches the Triton kernels
+(:mod:`serifu.accel.split_kv_kernels`); elsewhere it runs the same split algorithm in PyTorch
+(:func:`split_attention_reference`), which the tests compare with sdpa. No maintained
+library here has a one-query split-key kernel that runs inside HF's captured step:
+FlexAttention's needs a block mask HF builds inside the step (not capturable, session 17),
+flash-attn and FlashInfer ship no wheels for this image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+NAME = "serifu_split_kv"
+"""The attention implementation's name in transformers' registry."""
+BLOCK_N = 32
+"""Keys a program reads per iteration."""
+PROGRAMS = 264
+"""Programs per launch aimed at: two per SM of an H100/H200."""
+
+
+def plan(
+    rows_heads: int, keys: int, programs: int = PROGRAMS, block_n: int = BLOCK_N
+) -> tuple[int, int]:
+    """(splits, chunk): each (row, head)'s ``keys`` cut into ``splits`` chunks of ``chunk``
+    keys (a multiple of ``block_n``) so that about ``programs`` programs run."""
+    blocks = max(1, math.ceil(keys / block_n))
+    want = max(1, min(blocks, math.ceil(programs / max(rows_heads, 1))))
+    chunk = math.ceil(blocks / want) * block_n
+    return math.ceil(keys / chunk), chunk
+
+
+def split_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """The kernels' algorithm in PyTorch: ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D],
+    ``mask`` bool (True attends) or additive, broadcastable to [B, H, 1, L]; returns
+    [B, 1, H, D] (HF's attention output layout) in ``q``'s dtype."""
+    bsz, heads, _, dim = q.shape
+    keys = k.shape[2]
+    groups = heads // k.shape[1]
+    kf = k.float().repeat_interleave(groups, dim=1)  # [B, H, L, D]
+    vf = v.float().repeat_interleave(groups, dim=1)
+    s = (kf @ (q.float() * scale).transpose(-1, -2)).squeeze(-1)  # [B, H, L]
+    if mask is not None:
+        m = mask.expand(bsz, heads, 1, keys).squeeze(2)
+        s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else s + m.float()
+    splits, chunk = plan(bsz * heads, keys)
+    parts_m, parts_l, parts_acc = [], [], []
+    for i in range(splits):
+        sc = s[..., i * chunk : (i + 1) * chunk]
+        top = sc.amax(-1, keepdim=True)
+        p = torch.exp(sc - top.nan_to_num(neginf=0.0))
+        parts_m.append(top)
+        parts_l.append(p.sum(-1, keepdim=True))
+        parts_acc.append(p.unsqueeze(-2) @ vf[..., i * chunk : (i + 1) * chunk, :])
+    m_all = torch.cat(parts_m, -1)  # [B, H, S]
+    w = torch.exp(m_all - m_all.amax(-1, keepdim=True).nan_to_num(neginf=0.0))
+    num = torch.stack([w[..., i, None, None] * a for i, a in enumerate(parts_acc)]).sum(0)
+    den = (w * torch.cat(parts_l, -1)).sum(-1)
+    out = num.squeeze(-2) / den.unsqueeze(-1)  # [B, H, D]
+    return out.unsqueeze(1).to(q.dtype)
+
+
+@torch.library.custom_op("serifu::split_kv_attention", mutates_args=())
+def decode_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    """One query per (row, head) against the cache: [B, 1, H, D] (see the module)."""
+    if not q.is_cuda:
+        return split_attention_reference(q, k, v, mask, scale)
+    from serifu.accel import split_kv_kernels
+
+    bsz, heads, _, dim = q.shape
+    out = torch.empty(bsz, 1, heads, dim, device=q.device, dtype=q.dtype)
+    splits, chunk = plan(bsz * heads, k.shape[2])
+    split_kv_kernels.launch(
+        q.contiguous(), k, v, mask, out, scale, splits=splits, chunk=chunk, block_n=BLOCK_N
+    )
+    return out
+
+
+@decode_attention.register_fake
+def _(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    bsz, heads, _, dim = q.shape
+    return q.new_empty(bsz, 1, heads, dim)
+
+
+def attention_forward(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function signature: one-query passes split over the keys,
+    the rest as HF's sdpa: prompts, soft-capped or sink attention, dropout, and batches whose
+    rows × heads already fill the GPU (one split each: nothing to gain over sdpa's kernel)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    plain = (
+        query.shape[2] == 1
+        and plan(query.shape[0] * query.shape[1], key.shape[2])[0] > 1  # else one block a head
+        and dropout == 0.0
+        and kwargs.get("softcap") is None
+        and kwargs.get("s_aux") is None
+        and kwargs.get("position_bias") is None
+        and key.stride(-1) == 1
+        and value.stride(-1) == 1
+        and (attention_mask is None or attention_mask.stride(-1) == 1)
+    )
+    if not plain:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    return decode_attention(query, key, value, attention_mask, float(scale)), None
+
+
+def register() -> str:
+    """Adds :data:`NAME` to transformers' attention and mask registries (sdpa's masks);
+    returns the name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(NAME, attention_forward)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
+    return NAME
+
+
+def use_split_kv(model: Any) -> bool:
+    """Switches a model whose attention runs HF's sdpa to :data:`NAME`; False (unchanged)
+    for any other implementation (eager, flash, flex) or a model that cannot switch."""
+    config = getattr(model, "config", None)
+    current = getattr(config, "_attn_implementation", None)
+    if current == NAME:
+        return True
+    if current != "sdpa" or not hasattr(model, "set_attn_implementation"):
+        return False
+    register()
+    try:
+        model.set_attn_implementation(NAME)
+    except (ValueError, ImportError):
+        return False
+    return bool(getattr(model.config, "_attn_implementation", None) == NAME)

@@ -1,0 +1,125 @@
+"""Triton kernels of :mod:`serifu.accel.split_kv`: one query per (row, head), its keys split
+over several programs (flash-decoding), then the partial softmaxes combined.
+
+Imported only on CUDA (triton is there wherever inductor runs); the algorithm's PyTorch twin,
+:func:`serifu.accel.split_kv.split_attention_reference`, is what the CPU runs and the tests check.
+"""
+
+# mypy: disable-error-code="no-untyped-def"
+# (Triton kernels' parameters are pointers and constexprs that Triton types itself)
+from __future__ import annotations
+
+from typing import Any
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _split_kv_partial(
+    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr,
+    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_mn,
+    keys, scale,
+    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr, MASK: tl.constexpr,
+):  # fmt: skip
+    """Program (row·head, split): the running max, sum and weighted values over its chunk."""
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = bh // HEADS
+    h = bh % HEADS
+    kv = h // GROUPS
+    d = tl.arange(0, BLOCK_D)
+    dm = d < DIM
+    q = tl.load(q_ptr + b * s_qb + h * s_qh + d, mask=dm, other=0.0).to(tl.float32) * scale
+    m_i = tl.full((), float("-inf"), tl.float32)
+    l_i = tl.zeros((), tl.float32)
+    acc = tl.zeros((BLOCK_D,), tl.float32)
+    for start in range(split * CHUNK, split * CHUNK + CHUNK, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        nm = n < keys
+        if MASK == 1:  # boolean: True attends
+            keep = tl.load(m_ptr + b * s_mb + h * s_mh + n * s_mn, mask=nm, other=0) != 0
+            nm = nm & keep
+        kd = nm[:, None] & dm[None, :]
+        k = tl.load(
+            k_ptr + b * s_kb + kv * s_kh + n[:, None] * s_kn + d[None, :], mask=kd, other=0.0
+        )
+        s = tl.sum(k.to(tl.float32) * q[None, :], 1)
+        if MASK == 2:  # additive
+            s += tl.load(m_ptr + b * s_mb + h * s_mh + n * s_mn, mask=nm, other=0.0).to(tl.float32)
+        s = tl.where(nm, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 0))
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a chunk masked so far: no NaN
+        alpha = tl.exp(m_i - m_use)
+        p = tl.exp(s - m_use)
+        v = tl.load(
+            v_ptr + b * s_vb + kv * s_vh + n[:, None] * s_vn + d[None, :], mask=kd, other=0.0
+        )
+        acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
+        l_i = l_i * alpha + tl.sum(p, 0)
+        m_i = m_new
+    tl.store(acc_ptr + (bh * SPLITS + split) * BLOCK_D + d, acc)
+    tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
+    tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
+
+
+@triton.jit
+def _split_kv_combine(
+    acc_ptr, ml_ptr, o_ptr, s_ob, s_oh,
+    HEADS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """Program (row·head): the splits' partial softmaxes rescaled to one maximum and summed."""
+    bh = tl.program_id(0)
+    b = bh // HEADS
+    h = bh % HEADS
+    s = tl.arange(0, BLOCK_S)
+    sm = s < SPLITS
+    d = tl.arange(0, BLOCK_D)
+    m = tl.load(ml_ptr + (bh * SPLITS + s) * 2, mask=sm, other=float("-inf"))
+    l_s = tl.load(ml_ptr + (bh * SPLITS + s) * 2 + 1, mask=sm, other=0.0)
+    top = tl.max(m, 0)
+    w = tl.exp(m - tl.where(top == float("-inf"), 0.0, top))
+    acc = tl.load(
+        acc_ptr + (bh * SPLITS + s[:, None]) * BLOCK_D + d[None, :], mask=sm[:, None], other=0.0
+    )
+    out = tl.sum(w[:, None] * acc, 0) / tl.sum(w * l_s, 0)
+    tl.store(o_ptr + b * s_ob + h * s_oh + d, out.to(o_ptr.dtype.element_ty), mask=d < DIM)
+
+
+def launch(
+    q: Any, k: Any, v: Any, mask: Any, out: Any, scale: float, splits: int, chunk: int, block_n: int
+) -> None:
+    """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
+    contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L])."""
+    import torch
+
+    bsz, heads, _, dim = q.shape
+    keys = k.shape[2]
+    block_d = triton.next_power_of_2(dim)
+    acc = torch.empty(bsz * heads * splits * block_d, device=q.device, dtype=torch.float32)
+    ml = torch.empty(bsz * heads * splits * 2, device=q.device, dtype=torch.float32)
+    if mask is None:
+        kind, m, sm = 0, q, (0, 0, 0)
+    else:
+        kind = 1 if mask.dtype == torch.bool else 2
+        m = mask
+        sm = (
+            mask.stride(0) if mask.shape[0] > 1 else 0,
+            mask.stride(1) if mask.shape[1] > 1 else 0,
+            mask.stride(3),
+        )
+    _split_kv_partial[(bsz * heads, splits)](
+        q, k, v, m, acc, ml,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2), *sm,
+        keys, scale,
+        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, BLOCK_D=block_d,
+        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind,
+    )  # fmt: skip
+    _split_kv_combine[(bsz * heads,)](
+        acc, ml, out, out.stride(0), out.stride(2),
+        HEADS=heads, DIM=dim, BLOCK_D=block_d, SPLITS=splits,
+        BLOCK_S=triton.next_power_of_2(splits),
+    )  # fmt: skip

@@ -1,0 +1,59 @@
+"""Batch-1 linear layers as Serifu's Triton GEMV (serifu.accel.gemv): which layers switch, and
+that everything the kernel does not serve keeps ``nn.Linear``'s result. The kernel itself runs
+on CUDA only (bench/gpu/decode_levers.py, variant ``gemv``, compares its replies)."""
+
+from __future__ import annotations
+
+import torch
+
+from serifu.accel.gemv import GemvLinear, drop_gemv, gemv, use_gemv
+
+
+def _gemma_bf16() -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    from serifu_models.tiny import TINY_MODELS
+
+    torch.manual_seed(0)
+    spec = next(m for m in TINY_MODELS if m.id == "tiny-gemma")
+    return AutoModelForCausalLM.from_config(spec.build_config(), dtype=torch.bfloat16).eval()
+
+
+def test_half_precision_linears_switch_but_not_the_head() -> None:
+    model = _gemma_bf16()
+    plain = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    head = model.get_output_embeddings()
+    n = use_gemv(model)
+    assert n == len(plain) - 1  # every layer's q, k, v, o, gate, up, down; not lm_head
+    assert type(head) is torch.nn.Linear
+    assert all(type(m) is GemvLinear for m in plain if m is not head)
+    assert drop_gemv(model) == n
+    assert not any(type(m) is GemvLinear for m in model.modules())
+
+
+def test_float32_layers_stay() -> None:
+    layer = torch.nn.Linear(8, 4)
+    holder = torch.nn.Sequential(layer)
+    assert use_gemv(holder) == 0 and type(layer) is torch.nn.Linear
+
+
+def test_the_switched_model_computes_what_it_did() -> None:
+    """Off CUDA (and for prompts, and under autograd) the layers are nn.Linear's forward."""
+    model = _gemma_bf16()
+    ids = torch.randint(3, 300, (1, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        use_gemv(model)
+        got = model(input_ids=ids).logits
+    assert torch.equal(got, ref)
+
+
+def test_the_op_is_a_linear_layer_off_cuda() -> None:
+    g = torch.Generator().manual_seed(2)
+    x, w, b = (
+        torch.randn(1, 1, 16, generator=g),
+        torch.randn(5, 16, generator=g),
+        torch.randn(5, generator=g),
+    )
+    assert torch.equal(gemv(x, w, b), torch.nn.functional.linear(x, w, b))
+    assert gemv(x, w, None).shape == (1, 1, 5)
