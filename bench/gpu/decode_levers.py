@@ -11,10 +11,11 @@ the first variant's. Variants: ``default`` (the product's), ``max-autotune`` (mo
 matmul shape; the graph is Serifu's own), ``cdt`` (``coordinate_descent_tuning``: inductor
 tunes its fused kernels' block sizes), ``reduce`` / ``reduce-cdt`` (every linear layer's decode
 rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS GEMV), ``flex``
-(HF's ``flex_attention``: FlexAttention's split-key decoding kernel), ``split-kv`` (the one-query
-steps' attention split over the keys, Serifu's Triton kernels ``serifu.accel.split_kv``,
-instead of PyTorch's sdpa kernel), ``gemv`` (the linear layers' one-row products as Serifu's Triton
-GEMV, ``serifu.accel.gemv``, instead of cuBLAS), attention backends. ``--peer`` adds HF ``generate`` with a static cache
+(HF's ``flex_attention``: FlexAttention's split-key decoding kernel), ``plain`` / ``split-kv`` /
+``gemv`` / ``split-kv-gemv`` (Serifu's two Triton levers off or on: the one-query steps'
+attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa kernel;
+the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS; the
+product's default has both), attention backends. ``--peer`` adds HF ``generate`` with a static cache
 and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
@@ -50,14 +51,16 @@ from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _time
 from bench.gpu.generate_speed import _decoder as _speed_decoder
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # the one-query steps' attention with the keys split over many programs (Serifu's Triton
-    # kernels, serifu.accel.split_kv) instead of PyTorch's sdpa kernel (cuDNN on sm90)
-    "split-kv": {"split_kv": True},
-    # the linear layers' one-row products as Serifu's Triton GEMV (serifu.accel.gemv: a few
-    # output rows per program over the whole input, no split-K) instead of cuBLAS
-    "gemv": {"model": "gemv"},
-    "split-kv-gemv": {"model": "gemv", "split_kv": True},
+    "default": {},  # the product's decoder (session 25 on: split-kv and gemv on at batch 1)
+    # Serifu's two Triton levers, each on or off: split-kv = the one-query steps' attention
+    # with the keys split over many programs (serifu.accel.split_kv) instead of PyTorch's sdpa
+    # kernel (cuDNN on sm90); gemv = the linear layers' one-row products as Serifu's GEMV
+    # (serifu.accel.gemv: a few output rows per program, no split-K) instead of cuBLAS.
+    # (In session 25's own result files "default" was "plain": neither lever.)
+    "plain": {"split_kv": False, "gemv": False},
+    "split-kv": {"split_kv": True, "gemv": False},
+    "gemv": {"split_kv": False, "gemv": True},
+    "split-kv-gemv": {"split_kv": True, "gemv": True},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -107,10 +110,6 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
                 swapped.append(m)
     elif kind == "flex":
         model.set_attn_implementation("flex_attention")
-    elif kind == "gemv":
-        from serifu.accel.gemv import use_gemv
-
-        use_gemv(model)
     try:
         yield
     finally:
@@ -118,16 +117,18 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
             m.__class__ = torch.nn.Linear
         if model.config._attn_implementation != attn:  # flex, or split-kv's decoder
             model.set_attn_implementation(attn)
-        if kind == "gemv":
-            from serifu.accel.gemv import drop_gemv
+        from serifu.accel.gemv import drop_gemv
 
-            drop_gemv(model)
+        drop_gemv(model)  # the GEMV layers a gemv decoder switched on
 
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    kw = {k: v for k, v in compile_kw.items() if k not in ("sdpa", "model", "split_kv")}
-    dec = _speed_decoder(model, 1, compile=True, split_kv=compile_kw.get("split_kv"))
+    levers = ("sdpa", "model", "split_kv", "gemv")
+    kw = {k: v for k, v in compile_kw.items() if k not in levers}
+    dec = _speed_decoder(
+        model, 1, compile=True, split_kv=compile_kw.get("split_kv"), gemv=compile_kw.get("gemv")
+    )
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 

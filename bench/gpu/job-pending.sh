@@ -16,6 +16,10 @@
 #   hash     gemma's captured, checkpointed step with the lean masks from a hash
 #            (serifu.accel.mask_hash: nothing kept from forward to backward) against TRL, and
 #            in train_capture.py next to the captured step without checkpointing
+# Session 25 (ran on an H100, one profiled H200 run; docs/benchmarks.md "Session 25"):
+#   levers   the decoder's Triton GEMV and split-key attention (now the default) each off and
+#            on, unprofiled, on line-3.6b (the H200 roofline target) and gemma-3-270m; then the
+#            uint4 replies against the new bf16 step in the same run (generate_speed.py)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -115,6 +119,14 @@ if [[ ,$parts, == *,int8,* ]]; then  # the uint4 path's tied table in int8 (sess
   run int8-replies 360 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \
     --no-ablation --no-vocab --quant uint4-lora,uint4-lora-bf16table,uint4 --budget-s 330 \
     --out "$out/generate-int8-table.json"
+fi
+if [[ ,$parts, == *,levers,* ]]; then  # Serifu's Triton GEMV and split-key attention (session 25)
+  for m in line-3.6b gemma-3-270m; do
+    run "levers-$m" 200 python3 bench/gpu/decode_levers.py --model "$m" \
+      --variants plain,gemv,split-kv,default --budget-s 180 --out "$out/decode-levers-$m.json"
+  done
+  run levers-uint4 200 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \
+    --no-ablation --no-vocab --quant uint4-lora --budget-s 180 --out "$out/generate-uint4-vs-gemv.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

@@ -89,16 +89,22 @@ class HFStatic:
 
     def _generate(self, ids: torch.Tensor, mask: torch.Tensor, new: int) -> torch.Tensor:
         cache = self._static_cache(ids.shape[0], ids.shape[1] + new)
-        # the peer runs PyTorch's sdpa, as an HF user would, even where Serifu's decoder has
-        # switched the shared model to its split-key attention (serifu.accel.split_kv)
+        # the peer runs PyTorch's sdpa and cuBLAS, as an HF user would, even where Serifu's
+        # decoder has switched the shared model to its Triton levers (serifu.accel.split_kv,
+        # serifu.accel.gemv); they are switched back on after
+        from serifu.accel.gemv import drop_gemv, use_gemv
+
         attn = self.model.config._attn_implementation
         if attn != "sdpa" and attn.startswith("serifu"):
             self.model.set_attn_implementation("sdpa")
+        gemv_layers = drop_gemv(self.model)
         try:
             out = self._generate_on(ids, mask, new, cache)
         finally:
             if self.model.config._attn_implementation != attn:
                 self.model.set_attn_implementation(attn)
+            if gemv_layers:
+                use_gemv(self.model)
         return out[:, ids.shape[1] :]
 
     def _generate_on(self, ids: torch.Tensor, mask: torch.Tensor, new: int, cache: Any) -> Any:

@@ -31,10 +31,27 @@ def test_half_precision_linears_switch_but_not_the_head() -> None:
     assert not any(type(m) is GemvLinear for m in model.modules())
 
 
-def test_float32_layers_stay() -> None:
+def test_float32_and_quantised_layers_stay() -> None:
     layer = torch.nn.Linear(8, 4)
     holder = torch.nn.Sequential(layer)
     assert use_gemv(holder) == 0 and type(layer) is torch.nn.Linear
+
+    class Packed(torch.Tensor):  # stands for a quantised weight (torchao's tensor subclasses)
+        pass
+
+    half = torch.nn.Linear(8, 4, dtype=torch.bfloat16)
+    half.weight = torch.nn.Parameter(half.weight.detach().as_subclass(Packed), requires_grad=False)
+    assert use_gemv(torch.nn.Sequential(half)) == 0
+
+
+def test_reply_weights_are_prepared_from_plain_layers() -> None:
+    """A model a decoder switched to GEMV layers is quantised as nn.Linear layers."""
+    from serifu.inference.quantize import prepare_reply_weights
+
+    model = _gemma_bf16()
+    assert use_gemv(model) > 0
+    prepare_reply_weights(model, "bf16")
+    assert not any(type(m) is GemvLinear for m in model.modules())
 
 
 def test_the_switched_model_computes_what_it_did() -> None:

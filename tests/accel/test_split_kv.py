@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from serifu.accel import split_kv
 from serifu.accel.decode import StaticDecoder
 from serifu.accel.split_kv import (
     NAME,
@@ -41,13 +42,13 @@ def _qkv(b: int, h: int, hkv: int, keys: int, dim: int, seed: int = 0) -> list[t
 
 @pytest.mark.parametrize(
     ("rows_heads", "keys", "splits", "chunk"),
-    [(32, 416, 7, 64), (32, 40, 2, 32), (264, 416, 1, 416), (1, 100, 4, 32), (8, 1, 1, 32)],
+    [(32, 416, 7, 64), (32, 40, 1, 64), (264, 416, 1, 448), (1, 100, 2, 64), (8, 1, 1, 64)],
 )
 def test_plan_covers_the_keys_in_whole_blocks(
     rows_heads: int, keys: int, splits: int, chunk: int
 ) -> None:
     assert plan(rows_heads, keys) == (splits, chunk)
-    assert chunk % 32 == 0 and (splits - 1) * chunk < keys <= splits * chunk
+    assert chunk % 64 == 0 and (splits - 1) * chunk < keys <= splits * chunk
 
 
 @pytest.mark.parametrize(
@@ -99,6 +100,11 @@ def test_prompt_passes_and_soft_caps_run_hf_sdpa() -> None:
     ours, _ = attention_forward(module, q, k, v, None, scaling=0.25)
     ref, _ = sdpa_attention_forward(module, q, k, v, None, scaling=0.25)
     assert torch.equal(ours, ref)
+    two = torch.randn(2, 4, 1, 8), torch.randn(2, 4, 90, 8), torch.randn(2, 4, 90, 8)
+    assert torch.equal(  # batches of more than MAX_ROWS rows: sdpa
+        attention_forward(module, *two, None, scaling=0.3)[0],
+        sdpa_attention_forward(module, *two, None, scaling=0.3)[0],
+    )
     wide = torch.randn(1, 264, 1, 8), torch.randn(1, 264, 64, 8), torch.randn(1, 264, 64, 8)
     assert plan(264, 64)[0] == 1  # rows x heads fill the GPU: sdpa's kernel, unchanged
     assert torch.equal(
@@ -115,9 +121,14 @@ def models() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_decode_steps_on_the_split_attention_equal_sdpa(models: dict[str, Any], name: str) -> None:
-    """Each architecture's decode steps through the registered implementation (left-padded
-    rows: the mask reaches the split kernels) give sdpa's logits and tokens."""
+def test_decode_steps_on_the_split_attention_equal_sdpa(
+    models: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each architecture's decode steps through the registered implementation (two rows, one
+    left-padded: the mask reaches the split algorithm) give sdpa's logits and tokens."""
+    monkeypatch.setattr(split_kv, "MAX_ROWS", 2)  # the product splits batch 1 only
+    calls = []
+    monkeypatch.setattr(split_kv, "split_attention_reference", _counted(calls))
     model = models[name].eval()
     if model.config._attn_implementation != "sdpa":
         model.set_attn_implementation("sdpa")
@@ -146,6 +157,15 @@ def test_decode_steps_on_the_split_attention_equal_sdpa(models: dict[str, Any], 
         model.set_attn_implementation("sdpa")
     assert torch.equal(tokens, ref_tokens)
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    assert len(calls) >= 8  # every decode step's layers ran the split algorithm
+
+
+def _counted(calls: list[int]) -> Any:
+    def run(*args: Any) -> torch.Tensor:
+        calls.append(1)
+        return split_attention_reference(*args)
+
+    return run
 
 
 def test_only_sdpa_models_switch(models: dict[str, Any]) -> None:

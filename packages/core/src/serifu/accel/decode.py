@@ -15,11 +15,13 @@ Each lever is switchable for an honest ablation: ``chunk=1`` (or ``SERIFU_DECODE
 syncs every token; ``graph_prefill=False`` (``SERIFU_GRAPH_PREFILL=0``) runs the prompt
 eagerly; ``graph=False`` runs everything eagerly (the CPU path, which tests the same code).
 
-Two kernel levers for CUDA, off unless asked: ``split_kv=True`` (``SERIFU_SPLIT_KV=1``) runs
-the one-query steps of an sdpa model on :mod:`serifu.accel.split_kv`'s attention, whose keys
-are split over many thread blocks (it sets the model's attention implementation; prompt
-passes and other callers then reach HF's sdpa through it); ``gemv=True`` (``SERIFU_GEMV=1``,
-batch 1) runs the linear layers' one-row products on :mod:`serifu.accel.gemv`'s Triton GEMV.
+Two Triton kernel levers on CUDA at batch 1 (where triton is installed), on by default (measured 1.10-1.39x on the four
+models' compiled steps, docs/benchmarks.md "Session 25"): ``gemv`` runs the linear layers'
+one-row products on :mod:`serifu.accel.gemv`'s GEMV instead of cuBLAS's split-K tiles;
+``split_kv`` runs an sdpa model's one-query attention on :mod:`serifu.accel.split_kv`, whose
+keys are split over many thread blocks (it sets the model's attention implementation; prompt
+passes, batches and other callers reach HF's sdpa through it). ``split_kv=False`` /
+``gemv=False`` or ``SERIFU_SPLIT_KV=0`` / ``SERIFU_GEMV=0`` keep PyTorch's kernels.
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -29,6 +31,7 @@ full-width logits (``-inf`` elsewhere), so tokens equal the masked full head's.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
@@ -149,20 +152,21 @@ class StaticDecoder:
         self.compile = compile
         self._compiled: Any = None
         # one-query attention split over the keys (serifu.accel.split_kv) on CUDA, for an sdpa
-        # model (SERIFU_SPLIT_KV=1); otherwise PyTorch's sdpa kernel
+        # model; SERIFU_SPLIT_KV=0 keeps PyTorch's sdpa kernel
         if split_kv is None:
-            split_kv = os.environ.get("SERIFU_SPLIT_KV", "0") != "0"
+            split_kv = os.environ.get("SERIFU_SPLIT_KV", "1") != "0"
+        kernels = self.device.type == "cuda" and importlib.util.find_spec("triton") is not None
         self.split_kv = False
-        if split_kv and self.device.type == "cuda":
+        if split_kv and kernels:
             from serifu.accel.split_kv import use_split_kv
 
             self.split_kv = use_split_kv(model)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV
-        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles (SERIFU_GEMV=1)
+        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles; SERIFU_GEMV=0 keeps cuBLAS
         if gemv is None:
-            gemv = os.environ.get("SERIFU_GEMV", "0") != "0"
+            gemv = os.environ.get("SERIFU_GEMV", "1") != "0"
         self.gemv = 0
-        if gemv and batch_size == 1 and self.device.type == "cuda":
+        if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import use_gemv
 
             self.gemv = use_gemv(model)

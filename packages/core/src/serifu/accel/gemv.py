@@ -41,24 +41,20 @@ def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch
 
 
 class GemvLinear(torch.nn.Linear):
-    """``nn.Linear`` whose one-row CUDA inputs outside autograd run :func:`gemv`."""
+    """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.is_cuda
-            and x.numel() == x.shape[-1]
-            and not (torch.is_grad_enabled() and self.weight.requires_grad)
-        ):
+        if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
             return gemv(x, self.weight, self.bias)
         return super().forward(x)
 
 
 def _eligible(module: Any, head: Any) -> bool:
-    w = getattr(module, "weight", None)
+    w: Any = getattr(module, "weight", None)
     return (
         type(module) is torch.nn.Linear
         and module is not head
-        and w is not None
+        and type(w) in (torch.nn.Parameter, torch.Tensor)  # not None, nor a quantised subclass
         and w.dtype in (torch.bfloat16, torch.float16)
         and w.stride(-1) == 1
     )

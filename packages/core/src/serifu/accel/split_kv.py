@@ -27,10 +27,13 @@ import torch
 
 NAME = "serifu_split_kv"
 """The attention implementation's name in transformers' registry."""
-BLOCK_N = 32
-"""Keys a program reads per iteration."""
+BLOCK_N = 64
+"""Keys a program reads per iteration (a chunk is a multiple of it)."""
 PROGRAMS = 264
 """Programs per launch aimed at: two per SM of an H100/H200."""
+MAX_ROWS = 1
+"""Batches of up to this many rows split their keys (measured at batch 1 only); larger ones
+run HF's sdpa."""
 
 
 def plan(
@@ -112,13 +115,15 @@ def attention_forward(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """transformers' attention-function signature: one-query passes split over the keys,
-    the rest as HF's sdpa: prompts, soft-capped or sink attention, dropout, and batches whose
-    rows × heads already fill the GPU (one split each: nothing to gain over sdpa's kernel)."""
+    """transformers' attention-function signature: one-query passes of up to
+    :data:`MAX_ROWS` rows split over the keys; the rest as HF's sdpa: prompts, larger batches,
+    soft-capped or sink attention, dropout, and rows × heads that already fill the GPU (one
+    split each: nothing to gain over sdpa's kernel)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     plain = (
         query.shape[2] == 1
+        and query.shape[0] <= MAX_ROWS
         and plan(query.shape[0] * query.shape[1], key.shape[2])[0] > 1  # else one block a head
         and dropout == 0.0
         and kwargs.get("softcap") is None

@@ -18,48 +18,62 @@ import triton.language as tl
 @triton.jit
 def _split_kv_partial(
     q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr,
-    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_mn,
+    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
     keys, scale,
-    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr, MASK: tl.constexpr,
+    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
+    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
+    MASK: tl.constexpr,
 ):  # fmt: skip
-    """Program (row·head, split): the running max, sum and weighted values over its chunk."""
+    """Program (row·head, split): the running max, sum and weighted values over its chunk.
+
+    A head's ``DIM`` values are read as ``PIECES`` (a power of two) runs of ``PIECE``
+    contiguous values (``DIM``'s largest power-of-two divisor, e.g. 3 x 32 for 96), so that
+    loads stay vectorised where ``DIM`` is not a power of two."""
     bh = tl.program_id(0)
     split = tl.program_id(1)
     b = bh // HEADS
     h = bh % HEADS
     kv = h // GROUPS
-    d = tl.arange(0, BLOCK_D)
-    dm = d < DIM
-    q = tl.load(q_ptr + b * s_qb + h * s_qh + d, mask=dm, other=0.0).to(tl.float32) * scale
+    c = tl.arange(0, PIECES)
+    d = tl.arange(0, PIECE)
+    cm = c < DIM // PIECE
+    qd = c[:, None] * PIECE + d[None, :]  # [PIECES, PIECE]: the head's dims
+    q = tl.load(q_ptr + b * s_qb + h * s_qh + qd, mask=cm[:, None], other=0.0)
+    q = q.to(tl.float32) * scale
     m_i = tl.full((), float("-inf"), tl.float32)
     l_i = tl.zeros((), tl.float32)
-    acc = tl.zeros((BLOCK_D,), tl.float32)
+    acc = tl.zeros((PIECES, PIECE), tl.float32)
     for start in range(split * CHUNK, split * CHUNK + CHUNK, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
-        nm = n < keys
-        if MASK == 1:  # boolean: True attends
-            keep = tl.load(m_ptr + b * s_mb + h * s_mh + n * s_mn, mask=nm, other=0) != 0
-            nm = nm & keep
-        kd = nm[:, None] & dm[None, :]
+        inside = n < keys
+        # keys, values and mask loaded independently of each other (one memory latency, not
+        # a chain): masked keys are read too, and dropped from the scores
+        kd = inside[:, None, None] & cm[None, :, None]
         k = tl.load(
-            k_ptr + b * s_kb + kv * s_kh + n[:, None] * s_kn + d[None, :], mask=kd, other=0.0
+            k_ptr + b * s_kb + kv * s_kh + n[:, None, None] * s_kn + qd[None, :, :],
+            mask=kd,
+            other=0.0,
         )
-        s = tl.sum(k.to(tl.float32) * q[None, :], 1)
+        v = tl.load(
+            v_ptr + b * s_vb + kv * s_vh + n[:, None, None] * s_vn + qd[None, :, :],
+            mask=kd,
+            other=0.0,
+        )
+        nm = inside
+        if MASK == 1:  # boolean: True attends
+            nm = nm & (tl.load(m_ptr + b * s_mb + h * s_mh + n, mask=inside, other=0) != 0)
+        s = tl.sum(tl.sum(k.to(tl.float32) * q[None, :, :], 2), 1)
         if MASK == 2:  # additive
-            s += tl.load(m_ptr + b * s_mb + h * s_mh + n * s_mn, mask=nm, other=0.0).to(tl.float32)
+            s += tl.load(m_ptr + b * s_mb + h * s_mh + n, mask=nm, other=0.0).to(tl.float32)
         s = tl.where(nm, s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 0))
         m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a chunk masked so far: no NaN
         alpha = tl.exp(m_i - m_use)
         p = tl.exp(s - m_use)
-        v = tl.load(
-            v_ptr + b * s_vb + kv * s_vh + n[:, None] * s_vn + d[None, :], mask=kd, other=0.0
-        )
-        acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
+        acc = acc * alpha + tl.sum(p[:, None, None] * v.to(tl.float32), 0)
         l_i = l_i * alpha + tl.sum(p, 0)
         m_i = m_new
-    tl.store(acc_ptr + (bh * SPLITS + split) * BLOCK_D + d, acc)
+    tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
 
@@ -97,26 +111,27 @@ def launch(
 
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
-    block_d = triton.next_power_of_2(dim)
+    piece = min(dim & -dim, 128)  # the largest power of two dividing dim
+    pieces = triton.next_power_of_2(dim // piece)
+    block_d = pieces * piece
     acc = torch.empty(bsz * heads * splits * block_d, device=q.device, dtype=torch.float32)
     ml = torch.empty(bsz * heads * splits * 2, device=q.device, dtype=torch.float32)
     if mask is None:
-        kind, m, sm = 0, q, (0, 0, 0)
-    else:
+        kind, m, sm = 0, q, (0, 0)
+    else:  # its last dim contiguous (split_kv.attention_forward checks)
         kind = 1 if mask.dtype == torch.bool else 2
         m = mask
         sm = (
             mask.stride(0) if mask.shape[0] > 1 else 0,
             mask.stride(1) if mask.shape[1] > 1 else 0,
-            mask.stride(3),
         )
     _split_kv_partial[(bsz * heads, splits)](
         q, k, v, m, acc, ml,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), *sm,
         keys, scale,
-        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, BLOCK_D=block_d,
-        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind,
+        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
+        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind, num_warps=8,
     )  # fmt: skip
     _split_kv_combine[(bsz * heads,)](
         acc, ml, out, out.stride(0), out.stride(2),

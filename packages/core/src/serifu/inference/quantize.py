@@ -316,6 +316,9 @@ def prepare_reply_weights(
     left in bf16."""
     check_weights(weights)
     check_table(table)
+    from serifu.accel.gemv import drop_gemv
+
+    drop_gemv(model)  # a decoder's GEMV layers (plain bf16 only) back before any quantising
     if merge is None:
         merge = weights != "uint4"
     if weights in ("int4", "nf4") and not merge and hasattr(model, "merge_and_unload"):
