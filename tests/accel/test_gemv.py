@@ -4,6 +4,7 @@ on CUDA only (bench/gpu/decode_levers.py, variant ``gemv``, compares its replies
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from serifu.accel.gemv import GemvLinear, drop_gemv, gemv, use_gemv
@@ -74,3 +75,26 @@ def test_the_op_is_a_linear_layer_off_cuda() -> None:
     )
     assert torch.equal(gemv(x, w, b), torch.nn.functional.linear(x, w, b))
     assert gemv(x, w, None).shape == (1, 1, 5)
+
+
+def test_a_failing_kernel_keeps_cublas_with_a_notice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The start-up check runs the op once per device; where it fails (a GPU or Triton release
+    the kernel does not run on) the layers stay nn.Linear and one line says why."""
+    from serifu.accel import gemv as gemv_module
+
+    assert gemv_module.kernel_error("cpu") is None  # the op ran and matched F.linear
+
+    def broken(*_args: object) -> torch.Tensor:
+        raise RuntimeError("no kernel image for this GPU")
+
+    gemv_module.kernel_error.cache_clear()
+    monkeypatch.setattr(gemv_module, "gemv", broken)
+    try:
+        model = _gemma_bf16()
+        assert use_gemv(model) == 0
+        assert not any(type(m) is GemvLinear for m in model.modules())
+        assert "no kernel image for this GPU" in capsys.readouterr().err
+    finally:
+        gemv_module.kernel_error.cache_clear()

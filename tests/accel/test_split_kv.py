@@ -176,3 +176,22 @@ def test_only_sdpa_models_switch(models: dict[str, Any]) -> None:
         assert model.config._attn_implementation == "eager"
     finally:
         model.set_attn_implementation("sdpa")
+
+
+def test_failing_kernels_keep_sdpa_with_a_notice(
+    models: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert split_kv.kernel_error("cpu") is None  # ran and matched the algorithm
+
+    def wrong(q: torch.Tensor, *_args: object) -> torch.Tensor:
+        return torch.zeros(q.shape[0], 1, q.shape[1], q.shape[3], dtype=q.dtype)
+
+    split_kv.kernel_error.cache_clear()
+    monkeypatch.setattr(split_kv, "decode_attention", wrong)  # a kernel giving wrong results
+    model = models["llama"]
+    try:
+        assert not use_split_kv(model)
+        assert model.config._attn_implementation == "sdpa"
+        assert "differs from PyTorch's" in capsys.readouterr().err
+    finally:
+        split_kv.kernel_error.cache_clear()

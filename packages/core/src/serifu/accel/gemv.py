@@ -17,6 +17,8 @@ decoder's CUDA graph; configurations autotuned per shape in its warm-up steps); 
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Any
 
 import torch
@@ -60,11 +62,38 @@ def _eligible(module: Any, head: Any) -> bool:
     )
 
 
+@functools.cache
+def kernel_error(device: str) -> str | None:
+    """Why the kernel cannot serve on ``device`` (None: a small product, bias included, ran
+    and matched ``F.linear`` in float32). Checked once per device, so that a GPU or Triton
+    release it does not run on keeps cuBLAS."""
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (
+            torch.randn(1, 1, 300, generator=g),
+            torch.randn(37, 300, generator=g),
+            torch.randn(37, generator=g),
+        )
+        on = [t.to(device, torch.bfloat16) for t in (x, w, b)]
+        got = gemv(*on).float().cpu()
+        ref = torch.nn.functional.linear(*(t.float().cpu() for t in on))
+    except Exception as err:  # triton missing or broken on this GPU: cuBLAS serves
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+    if not torch.allclose(got, ref, atol=5e-2, rtol=2e-2):
+        return f"its result differs from F.linear's by {float((got - ref).abs().max()):.3g}"
+    return None
+
+
 def use_gemv(model: Any) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
-    :class:`GemvLinear`; returns how many."""
+    :class:`GemvLinear`; returns how many (0, with a one-line notice, on a device where
+    :func:`kernel_error` found the kernel failing)."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _eligible(m, head)]
+    error = kernel_error(str(layers[0].weight.device)) if layers else None
+    if error is not None:
+        print(f"note: replies use cuBLAS (the Triton GEMV failed: {error})", file=sys.stderr)
+        return 0
     for m in layers:
         m.__class__ = GemvLinear
     return len(layers)
