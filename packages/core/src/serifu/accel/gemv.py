@@ -6,7 +6,9 @@ cuBLAS runs them as tensor-core tiles of 128+ output rows, too few thread blocks
 (session 16's profile, one H200) the GEMVs reached 71 % of the bandwidth and their 90
 split-K reductions per token took 6 % of the step. Here each program computes a few output
 rows over the whole input (fine-grained rows fill the GPU without splitting the sum), in
-float32, with the bias added in the same kernel.
+float32, with the bias added in the same kernel. Measured (docs/benchmarks.md, session 25):
+line-3.6b's layers at 87 % of an H200's bandwidth; whole replies 1.10x (line-3.6b, stablelm-
+beta-7b, novel-gptj-6b) and 1.18x (gemma-3-270m) the cuBLAS step.
 
 :func:`use_gemv` switches the class of a model's plain bf16/fp16 ``nn.Linear`` layers (not the
 output head, which cuBLAS already reads at ~98 %) to :class:`GemvLinear`: one-row CUDA inputs

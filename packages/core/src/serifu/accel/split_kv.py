@@ -8,8 +8,8 @@ chunks, one Triton program each, and a second small kernel combines the chunks' 
 softmaxes (max, sum, weighted values; the log-sum-exp rescaling of flash-decoding).
 
 ``register()`` adds the attention implementation ``"serifu_split_kv"`` to transformers
-(masks as for ``sdpa``): passes with more than one query (prompts) run HF's own sdpa
-function; one-query passes run :func:`decode_attention`, a torch custom op that inductor
+(masks as for ``sdpa``): prompts and batches of more than :data:`MAX_ROWS` rows run HF's own
+sdpa function; one-query passes run :func:`decode_attention`, a torch custom op that inductor
 leaves alone and a CUDA graph captures. On CUDA it launches the Triton kernels
 (:mod:`serifu.accel.split_kv_kernels`); elsewhere it runs the same split algorithm in PyTorch
 (:func:`split_attention_reference`), which the tests compare with sdpa. No maintained
