@@ -69,21 +69,16 @@ def kernel_error(device: str) -> str | None:
     """Why the kernel cannot serve on ``device`` (None: a small product, bias included, ran
     and matched ``F.linear`` in float32). Checked once per device, so that a GPU or Triton
     release it does not run on keeps cuBLAS."""
-    try:
+    from serifu.accel.kernel_check import kernel_error as check
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(0)
-        x, w, b = (
-            torch.randn(1, 1, 300, generator=g),
-            torch.randn(37, 300, generator=g),
-            torch.randn(37, generator=g),
-        )
+        x, w, b = (torch.randn(*shape, generator=g) for shape in ((1, 1, 300), (37, 300), (37,)))
         on = [t.to(device, torch.bfloat16) for t in (x, w, b)]
-        got = gemv(*on).float().cpu()
         ref = torch.nn.functional.linear(*(t.float().cpu() for t in on))
-    except Exception as err:  # triton missing or broken on this GPU: cuBLAS serves
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-    if not torch.allclose(got, ref, atol=5e-2, rtol=2e-2):
-        return f"its result differs from F.linear's by {float((got - ref).abs().max()):.3g}"
-    return None
+        return gemv(*on).float().cpu(), ref
+
+    return check(run, atol=5e-2, rtol=2e-2)
 
 
 def use_gemv(model: Any) -> int:

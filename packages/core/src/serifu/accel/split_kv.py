@@ -159,19 +159,18 @@ def kernel_error(device: str) -> str | None:
     """Why the kernels cannot serve on ``device`` (None: a small problem, line-3.6b's head width
     and a mask with a masked chunk, ran and matched the PyTorch algorithm). Checked once per
     device, so that a GPU or Triton release they do not run on falls back to sdpa."""
-    try:
+    from serifu.accel.kernel_check import kernel_error as check
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(1, 4, n, 96, generator=g) for n in (1, 200, 200))
         mask = (torch.arange(200) >= 70).view(1, 1, 1, 200)
         on = [t.to(device, torch.bfloat16) for t in (q, k, v)]
-        got = decode_attention(*on, mask.to(device), 0.1).float().cpu()
         qf, kf, vf = (t.float().cpu() for t in on)
         ref = split_attention_reference(qf, kf, vf, mask, 0.1)
-    except Exception as err:  # triton missing or broken on this GPU: sdpa serves
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-    if not torch.allclose(got, ref, atol=2e-2, rtol=2e-2):
-        return f"its result differs from PyTorch's by {float((got - ref).abs().max()):.3g}"
-    return None
+        return decode_attention(*on, mask.to(device), 0.1).float().cpu(), ref
+
+    return check(run, atol=2e-2, rtol=2e-2)
 
 
 def use_split_kv(model: Any) -> bool:
