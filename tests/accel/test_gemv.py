@@ -8,16 +8,12 @@ import pytest
 import torch
 
 from serifu.accel.gemv import GemvLinear, drop_gemv, gemv, use_gemv
+from tests.accel.test_int8_table import _gemma
 
 
 def _gemma_bf16() -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
-    from serifu_models.tiny import TINY_MODELS
-
-    torch.manual_seed(0)
-    spec = next(m for m in TINY_MODELS if m.id == "tiny-gemma")
-    return AutoModelForCausalLM.from_config(spec.build_config(), dtype=torch.bfloat16).eval()
+    """The int8 table tests' tiny Gemma 3 model, in bf16 (the dtype the GEMV serves)."""
+    return _gemma().to(torch.bfloat16)
 
 
 def test_half_precision_linears_switch_but_not_the_head() -> None:

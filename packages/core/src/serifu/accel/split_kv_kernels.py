@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import triton
 import triton.language as tl
 
@@ -107,8 +108,6 @@ def launch(
 ) -> None:
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L])."""
-    import torch
-
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = min(dim & -dim, 128)  # the largest power of two dividing dim
