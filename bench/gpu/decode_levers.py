@@ -12,10 +12,11 @@ matmul shape; the graph is Serifu's own), ``cdt`` (``coordinate_descent_tuning``
 tunes its fused kernels' block sizes), ``reduce`` / ``reduce-cdt`` (every linear layer's decode
 rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS GEMV), ``flex``
 (HF's ``flex_attention``: FlexAttention's split-key decoding kernel), ``plain`` / ``split-kv`` /
-``gemv`` / ``split-kv-gemv`` (Serifu's two Triton levers off or on: the one-query steps'
-attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa kernel;
-the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS; the
-product's default has both), attention backends. ``--peer`` adds HF ``generate`` with a static cache
+``gemv`` / ``gemv-fold`` / ``split-kv-gemv`` (Serifu's Triton levers off or on: the one-query
+steps' attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa
+kernel; the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS;
+with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; the
+product's default has all three), attention backends. ``--peer`` adds HF ``generate`` with a static cache
 and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
@@ -51,16 +52,20 @@ from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _time
 from bench.gpu.generate_speed import _decoder as _speed_decoder
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},  # the product's decoder (session 25 on: split-kv and gemv on at batch 1)
+    "default": {},  # the product's decoder (session 26 on: split-kv, gemv and fold at batch 1)
     # Serifu's two Triton levers, each on or off: split-kv = the one-query steps' attention
     # with the keys split over many programs (serifu.accel.split_kv) instead of PyTorch's sdpa
     # kernel (cuDNN on sm90); gemv = the linear layers' one-row products as Serifu's GEMV
     # (serifu.accel.gemv: a few output rows per program, no split-K) instead of cuBLAS.
-    # (In session 25's own result files "default" was "plain": neither lever.)
+    # fold = each layer's input norms and MLP activation folded into the GEMVs that read them
+    # (serifu.accel.gemv's NORM_READERS / ACT_READERS: two or three kernels fewer per layer).
+    # (In session 25's own result files "default" was "plain": neither lever; in session 25's
+    # later ones "default" was "split-kv-gemv".)
     "plain": {"split_kv": False, "gemv": False},
     "split-kv": {"split_kv": True, "gemv": False},
-    "gemv": {"split_kv": False, "gemv": True},
-    "split-kv-gemv": {"split_kv": True, "gemv": True},
+    "gemv": {"split_kv": False, "gemv": True, "fold": False},
+    "gemv-fold": {"split_kv": False, "gemv": True, "fold": True},
+    "split-kv-gemv": {"split_kv": True, "gemv": True, "fold": False},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -124,11 +129,9 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "split_kv", "gemv")
+    levers = ("sdpa", "model", "split_kv", "gemv", "fold")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
-    dec = _speed_decoder(
-        model, 1, compile=True, split_kv=compile_kw.get("split_kv"), gemv=compile_kw.get("gemv")
-    )
+    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[2:]})
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 
@@ -167,7 +170,7 @@ def _group(name: str) -> str:
 
 
 def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
-    """CUDA kernels of one reply: device µs per decoded token by group, and the top 15."""
+    """CUDA kernels of one reply: device µs per decoded token by group, and the top 25."""
     from torch.profiler import ProfilerActivity, profile
 
     run()
@@ -185,7 +188,7 @@ def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
         g = groups.setdefault(_group(name), {"us_per_token": 0.0, "kernels_per_token": 0.0})
         g["us_per_token"] += us
         g["kernels_per_token"] += len(kernels[name]) / NEW
-    top = sorted(per_token.items(), key=lambda kv: -kv[1])[:15]
+    top = sorted(per_token.items(), key=lambda kv: -kv[1])[:25]
     return {
         "kernels_seen": sum(len(v) for v in kernels.values()),
         "device_us_per_token": round(sum(per_token.values()), 1),

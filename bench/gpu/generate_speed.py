@@ -157,6 +157,8 @@ def _how(decoder: Any) -> str:
     parts.append("step compiled (inductor)" if decoder.compile else "step not compiled")
     parts.append("prompt pass captured" if decoder.graph_prefill else "prompt pass eager")
     parts.append(f"Triton GEMV in {decoder.gemv} layers" if decoder.gemv else "cuBLAS GEMVs")
+    if getattr(decoder, "folded", 0):
+        parts.append(f"{decoder.folded} norms/activations folded into them")
     parts.append("split-key attention" if decoder.split_kv else "sdpa attention")
     if decoder.graph_error:
         parts.append(decoder.graph_error)

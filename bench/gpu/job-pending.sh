@@ -123,7 +123,7 @@ fi
 if [[ ,$parts, == *,levers,* ]]; then  # Serifu's Triton GEMV and split-key attention (session 25)
   for m in line-3.6b gemma-3-270m; do
     run "levers-$m" 200 python3 bench/gpu/decode_levers.py --model "$m" \
-      --variants plain,gemv,split-kv,default --budget-s 180 --out "$out/decode-levers-$m.json"
+      --variants plain,split-kv-gemv,default,gemv-fold --budget-s 180 --out "$out/decode-levers-$m.json"
   done
   run levers-uint4 200 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \
     --no-ablation --no-vocab --quant uint4-lora --budget-s 180 --out "$out/generate-uint4-vs-gemv.json"

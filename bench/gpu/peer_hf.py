@@ -92,11 +92,12 @@ class HFStatic:
         # the peer runs PyTorch's sdpa and cuBLAS, as an HF user would, even where Serifu's
         # decoder has switched the shared model to its Triton levers (serifu.accel.split_kv,
         # serifu.accel.gemv); they are switched back on after
-        from serifu.accel.gemv import drop_gemv, use_gemv
+        from serifu.accel.gemv import drop_gemv, folded_in, use_gemv
 
         attn = self.model.config._attn_implementation
         if attn != "sdpa" and attn.startswith("serifu"):
             self.model.set_attn_implementation("sdpa")
+        folded = folded_in(self.model)
         gemv_layers = drop_gemv(self.model)
         try:
             out = self._generate_on(ids, mask, new, cache)
@@ -104,7 +105,7 @@ class HFStatic:
             if self.model.config._attn_implementation != attn:
                 self.model.set_attn_implementation(attn)
             if gemv_layers:
-                use_gemv(self.model)
+                use_gemv(self.model, fold=folded > 0)
         return out[:, ids.shape[1] :]
 
     def _generate_on(self, ids: torch.Tensor, mask: torch.Tensor, new: int, cache: Any) -> Any:

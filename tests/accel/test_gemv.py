@@ -4,10 +4,13 @@ on CUDA only (bench/gpu/decode_levers.py, variant ``gemv``, compares its replies
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
-from serifu.accel.gemv import GemvLinear, drop_gemv, gemv, use_gemv
+from serifu.accel.gemv import FoldedIn, GemvLinear, drop_gemv, folded_in, gemv, use_gemv
+from tests.accel.test_accel import NAMES, _models
 from tests.accel.test_int8_table import _gemma
 
 
@@ -82,7 +85,7 @@ def test_a_failing_kernel_keeps_cublas_with_a_notice(
 
     assert gemv_module.kernel_error("cpu") is None  # the op ran and matched F.linear
 
-    def broken(*_args: object) -> torch.Tensor:
+    def broken(*_args: object, **_kw: object) -> torch.Tensor:
         raise RuntimeError("no kernel image for this GPU")
 
     gemv_module.kernel_error.cache_clear()
@@ -94,3 +97,81 @@ def test_a_failing_kernel_keeps_cublas_with_a_notice(
         assert "no kernel image for this GPU" in capsys.readouterr().err
     finally:
         gemv_module.kernel_error.cache_clear()
+
+
+# norms and activations folded per decoder layer: GPT-NeoX 2 norms + GELU, GPT-J 1 norm +
+# GELU (tanh), Llama and Gemma 3 2 norms each (their gated MLPs keep the activation)
+FOLDED_PER_LAYER = {"neox": 3, "gptj": 2, "llama": 2, "gemma3": 2}
+
+
+@pytest.fixture(scope="module")
+def half_models() -> dict[str, Any]:
+    """The four tiny architectures in bf16, their norms' weights and biases random (so a
+    norm applied wrongly, or skipped, shows in the logits)."""
+    built = _models()
+    g = torch.Generator().manual_seed(5)
+    for model in built.values():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.data += 0.3 * torch.randn(p.shape, generator=g)
+        model.to(torch.bfloat16).eval()
+    return built
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_folding_keeps_each_architectures_logits(half_models: dict[str, Any], name: str) -> None:
+    """Folded norms pass their input through: the model computes what it did only if the GEMV
+    layers in NORM_READERS are really the norm's only readers (else some module now reads an
+    unnormalised input and the logits move)."""
+    model = half_models[name]
+    ids = torch.randint(3, 300, (1, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        try:
+            use_gemv(model, fold=True)
+            layers = model.config.num_hidden_layers
+            assert folded_in(model) == FOLDED_PER_LAYER[name] * layers
+            got = model(input_ids=ids).logits
+        finally:
+            drop_gemv(model)
+        assert not any(isinstance(m, (FoldedIn, GemvLinear)) for m in model.modules())
+        back = model(input_ids=ids).logits
+    assert torch.equal(got, ref)
+    assert torch.equal(back, ref)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_kernels_formula_is_each_modules(half_models: dict[str, Any], name: str) -> None:
+    """What the kernel computes for a folded layer (its PyTorch twin, ``gemv`` off CUDA, which
+    the kernel was checked against) equals the norm, linear layer and activation modules run
+    in turn, for each architecture's norm and activation."""
+    model = half_models[name]
+    x = torch.randn(1, 1, model.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    x = (4 * x + 1).to(torch.bfloat16)
+    try:
+        use_gemv(model, fold=True)
+        folded = [m for m in model.modules() if type(m) is GemvLinear and m._norm]
+        assert folded
+        for m in folded:
+            with torch.no_grad():
+                modules = m(x)  # off CUDA: the norm's, nn.Linear's, the activation's forwards
+                kernel = gemv(
+                    x, m.weight, m.bias, m._norm, m._norm_weight, m._norm_bias, m._eps, m._act
+                )
+            torch.testing.assert_close(kernel, modules, atol=2e-2, rtol=2e-2)
+    finally:
+        drop_gemv(model)
+
+
+def test_a_norm_read_by_a_lora_layer_stays() -> None:
+    """A norm is folded only when every reader is a plain GEMV layer: LoRA's extra path reads
+    the normalised input too."""
+    from peft import LoraConfig, get_peft_model
+
+    model = _models()["neox"].to(torch.bfloat16)
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["query_key_value"]))
+    use_gemv(lora, fold=True)
+    layer = lora.base_model.model.gpt_neox.layers[0]
+    assert type(layer.input_layernorm) is torch.nn.LayerNorm  # read by a LoRA layer
+    assert isinstance(layer.post_attention_layernorm, FoldedIn)
+    assert isinstance(layer.mlp.act, FoldedIn)

@@ -21,7 +21,9 @@ one-row products on :mod:`serifu.accel.gemv`'s GEMV instead of cuBLAS's split-K 
 ``split_kv`` runs an sdpa model's one-query attention on :mod:`serifu.accel.split_kv`, whose
 keys are split over many thread blocks (it sets the model's attention implementation; prompt
 passes, batches and other callers reach HF's sdpa through it). ``split_kv=False`` /
-``gemv=False`` or ``SERIFU_SPLIT_KV=0`` / ``SERIFU_GEMV=0`` keep PyTorch's kernels.
+``gemv=False`` or ``SERIFU_SPLIT_KV=0`` / ``SERIFU_GEMV=0`` keep PyTorch's kernels. With the
+GEMV, ``fold`` (``SERIFU_GEMV_FOLD=0`` turns it off) folds each layer's input norms and MLP
+activation into the GEMVs that read them (session 26): two or three kernels fewer per layer.
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -115,6 +117,7 @@ class StaticDecoder:
         vocab: Any | None = None,
         split_kv: bool | None = None,
         gemv: bool | None = None,
+        fold: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -162,14 +165,18 @@ class StaticDecoder:
 
             self.split_kv = use_split_kv(model)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV
-        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles; SERIFU_GEMV=0 keeps cuBLAS
+        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles; SERIFU_GEMV=0 keeps cuBLAS;
+        # with the layers' norms and MLP activations folded in (SERIFU_GEMV_FOLD=0: not)
         if gemv is None:
             gemv = os.environ.get("SERIFU_GEMV", "1") != "0"
+        if fold is None:
+            fold = os.environ.get("SERIFU_GEMV_FOLD", "1") != "0"
         self.gemv = 0
         if gemv and batch_size == 1 and kernels:
-            from serifu.accel.gemv import use_gemv
+            from serifu.accel.gemv import folded_in, use_gemv
 
-            self.gemv = use_gemv(model)
+            self.gemv = use_gemv(model, fold=fold)
+        self.folded = folded_in(model) if self.gemv else 0  # norms and activations
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -15,42 +15,163 @@ output head, which cuBLAS already reads at ~98 %) to :class:`GemvLinear`: one-ro
 outside autograd run :func:`gemv` (a torch custom op, opaque to inductor, captured by the
 decoder's CUDA graph; configurations autotuned per shape in its warm-up steps); anything else
 (prompts, training, the CPU) is ``nn.Linear``'s own forward. :func:`drop_gemv` switches back.
+
+Folding (``use_gemv(model, fold=True)``, the decoder's default): where a decoder layer's input
+norm is read only by linear layers (``NORM_READERS``: GPT-NeoX, GPT-J, Llama, Gemma 3), each of
+them normalises its one-row input itself and the norm module passes its input through; where
+an MLP's activation reads only its first layer (``ACT_READERS``: GPT-NeoX, GPT-J), that layer
+applies it. A reply step then runs two or three kernels fewer per layer (the norms' one-block
+reductions, ~2.8 us each on an H200, and the activation). Inputs the kernel does not serve run
+the norm's and activation's own forwards, so the model computes what it did.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+# the kernel's codes (serifu.accel.gemv_kernels): norms folded into a layer's input ...
+LAYER, RMS, RMS_PLUS_ONE = 1, 2, 3  # LayerNorm; Llama's RMSNorm; Gemma's, (1 + weight)
+NORM_KINDS = {
+    "LayerNorm": LAYER,
+    "LlamaRMSNorm": RMS,
+    "Gemma3RMSNorm": RMS_PLUS_ONE,
+}
+# ... and activations folded into its output: GELU (erf), GELU's tanh approximation
+GELU, GELU_TANH = 1, 2
+ACT_KINDS = {
+    "GELUActivation": GELU,
+    "NewGELUActivation": GELU_TANH,
+    "GELUTanh": GELU_TANH,
+}
+# decoder-layer class: (its norm, the linear layers that alone read the norm's output), ...
+_QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
+NORM_READERS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "GPTNeoXLayer": (
+        ("input_layernorm", ("attention.query_key_value",)),
+        ("post_attention_layernorm", ("mlp.dense_h_to_4h",)),
+    ),
+    "GPTJBlock": (("ln_1", ("attn.q_proj", "attn.k_proj", "attn.v_proj", "mlp.fc_in")),),
+    "LlamaDecoderLayer": (
+        ("input_layernorm", _QKV),
+        ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj")),
+    ),
+    "Gemma3DecoderLayer": (
+        ("input_layernorm", _QKV),
+        ("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj")),
+    ),
+}
+# decoder-layer class: (an MLP's first linear layer, the activation that alone reads it)
+ACT_READERS = {
+    "GPTNeoXLayer": ("mlp.dense_h_to_4h", "mlp.act"),
+    "GPTJBlock": ("mlp.fc_in", "mlp.act"),
+}
+MAX_NORM_WIDTH = 8192  # gemv_kernels holds a whole input row for the norm's statistics
+
+
+def fused_reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    norm: int = 0,
+    norm_weight: torch.Tensor | None = None,
+    norm_bias: torch.Tensor | None = None,
+    eps: float = 0.0,
+    act: int = 0,
+) -> torch.Tensor:
+    """What the kernel computes, in PyTorch (the modules' own formulas and roundings)."""
+    if norm == LAYER:
+        x = torch.nn.functional.layer_norm(x, x.shape[-1:], norm_weight, norm_bias, eps)
+    elif norm in (RMS, RMS_PLUS_ONE):
+        assert norm_weight is not None
+        h = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+        if norm == RMS:
+            x = norm_weight * h.to(x.dtype)
+        else:
+            x = (h * (1.0 + norm_weight.float())).to(x.dtype)
+    y = torch.nn.functional.linear(x, weight, bias)
+    if act == GELU:
+        y = torch.nn.functional.gelu(y)
+    elif act == GELU_TANH:
+        y = torch.nn.functional.gelu(y, approximate="tanh")
+    return y
+
 
 @torch.library.custom_op("serifu::gemv", mutates_args=())
-def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear`` for an ``x`` of one row (any leading dims of size 1): the Triton kernel on
-    CUDA, ``F.linear`` elsewhere."""
+def gemv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    norm: int = 0,
+    norm_weight: torch.Tensor | None = None,
+    norm_bias: torch.Tensor | None = None,
+    eps: float = 0.0,
+    act: int = 0,
+) -> torch.Tensor:
+    """``act(F.linear(norm(x), weight, bias))`` for an ``x`` of one row (any leading dims of
+    size 1): the Triton kernel on CUDA, :func:`fused_reference` elsewhere."""
     if not x.is_cuda:
-        return torch.nn.functional.linear(x, weight, bias)
+        return fused_reference(x, weight, bias, norm, norm_weight, norm_bias, eps, act)
     from serifu.accel import gemv_kernels
 
     out = torch.empty(*x.shape[:-1], weight.shape[0], device=x.device, dtype=x.dtype)
-    gemv_kernels.launch(x.reshape(-1).contiguous(), weight, bias, out.view(-1))
+    gemv_kernels.launch(
+        x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight, norm_bias,
+        eps, act,
+    )  # fmt: skip
     return out
 
 
 @gemv.register_fake
-def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    norm: int = 0,
+    norm_weight: torch.Tensor | None = None,
+    norm_bias: torch.Tensor | None = None,
+    eps: float = 0.0,
+    act: int = 0,
+) -> torch.Tensor:
     return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
 class GemvLinear(torch.nn.Linear):
-    """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`."""
+    """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
+    norm before it and the activation after it when those were folded in."""
+
+    _norm = 0  # folded in: the kernel's codes, the norm's tensors, and the modules' forwards
+    _norm_weight: torch.Tensor | None = None
+    _norm_bias: torch.Tensor | None = None
+    _eps = 0.0
+    _act = 0
+    _norm_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    _act_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
-            return gemv(x, self.weight, self.bias)
-        return super().forward(x)
+            return gemv(
+                x, self.weight, self.bias, self._norm, self._norm_weight, self._norm_bias,
+                self._eps, self._act,
+            )  # fmt: skip
+        if self._norm_forward is not None:
+            x = self._norm_forward(x)
+        y = super().forward(x)
+        return self._act_forward(y) if self._act_forward is not None else y
+
+
+class FoldedIn(torch.nn.Module):
+    """A norm or activation folded into the :class:`GemvLinear` layers that alone read it:
+    passes its input through (its parameters stay where they were)."""
+
+    unfolded: type  # the module's own class
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 def _eligible(module: Any, head: Any) -> bool:
@@ -64,26 +185,91 @@ def _eligible(module: Any, head: Any) -> bool:
     )
 
 
+def _check_cases() -> list[dict[str, Any]]:
+    """The start-up check's products: plain with a bias; each norm and activation folded in."""
+    return [
+        {},
+        {"norm": LAYER, "act": GELU, "norm_bias": True},
+        {"norm": RMS},
+        {"norm": RMS_PLUS_ONE, "act": GELU_TANH},
+    ]
+
+
 @functools.cache
 def kernel_error(device: str) -> str | None:
-    """Why the kernel cannot serve on ``device`` (None: a small product, bias included, ran
-    and matched ``F.linear`` in float32). Checked once per device, so that a GPU or Triton
-    release it does not run on keeps cuBLAS."""
+    """Why the kernel cannot serve on ``device`` (None: small products, plain and with each
+    norm and activation folded in, ran and matched :func:`fused_reference`). Checked once per
+    device, so that a GPU or Triton release it does not run on keeps cuBLAS."""
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
+        got, ref = [], []
         g = torch.Generator().manual_seed(0)
-        x, w, b = (torch.randn(*shape, generator=g) for shape in ((1, 1, 300), (37, 300), (37,)))
-        on = [t.to(device, torch.bfloat16) for t in (x, w, b)]
-        ref = torch.nn.functional.linear(*(t.float().cpu() for t in on))
-        return gemv(*on).float().cpu(), ref
+        for case in _check_cases():
+            shapes = ((1, 1, 300), (37, 300), (37,), (300,), (300,))
+            x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
+            kw = {"norm": case.get("norm", 0), "eps": 1e-5, "act": case.get("act", 0)}
+            if kw["norm"]:
+                kw |= {"norm_weight": nw, "norm_bias": nb if case.get("norm_bias") else None}
+            on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+            got.append(gemv(x.to(device), w.to(device), b.to(device), **on).float().cpu())
+            ref.append(fused_reference(x, w, b, **kw).float())
+        return torch.cat(got, -1), torch.cat(ref, -1)
 
     return check(run, atol=5e-2, rtol=2e-2)
 
 
-def use_gemv(model: Any) -> int:
+def _fold(model: Any) -> int:
+    """Folds each decoder layer's norms and MLP activation (``NORM_READERS``, ``ACT_READERS``)
+    into the :class:`GemvLinear` layers that alone read them; returns how many modules."""
+    folded = 0
+    for layer in model.modules():
+        kind = type(layer).__name__
+        for norm_name, reader_names in NORM_READERS.get(kind, ()):
+            norm = layer.get_submodule(norm_name)
+            readers = [layer.get_submodule(r) for r in reader_names]
+            code = NORM_KINDS.get(type(norm).__name__)
+            weight = getattr(norm, "weight", None)
+            eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
+            if code is None or weight is None or eps is None or weight.shape[-1] > MAX_NORM_WIDTH:
+                continue
+            if not all(type(r) is GemvLinear for r in readers):  # LoRA-wrapped, quantised...
+                continue
+            for r in readers:
+                r.__dict__.update(
+                    _norm=code, _norm_weight=weight, _norm_bias=getattr(norm, "bias", None),
+                    _eps=float(eps), _norm_forward=functools.partial(type(norm).forward, norm),
+                )  # fmt: skip
+            _swap(norm)
+            folded += 1
+        if kind in ACT_READERS:
+            linear_name, act_name = ACT_READERS[kind]
+            linear, act = layer.get_submodule(linear_name), layer.get_submodule(act_name)
+            code = ACT_KINDS.get(type(act).__name__)
+            if code is not None and type(linear) is GemvLinear:
+                forward = functools.partial(type(act).forward, act)
+                linear.__dict__.update(_act=code, _act_forward=forward)
+                _swap(act)
+                folded += 1
+    return folded
+
+
+@functools.cache
+def _folded_class(cls: type) -> type:
+    """``cls`` passing its input through (its other methods kept: the forward the folded
+    layers call when the kernel does not serve may use them)."""
+    return type(f"FoldedIn{cls.__name__}", (FoldedIn, cls), {"unfolded": cls})
+
+
+def _swap(module: torch.nn.Module) -> None:
+    cls: type = type(module)
+    module.__class__ = _folded_class(cls)
+
+
+def use_gemv(model: Any, fold: bool = False) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
-    :class:`GemvLinear`; returns how many (0, with a one-line notice, on a device where
+    :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in;
+    returns how many layers (0, with a one-line notice, on a device where
     :func:`kernel_error` found the kernel failing)."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _eligible(m, head)]
@@ -93,12 +279,27 @@ def use_gemv(model: Any) -> int:
         return 0
     for m in layers:
         m.__class__ = GemvLinear
+    if fold:
+        _fold(model)
     return len(layers)
 
 
+def folded_in(model: Any) -> int:
+    """How many norms and activations are folded into the model's GEMV layers."""
+    return sum(isinstance(m, FoldedIn) for m in model.modules())
+
+
 def drop_gemv(model: Any) -> int:
-    """Switches :class:`GemvLinear` layers back to ``nn.Linear``; returns how many."""
+    """Switches :class:`GemvLinear` layers back to ``nn.Linear`` and folded norms and
+    activations back to their classes; returns how many layers."""
+    for m in list(model.modules()):
+        if isinstance(m, FoldedIn):
+            m.__class__ = m.unfolded
     layers: list[Any] = [m for m in model.modules() if type(m) is GemvLinear]
     for m in layers:
+        for name in ("_norm", "_norm_weight", "_norm_bias", "_eps", "_act"):
+            m.__dict__.pop(name, None)
+        m.__dict__.pop("_norm_forward", None)
+        m.__dict__.pop("_act_forward", None)
         m.__class__ = torch.nn.Linear
     return len(layers)
