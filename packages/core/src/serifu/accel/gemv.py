@@ -70,7 +70,6 @@ ACT_READERS = {
     "GPTNeoXLayer": ("mlp.dense_h_to_4h", "mlp.act"),
     "GPTJBlock": ("mlp.fc_in", "mlp.act"),
 }
-MAX_NORM_WIDTH = 8192  # gemv_kernels holds a whole input row for the norm's statistics
 
 
 def fused_reference(
@@ -231,7 +230,7 @@ def _fold(model: Any) -> int:
             code = NORM_KINDS.get(type(norm).__name__)
             weight = getattr(norm, "weight", None)
             eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
-            if code is None or weight is None or eps is None or weight.shape[-1] > MAX_NORM_WIDTH:
+            if code is None or weight is None or eps is None:
                 continue
             if not all(type(r) is GemvLinear for r in readers):  # LoRA-wrapped, quantised...
                 continue
