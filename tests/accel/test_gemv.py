@@ -156,7 +156,7 @@ def test_the_kernels_formula_is_each_modules(half_models: dict[str, Any], name: 
             with torch.no_grad():
                 modules = m(x)  # off CUDA: the norm's, nn.Linear's, the activation's forwards
                 kernel = gemv(
-                    x, m.weight, m.bias, m._norm, m._norm_weight, m._norm_bias, m._eps, m._act
+                    x, m.weight, m.bias, m._norm, m._norm_weight, m._norm_sums, m._eps, m._act
                 )
             torch.testing.assert_close(kernel, modules, atol=2e-2, rtol=2e-2)
     finally:

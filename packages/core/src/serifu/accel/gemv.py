@@ -78,26 +78,42 @@ def fused_reference(
     bias: torch.Tensor | None,
     norm: int = 0,
     norm_weight: torch.Tensor | None = None,
-    norm_bias: torch.Tensor | None = None,
+    norm_sums: torch.Tensor | None = None,
     eps: float = 0.0,
     act: int = 0,
 ) -> torch.Tensor:
-    """What the kernel computes, in PyTorch (the modules' own formulas and roundings)."""
-    if norm == LAYER:
-        x = torch.nn.functional.layer_norm(x, x.shape[-1:], norm_weight, norm_bias, eps)
-    elif norm in (RMS, RMS_PLUS_ONE):
-        assert norm_weight is not None
-        h = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
-        if norm == RMS:
-            x = norm_weight * h.to(x.dtype)
-        else:
-            x = (h * (1.0 + norm_weight.float())).to(x.dtype)
-    y = torch.nn.functional.linear(x, weight, bias)
+    """What the kernel computes, in PyTorch: a folded norm's input normalised in float32 (not
+    rounded before the product), a LayerNorm's bias as ``norm_sums[1]`` (``W b``)."""
+    if norm:
+        assert norm_weight is not None and norm_sums is not None
+        xf, g = x.float(), norm_weight.float()
+        if norm == LAYER:
+            xf = xf - xf.mean(-1, keepdim=True)
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        xf = xf * (1.0 + g if norm == RMS_PLUS_ONE else g)
+        y = torch.nn.functional.linear(xf, weight.float()) + norm_sums[1]
+        y = (y + bias.float() if bias is not None else y).to(x.dtype)
+    else:
+        y = torch.nn.functional.linear(x, weight, bias)
     if act == GELU:
         y = torch.nn.functional.gelu(y)
     elif act == GELU_TANH:
         y = torch.nn.functional.gelu(y, approximate="tanh")
     return y
+
+
+def folded_sums(weight: torch.Tensor, norm: int, norm_weight: Any, norm_bias: Any) -> torch.Tensor:
+    """float32 ``[2, out]``: the rows of ``weight`` summed against the norm's weight (``1 +
+    weight`` for Gemma) and against its bias (0 without one). They do not change with the
+    input, so the kernel's loop sums only ``w g x`` and the end subtracts ``mean * W g``."""
+    out = torch.zeros(2, weight.shape[0], dtype=torch.float32, device=weight.device)
+    g = norm_weight.float() + (1.0 if norm == RMS_PLUS_ONE else 0.0)
+    for i in range(0, weight.shape[0], 4096):  # a float32 copy of 4,096 rows at a time
+        rows = weight[i : i + 4096].float()
+        out[0, i : i + 4096] = rows @ g
+        if norm_bias is not None:
+            out[1, i : i + 4096] = rows @ norm_bias.float()
+    return out
 
 
 @torch.library.custom_op("serifu::gemv", mutates_args=())
@@ -107,19 +123,20 @@ def gemv(
     bias: torch.Tensor | None,
     norm: int = 0,
     norm_weight: torch.Tensor | None = None,
-    norm_bias: torch.Tensor | None = None,
+    norm_sums: torch.Tensor | None = None,
     eps: float = 0.0,
     act: int = 0,
 ) -> torch.Tensor:
     """``act(F.linear(norm(x), weight, bias))`` for an ``x`` of one row (any leading dims of
-    size 1): the Triton kernel on CUDA, :func:`fused_reference` elsewhere."""
+    size 1): the Triton kernel on CUDA, :func:`fused_reference` elsewhere. With a ``norm``,
+    ``norm_sums`` is :func:`folded_sums`'s."""
     if not x.is_cuda:
-        return fused_reference(x, weight, bias, norm, norm_weight, norm_bias, eps, act)
+        return fused_reference(x, weight, bias, norm, norm_weight, norm_sums, eps, act)
     from serifu.accel import gemv_kernels
 
     out = torch.empty(*x.shape[:-1], weight.shape[0], device=x.device, dtype=x.dtype)
     gemv_kernels.launch(
-        x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight, norm_bias,
+        x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight, norm_sums,
         eps, act,
     )  # fmt: skip
     return out
@@ -132,29 +149,53 @@ def _(
     bias: torch.Tensor | None,
     norm: int = 0,
     norm_weight: torch.Tensor | None = None,
-    norm_bias: torch.Tensor | None = None,
+    norm_sums: torch.Tensor | None = None,
     eps: float = 0.0,
     act: int = 0,
 ) -> torch.Tensor:
     return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
+class SharedNorm:
+    """A folded norm's own forward, for the inputs the kernel does not serve (prompts,
+    batches): run once per input for the ``readers`` layers that read it in turn (q, k and v
+    read the same), and forgotten once they all have (so no later pass can see it); under
+    ``torch.compile`` each reader runs it (inductor merges the repeats itself)."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], readers: int):
+        self.forward = forward
+        self.readers = readers
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.left = 0  # readers still to read self.last
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return self.forward(x)
+        if self.last is None or self.last[0] is not x:
+            self.last, self.left = (x, self.forward(x)), self.readers
+        out = self.last[1]
+        self.left -= 1
+        if self.left <= 0:
+            self.last = None
+        return out
+
+
 class GemvLinear(torch.nn.Linear):
     """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
     norm before it and the activation after it when those were folded in."""
 
-    _norm = 0  # folded in: the kernel's codes, the norm's tensors, and the modules' forwards
+    _norm = 0  # folded in: the kernel's codes and tensors, and the modules' own forwards
     _norm_weight: torch.Tensor | None = None
-    _norm_bias: torch.Tensor | None = None
+    _norm_sums: torch.Tensor | None = None
     _eps = 0.0
     _act = 0
-    _norm_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    _norm_forward: SharedNorm | None = None
     _act_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
             return gemv(
-                x, self.weight, self.bias, self._norm, self._norm_weight, self._norm_bias,
+                x, self.weight, self.bias, self._norm, self._norm_weight, self._norm_sums,
                 self._eps, self._act,
             )  # fmt: skip
         if self._norm_forward is not None:
@@ -209,7 +250,8 @@ def kernel_error(device: str) -> str | None:
             x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
             kw = {"norm": case.get("norm", 0), "eps": 1e-5, "act": case.get("act", 0)}
             if kw["norm"]:
-                kw |= {"norm_weight": nw, "norm_bias": nb if case.get("norm_bias") else None}
+                bias = nb if case.get("norm_bias") else None
+                kw |= {"norm_weight": nw, "norm_sums": folded_sums(w, kw["norm"], nw, bias)}
             on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
             got.append(gemv(x.to(device), w.to(device), b.to(device), **on).float().cpu())
             ref.append(fused_reference(x, w, b, **kw).float())
@@ -234,10 +276,12 @@ def _fold(model: Any) -> int:
                 continue
             if not all(type(r) is GemvLinear for r in readers):  # LoRA-wrapped, quantised...
                 continue
+            shared = SharedNorm(functools.partial(type(norm).forward, norm), len(readers))
             for r in readers:
+                sums = folded_sums(r.weight, code, weight, getattr(norm, "bias", None))
                 r.__dict__.update(
-                    _norm=code, _norm_weight=weight, _norm_bias=getattr(norm, "bias", None),
-                    _eps=float(eps), _norm_forward=functools.partial(type(norm).forward, norm),
+                    _norm=code, _norm_weight=weight, _norm_sums=sums, _eps=float(eps),
+                    _norm_forward=shared,
                 )  # fmt: skip
             _swap(norm)
             folded += 1
@@ -296,7 +340,7 @@ def drop_gemv(model: Any) -> int:
             m.__class__ = m.unfolded
     layers: list[Any] = [m for m in model.modules() if type(m) is GemvLinear]
     for m in layers:
-        for name in ("_norm", "_norm_weight", "_norm_bias", "_eps", "_act"):
+        for name in ("_norm", "_norm_weight", "_norm_sums", "_eps", "_act"):
             m.__dict__.pop(name, None)
         m.__dict__.pop("_norm_forward", None)
         m.__dict__.pop("_act_forward", None)

@@ -38,56 +38,48 @@ CONFIGS = [
 @triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT"])
 @triton.jit
 def _gemv(
-    x_ptr, w_ptr, b_ptr, nw_ptr, nb_ptr, y_ptr, N, K, s_wn, eps,
-    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, HAS_NORM_BIAS: tl.constexpr, ACT: tl.constexpr,
+    x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps,
+    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows, the input in ``BLOCK_K`` steps, float32 sums.
     ``NORM``/``ACT``: serifu.accel.gemv's codes (0 none; norms 1 LayerNorm, 2 Llama's RMSNorm,
     3 Gemma's; activations 1 GELU, 2 GELU's tanh approximation).
 
-    A norm costs no pass of its own: with ``g`` its weight, the loop sums ``w g x`` (and, for
-    LayerNorm, ``w g`` and ``w b``) next to the input's own sums, and the end applies the
-    statistics, ``y = rstd (sum(w g x) - mean sum(w g)) + sum(w b)``; so every program starts
-    reading weights at once (a statistics pass first held them back: 0.92-0.96x, session 26).
+    A norm costs no pass of its own: with ``g`` its weight, the loop sums ``w (g x)`` and the
+    input's own sums; the end applies the statistics, ``y = rstd (sum(w g x) - mean W g) +
+    W b`` with ``W g``, ``W b`` (``sums_ptr``, float32 [2, N]) summed once when the norm was
+    folded. So every program starts reading weights at once, with one accumulator (a
+    statistics pass first held the weights back: 0.92-0.96x; accumulating ``W g`` and ``W b``
+    in the loop as well: 0.91x, session 26).
     """
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nm = n < N
     acc = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
     if NORM != 0:
-        sxx = tl.zeros((BLOCK_K,), tl.float32)
-    if NORM == 1:
         sx = tl.zeros((BLOCK_K,), tl.float32)
-        acc_g = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
-        if HAS_NORM_BIAS:
-            acc_b = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
+        sxx = tl.zeros((BLOCK_K,), tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         km = k < K
         x = tl.load(x_ptr + k, mask=km, other=0.0).to(tl.float32)
         w = tl.load(
             w_ptr + n[:, None] * s_wn + k[None, :], mask=nm[:, None] & km[None, :], other=0.0
-        ).to(tl.float32)
-        if NORM == 0:
-            acc += w * x[None, :]
-        else:
+        )
+        if NORM != 0:
+            sx += x
+            sxx += x * x
             g = tl.load(nw_ptr + k, mask=km, other=0.0).to(tl.float32)
             if NORM == 3:  # Gemma scales by (1 + weight)
                 g = tl.where(km, 1.0 + g, 0.0)
-            sxx += x * x
-            acc += w * (x * g)[None, :]
-            if NORM == 1:
-                sx += x
-                acc_g += w * g[None, :]
-                if HAS_NORM_BIAS:
-                    acc_b += w * tl.load(nb_ptr + k, mask=km, other=0.0).to(tl.float32)[None, :]
+            x = x * g
+        acc += w.to(tl.float32) * x[None, :]
     y = tl.sum(acc, 1)
     if NORM == 1:
         mean = tl.sum(sx, 0) / K
         rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
-        y = rstd * (y - mean * tl.sum(acc_g, 1))
-        if HAS_NORM_BIAS:
-            y += tl.sum(acc_b, 1)
+        wg = tl.load(sums_ptr + n, mask=nm, other=0.0)
+        y = rstd * (y - mean * wg) + tl.load(sums_ptr + N + n, mask=nm, other=0.0)
     elif NORM != 0:
         y = y * tl.rsqrt(tl.sum(sxx, 0) / K + eps)
     if HAS_BIAS:
@@ -109,11 +101,12 @@ def launch(
     out: Any,
     norm: int = 0,
     norm_weight: Any = None,
-    norm_bias: Any = None,
+    norm_sums: Any = None,
     eps: float = 0.0,
     act: int = 0,
 ) -> None:
-    """``out`` [N] = act(``weight`` [N, K] (rows contiguous) @ norm(``x`` [K]) (+ ``bias``))."""
+    """``out`` [N] = act(``weight`` [N, K] (rows contiguous) @ norm(``x`` [K]) (+ ``bias``));
+    a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`."""
     n, k = weight.shape
 
     def grid(meta: dict[str, int]) -> tuple[int]:
@@ -122,7 +115,7 @@ def launch(
     _gemv[grid](
         x, weight, bias if bias is not None else weight,
         norm_weight if norm_weight is not None else weight,
-        norm_bias if norm_bias is not None else weight,
+        norm_sums if norm_sums is not None else weight,
         out, n, k, weight.stride(0), eps,
-        HAS_BIAS=bias is not None, NORM=norm, HAS_NORM_BIAS=norm_bias is not None, ACT=act,
+        HAS_BIAS=bias is not None, NORM=norm, ACT=act,
     )  # fmt: skip
