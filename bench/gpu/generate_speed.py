@@ -546,10 +546,13 @@ IN_PLACE = (
     "uint4-lora-cg",
     "uint4t",
     "uint4t-lora",
+    "uint4s",
+    "uint4s-lora",
 )
 """4-bit kinds made from the bf16 model in place (``uint4t``: the same codes in
 ``bench/gpu/uint4_torch.py``'s PyTorch layers, fused GEMVs once compiled; ``-bf16table``: a
-tied embedding/head table left in bf16 instead of the product's int8 rows)."""
+tied embedding/head table left in bf16 instead of the product's int8 rows; ``uint4s``: the
+same codes on Serifu's own Triton GEMV, ``serifu.accel.uint4_gemv``, instead of GemLite's)."""
 
 
 def _lora_layers(model: Any, model_id: str) -> Any:
@@ -574,14 +577,18 @@ def _qlora_layout(nf4: Any, model_id: str) -> Any:
     return _lora_layers(nf4, model_id).get_base_model()
 
 
-def _uint4(model: Any, fuse_lora: bool = True, table: str = "int8") -> Any:
+def _uint4(
+    model: Any, fuse_lora: bool = True, table: str = "int8", kernel: str | None = None
+) -> Any:
     """``serifu.inference.quantize``'s uint4 reply weights (GemLite A16W4, group 64; a tied
     table in int8 rows or bf16): on a PEFT model the base goes 4-bit under the unmerged LoRA
     (as reductions, the product's default, or PEFT's matmuls: ``fuse_lora=False``). Returns
     the plain model."""
     from serifu.inference.quantize import prepare_reply_weights
 
-    q = prepare_reply_weights(model, "uint4", merge=False, fuse_lora=fuse_lora, table=table)
+    q = prepare_reply_weights(
+        model, "uint4", merge=False, fuse_lora=fuse_lora, table=table, uint4_kernel=kernel
+    )
     return q.get_base_model() if hasattr(q, "get_base_model") else q
 
 
@@ -678,7 +685,9 @@ def _bench_4bit(
                         q = q.get_base_model() if hasattr(q, "get_base_model") else q
                     else:
                         table = "bf16" if kind.endswith("-bf16table") else "int8"
-                        q = _uint4(lora, fuse_lora=not kind.endswith("-peft"), table=table)
+                        kernel = "serifu" if kind.startswith("uint4s") else "gemlite"
+                        fuse = not kind.endswith("-peft")
+                        q = _uint4(lora, fuse_lora=fuse, table=table, kernel=kernel)
             elif kind == "nf4-lora" and nf4 is not None:
                 q = nf4  # the NF4 model of the row before: LoRA is added below
             elif not touched:
@@ -810,7 +819,8 @@ def main() -> None:
         " uint4-lora (uint4 base + LoRA r=8 unmerged: the product's uint4 layout, LoRA as"
         " decode reductions), uint4-lora-peft (the same with PEFT's matmuls), nf4 (bnb),"
         " nf4-lora (NF4 base + LoRA r=8 unmerged: the layout a QLoRA adapter was trained in);"
-        " uint4-cg, uint4-lora-cg: the same with GemLite's autotune timed inside CUDA graphs"
+        " uint4-cg, uint4-lora-cg: the same with GemLite's autotune timed inside CUDA graphs;"
+        " uint4s, uint4s-lora: the same codes on Serifu's own Triton GEMV (serifu.accel.uint4_gemv)"
         " (from that row on)",
     )
     ap.add_argument(

@@ -20,6 +20,12 @@
 #   levers   the decoder's Triton GEMV and split-key attention (now the default) each off and
 #            on, unprofiled, on line-3.6b (the H200 roofline target) and gemma-3-270m; then the
 #            uint4 replies against the new bf16 step in the same run (generate_speed.py)
+#            (session 26 ran this on an H200 for split-kv-gemv against default, with the norms
+#            folded in, and uint4; still pending: the folded GEMV on an H100, all variants)
+# Session 26 (built without a GPU):
+#   uint4s   Serifu's own uint4 GEMV (serifu.accel.uint4_gemv, SERIFU_UINT4_KERNEL=serifu)
+#            against GemLite's layers and bf16, same run: line-3.6b and stablelm-beta-7b
+#            replies, uint4 + LoRA unmerged (generate_speed.py kinds uint4-lora, uint4s-lora)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -127,6 +133,12 @@ if [[ ,$parts, == *,levers,* ]]; then  # Serifu's Triton GEMV and split-key atte
   done
   run levers-uint4 200 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 1 --peers '' \
     --no-ablation --no-vocab --quant uint4-lora --budget-s 180 --out "$out/generate-uint4-vs-gemv.json"
+fi
+if [[ ,$parts, == *,uint4s,* ]]; then  # Serifu's uint4 GEMV against GemLite's (session 26)
+  for m in line-3.6b stablelm-beta-7b; do
+    run "uint4s-$m" 280 python3 bench/gpu/generate_speed.py --models "$m" --batches 1 --peers '' \
+      --no-ablation --no-vocab --quant uint4s-lora,uint4-lora --budget-s 260 --out "$out/generate-uint4s-$m.json"
+  done
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

@@ -21,8 +21,10 @@ norm is read only by linear layers (``NORM_READERS``: GPT-NeoX, GPT-J, Llama, Ge
 them normalises its one-row input itself and the norm module passes its input through; where
 an MLP's activation reads only its first layer (``ACT_READERS``: GPT-NeoX, GPT-J), that layer
 applies it. A reply step then runs two or three kernels fewer per layer (the norms' one-block
-reductions, ~2.8 us each on an H200, and the activation). Inputs the kernel does not serve run
-the norm's and activation's own forwards, so the model computes what it did.
+reductions, ~2.8 us each on an H200, and the activation): 1.05x on line-3.6b (64.6 % of the
+roofline) and gemma-3-270m, 1.00x on stablelm-beta-7b and novel-gptj-6b (one H200, session
+26). Inputs the kernel does not serve run the norm's and activation's own forwards, so the
+model computes what it did.
 """
 
 from __future__ import annotations

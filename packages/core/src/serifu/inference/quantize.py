@@ -13,7 +13,9 @@ weights read. Three maintained 4-bit kernel libraries:
   head (line-3.6b, gemma-3-270m) is stored once in int8 (:mod:`serifu.accel.int8_table`:
   GemLite's 8-bit head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
   are rounded to the same grids and kept dequantised: the format's quality, measurable
-  without a GPU, not its speed.
+  without a GPU, not its speed. ``SERIFU_UINT4_KERNEL=serifu`` runs the same codes on
+  Serifu's own Triton GEMV instead (:mod:`serifu.accel.uint4_gemv`; opt-in, not yet
+  measured on a GPU).
 
 For int4 and nf4 the LoRA is merged first (its low-rank product folded into the bf16
 weights), then the merged weights are quantised. A QLoRA adapter was trained on a 4-bit
@@ -37,6 +39,7 @@ TABLES = ("int8", "bf16")
 """How the ``uint4`` path keeps a tied embedding/head table (4 bits cost +18 % perplexity)."""
 INT4_GROUP = 128
 UINT4_GROUP = 64
+UINT4_KERNELS = ("gemlite", "serifu")
 
 
 def check_weights(weights: str) -> None:
@@ -229,33 +232,76 @@ def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
     )
 
 
-def quantize_uint4_(model: Any, group_size: int = UINT4_GROUP, table: str = "int8") -> Any:
+def uint4_kernel(kernel: str | None = None) -> str:
+    """Which kernels run the ``uint4`` layers on CUDA: ``kernel``, else ``SERIFU_UINT4_KERNEL``,
+    else GemLite's (``"serifu"``: :mod:`serifu.accel.uint4_gemv`, opt-in until measured)."""
+    import os
+
+    chosen = kernel or os.environ.get("SERIFU_UINT4_KERNEL", "gemlite")
+    if chosen not in UINT4_KERNELS:
+        raise SerifuError(
+            f"the uint4 kernel must be one of {', '.join(UINT4_KERNELS)} (got {chosen!r})"
+        )
+    return chosen
+
+
+def _serifu_uint4_or_notice(device: str, group_size: int) -> bool:
+    """Whether Serifu's uint4 GEMV serves on ``device`` (else a one-line notice: GemLite)."""
+    import importlib.util
+    import sys
+
+    if group_size != UINT4_GROUP:
+        raise SerifuError(f"Serifu's uint4 kernel needs groups of {UINT4_GROUP}, not {group_size}")
+    if importlib.util.find_spec("triton") is None:
+        error: str | None = "triton is not installed (pip install 'serifu[triton]')"
+    else:
+        from serifu.accel.uint4_gemv import kernel_error
+
+        error = kernel_error(device)
+    if error is not None:
+        print(f"note: uint4 layers use GemLite (Serifu's uint4 GEMV: {error})", file=sys.stderr)
+    return error is None
+
+
+def quantize_uint4_(
+    model: Any, group_size: int = UINT4_GROUP, table: str = "int8", kernel: str | None = None
+) -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
-    CUDA GemLite's A16W4 layers (bf16 activations), and a tied embedding/head table stored
-    once in int8 (``table="int8"``: GemLite's 8-bit head over the codes the embedding gathers,
-    :mod:`serifu.accel.int8_table`); on the CPU the rounded weights dequantised into the same
-    layers (quality only; see the module docstring)."""
+    CUDA GemLite's A16W4 layers (bf16 activations; ``kernel="serifu"``: Serifu's own GEMV on
+    the same codes, :class:`serifu.accel.uint4_gemv.Uint4Linear`), and a tied embedding/head
+    table stored once in int8 (``table="int8"``: GemLite's 8-bit head over the codes the
+    embedding gathers, :mod:`serifu.accel.int8_table`); on the CPU the rounded weights
+    dequantised into the same layers (quality only; see the module docstring)."""
     import torch
 
     check_table(table)
+    kernel = uint4_kernel(kernel)
     if next(model.parameters()).device.type != "cuda":
         round_uint4_(model, group_size, table)
         model.serifu_weights = "uint4-simulated"
         return model
-    gemlite = _gemlite()
     tied = _head_is_tied(model)
-    # float32 split-K sums: with GemLite's bf16 atomic adds a batch-1 output is 1-2e-2 off
-    # the dequantised weights' product, with float32 ones 4e-3 (bf16 rounding alone;
-    # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes
-    gemlite.set_native_atomic_bfp16(False)
+    device = str(next(model.parameters()).device)
+    ours = kernel == "serifu" and _serifu_uint4_or_notice(device, group_size)
+    if not ours:
+        # float32 split-K sums: with GemLite's bf16 atomic adds a batch-1 output is 1-2e-2 off
+        # the dequantised weights' product, with float32 ones 4e-3 (bf16 rounding alone;
+        # bench/gpu/uint4_check.py): the CPU simulation then measures what the GPU computes
+        _gemlite().set_native_atomic_bfp16(False)
     model.to(torch.bfloat16)
     for parent, name, layer in _base_linears(model):
-        setattr(parent, name, gemlite_layer(layer, group_size))
+        if ours:
+            from serifu.accel.uint4_gemv import Uint4Linear
+
+            setattr(parent, name, Uint4Linear.from_linear(layer))
+        else:
+            setattr(parent, name, gemlite_layer(layer, group_size))
         layer.weight = None  # the bf16 weight is done with
     if tied and table == "int8":
         _int8_table_or_notice(model)
     torch.cuda.empty_cache()
     model.serifu_weights = "uint4"
+    model.serifu_uint4_kernel = "serifu" if ours else "gemlite"
     return model
 
 
@@ -307,13 +353,14 @@ def prepare_reply_weights(
     merge: bool | None = None,
     fuse_lora: bool = True,
     table: str = "int8",
+    uint4_kernel: str | None = None,
 ) -> Any:
     """The model replies run on: the LoRA merged (``merge``; None: merged unless
     ``weights`` is ``uint4``, whose base goes 4-bit under the unmerged LoRA), then
     quantised to ``weights``. An unmerged uint4 LoRA decodes as reductions that a compiled
     step fuses into its neighbours (:mod:`serifu.accel.lora_decode`; ``fuse_lora=False``:
     PEFT's matmuls). ``table``: a tied embedding/head table under ``uint4``, int8 rows or
-    left in bf16."""
+    left in bf16; ``uint4_kernel``: :func:`uint4_kernel`'s choice."""
     check_weights(weights)
     check_table(table)
     from serifu.accel.gemv import drop_gemv
@@ -330,7 +377,7 @@ def prepare_reply_weights(
     elif weights == "nf4":
         quantize_nf4_(model)
     elif weights == "uint4":
-        quantize_uint4_(model, table=table)
+        quantize_uint4_(model, table=table, kernel=uint4_kernel)
         if not merge and fuse_lora:
             from serifu.accel.lora_decode import fuse_lora_for_decode_
 

@@ -1,0 +1,85 @@
+"""Triton kernel of :mod:`serifu.accel.uint4_gemv`: ``y = W x (+ b)`` for one row ``x`` over
+4-bit weights, each program a few output rows over the whole input (as
+:mod:`serifu.accel.gemv_kernels`), the codes unpacked and scaled in registers.
+
+Layout (:func:`serifu.accel.uint4_gemv.pack_uint4`): row ``n``'s byte ``32 g + t`` holds the
+codes of inputs ``64 g + t`` (low nibble) and ``64 g + 32 + t`` (high nibble); ``scale[n, g]``
+and ``shift[n, g]`` give the weight ``code * scale + shift``. A program's tile is
+``BLOCK_N`` rows x ``GROUPS`` groups x 32 bytes, so each group's scale and shift are loaded
+once and broadcast in registers.
+
+Imported only on CUDA; configurations autotuned per (out, in) at the first call (the decoder's
+warm-up steps, before its CUDA graph is recorded).
+"""
+
+# mypy: disable-error-code="no-untyped-def"
+# (Triton kernels' parameters are pointers and constexprs that Triton types itself)
+from __future__ import annotations
+
+from typing import Any
+
+import triton
+import triton.language as tl
+
+CONFIGS = [
+    triton.Config({"BLOCK_N": n, "GROUPS": g}, num_warps=w)
+    for n, g, w in (
+        (2, 32, 4),
+        (4, 16, 4),
+        (8, 8, 4),
+        (8, 16, 4),
+        (8, 32, 8),
+        (16, 8, 4),
+        (16, 16, 8),
+        (32, 8, 8),
+    )
+]
+
+
+@triton.autotune(configs=CONFIGS, key=["N", "K"])
+@triton.jit
+def _uint4_gemv(
+    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K,
+    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr,
+):  # fmt: skip
+    """Program: ``BLOCK_N`` output rows, the input ``GROUPS`` groups of 64 at a time."""
+    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nm = n < N
+    t = tl.arange(0, 32)
+    G = K // 64
+    acc = tl.zeros((BLOCK_N, GROUPS, 32), tl.float32)
+    for g0 in range(0, G, GROUPS):
+        g = g0 + tl.arange(0, GROUPS)
+        gm = g < G
+        q = tl.load(
+            q_ptr + n[:, None, None] * (K // 2) + g[None, :, None] * 32 + t[None, None, :],
+            mask=nm[:, None, None] & gm[None, :, None],
+            other=0,
+        )
+        xl = tl.load(x_ptr + g[:, None] * 64 + t[None, :], mask=gm[:, None], other=0.0)
+        xh = tl.load(x_ptr + g[:, None] * 64 + 32 + t[None, :], mask=gm[:, None], other=0.0)
+        sm = nm[:, None] & gm[None, :]
+        s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
+        m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
+        s3, m3 = s[:, :, None], m[:, :, None]
+        lo = (q & 15).to(tl.float32) * s3 + m3
+        hi = (q >> 4).to(tl.float32) * s3 + m3
+        acc += lo * xl.to(tl.float32)[None, :, :] + hi * xh.to(tl.float32)[None, :, :]
+    y = tl.sum(tl.sum(acc, 2), 1)
+    if HAS_BIAS:
+        y += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
+    tl.store(y_ptr + n, y.to(y_ptr.dtype.element_ty), mask=nm)
+
+
+def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, out: Any) -> None:
+    """``out`` [N] = dequantised(``packed`` [N, K/2], ``scale``, ``shift`` [N, K/64]) @ ``x``
+    [K] (+ ``bias`` [N])."""
+    n, k = packed.shape[0], packed.shape[1] * 2
+
+    def grid(meta: dict[str, int]) -> tuple[int]:
+        return (triton.cdiv(n, meta["BLOCK_N"]),)
+
+    _uint4_gemv[grid](
+        x, packed, scale, shift, bias if bias is not None else scale, out, n, k,
+        HAS_BIAS=bias is not None,
+    )  # fmt: skip
