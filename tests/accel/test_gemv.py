@@ -25,6 +25,8 @@ def test_half_precision_linears_switch_but_not_the_head() -> None:
     head = model.get_output_embeddings()
     n = use_gemv(model)
     assert n == len(plain) - 1  # every layer's q, k, v, o, gate, up, down; not lm_head
+    assert use_gemv(model, fold=True) == n  # a second decoder's call: the same layers, folded
+    assert folded_in(model) == 2 * model.config.num_hidden_layers
     assert type(head) is torch.nn.Linear
     assert all(type(m) is GemvLinear for m in plain if m is not head)
     assert drop_gemv(model) == n

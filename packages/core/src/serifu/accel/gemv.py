@@ -314,8 +314,10 @@ def _swap(module: torch.nn.Module) -> None:
 def use_gemv(model: Any, fold: bool = False) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
     :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in;
-    returns how many layers (0, with a one-line notice, on a device where
-    :func:`kernel_error` found the kernel failing)."""
+    returns how many layers the model now has on the GEMV (those an earlier call switched
+    included; 0, with a one-line notice, on a device where :func:`kernel_error` found the
+    kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
+    as they are (no adapter injected into a folded layer): :func:`drop_gemv` first."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _eligible(m, head)]
     error = kernel_error(str(layers[0].weight.device)) if layers else None
@@ -326,7 +328,7 @@ def use_gemv(model: Any, fold: bool = False) -> int:
         m.__class__ = GemvLinear
     if fold:
         _fold(model)
-    return len(layers)
+    return sum(type(m) is GemvLinear for m in model.modules())
 
 
 def folded_in(model: Any) -> int:
