@@ -74,36 +74,6 @@ ACT_READERS = {
 }
 
 
-def fused_reference(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    norm: int = 0,
-    norm_weight: torch.Tensor | None = None,
-    norm_sums: torch.Tensor | None = None,
-    eps: float = 0.0,
-    act: int = 0,
-) -> torch.Tensor:
-    """What the kernel computes, in PyTorch: a folded norm's input normalised in float32 (not
-    rounded before the product), a LayerNorm's bias as ``norm_sums[1]`` (``W b``)."""
-    if norm:
-        assert norm_weight is not None and norm_sums is not None
-        xf, g = x.float(), norm_weight.float()
-        if norm == LAYER:
-            xf = xf - xf.mean(-1, keepdim=True)
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
-        xf = xf * (1.0 + g if norm == RMS_PLUS_ONE else g)
-        y = torch.nn.functional.linear(xf, weight.float()) + norm_sums[1]
-        y = (y + bias.float() if bias is not None else y).to(x.dtype)
-    else:
-        y = torch.nn.functional.linear(x, weight, bias)
-    if act == GELU:
-        y = torch.nn.functional.gelu(y)
-    elif act == GELU_TANH:
-        y = torch.nn.functional.gelu(y, approximate="tanh")
-    return y
-
-
 def folded_sums(weight: torch.Tensor, norm: int, norm_weight: Any, norm_bias: Any) -> torch.Tensor:
     """float32 ``[2, out]``: the rows of ``weight`` summed against the norm's weight (``1 +
     weight`` for Gemma) and against its bias (0 without one). They do not change with the
@@ -130,31 +100,38 @@ def gemv(
     act: int = 0,
 ) -> torch.Tensor:
     """``act(F.linear(norm(x), weight, bias))`` for an ``x`` of one row (any leading dims of
-    size 1): the Triton kernel on CUDA, :func:`fused_reference` elsewhere. With a ``norm``,
-    ``norm_sums`` is :func:`folded_sums`'s."""
-    if not x.is_cuda:
-        return fused_reference(x, weight, bias, norm, norm_weight, norm_sums, eps, act)
-    from serifu.accel import gemv_kernels
+    size 1); with a ``norm``, ``norm_sums`` is :func:`folded_sums`'s. On CUDA the Triton
+    kernel; elsewhere the same in PyTorch (the kernel's reference): a folded norm's input
+    normalised in float32, not rounded before the product, its bias as ``norm_sums[1]``."""
+    if x.is_cuda:
+        from serifu.accel import gemv_kernels
 
-    out = torch.empty(*x.shape[:-1], weight.shape[0], device=x.device, dtype=x.dtype)
-    gemv_kernels.launch(
-        x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight, norm_sums,
-        eps, act,
-    )  # fmt: skip
-    return out
+        out = torch.empty(*x.shape[:-1], weight.shape[0], device=x.device, dtype=x.dtype)
+        gemv_kernels.launch(
+            x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight,
+            norm_sums, eps, act,
+        )  # fmt: skip
+        return out
+    if norm:
+        assert norm_weight is not None and norm_sums is not None
+        xf, g = x.float(), norm_weight.float()
+        if norm == LAYER:
+            xf = xf - xf.mean(-1, keepdim=True)
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+        xf = xf * (1.0 + g if norm == RMS_PLUS_ONE else g)
+        y = torch.nn.functional.linear(xf, weight.float()) + norm_sums[1]
+        y = (y + bias.float() if bias is not None else y).to(x.dtype)
+    else:
+        y = torch.nn.functional.linear(x, weight, bias)
+    if act == GELU:
+        y = torch.nn.functional.gelu(y)
+    elif act == GELU_TANH:
+        y = torch.nn.functional.gelu(y, approximate="tanh")
+    return y
 
 
 @gemv.register_fake
-def _(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    norm: int = 0,
-    norm_weight: torch.Tensor | None = None,
-    norm_sums: torch.Tensor | None = None,
-    eps: float = 0.0,
-    act: int = 0,
-) -> torch.Tensor:
+def _(x: torch.Tensor, weight: torch.Tensor, *_rest: Any) -> torch.Tensor:
     return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
@@ -240,7 +217,7 @@ def _check_cases() -> list[dict[str, Any]]:
 @functools.cache
 def kernel_error(device: str) -> str | None:
     """Why the kernel cannot serve on ``device`` (None: small products, plain and with each
-    norm and activation folded in, ran and matched :func:`fused_reference`). Checked once per
+    norm and activation folded in, ran and matched the op's PyTorch reference on the CPU). Checked once per
     device, so that a GPU or Triton release it does not run on keeps cuBLAS."""
     from serifu.accel.kernel_check import kernel_error as check
 
@@ -256,7 +233,7 @@ def kernel_error(device: str) -> str | None:
                 kw |= {"norm_weight": nw, "norm_sums": folded_sums(w, kw["norm"], nw, bias)}
             on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
             got.append(gemv(x.to(device), w.to(device), b.to(device), **on).float().cpu())
-            ref.append(fused_reference(x, w, b, **kw).float())
+            ref.append(gemv(x, w, b, **kw).float())  # the op off CUDA: its reference
         return torch.cat(got, -1), torch.cat(ref, -1)
 
     return check(run, atol=5e-2, rtol=2e-2)
