@@ -39,10 +39,12 @@ CONFIGS = [
 @triton.autotune(configs=CONFIGS, key=["N", "K"])
 @triton.jit
 def _uint4_gemv(
-    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K,
+    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K, s_qn,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr,
 ):  # fmt: skip
-    """Program: ``BLOCK_N`` output rows, the input ``GROUPS`` groups of 64 at a time."""
+    """Program: ``BLOCK_N`` output rows, the input ``GROUPS`` groups of 64 at a time. The row
+    stride ``s_qn`` comes as its own argument (Triton sees it divisible by 16, so the codes
+    load 16 bytes at a time; computed here as ``K // 2`` it would be known only to 8)."""
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nm = n < N
     t = tl.arange(0, 32)
@@ -52,7 +54,7 @@ def _uint4_gemv(
         g = g0 + tl.arange(0, GROUPS)
         gm = g < G
         q = tl.load(
-            q_ptr + n[:, None, None] * (K // 2) + g[None, :, None] * 32 + t[None, None, :],
+            q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
             mask=nm[:, None, None] & gm[None, :, None],
             other=0,
         )
@@ -80,6 +82,6 @@ def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, out: Any) -> 
         return (triton.cdiv(n, meta["BLOCK_N"]),)
 
     _uint4_gemv[grid](
-        x, packed, scale, shift, bias if bias is not None else scale, out, n, k,
+        x, packed, scale, shift, bias if bias is not None else scale, out, n, k, packed.stride(0),
         HAS_BIAS=bias is not None,
     )  # fmt: skip
