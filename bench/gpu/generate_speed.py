@@ -157,7 +157,7 @@ def _how(decoder: Any) -> str:
     parts.append("step compiled (inductor)" if decoder.compile else "step not compiled")
     parts.append("prompt pass captured" if decoder.graph_prefill else "prompt pass eager")
     parts.append(f"Triton GEMV in {decoder.gemv} layers" if decoder.gemv else "cuBLAS GEMVs")
-    if getattr(decoder, "folded", 0):
+    if decoder.folded:
         parts.append(f"{decoder.folded} norms/activations folded into them")
     parts.append("split-key attention" if decoder.split_kv else "sdpa attention")
     if decoder.graph_error:
@@ -706,6 +706,8 @@ def _bench_4bit(
                 fused = sum(1 for m in q.modules() if type(m).__name__ == "DecodeLoraLinear")
                 how_lora = f", {fused} as decode reductions" if fused else ", PEFT's matmuls"
                 layout = f"; PEFT LoRA r=8 unmerged on {lora} layers{how_lora}"
+            if hasattr(q, "serifu_uint4_kernel"):  # which kernels ran (after any fallback)
+                layout += f"; uint4 layers on {q.serifu_uint4_kernel}'s kernels"
         except Exception as exc:  # a path that cannot run here is a row that says why
             out.append(_skip_4bit(label, kind, str(exc), bf16))
             continue

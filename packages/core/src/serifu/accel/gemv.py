@@ -183,6 +183,10 @@ class GemvLinear(torch.nn.Linear):
         return self._act_forward(y) if self._act_forward is not None else y
 
 
+_FOLDED = ("_norm", "_norm_weight", "_norm_sums", "_eps", "_act", "_norm_forward", "_act_forward")
+"""What :func:`_fold` sets on a :class:`GemvLinear` (the class defaults mean: nothing folded)."""
+
+
 class FoldedIn(torch.nn.Module):
     """A norm or activation folded into the :class:`GemvLinear` layers that alone read it:
     passes its input through (its parameters stay where they were)."""
@@ -204,14 +208,13 @@ def _eligible(module: Any, head: Any) -> bool:
     )
 
 
-def _check_cases() -> list[dict[str, Any]]:
-    """The start-up check's products: plain with a bias; each norm and activation folded in."""
-    return [
-        {},
-        {"norm": LAYER, "act": GELU, "norm_bias": True},
-        {"norm": RMS},
-        {"norm": RMS_PLUS_ONE, "act": GELU_TANH},
-    ]
+# the start-up check's products: plain with a bias; each norm and activation folded in
+CHECK_CASES: tuple[dict[str, Any], ...] = (
+    {},
+    {"norm": LAYER, "act": GELU, "norm_bias": True},
+    {"norm": RMS},
+    {"norm": RMS_PLUS_ONE, "act": GELU_TANH},
+)
 
 
 @functools.cache
@@ -224,7 +227,7 @@ def kernel_error(device: str) -> str | None:
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         got, ref = [], []
         g = torch.Generator().manual_seed(0)
-        for case in _check_cases():
+        for case in CHECK_CASES:
             shapes = ((1, 1, 300), (37, 300), (37,), (300,), (300,))
             x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
             kw = {"norm": case.get("norm", 0), "eps": 1e-5, "act": case.get("act", 0)}
@@ -321,9 +324,7 @@ def drop_gemv(model: Any) -> int:
             m.__class__ = m.unfolded
     layers: list[Any] = [m for m in model.modules() if type(m) is GemvLinear]
     for m in layers:
-        for name in ("_norm", "_norm_weight", "_norm_sums", "_eps", "_act"):
+        for name in _FOLDED:
             m.__dict__.pop(name, None)
-        m.__dict__.pop("_norm_forward", None)
-        m.__dict__.pop("_act_forward", None)
         m.__class__ = torch.nn.Linear
     return len(layers)

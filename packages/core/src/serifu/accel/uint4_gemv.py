@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-GROUP = 64  # the uint4 grid's group (serifu.inference.quantize.UINT4_GROUP)
+from serifu.inference.quantize import UINT4_GROUP as GROUP
+from serifu.inference.quantize import uint4_quantize
 
 
 def pack_uint4(
@@ -100,8 +101,6 @@ class Uint4Linear(torch.nn.Module):
     @classmethod
     def from_linear(cls, layer: torch.nn.Linear) -> Uint4Linear:
         """``layer``'s weight on the uint4 grid (its bias kept, in bf16)."""
-        from serifu.inference.quantize import uint4_quantize
-
         packed, scale, shift = pack_uint4(*uint4_quantize(layer.weight, GROUP))
         bias = layer.bias.detach().to(torch.bfloat16) if layer.bias is not None else None
         return cls(packed, scale, shift, bias)
@@ -123,7 +122,6 @@ def kernel_error(device: str) -> str | None:
     """Why the kernel cannot serve on ``device`` (None: a small product ran and matched the
     dequantised weight's). Checked once per device."""
     from serifu.accel.kernel_check import kernel_error as check
-    from serifu.inference.quantize import uint4_quantize
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(0)

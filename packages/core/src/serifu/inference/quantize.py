@@ -247,17 +247,13 @@ def uint4_kernel(kernel: str | None = None) -> str:
 
 def _serifu_uint4_or_notice(device: str, group_size: int) -> bool:
     """Whether Serifu's uint4 GEMV serves on ``device`` (else a one-line notice: GemLite)."""
-    import importlib.util
     import sys
+
+    from serifu.accel.uint4_gemv import kernel_error  # says so where triton is missing too
 
     if group_size != UINT4_GROUP:
         raise SerifuError(f"Serifu's uint4 kernel needs groups of {UINT4_GROUP}, not {group_size}")
-    if importlib.util.find_spec("triton") is None:
-        error: str | None = "triton is not installed (pip install 'serifu[triton]')"
-    else:
-        from serifu.accel.uint4_gemv import kernel_error
-
-        error = kernel_error(device)
+    error = kernel_error(device)
     if error is not None:
         print(f"note: uint4 layers use GemLite (Serifu's uint4 GEMV: {error})", file=sys.stderr)
     return error is None
