@@ -1,7 +1,8 @@
 """Batch-1 GEMV kernels on one model's layer shapes: µs per call and bandwidth reached.
 
 For each (out, in) shape of the model's linear layers, one row (``x``: 1 × in, bf16):
-``bf16`` (cuBLAS, ``F.linear``), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
+``bf16`` (cuBLAS, ``F.linear``), ``serifu`` (Serifu's bf16 GEMV, :mod:`serifu.accel.gemv`),
+``uint4s`` (the same ``uint4`` codes on Serifu's GEMV, :mod:`serifu.accel.uint4_gemv`), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
 float32 atomics as the product sets them), and the ``uint4`` codes as PyTorch expressions
 compiled by inductor: ``torch`` (:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode
 expression, inputs interleaved in the bytes) and ``halves`` (the low nibbles hold the first 32
@@ -55,6 +56,11 @@ def _halves(
     return y.to(x.dtype)
 
 
+def _no_grad(layer: Any, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():  # a one-row product runs the GEMV only outside autograd
+        return layer(x)
+
+
 def _candidates(
     lin: torch.nn.Linear, q: Uint4Linear, x: torch.Tensor, kernels: list[str]
 ) -> dict[str, Any]:
@@ -65,6 +71,19 @@ def _candidates(
     cands: dict[str, Any] = {}
     if "bf16" in kernels:
         cands["bf16"] = (lambda: F.linear(x, lin.weight), n_out * n_in * 2)
+    if "serifu" in kernels:  # Serifu's bf16 GEMV (serifu.accel.gemv), the decoder's default
+        from serifu.accel.gemv import gemv
+
+        cands["serifu"] = (
+            lambda: gemv(x, lin.weight, None, 0, None, None, 0.0, 0),
+            n_out * n_in * 2,
+        )
+    if "uint4s" in kernels:  # the same codes on Serifu's uint4 GEMV (serifu.accel.uint4_gemv)
+        from serifu.accel.uint4_gemv import Uint4Linear as SerifuUint4
+
+        s4 = SerifuUint4.from_linear(lin)
+        nbytes_s = s4.packed.numel() * s4.packed.element_size() + 2 * s4.scale.numel() * 2
+        cands["uint4s"] = (lambda: _no_grad(s4, x), nbytes_s)
     for k in kernels:  # the tied table's head on the uint4 path (serifu.accel.int8_table):
         if k != "int8" and not k.startswith("int8-g"):  # int8-gN: scales per N columns
             continue

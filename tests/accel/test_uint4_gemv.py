@@ -25,17 +25,14 @@ def test_packing_keeps_the_grid() -> None:
     w = torch.randn(24, 256, generator=torch.Generator().manual_seed(0))
     codes, scales, zeros = uint4_quantize(w)
     packed, scale, shift = pack_uint4(codes, scales, zeros)
-    assert packed.dtype == torch.int32 and packed.shape == (24, 32)
+    assert packed.dtype == torch.uint8 and packed.shape == (24, 128)
     assert scale.shape == shift.shape == (24, 4) and scale.dtype == torch.float16
     grid = uint4_dequantize(codes, scales, zeros)
     torch.testing.assert_close(unpack_uint4(packed, scale, shift), grid, atol=4e-3, rtol=0)
-    swapped = packed.reshape(24, 4, 8).flip(-1).reshape(24, 32)  # a wrong layout shows
+    swapped = packed.reshape(24, 4, 32).flip(-1).reshape(24, 128)  # a wrong layout shows
     assert (unpack_uint4(swapped, scale, shift) - grid).abs().max() > 0.1
-    # word 8 g + u, nibble j (bits 4 j): input 64 g + 8 j + u; nibble 7 in the sign bit
-    word = int(packed[3, 8 + 5]) & 0xFFFFFFFF
-    assert [(word >> (4 * j)) & 15 for j in range(8)] == [
-        int(codes[3, 64 + 8 * j + 5]) for j in range(8)
-    ]
+    # byte 32 g + t: input 64 g + t in the low nibble, 64 g + 32 + t in the high one
+    assert int(packed[3, 32 + 5]) == int(codes[3, 64 + 5]) | (int(codes[3, 64 + 32 + 5]) << 4)
 
 
 def test_the_op_off_cuda_is_the_dequantised_product() -> None:
