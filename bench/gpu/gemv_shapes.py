@@ -2,7 +2,8 @@
 
 For each (out, in) shape of the model's linear layers, one row (``x``: 1 × in, bf16):
 ``bf16`` (cuBLAS, ``F.linear``), ``serifu`` (Serifu's bf16 GEMV, :mod:`serifu.accel.gemv`),
-``uint4s`` (the same ``uint4`` codes on Serifu's GEMV, :mod:`serifu.accel.uint4_gemv`), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
+``uint4s`` (the same ``uint4`` codes on Serifu's GEMV, :mod:`serifu.accel.uint4_gemv`),
+``uint4s-v2*`` (session 27's second version, bench-only: :mod:`bench.gpu.uint4_v2`), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
 float32 atomics as the product sets them), and the ``uint4`` codes as PyTorch expressions
 compiled by inductor: ``torch`` (:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode
 expression, inputs interleaved in the bytes) and ``halves`` (the low nibbles hold the first 32
@@ -84,6 +85,10 @@ def _candidates(
         s4 = SerifuUint4.from_linear(lin)
         nbytes_s = s4.packed.numel() * s4.packed.element_size() + 2 * s4.scale.numel() * 2
         cands["uint4s"] = (lambda: _no_grad(s4, x), nbytes_s)
+    if any(k.startswith("uint4s-v2") for k in kernels):  # session 27's v2, bench-only
+        from bench.gpu.uint4_v2 import candidates
+
+        cands |= candidates(lin, x, kernels)
     for k in kernels:  # the tied table's head on the uint4 path (serifu.accel.int8_table):
         if k != "int8" and not k.startswith("int8-g"):  # int8-gN: scales per N columns
             continue

@@ -27,6 +27,10 @@
 #   uint4s   Serifu's own uint4 GEMV (serifu.accel.uint4_gemv, SERIFU_UINT4_KERNEL=serifu)
 #            against GemLite's layers and bf16, same run: line-3.6b and stablelm-beta-7b
 #            replies, uint4 + LoRA unmerged (generate_speed.py kinds uint4-lora, uint4s-lora)
+# Session 27 (ran on an H100 / H200 for line-3.6b: docs/benchmarks.md "Session 27"):
+#   uint4v2  why the uint4 GEMV v2 lost (bench/gpu/uint4_v2.py, bench-only): the kernel alone
+#            (x already float32 / read in bf16 by the kernel, no split-K) against v2 as the op
+#            ran it (a cast and a sum kernel around it), v1 and GemLite, line-3.6b's shapes
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -140,6 +144,11 @@ if [[ ,$parts, == *,uint4s,* ]]; then  # Serifu's uint4 GEMV against GemLite's (
     run "uint4s-$m" 280 python3 bench/gpu/generate_speed.py --models "$m" --batches 1 --peers '' \
       --no-ablation --no-vocab --quant uint4s-lora,uint4-lora --budget-s 260 --out "$out/generate-uint4s-$m.json"
   done
+fi
+if [[ ,$parts, == *,uint4v2,* ]]; then  # the uint4 GEMV v2 alone against the op around it (session 27)
+  run uint4v2 200 python3 bench/gpu/gemv_shapes.py --model line-3.6b \
+    --kernels uint4s,uint4s-v2,uint4s-v2-raw,uint4s-v2-bf16x,uint4s-v2-bf16x-split,gemlite \
+    --out "$out/gemv-uint4v2-line36b.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \
