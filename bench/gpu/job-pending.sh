@@ -29,8 +29,9 @@
 #            replies, uint4 + LoRA unmerged (generate_speed.py kinds uint4-lora, uint4s-lora)
 # Session 27 (ran on an H100 / H200 for line-3.6b: docs/benchmarks.md "Session 27"):
 #   uint4v2  why the uint4 GEMV v2 lost (bench/gpu/uint4_v2.py, bench-only): the kernel alone
-#            (x already float32 / read in bf16 by the kernel, no split-K) against v2 as the op
-#            ran it (a cast and a sum kernel around it), v1 and GemLite, line-3.6b's shapes
+#            (x already float32 / read in bf16 by the kernel, no split-K; and each tile's loads
+#            issued a tile ahead) against v2 as the op ran it (a cast and a sum kernel around
+#            it), v1 and GemLite, line-3.6b's shapes
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -147,7 +148,7 @@ if [[ ,$parts, == *,uint4s,* ]]; then  # Serifu's uint4 GEMV against GemLite's (
 fi
 if [[ ,$parts, == *,uint4v2,* ]]; then  # the uint4 GEMV v2 alone against the op around it (session 27)
   run uint4v2 200 python3 bench/gpu/gemv_shapes.py --model line-3.6b \
-    --kernels uint4s,uint4s-v2,uint4s-v2-raw,uint4s-v2-bf16x,uint4s-v2-bf16x-split,gemlite \
+    --kernels uint4s,uint4s-v2,uint4s-v2-raw,uint4s-v2-bf16x,uint4s-v2-bf16x-split,uint4s-v2-bf16x-prefetch,uint4s-v2-bf16x-split-prefetch,gemlite \
     --out "$out/gemv-uint4v2-line36b.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks

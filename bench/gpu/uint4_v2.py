@@ -14,7 +14,8 @@ uint4s-v2-bf16x,uint4s-v2-bf16x-split,gemlite``):
 - ``uint4s-v2``: as the product ran it (x cast to float32 inside, every configuration);
 - ``uint4s-v2-raw``: x already float32, no split-K (one kernel);
 - ``uint4s-v2-bf16x``: x read in bf16 by the kernel itself, no split-K (one kernel);
-- ``uint4s-v2-bf16x-split``: the same with split-K allowed (a second kernel when chosen).
+- ``uint4s-v2-bf16x-split``: the same with split-K allowed (a second kernel when chosen);
+- ``…-prefetch`` of the last two: each tile's loads issued one tile ahead (registers).
 """
 
 # mypy: disable-error-code="no-untyped-def"
@@ -91,56 +92,83 @@ def _groups_divide(configs: list[Any], named_args: dict[str, Any], **_: Any) -> 
 
 
 @triton.jit
+def _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, gm, G, s_qn, EVEN: tl.constexpr):
+    """Words [GROUPS, BLOCK_N, 8], scales and shifts [GROUPS, BLOCK_N] (float32) of groups
+    ``g``; ``gm`` masks groups past the program's part (read only when not ``EVEN``)."""
+    u = tl.arange(0, 8)
+    qp = q_ptr + g[:, None, None] * 8 + n[None, :, None] * s_qn + u[None, None, :]
+    sp = g[:, None] + n[None, :] * G
+    if EVEN:
+        w = tl.load(qp)
+        s = tl.load(s_ptr + sp).to(tl.float32)
+        m = tl.load(m_ptr + sp).to(tl.float32)
+    else:
+        ok = gm[:, None] & nm[None, :]
+        w = tl.load(qp, mask=ok[:, :, None], other=0)
+        s = tl.load(s_ptr + sp, mask=ok, other=0.0).to(tl.float32)
+        m = tl.load(m_ptr + sp, mask=ok, other=0.0).to(tl.float32)
+    return w, s, m
+
+
+@triton.jit
+def _add_tile(acc, w, s, m, x_ptr, g, k8, k12, k16, one):
+    """``acc`` + each code's weight times its input, for one tile (see the module's notes)."""
+    u = tl.arange(0, 8)
+    s8, s12, s16 = (s * 32768.0)[:, :, None], (s * 2048.0)[:, :, None], (s * 128.0)[:, :, None]
+    m8, m12, m16 = m[:, :, None] - s8, m[:, :, None] - s12, m[:, :, None] - s16
+    xp = x_ptr + g[:, None] * 64 + u[None, :]
+    a, c = w << 12, w >> 12
+    f = ((a & k12) | one).to(tl.float32, bitcast=True)  # nibble 0, now at bit 12
+    acc += (f * s12 + m12) * tl.load(xp).to(tl.float32)[:, None, :]
+    f = ((a & k16) | one).to(tl.float32, bitcast=True)  # nibble 1 at 16
+    acc += (f * s16 + m16) * tl.load(xp + 8).to(tl.float32)[:, None, :]
+    f = ((w & k8) | one).to(tl.float32, bitcast=True)
+    acc += (f * s8 + m8) * tl.load(xp + 16).to(tl.float32)[:, None, :]
+    f = ((w & k12) | one).to(tl.float32, bitcast=True)
+    acc += (f * s12 + m12) * tl.load(xp + 24).to(tl.float32)[:, None, :]
+    f = ((w & k16) | one).to(tl.float32, bitcast=True)
+    acc += (f * s16 + m16) * tl.load(xp + 32).to(tl.float32)[:, None, :]
+    f = ((c & k8) | one).to(tl.float32, bitcast=True)  # nibble 5 at 8
+    acc += (f * s8 + m8) * tl.load(xp + 40).to(tl.float32)[:, None, :]
+    f = ((c & k12) | one).to(tl.float32, bitcast=True)
+    acc += (f * s12 + m12) * tl.load(xp + 48).to(tl.float32)[:, None, :]
+    f = ((c & k16) | one).to(tl.float32, bitcast=True)
+    acc += (f * s16 + m16) * tl.load(xp + 56).to(tl.float32)[:, None, :]
+    return acc
+
+
+@triton.jit
 def _uint4_gemv_body(
     x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, part_ptr, N, K, s_qn, k8, k12, k16, one,
     HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr, SPLIT: tl.constexpr,
-    EVEN_N: tl.constexpr,
+    EVEN_N: tl.constexpr, PREFETCH: tl.constexpr = False,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows over the ``program_id(1)``-th of ``SPLIT`` parts of
     the input, ``GROUPS`` groups of 64 at a time, as a [GROUPS, BLOCK_N, 8 words] tile (so a
-    thread's ``x`` serves several rows); ``x`` bf16 or float32 (read in its dtype, summed in float32). With ``SPLIT`` > 1 the row sums go to
-    ``part_ptr`` [SPLIT, N] (float32; :func:`_sum_parts` adds them up): a layer of few rows
-    (3072 x 12288) has too few programs alone to keep enough loads in flight. ``s_qn`` (the
-    words' row stride) comes as an argument so Triton sees it divisible by 16."""
+    thread's ``x`` serves several rows); ``x`` bf16 or float32 (summed in float32). With
+    ``SPLIT`` > 1 the row sums go to ``part_ptr`` [SPLIT, N] (:func:`_sum_parts` adds them
+    up). ``PREFETCH``: the next tile's loads are issued before this tile's arithmetic (held in
+    registers), so a warp's loads overlap its own unpacking instead of waiting on it."""
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nm = n < N
-    u = tl.arange(0, 8)
     G = K // 64
     per = G // SPLIT
     start = tl.program_id(1) * per
+    end = start + per
     acc = tl.zeros((GROUPS, BLOCK_N, 8), tl.float32)
-    for g0 in range(start, start + per, GROUPS):
-        g = g0 + tl.arange(0, GROUPS)
-        qp = q_ptr + g[:, None, None] * 8 + n[None, :, None] * s_qn + u[None, None, :]
-        sp = g[:, None] + n[None, :] * G
-        if EVEN_N:
-            w = tl.load(qp)
-            s = tl.load(s_ptr + sp).to(tl.float32)
-            m = tl.load(m_ptr + sp).to(tl.float32)
-        else:
-            w = tl.load(qp, mask=nm[None, :, None], other=0)
-            s = tl.load(s_ptr + sp, mask=nm[None, :], other=0.0).to(tl.float32)
-            m = tl.load(m_ptr + sp, mask=nm[None, :], other=0.0).to(tl.float32)
-        s8, s12, s16 = (s * 32768.0)[:, :, None], (s * 2048.0)[:, :, None], (s * 128.0)[:, :, None]
-        m8, m12, m16 = m[:, :, None] - s8, m[:, :, None] - s12, m[:, :, None] - s16
-        xp = x_ptr + g[:, None] * 64 + u[None, :]
-        a, c = w << 12, w >> 12
-        f = ((a & k12) | one).to(tl.float32, bitcast=True)  # nibble 0, now at bit 12
-        acc += (f * s12 + m12) * tl.load(xp).to(tl.float32)[:, None, :]
-        f = ((a & k16) | one).to(tl.float32, bitcast=True)  # nibble 1 at 16
-        acc += (f * s16 + m16) * tl.load(xp + 8).to(tl.float32)[:, None, :]
-        f = ((w & k8) | one).to(tl.float32, bitcast=True)
-        acc += (f * s8 + m8) * tl.load(xp + 16).to(tl.float32)[:, None, :]
-        f = ((w & k12) | one).to(tl.float32, bitcast=True)
-        acc += (f * s12 + m12) * tl.load(xp + 24).to(tl.float32)[:, None, :]
-        f = ((w & k16) | one).to(tl.float32, bitcast=True)
-        acc += (f * s16 + m16) * tl.load(xp + 32).to(tl.float32)[:, None, :]
-        f = ((c & k8) | one).to(tl.float32, bitcast=True)  # nibble 5 at 8
-        acc += (f * s8 + m8) * tl.load(xp + 40).to(tl.float32)[:, None, :]
-        f = ((c & k12) | one).to(tl.float32, bitcast=True)
-        acc += (f * s12 + m12) * tl.load(xp + 48).to(tl.float32)[:, None, :]
-        f = ((c & k16) | one).to(tl.float32, bitcast=True)
-        acc += (f * s16 + m16) * tl.load(xp + 56).to(tl.float32)[:, None, :]
+    if PREFETCH:
+        g = start + tl.arange(0, GROUPS)
+        w, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < end, G, s_qn, False)
+        for g0 in range(start, end, GROUPS):
+            gn = g0 + GROUPS + tl.arange(0, GROUPS)
+            wn, sn, mn = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, gn, gn < end, G, s_qn, False)
+            acc = _add_tile(acc, w, s, m, x_ptr, g0 + tl.arange(0, GROUPS), k8, k12, k16, one)
+            w, s, m = wn, sn, mn
+    else:
+        for g0 in range(start, end, GROUPS):
+            g = g0 + tl.arange(0, GROUPS)
+            w, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < end, G, s_qn, EVEN_N)
+            acc = _add_tile(acc, w, s, m, x_ptr, g, k8, k12, k16, one)
     y = tl.sum(tl.sum(acc, 2), 0)
     if SPLIT > 1:
         tl.store(part_ptr + tl.program_id(1) * N + n, y, mask=nm)
@@ -175,7 +203,9 @@ TUNED = {  # every configuration / one kernel only (no split-K)
 }
 
 
-def launch(x: Any, packed: Any, scale: Any, shift: Any, out: Any, tuned: str) -> None:
+def launch(
+    x: Any, packed: Any, scale: Any, shift: Any, out: Any, tuned: str, prefetch: bool = False
+) -> None:
     """``out`` [N] = the dequantised weight @ ``x`` [K] (bf16 or float32), no bias."""
     n, k = packed.shape[0], packed.shape[1] * 8
     kernel = TUNED[tuned]
@@ -185,7 +215,7 @@ def launch(x: Any, packed: Any, scale: Any, shift: Any, out: Any, tuned: str) ->
 
     part = torch.empty(MAX_SPLIT, n, device=out.device, dtype=torch.float32)
     kernel[grid](x, packed, scale, shift, scale, out, part, n, k, packed.stride(0), *MASKS,
-                 HAS_BIAS=False)  # fmt: skip
+                 HAS_BIAS=False, PREFETCH=prefetch)  # fmt: skip
     split = kernel.best_config.kwargs["SPLIT"]
     if split > 1:
         _sum_parts[(triton.cdiv(n, 1024),)](part, scale, out, n, split, HAS_BIAS=False, BLOCK=1024)
@@ -201,8 +231,8 @@ def candidates(layer: torch.nn.Linear, x: torch.Tensor, kernels: list[str]) -> d
     xf = x.reshape(-1).float().contiguous()
     xb = x.reshape(-1).contiguous()
 
-    def run(x_in: Any, tuned: str, cast: bool = False) -> torch.Tensor:
-        launch(x_in.float() if cast else x_in, packed, scale, shift, out, tuned)
+    def run(x_in: Any, tuned: str, cast: bool = False, prefetch: bool = False) -> torch.Tensor:
+        launch(x_in.float() if cast else x_in, packed, scale, shift, out, tuned, prefetch)
         return out.view(1, -1)
 
     ways = {
@@ -210,5 +240,7 @@ def candidates(layer: torch.nn.Linear, x: torch.Tensor, kernels: list[str]) -> d
         "uint4s-v2-raw": lambda: run(xf, "nosplit"),
         "uint4s-v2-bf16x": lambda: run(xb, "nosplit"),
         "uint4s-v2-bf16x-split": lambda: run(xb, "all"),
+        "uint4s-v2-bf16x-prefetch": lambda: run(xb, "nosplit", prefetch=True),
+        "uint4s-v2-bf16x-split-prefetch": lambda: run(xb, "all", prefetch=True),
     }
     return {k: (ways[k], nbytes) for k in kernels if k in ways}
