@@ -23,7 +23,8 @@
 #            (session 26 ran this on an H200 for split-kv-gemv against default, with the norms
 #            folded in, and uint4; still pending: the folded GEMV on an H100, all variants)
 # Session 26 (built without a GPU; uint4s ran in session 27 for line-3.6b on an H100,
-# docs/benchmarks.md "Session 27"; stablelm-beta-7b's replies still pending):
+# docs/benchmarks.md "Session 27"; pending: stablelm-beta-7b's replies, and line-3.6b's first
+# token again now that prompts dequantise in one Triton kernel):
 #   uint4s   Serifu's own uint4 GEMV (serifu.accel.uint4_gemv, SERIFU_UINT4_KERNEL=serifu)
 #            against GemLite's layers and bf16, same run: line-3.6b and stablelm-beta-7b
 #            replies, uint4 + LoRA unmerged (generate_speed.py kinds uint4-lora, uint4s-lora)

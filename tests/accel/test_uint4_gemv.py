@@ -46,6 +46,7 @@ def test_the_op_off_cuda_is_the_dequantised_product() -> None:
     torch.testing.assert_close(uint4_gemv(x, q.packed, q.scale, q.shift, q.bias).float(), ref,
                                atol=2e-2, rtol=1e-2)  # fmt: skip
     assert uint4_gemv(x, q.packed, q.scale, q.shift, None).shape == (1, 1, 9)
+    assert torch.equal(q.dequantised(torch.float32), w)  # prompts' weight (a kernel on CUDA)
 
 
 def test_a_model_on_uint4_layers_computes_the_grids_simulation() -> None:

@@ -15,8 +15,9 @@ Inputs of more than one row (prompts) and the CPU dequantise the layer's weight 
 ``F.linear``. Chosen with ``quantize_uint4_(..., kernel="serifu")`` or
 ``SERIFU_UINT4_KERNEL=serifu``. GemLite stays the default: measured in session 27 (H100),
 this kernel's layers run as fast as GemLite's (53.5 against 53.0 µs per line-3.6b layer), and
-its first token is slower (56 against 22 ms: the eager dequantising); docs/benchmarks.md,
-"Session 27", also tells of a second version that lost.
+its first token was slower (56 against 22 ms) while prompts dequantised in eager PyTorch; they
+now dequantise in one Triton kernel (``Uint4Linear.dequantised``; not yet timed on a GPU).
+docs/benchmarks.md, "Session 27", also tells of a second version that lost.
 """
 
 from __future__ import annotations
@@ -110,9 +111,21 @@ class Uint4Linear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
             return uint4_gemv(x, self.packed, self.scale, self.shift, self.bias)
-        w = unpack_uint4(self.packed, self.scale, self.shift).to(x.dtype)
+        w = self.dequantised(x.dtype)
         b = self.bias.to(x.dtype) if self.bias is not None else None
         return torch.nn.functional.linear(x, w, b)
+
+    def dequantised(self, dtype: torch.dtype) -> torch.Tensor:
+        """The weight [out, in] in ``dtype``: one Triton kernel on CUDA (prompts), PyTorch's
+        unpacking elsewhere."""
+        if not self.packed.is_cuda:
+            return unpack_uint4(self.packed, self.scale, self.shift).to(dtype)
+        from serifu.accel import uint4_gemv_kernels
+
+        shape = (self.out_features, self.in_features)
+        out = torch.empty(shape, device=self.packed.device, dtype=dtype)
+        uint4_gemv_kernels.dequantise(self.packed, self.scale, self.shift, out)
+        return out
 
     def extra_repr(self) -> str:
         bias = self.bias is not None
@@ -121,8 +134,9 @@ class Uint4Linear(torch.nn.Module):
 
 @functools.cache
 def kernel_error(device: str) -> str | None:
-    """Why the kernel cannot serve on ``device`` (None: a small product ran and matched the
-    dequantised weight's). Checked once per device."""
+    """Why the kernels cannot serve on ``device`` (None: a small product ran and matched the
+    dequantised weight's, and the prompts' dequantising matched PyTorch's). Checked once per
+    device."""
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,6 +146,8 @@ def kernel_error(device: str) -> str | None:
         x, b = x.to(torch.bfloat16), b.to(torch.bfloat16)
         ref = torch.nn.functional.linear(x.float(), unpack_uint4(packed, scale, shift), b.float())
         on = [t.to(device) for t in (x, packed, scale, shift, b)]
-        return uint4_gemv(*on).float().cpu(), ref
+        prompt = Uint4Linear(*on[1:]).dequantised(torch.float32)  # the prompts' kernel
+        got = torch.cat([uint4_gemv(*on).float().flatten(), prompt.flatten()])
+        return got.cpu(), torch.cat([ref.flatten(), unpack_uint4(packed, scale, shift).flatten()])
 
     return check(run, atol=5e-2, rtol=2e-2)

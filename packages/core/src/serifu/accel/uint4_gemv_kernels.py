@@ -73,6 +73,35 @@ def _uint4_gemv(
     tl.store(y_ptr + n, y.to(y_ptr.dtype.element_ty), mask=nm)
 
 
+@triton.jit
+def _uint4_dequant(
+    q_ptr, s_ptr, m_ptr, w_ptr, N, K, s_qn, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr
+):  # fmt: skip
+    """Program: the weight [BLOCK_N, 64 GROUPS] written in ``w_ptr``'s dtype (row-major), for
+    prompts: one pass over the codes instead of PyTorch's several over float32 copies."""
+    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    g = tl.program_id(1) * GROUPS + tl.arange(0, GROUPS)
+    t = tl.arange(0, 32)
+    G = K // 64
+    ng = (n[:, None] < N) & (g[None, :] < G)
+    mask = ng[:, :, None] & (t[None, None, :] < 32)  # the mask at the tile's full shape
+    q = tl.load(q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
+                mask=mask, other=0)  # fmt: skip
+    s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=ng, other=0.0).to(tl.float32)[:, :, None]
+    m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=ng, other=0.0).to(tl.float32)[:, :, None]
+    w = w_ptr + n[:, None, None] * K + g[None, :, None] * 64 + t[None, None, :]
+    dtype = w_ptr.dtype.element_ty
+    tl.store(w, ((q & 15).to(tl.float32) * s + m).to(dtype), mask=mask)
+    tl.store(w + 32, ((q >> 4).to(tl.float32) * s + m).to(dtype), mask=mask)
+
+
+def dequantise(packed: Any, scale: Any, shift: Any, out: Any) -> None:
+    """``out`` [N, K] = the weight ``packed`` [N, K/2], ``scale``, ``shift`` stand for."""
+    n, k = packed.shape[0], packed.shape[1] * 2
+    grid = (triton.cdiv(n, 16), triton.cdiv(k // 64, 8))
+    _uint4_dequant[grid](packed, scale, shift, out, n, k, packed.stride(0), BLOCK_N=16, GROUPS=8)
+
+
 def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, out: Any) -> None:
     """``out`` [N] = dequantised(``packed`` [N, K/2], ``scale``, ``shift`` [N, K/64]) @ ``x``
     [K] (+ ``bias`` [N])."""
