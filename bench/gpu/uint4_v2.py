@@ -111,29 +111,29 @@ def _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, gm, G, s_qn, EVEN: tl.constexpr):
 
 
 @triton.jit
+def _add_nibble(acc, src, mask, one, scale, shift, xp):
+    """``acc`` + the weights of the nibble ``mask`` selects in ``src`` times their inputs
+    ``xp``: the nibble OR-ed with 1.0's bits is ``1 + code * 2**(p - 23)``, one LOP3."""
+    f = ((src & mask) | one).to(tl.float32, bitcast=True)
+    return acc + (f * scale + shift) * tl.load(xp).to(tl.float32)[:, None, :]
+
+
+@triton.jit
 def _add_tile(acc, w, s, m, x_ptr, g, k8, k12, k16, one):
     """``acc`` + each code's weight times its input, for one tile (see the module's notes)."""
     u = tl.arange(0, 8)
     s8, s12, s16 = (s * 32768.0)[:, :, None], (s * 2048.0)[:, :, None], (s * 128.0)[:, :, None]
     m8, m12, m16 = m[:, :, None] - s8, m[:, :, None] - s12, m[:, :, None] - s16
     xp = x_ptr + g[:, None] * 64 + u[None, :]
-    a, c = w << 12, w >> 12
-    f = ((a & k12) | one).to(tl.float32, bitcast=True)  # nibble 0, now at bit 12
-    acc += (f * s12 + m12) * tl.load(xp).to(tl.float32)[:, None, :]
-    f = ((a & k16) | one).to(tl.float32, bitcast=True)  # nibble 1 at 16
-    acc += (f * s16 + m16) * tl.load(xp + 8).to(tl.float32)[:, None, :]
-    f = ((w & k8) | one).to(tl.float32, bitcast=True)
-    acc += (f * s8 + m8) * tl.load(xp + 16).to(tl.float32)[:, None, :]
-    f = ((w & k12) | one).to(tl.float32, bitcast=True)
-    acc += (f * s12 + m12) * tl.load(xp + 24).to(tl.float32)[:, None, :]
-    f = ((w & k16) | one).to(tl.float32, bitcast=True)
-    acc += (f * s16 + m16) * tl.load(xp + 32).to(tl.float32)[:, None, :]
-    f = ((c & k8) | one).to(tl.float32, bitcast=True)  # nibble 5 at 8
-    acc += (f * s8 + m8) * tl.load(xp + 40).to(tl.float32)[:, None, :]
-    f = ((c & k12) | one).to(tl.float32, bitcast=True)
-    acc += (f * s12 + m12) * tl.load(xp + 48).to(tl.float32)[:, None, :]
-    f = ((c & k16) | one).to(tl.float32, bitcast=True)
-    acc += (f * s16 + m16) * tl.load(xp + 56).to(tl.float32)[:, None, :]
+    a, c = w << 12, w >> 12  # nibbles 0-1 at bits 12, 16; nibbles 5-7 at 8, 12, 16
+    acc = _add_nibble(acc, a, k12, one, s12, m12, xp)
+    acc = _add_nibble(acc, a, k16, one, s16, m16, xp + 8)
+    acc = _add_nibble(acc, w, k8, one, s8, m8, xp + 16)
+    acc = _add_nibble(acc, w, k12, one, s12, m12, xp + 24)
+    acc = _add_nibble(acc, w, k16, one, s16, m16, xp + 32)
+    acc = _add_nibble(acc, c, k8, one, s8, m8, xp + 40)
+    acc = _add_nibble(acc, c, k12, one, s12, m12, xp + 48)
+    acc = _add_nibble(acc, c, k16, one, s16, m16, xp + 56)
     return acc
 
 
