@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 CONFIGS = [
-    triton.Config({"BLOCK_N": n, "GROUPS": g}, num_warps=w)
+    triton.Config({"BLOCK_N": n, "GROUPS": g, "PREFETCH": p}, num_warps=w)
     for n, g, w in (
         (2, 32, 4),
         (4, 16, 4),
@@ -33,40 +33,68 @@ CONFIGS = [
         (16, 16, 8),
         (32, 8, 8),
     )
+    for p in (False, True)
 ]
+
+
+@triton.jit
+def _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, gm, G, s_qn):
+    """Codes [BLOCK_N, GROUPS, 32 bytes] of groups ``g`` (``gm``: the ones that exist), and
+    their scales and shifts [BLOCK_N, GROUPS] in float32."""
+    t = tl.arange(0, 32)
+    q = tl.load(
+        q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
+        mask=nm[:, None, None] & gm[None, :, None],
+        other=0,
+    )
+    sm = nm[:, None] & gm[None, :]
+    s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
+    m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
+    return q, s, m
+
+
+@triton.jit
+def _add_tile(acc, q, s, m, x_ptr, g, gm):
+    """``acc`` + each code's weight times its input, for one tile."""
+    t = tl.arange(0, 32)
+    xl = tl.load(x_ptr + g[:, None] * 64 + t[None, :], mask=gm[:, None], other=0.0)
+    xh = tl.load(x_ptr + g[:, None] * 64 + 32 + t[None, :], mask=gm[:, None], other=0.0)
+    s3, m3 = s[:, :, None], m[:, :, None]
+    lo = (q & 15).to(tl.float32) * s3 + m3
+    hi = (q >> 4).to(tl.float32) * s3 + m3
+    return acc + lo * xl.to(tl.float32)[None, :, :] + hi * xh.to(tl.float32)[None, :, :]
 
 
 @triton.autotune(configs=CONFIGS, key=["N", "K"])
 @triton.jit
 def _uint4_gemv(
     x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K, s_qn,
-    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr,
+    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr, PREFETCH: tl.constexpr,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows, the input ``GROUPS`` groups of 64 at a time. The row
     stride ``s_qn`` comes as its own argument (Triton sees it divisible by 16, so the codes
-    load 16 bytes at a time; computed here as ``K // 2`` it would be known only to 8)."""
+    load 16 bytes at a time; computed here as ``K // 2`` it would be known only to 8).
+    ``PREFETCH``: the next tile's loads are issued before this tile's unpacking (held in
+    registers), so a warp's loads overlap its own arithmetic; the autotuner keeps whichever
+    of the two runs faster (docs/benchmarks.md, "Session 27")."""
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nm = n < N
-    t = tl.arange(0, 32)
     G = K // 64
     acc = tl.zeros((BLOCK_N, GROUPS, 32), tl.float32)
-    for g0 in range(0, G, GROUPS):
-        g = g0 + tl.arange(0, GROUPS)
-        gm = g < G
-        q = tl.load(
-            q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
-            mask=nm[:, None, None] & gm[None, :, None],
-            other=0,
-        )
-        xl = tl.load(x_ptr + g[:, None] * 64 + t[None, :], mask=gm[:, None], other=0.0)
-        xh = tl.load(x_ptr + g[:, None] * 64 + 32 + t[None, :], mask=gm[:, None], other=0.0)
-        sm = nm[:, None] & gm[None, :]
-        s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
-        m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
-        s3, m3 = s[:, :, None], m[:, :, None]
-        lo = (q & 15).to(tl.float32) * s3 + m3
-        hi = (q >> 4).to(tl.float32) * s3 + m3
-        acc += lo * xl.to(tl.float32)[None, :, :] + hi * xh.to(tl.float32)[None, :, :]
+    if PREFETCH:
+        g = tl.arange(0, GROUPS)
+        q, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < G, G, s_qn)
+        for g0 in range(0, G, GROUPS):
+            g = g0 + tl.arange(0, GROUPS)
+            gn = g + GROUPS
+            qn, sn, mn = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, gn, gn < G, G, s_qn)
+            acc = _add_tile(acc, q, s, m, x_ptr, g, g < G)
+            q, s, m = qn, sn, mn
+    else:
+        for g0 in range(0, G, GROUPS):
+            g = g0 + tl.arange(0, GROUPS)
+            q, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < G, G, s_qn)
+            acc = _add_tile(acc, q, s, m, x_ptr, g, g < G)
     y = tl.sum(tl.sum(acc, 2), 1)
     if HAS_BIAS:
         y += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
