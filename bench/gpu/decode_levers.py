@@ -16,8 +16,8 @@ rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS G
 steps' attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa
 kernel; the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS;
 with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; the
-product's default has all three), attention backends. ``--peer`` adds HF ``generate`` with a static cache
-and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
+product's default has all three), attention backends. ``--peer`` adds HF ``generate`` with a
+static cache and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
 device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)

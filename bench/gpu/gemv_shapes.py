@@ -3,10 +3,11 @@
 For each (out, in) shape of the model's linear layers, one row (``x``: 1 × in, bf16):
 ``bf16`` (cuBLAS, ``F.linear``), ``serifu`` (Serifu's bf16 GEMV, :mod:`serifu.accel.gemv`),
 ``uint4s`` (the same ``uint4`` codes on Serifu's GEMV, :mod:`serifu.accel.uint4_gemv`),
-``uint4s-v2*`` (session 27's second version, bench-only: :mod:`bench.gpu.uint4_v2`), ``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes,
-float32 atomics as the product sets them), and the ``uint4`` codes as PyTorch expressions
-compiled by inductor: ``torch`` (:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode
-expression, inputs interleaved in the bytes) and ``halves`` (the low nibbles hold the first 32
+``uint4s-v2*`` (session 27's second version, bench-only: :mod:`bench.gpu.uint4_v2`),
+``gemlite`` (GemLite's A16W4 layer on ``uint4`` codes, float32 atomics as the product sets
+them), and the ``uint4`` codes as PyTorch expressions compiled by inductor: ``torch``
+(:class:`bench.gpu.uint4_torch.Uint4Linear`'s decode expression, inputs interleaved in the
+bytes) and ``halves`` (the low nibbles hold the first 32
 inputs of a group, the high nibbles the next 32: no interleaving for inductor to index), each
 with and without coordinate-descent tuning; ``int8`` / ``int8-gN`` (the ``uint4`` path's tied
 table as the head: GemLite's 8-bit layer over ``serifu.accel.int8_table``'s codes, scales per
@@ -75,10 +76,7 @@ def _candidates(
     if "serifu" in kernels:  # Serifu's bf16 GEMV (serifu.accel.gemv), the decoder's default
         from serifu.accel.gemv import gemv
 
-        cands["serifu"] = (
-            lambda: gemv(x, lin.weight, None, 0, None, None, 0.0, 0),
-            n_out * n_in * 2,
-        )
+        cands["serifu"] = (lambda: gemv(x, lin.weight, None), n_out * n_in * 2)
     if "uint4s" in kernels:  # the same codes on Serifu's uint4 GEMV (serifu.accel.uint4_gemv)
         from serifu.accel.uint4_gemv import Uint4Linear as SerifuUint4
 

@@ -220,8 +220,8 @@ CHECK_CASES: tuple[dict[str, Any], ...] = (
 @functools.cache
 def kernel_error(device: str) -> str | None:
     """Why the kernel cannot serve on ``device`` (None: small products, plain and with each
-    norm and activation folded in, ran and matched the op's PyTorch reference on the CPU). Checked once per
-    device, so that a GPU or Triton release it does not run on keeps cuBLAS."""
+    norm and activation folded in, ran and matched the op's PyTorch reference on the CPU).
+    Checked once per device, so that a GPU or Triton release it does not run on keeps cuBLAS."""
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
