@@ -33,6 +33,11 @@
 #            (x already float32 / read in bf16 by the kernel, no split-K; and each tile's loads
 #            issued a tile ahead) against v2 as the op ran it (a cast and a sum kernel around
 #            it), v1 and GemLite, line-3.6b's shapes
+# Session 28 (built without a GPU):
+#   uint4v3  Serifu's uint4 GEMV rewritten (eight rows to a word, one LOP3 and one FFMA a code,
+#            serifu.accel.uint4_gemv_kernels): per layer against GemLite and the bf16 GEMV
+#            (line-3.6b and stablelm-beta-7b shapes), then line-3.6b's replies, uint4 + LoRA
+#            on it (uint4s-lora) and on GemLite (uint4-lora) against bf16, same run
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -151,6 +156,15 @@ if [[ ,$parts, == *,uint4v2,* ]]; then  # the uint4 GEMV v2 alone against the op
   run uint4v2 200 python3 bench/gpu/gemv_shapes.py --model line-3.6b \
     --kernels uint4s,uint4s-v2,uint4s-v2-raw,uint4s-v2-bf16x,uint4s-v2-bf16x-split,uint4s-v2-bf16x-prefetch,uint4s-v2-bf16x-split-prefetch,gemlite \
     --out "$out/gemv-uint4v2-line36b.json"
+fi
+if [[ ,$parts, == *,uint4v3,* ]]; then  # the rewritten uint4 GEMV (session 28)
+  for m in line-3.6b stablelm-beta-7b; do
+    run "uint4v3-shapes-$m" 120 python3 bench/gpu/gemv_shapes.py --model "$m" \
+      --kernels serifu,uint4s,gemlite --out "$out/gemv-uint4v3-$m.json"
+  done
+  run uint4v3-replies "${REPLY_LIMIT:-300}" python3 bench/gpu/generate_speed.py --models "${REPLY_MODEL:-line-3.6b}" \
+    --batches 1 --peers '' --no-ablation --no-vocab --quant uint4s-lora,uint4-lora \
+    --budget-s "$(( ${REPLY_LIMIT:-300} - 20 ))" --out "$out/generate-uint4v3.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

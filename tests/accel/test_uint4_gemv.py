@@ -21,18 +21,22 @@ from tests.accel.test_accel import _models
 
 def test_packing_keeps_the_grid() -> None:
     """Each code lands in its nibble: the unpacked weight is the grid's dequantised weight up
-    to float16 scales and shifts (4x closer than bf16 ones)."""
-    w = torch.randn(24, 256, generator=torch.Generator().manual_seed(0))
+    to float16 scales and shifts (4x closer than bf16 ones); rows pad to a multiple of 8."""
+    w = torch.randn(21, 256, generator=torch.Generator().manual_seed(0))
     codes, scales, zeros = uint4_quantize(w)
     packed, scale, shift = pack_uint4(codes, scales, zeros)
-    assert packed.dtype == torch.uint8 and packed.shape == (24, 128)
-    assert scale.shape == shift.shape == (24, 4) and scale.dtype == torch.float16
+    assert packed.dtype == torch.int32 and packed.shape == (3, 256)
+    assert scale.shape == shift.shape == (3, 4, 8) and scale.dtype == torch.float16
     grid = uint4_dequantize(codes, scales, zeros)
-    torch.testing.assert_close(unpack_uint4(packed, scale, shift), grid, atol=4e-3, rtol=0)
-    swapped = packed.reshape(24, 4, 32).flip(-1).reshape(24, 128)  # a wrong layout shows
-    assert (unpack_uint4(swapped, scale, shift) - grid).abs().max() > 0.1
-    # byte 32 g + t: input 64 g + t in the low nibble, 64 g + 32 + t in the high one
-    assert int(packed[3, 32 + 5]) == int(codes[3, 64 + 5]) | (int(codes[3, 64 + 32 + 5]) << 4)
+    torch.testing.assert_close(unpack_uint4(packed, scale, shift, 21), grid, atol=4e-3, rtol=0)
+    swapped = packed.flip(-1)  # a wrong layout shows
+    assert (unpack_uint4(swapped, scale, shift, 21) - grid).abs().max() > 0.1
+    # word (w, k): row 8 w + i's code at input k in nibble i (the sign bit holds nibble 7's top)
+    word = int(packed[1, 70]) & 0xFFFFFFFF
+    assert [(word >> (4 * i)) & 15 for i in range(8)] == codes[8:16, 70].tolist()
+    assert float(scale[2, 1, 3]) == pytest.approx(float(scales[19, 1]), rel=1e-3)
+    assert ((packed[2] >> 20) & 0xFFF).eq(0).all()  # padding rows 21-23 (nibbles 5-7): code 0
+    assert (unpack_uint4(packed, scale, shift)[21:] == 0).all()
 
 
 def test_the_op_off_cuda_is_the_dequantised_product() -> None:
@@ -40,13 +44,14 @@ def test_the_op_off_cuda_is_the_dequantised_product() -> None:
     layer = torch.nn.Linear(128, 9, dtype=torch.bfloat16)
     q = Uint4Linear.from_linear(layer)
     x = torch.randn(1, 1, 128, generator=g).to(torch.bfloat16)
-    w = unpack_uint4(q.packed, q.scale, q.shift)
-    assert q.bias is not None
+    w = unpack_uint4(q.packed, q.scale, q.shift, 9)
+    assert q.bias is not None and w.shape == (9, 128) and q.out_features == 9
     ref = torch.nn.functional.linear(x.float(), w, q.bias.float())
-    torch.testing.assert_close(uint4_gemv(x, q.packed, q.scale, q.shift, q.bias).float(), ref,
+    torch.testing.assert_close(uint4_gemv(x, q.packed, q.scale, q.shift, q.bias, 9).float(), ref,
                                atol=2e-2, rtol=1e-2)  # fmt: skip
-    assert uint4_gemv(x, q.packed, q.scale, q.shift, None).shape == (1, 1, 9)
+    assert uint4_gemv(x, q.packed, q.scale, q.shift, None, 9).shape == (1, 1, 9)
     assert torch.equal(q.dequantised(torch.float32), w)  # prompts' weight (a kernel on CUDA)
+    assert q(x.expand(3, 2, 128)).shape == (3, 2, 9)  # a prompt
 
 
 def test_a_model_on_uint4_layers_computes_the_grids_simulation() -> None:

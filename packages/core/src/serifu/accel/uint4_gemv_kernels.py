@@ -1,12 +1,22 @@
-"""Triton kernel of :mod:`serifu.accel.uint4_gemv`: ``y = W x (+ b)`` for one row ``x`` over
-4-bit weights, each program a few output rows over the whole input (as
-:mod:`serifu.accel.gemv_kernels`), the codes unpacked and scaled in registers.
+"""Triton kernels of :mod:`serifu.accel.uint4_gemv`: ``y = W x (+ b)`` for one row ``x`` over
+4-bit weights, eight rows to a word, and the weight dequantised for prompts.
 
-Layout (:func:`serifu.accel.uint4_gemv.pack_uint4`): row ``n``'s byte ``32 g + t`` holds the
-codes of inputs ``64 g + t`` (low nibble) and ``64 g + 32 + t`` (high nibble); ``scale[n, g]``
-and ``shift[n, g]`` give the weight ``code * scale + shift``. A program's tile is
-``BLOCK_N`` rows x ``GROUPS`` groups x 32 bytes, so each group's scale and shift are loaded
-once and broadcast in registers.
+Layout (:func:`serifu.accel.uint4_gemv.pack_uint4`): ``packed [N/8, K]`` int32, nibble ``i``
+of word ``(w, k)`` the code of row ``8w + i`` at input ``k``; ``scale``, ``shift [N/8, K/64,
+8]`` float16, the weight ``code * scale + shift``.
+
+Why this layout (session 28; the first kernel, session 26's, ran at ~53 µs per line-3.6b
+layer on an H100 *and* an H200, as GemLite's does, so not bound by the bandwidth): with one row
+per thread every code needs its own input (moved through shared memory behind barriers), and
+each code took a quarter-rate int-to-float conversion. Here a thread loads 4 ``U`` contiguous
+inputs' words of one word-row (``U`` 16-byte loads) and the same inputs of ``x``: each input
+serves 8 rows in registers. A code becomes a float in one LOP3: the word shifted so that the
+nibble sits at bit ``p`` (11, 15 or 19; three shifts a word), masked and OR-ed with 1.0's bits
+is ``f = 1 + c 2^(p-23)``. So ``sum f x = X + 2^(p-23) sum c x`` (``X = sum x``): one FFMA a
+code, and the scale and shift are applied once per row per thread's inputs,
+``y += s 2^(23-p) (acc - X) + m X``. ~3.3 SASS instructions a code for sm90 against ~8 before;
+``triton.compile`` shows no spills, no shared memory in the loop. Each program: ``BW`` word-rows
+over the whole input, threads along the input; no split-K, so one kernel per layer.
 
 Imported only on CUDA; configurations autotuned per (out, in) at the first call (the decoder's
 warm-up steps, before its CUDA graph is recorded).
@@ -21,124 +31,165 @@ from typing import Any
 import triton
 import triton.language as tl
 
+ONE = 0x3F800000  # 1.0's bits, an argument so that it stays in a register (LOP3's third input)
+
 CONFIGS = [
-    triton.Config({"BLOCK_N": n, "GROUPS": g, "PREFETCH": p}, num_warps=w)
-    for n, g, w in (
-        (2, 32, 4),
-        (4, 16, 4),
-        (8, 8, 4),
-        (8, 16, 4),
-        (8, 32, 8),
-        (16, 8, 4),
-        (16, 16, 8),
-        (32, 8, 8),
+    triton.Config({"BW": bw, "U": u, "NUM_WARPS": w, "PREFETCH": p}, num_warps=w)
+    for bw, u, w, p in (
+        (1, 4, 1, False),
+        (1, 4, 2, False),
+        (1, 4, 4, False),
+        (1, 8, 2, False),
+        (1, 8, 4, False),
+        (2, 4, 1, False),
+        (2, 4, 2, False),
+        (2, 8, 2, False),
+        (1, 4, 2, True),
+        (1, 4, 4, True),
+        (1, 8, 2, True),
+        (1, 8, 4, True),
     )
-    for p in (False, True)
 ]
 
 
 @triton.jit
-def _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, gm, G, s_qn):
-    """Codes [BLOCK_N, GROUPS, 32 bytes] of groups ``g`` (``gm``: the ones that exist), and
-    their scales and shifts [BLOCK_N, GROUPS] in float32."""
-    t = tl.arange(0, 32)
-    q = tl.load(
-        q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
-        mask=nm[:, None, None] & gm[None, :, None],
-        other=0,
-    )
-    sm = nm[:, None] & gm[None, :]
-    s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
-    m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=sm, other=0.0).to(tl.float32)
+def _nibble(q, xv, one, LEFT: tl.constexpr, RIGHT: tl.constexpr, P: tl.constexpr):
+    """``sum f x`` over a thread's inputs for one nibble (row) of ``q`` [T, U, 4]: the nibble
+    moved to bit ``P`` (``<< LEFT >> RIGHT``), masked and OR-ed with 1.0's bits (one LOP3) is
+    ``f = 1 + c 2^(P - 23)``; so the sum is ``X + 2^(P - 23) sum c x``. [T]"""
+    f = ((((q << LEFT) >> RIGHT) & (15 << P)) | one).to(tl.float32, bitcast=True)
+    return tl.sum(tl.reshape(f * xv, (f.shape[0], f.shape[1] * f.shape[2])), 1)  # one FFMA chain
+
+
+@triton.jit
+def _load_row(q_ptr, s_ptr, m_ptr, w, W, K, G, k, g):
+    """Word-row ``w``'s words at inputs ``k`` [T, U, 4] and the scales and shifts [T, 8] of
+    each thread's group ``g`` (nothing past the last word-row or input)."""
+    kw = tl.where(w < W, K, 0)
+    q = tl.load(q_ptr + w * K + k, mask=k < kw, other=0)
+    sp = (w * G + g)[:, None] * 8 + tl.arange(0, 8)[None, :]
+    gm = (g < tl.where(w < W, G, 0))[:, None]
+    s = tl.load(s_ptr + sp, mask=gm, other=0.0)
+    m = tl.load(m_ptr + sp, mask=gm, other=0.0)
     return q, s, m
 
 
 @triton.jit
-def _add_tile(acc, q, s, m, x_ptr, g, gm):
-    """``acc`` + each code's weight times its input, for one tile."""
-    t = tl.arange(0, 32)
-    xl = tl.load(x_ptr + g[:, None] * 64 + t[None, :], mask=gm[:, None], other=0.0)
-    xh = tl.load(x_ptr + g[:, None] * 64 + 32 + t[None, :], mask=gm[:, None], other=0.0)
-    s3, m3 = s[:, :, None], m[:, :, None]
-    lo = (q & 15).to(tl.float32) * s3 + m3
-    hi = (q >> 4).to(tl.float32) * s3 + m3
-    return acc + lo * xl.to(tl.float32)[None, :, :] + hi * xh.to(tl.float32)[None, :, :]
+def _row_sums(q, s, m, xv, xs, one):
+    """One word-row's part of the sums: [T, 8], row ``8w + i`` in column ``i``."""
+    a0 = _nibble(q, xv, one, 11, 0, 11)  # nibbles 0-2 to bits 11, 15, 19
+    a1 = _nibble(q, xv, one, 11, 0, 15)
+    a2 = _nibble(q, xv, one, 11, 0, 19)
+    a3 = _nibble(q, xv, one, 0, 1, 11)  # 3-5 to 11, 15, 19
+    a4 = _nibble(q, xv, one, 0, 1, 15)
+    a5 = _nibble(q, xv, one, 0, 1, 19)
+    a6 = _nibble(q, xv, one, 0, 13, 11)  # 6-7 to 11, 15
+    a7 = _nibble(q, xv, one, 0, 13, 15)
+    i = tl.arange(0, 8)[None, :]
+    acc = tl.where(i == 0, a0[:, None], tl.where(i == 1, a1[:, None], tl.where(i == 2, a2[:, None],
+          tl.where(i == 3, a3[:, None], tl.where(i == 4, a4[:, None], tl.where(i == 5, a5[:, None],
+          tl.where(i == 6, a6[:, None], a7[:, None])))))))  # fmt: skip
+    fac = ((150 - (11 + 4 * (i % 3))) << 23).to(tl.float32, bitcast=True)  # 2^(23 - p)
+    return s.to(tl.float32) * fac * (acc - xs) + m.to(tl.float32) * xs
+
+
+@triton.jit
+def _store_rows(y_ptr, b_ptr, y, w, N, HAS_BIAS: tl.constexpr):
+    """Rows ``8w ...`` of ``y`` = the threads' sums [T, 8] added up (+ bias)."""
+    n = w * 8 + tl.arange(0, 8)
+    out = tl.sum(y, 0)
+    if HAS_BIAS:
+        out += tl.load(b_ptr + n, mask=n < N, other=0.0).to(tl.float32)
+    tl.store(y_ptr + n, out.to(y_ptr.dtype.element_ty), mask=n < N)
 
 
 @triton.autotune(configs=CONFIGS, key=["N", "K"])
 @triton.jit
 def _uint4_gemv(
-    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K, s_qn,
-    HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr, PREFETCH: tl.constexpr,
+    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K, one, HAS_BIAS: tl.constexpr,
+    BW: tl.constexpr, U: tl.constexpr, NUM_WARPS: tl.constexpr, PREFETCH: tl.constexpr,
 ):  # fmt: skip
-    """Program: ``BLOCK_N`` output rows, the input ``GROUPS`` groups of 64 at a time. The row
-    stride ``s_qn`` comes as its own argument (Triton sees it divisible by 16, so the codes
-    load 16 bytes at a time; computed here as ``K // 2`` it would be known only to 8).
-    ``PREFETCH``: the next tile's loads are issued before this tile's unpacking (held in
-    registers), so a warp's loads overlap its own arithmetic; the autotuner keeps whichever
-    of the two runs faster (docs/benchmarks.md, "Session 27")."""
-    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    nm = n < N
+    """Program: word-rows ``BW pid`` and ``BW pid + 1`` (``BW`` 1 or 2; 8 output rows each)
+    over the whole input; thread ``t`` takes inputs ``k0 + 4 U t ...`` (``U`` 16-byte loads,
+    within one group). ``PREFETCH`` (``BW`` 1): the next iteration's loads are issued before
+    this one's sums; the autotuner keeps whichever configuration runs faster."""
+    T: tl.constexpr = 32 * NUM_WARPS
+    C: tl.constexpr = U * 4
     G = K // 64
-    acc = tl.zeros((BLOCK_N, GROUPS, 32), tl.float32)
+    W = (N + 7) // 8
+    t = tl.arange(0, T)
+    kt = t[:, None, None] * C + tl.arange(0, U)[None, :, None] * 4 + tl.arange(0, 4)[None, None, :]
+    w0 = tl.program_id(0) * BW
+    y0 = tl.zeros((T, 8), tl.float32)
+    y1 = tl.zeros((T, 8), tl.float32)
     if PREFETCH:
-        g = tl.arange(0, GROUPS)
-        q, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < G, G, s_qn)
-        for g0 in range(0, G, GROUPS):
-            g = g0 + tl.arange(0, GROUPS)
-            gn = g + GROUPS
-            qn, sn, mn = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, gn, gn < G, G, s_qn)
-            acc = _add_tile(acc, q, s, m, x_ptr, g, g < G)
-            q, s, m = qn, sn, mn
+        xv = tl.load(x_ptr + kt, mask=kt < K, other=0.0)
+        q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, kt, (t * C) // 64)
+        for k0 in range(0, K, T * C):
+            k = k0 + T * C + kt
+            xn = tl.load(x_ptr + k, mask=k < K, other=0.0)
+            qn, sn, mn = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, (k0 + T * C + t * C) // 64)
+            xf = xv.to(tl.float32)
+            xs = tl.sum(tl.reshape(xf, (T, C)), 1)[:, None]
+            y0 += _row_sums(q, s, m, xf, xs, one)
+            xv, q, s, m = xn, qn, sn, mn
     else:
-        for g0 in range(0, G, GROUPS):
-            g = g0 + tl.arange(0, GROUPS)
-            q, s, m = _load_tile(q_ptr, s_ptr, m_ptr, n, nm, g, g < G, G, s_qn)
-            acc = _add_tile(acc, q, s, m, x_ptr, g, g < G)
-    y = tl.sum(tl.sum(acc, 2), 1)
-    if HAS_BIAS:
-        y += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
-    tl.store(y_ptr + n, y.to(y_ptr.dtype.element_ty), mask=nm)
+        for k0 in range(0, K, T * C):
+            k = k0 + kt
+            xf = tl.load(x_ptr + k, mask=k < K, other=0.0).to(tl.float32)  # [T, U, 4]
+            xs = tl.sum(tl.reshape(xf, (T, C)), 1)[:, None]  # [T, 1]: X
+            g = (k0 + t * C) // 64
+            q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, g)
+            y0 += _row_sums(q, s, m, xf, xs, one)
+            if BW > 1:
+                q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0 + 1, W, K, G, k, g)
+                y1 += _row_sums(q, s, m, xf, xs, one)
+    _store_rows(y_ptr, b_ptr, y0, w0, N, HAS_BIAS)
+    if BW > 1:
+        _store_rows(y_ptr, b_ptr, y1, w0 + 1, N, HAS_BIAS)
 
 
 @triton.jit
 def _uint4_dequant(
-    q_ptr, s_ptr, m_ptr, w_ptr, N, K, s_qn, BLOCK_N: tl.constexpr, GROUPS: tl.constexpr
+    q_ptr, s_ptr, m_ptr, w_ptr, N, K, BW: tl.constexpr, GROUPS: tl.constexpr
 ):  # fmt: skip
-    """Program: the weight [BLOCK_N, 64 GROUPS] written in ``w_ptr``'s dtype (row-major), for
-    prompts: one pass over the codes instead of PyTorch's several over float32 copies."""
-    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    """Program: rows ``8w + i`` of word-rows ``w`` [BW] times inputs [64 GROUPS] of the weight,
+    written in ``w_ptr``'s dtype (row-major), for prompts: one pass over the codes."""
+    w = tl.program_id(0) * BW + tl.arange(0, BW)
     g = tl.program_id(1) * GROUPS + tl.arange(0, GROUPS)
-    t = tl.arange(0, 32)
+    t = tl.arange(0, 64)
     G = K // 64
-    ng = (n[:, None] < N) & (g[None, :] < G)
-    mask = ng[:, :, None] & (t[None, None, :] < 32)  # the mask at the tile's full shape
-    q = tl.load(q_ptr + n[:, None, None] * s_qn + g[None, :, None] * 32 + t[None, None, :],
-                mask=mask, other=0)  # fmt: skip
-    s = tl.load(s_ptr + n[:, None] * G + g[None, :], mask=ng, other=0.0).to(tl.float32)[:, :, None]
-    m = tl.load(m_ptr + n[:, None] * G + g[None, :], mask=ng, other=0.0).to(tl.float32)[:, :, None]
-    w = w_ptr + n[:, None, None] * K + g[None, :, None] * 64 + t[None, None, :]
+    W = (N + 7) // 8
+    k = g[None, :, None] * 64 + t[None, None, :]  # [1, GROUPS, 64]
+    ok = (w[:, None] < W) & (g[None, :] < G)  # [BW, GROUPS]
+    q = tl.load(q_ptr + w[:, None, None] * K + k, mask=ok[:, :, None], other=0)
     dtype = w_ptr.dtype.element_ty
-    tl.store(w, ((q & 15).to(tl.float32) * s + m).to(dtype), mask=mask)
-    tl.store(w + 32, ((q >> 4).to(tl.float32) * s + m).to(dtype), mask=mask)
+    for i in tl.static_range(8):
+        sp = (w[:, None] * G + g[None, :]) * 8 + i
+        s = tl.load(s_ptr + sp, mask=ok, other=0.0).to(tl.float32)[:, :, None]
+        m = tl.load(m_ptr + sp, mask=ok, other=0.0).to(tl.float32)[:, :, None]
+        n = w * 8 + i
+        code = ((q >> (4 * i)) & 15).to(tl.float32)
+        rows = (ok & (n[:, None] < N))[:, :, None]
+        tl.store(w_ptr + n[:, None, None] * K + k, (code * s + m).to(dtype), mask=rows)
 
 
-def dequantise(packed: Any, scale: Any, shift: Any, out: Any) -> None:
-    """``out`` [N, K] = the weight ``packed`` [N, K/2], ``scale``, ``shift`` stand for."""
-    n, k = packed.shape[0], packed.shape[1] * 2
-    grid = (triton.cdiv(n, 16), triton.cdiv(k // 64, 8))
-    _uint4_dequant[grid](packed, scale, shift, out, n, k, packed.stride(0), BLOCK_N=16, GROUPS=8)
+def dequantise(packed: Any, scale: Any, shift: Any, n: int, out: Any) -> None:
+    """``out`` [n, K] = the weight ``packed`` [n/8, K], ``scale``, ``shift`` stand for."""
+    k = packed.shape[1]
+    grid = (triton.cdiv(packed.shape[0], 4), triton.cdiv(k // 64, 4))
+    _uint4_dequant[grid](packed, scale, shift, out, n, k, BW=4, GROUPS=4)
 
 
-def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, out: Any) -> None:
-    """``out`` [N] = dequantised(``packed`` [N, K/2], ``scale``, ``shift`` [N, K/64]) @ ``x``
-    [K] (+ ``bias`` [N])."""
-    n, k = packed.shape[0], packed.shape[1] * 2
+def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, n: int, out: Any) -> None:
+    """``out`` [n] = dequantised(``packed`` [n/8, K], ``scale``, ``shift``) @ ``x`` [K]
+    (+ ``bias`` [n])."""
+    words, k = packed.shape
 
     def grid(meta: dict[str, int]) -> tuple[int]:
-        return (triton.cdiv(n, meta["BLOCK_N"]),)
+        return (triton.cdiv(words, meta["BW"]),)
 
     _uint4_gemv[grid](
-        x, packed, scale, shift, bias if bias is not None else scale, out, n, k, packed.stride(0),
+        x, packed, scale, shift, bias if bias is not None else scale, out, n, k, ONE,
         HAS_BIAS=bias is not None,
     )  # fmt: skip
