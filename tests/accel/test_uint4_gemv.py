@@ -90,3 +90,72 @@ def test_the_environment_chooses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SERIFU_UINT4_KERNEL", "cutlass")
     with pytest.raises(SerifuError, match="cutlass"):
         uint4_kernel()
+
+
+def _uint4_model(name: str, lora: list[str] | None = None) -> torch.nn.Module:
+    """A tiny architecture in bf16, its norms' weights and biases random (a norm applied
+    wrongly or skipped shows), with a LoRA adapter on ``lora``, every base linear layer then
+    on Uint4Linear (as the product quantises an adapted model)."""
+    model = _models()[name]
+    g = torch.Generator().manual_seed(5)
+    for pname, p in model.named_parameters():
+        if "norm" in pname or "ln_" in pname:
+            p.data += 0.3 * torch.randn(p.shape, generator=g)
+    model.to(torch.bfloat16).eval()
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=lora))
+    for parent, attr, layer in _base_linears(model):
+        setattr(parent, attr, Uint4Linear.from_linear(layer))
+    return model
+
+
+@pytest.mark.parametrize("name", ["neox", "llama", "gemma3"])
+def test_norms_and_activations_fold_into_uint4_layers(name: str) -> None:
+    """The decoder's folding (use_gemv(fold=True)) takes the uint4 layers as readers too: the
+    model computes what it did (prompts run the norm's own forward once for all readers), the
+    kernel's formula (the op off CUDA) equals the modules run in turn, and drop_gemv unfolds."""
+    from serifu.accel.gemv import FoldedIn, drop_gemv, folded_in, use_gemv
+
+    model = _uint4_model(name)
+    ids = torch.randint(3, 300, (1, 12), generator=torch.Generator().manual_seed(1))
+    x = torch.randn(1, 1, model.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    x = (4 * x + 1).to(torch.bfloat16)
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        try:
+            use_gemv(model, fold=True)
+            per_layer = {"neox": 3, "llama": 2, "gemma3": 2}[name]  # GPT-NeoX: and its GELU
+            assert folded_in(model) == per_layer * model.config.num_hidden_layers
+            got = model(input_ids=ids).logits
+            folded = [m for m in model.modules() if isinstance(m, Uint4Linear) and m._norm]
+            assert folded
+            for m in folded:
+                modules = m(x)  # off CUDA: the norm's, the dequantised linear's, the act's
+                kernel = uint4_gemv(x, m.packed, m.scale, m.shift, m.bias, m.out_features,
+                                    *m.folded())  # fmt: skip
+                torch.testing.assert_close(kernel, modules, atol=3e-2, rtol=2e-2)
+        finally:
+            drop_gemv(model)
+        assert not any(isinstance(m, FoldedIn) for m in model.modules())
+        assert not any(isinstance(m, Uint4Linear) and "_norm" in vars(m) for m in model.modules())
+        back = model(input_ids=ids).logits
+    assert torch.equal(got, ref) and torch.equal(back, ref)
+
+
+def test_a_norm_read_by_a_lora_layer_stays_off_the_uint4_kernel() -> None:
+    """line-3.6b's adapters sit on query_key_value: its input norm stays, the MLP's norm and
+    GELU fold into the uint4 layer (the LoRA layer's extra path reads the normalised input)."""
+    from serifu.accel.gemv import FoldedIn, use_gemv
+
+    lora = _uint4_model("neox", ["query_key_value"])
+    assert isinstance(
+        lora.base_model.model.gpt_neox.layers[0].attention.query_key_value.base_layer, Uint4Linear
+    )
+    use_gemv(lora, fold=True)
+    layer = lora.base_model.model.gpt_neox.layers[0]
+    assert type(layer.input_layernorm) is torch.nn.LayerNorm
+    assert isinstance(layer.post_attention_layernorm, FoldedIn)
+    assert isinstance(layer.mlp.act, FoldedIn)
+    assert layer.mlp.dense_h_to_4h._norm and layer.mlp.dense_h_to_4h._act

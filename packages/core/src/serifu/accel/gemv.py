@@ -24,7 +24,8 @@ applies it. A reply step then runs two or three kernels fewer per layer (the nor
 reductions, ~2.8 us each on an H200, and the activation): 1.05x on line-3.6b (64.6 % of the
 roofline) and gemma-3-270m, 1.00x on stablelm-beta-7b and novel-gptj-6b (one H200, session
 26). Inputs the kernel does not serve run the norm's and activation's own forwards, so the
-model computes what it did.
+model computes what it did. The uint4 GEMV's layers (:class:`serifu.accel.uint4_gemv.Uint4Linear`,
+session 28) take folded norms and activations the same way (:class:`Foldable`).
 """
 
 from __future__ import annotations
@@ -159,9 +160,10 @@ class SharedNorm:
         return out
 
 
-class GemvLinear(torch.nn.Linear):
-    """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
-    norm before it and the activation after it when those were folded in."""
+class Foldable:
+    """A layer :func:`_fold` can fold a norm and an activation into (:class:`GemvLinear`,
+    :class:`serifu.accel.uint4_gemv.Uint4Linear`): what it sets (the class defaults mean
+    nothing folded), and the forward of inputs the kernel does not serve."""
 
     _norm = 0  # folded in: the kernel's codes and tensors, and the modules' own forwards
     _norm_weight: torch.Tensor | None = None
@@ -171,24 +173,43 @@ class GemvLinear(torch.nn.Linear):
     _norm_forward: SharedNorm | None = None
     _act_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
-            return gemv(
-                x, self.weight, self.bias, self._norm, self._norm_weight, self._norm_sums,
-                self._eps, self._act,
-            )  # fmt: skip
+    def folded(self) -> tuple[int, torch.Tensor | None, torch.Tensor | None, float, int]:
+        """The kernel's arguments after the layer's own: norm, its weight and sums, eps, act."""
+        return self._norm, self._norm_weight, self._norm_sums, self._eps, self._act
+
+    def forward_unfolded(
+        self, x: torch.Tensor, linear: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``linear`` between the folded norm's and activation's own forwards."""
         if self._norm_forward is not None:
             x = self._norm_forward(x)
-        y = super().forward(x)
+        y = linear(x)
         return self._act_forward(y) if self._act_forward is not None else y
+
+    def fold_weight(self) -> torch.Tensor:
+        """The weight [out, in] the kernel multiplies by (for :func:`folded_sums`)."""
+        raise NotImplementedError
+
+
+class GemvLinear(Foldable, torch.nn.Linear):
+    """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
+    norm before it and the activation after it when those were folded in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
+            return gemv(x, self.weight, self.bias, *self.folded())
+        return self.forward_unfolded(x, super().forward)
+
+    def fold_weight(self) -> torch.Tensor:
+        return self.weight
 
 
 _FOLDED = ("_norm", "_norm_weight", "_norm_sums", "_eps", "_act", "_norm_forward", "_act_forward")
-"""What :func:`_fold` sets on a :class:`GemvLinear` (the class defaults mean: nothing folded)."""
+"""What :func:`_fold` sets on a :class:`Foldable` layer."""
 
 
 class FoldedIn(torch.nn.Module):
-    """A norm or activation folded into the :class:`GemvLinear` layers that alone read it:
+    """A norm or activation folded into the :class:`Foldable` layers that alone read it:
     passes its input through (its parameters stay where they were)."""
 
     unfolded: type  # the module's own class
@@ -244,7 +265,8 @@ def kernel_error(device: str) -> str | None:
 
 def _fold(model: Any) -> int:
     """Folds each decoder layer's norms and MLP activation (``NORM_READERS``, ``ACT_READERS``)
-    into the :class:`GemvLinear` layers that alone read them; returns how many modules."""
+    into the :class:`Foldable` layers (GEMV, uint4 GEMV) that alone read them; returns how many
+    modules."""
     folded = 0
     for layer in model.modules():
         kind = type(layer).__name__
@@ -256,11 +278,11 @@ def _fold(model: Any) -> int:
             eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
             if code is None or weight is None or eps is None:
                 continue
-            if not all(type(r) is GemvLinear for r in readers):  # LoRA-wrapped, quantised...
+            if not all(isinstance(r, Foldable) for r in readers):  # LoRA-wrapped, NF4...
                 continue
             shared = SharedNorm(functools.partial(type(norm).forward, norm), len(readers))
             for r in readers:
-                sums = folded_sums(r.weight, code, weight, getattr(norm, "bias", None))
+                sums = folded_sums(r.fold_weight(), code, weight, getattr(norm, "bias", None))
                 r.__dict__.update(
                     _norm=code, _norm_weight=weight, _norm_sums=sums, _eps=float(eps),
                     _norm_forward=shared,
@@ -271,7 +293,7 @@ def _fold(model: Any) -> int:
             linear_name, act_name = ACT_READERS[kind]
             linear, act = layer.get_submodule(linear_name), layer.get_submodule(act_name)
             code = ACT_KINDS.get(type(act).__name__)
-            if code is not None and type(linear) is GemvLinear:
+            if code is not None and isinstance(linear, Foldable):
                 forward = functools.partial(type(act).forward, act)
                 linear.__dict__.update(_act=code, _act_forward=forward)
                 _swap(act)
@@ -317,14 +339,17 @@ def folded_in(model: Any) -> int:
 
 
 def drop_gemv(model: Any) -> int:
-    """Switches :class:`GemvLinear` layers back to ``nn.Linear`` and folded norms and
-    activations back to their classes; returns how many layers."""
+    """Switches :class:`GemvLinear` layers back to ``nn.Linear``, folded norms and
+    activations back to their classes, and unfolds the uint4 GEMV's layers; returns how many
+    GEMV layers."""
     for m in list(model.modules()):
         if isinstance(m, FoldedIn):
             m.__class__ = m.unfolded
+    for m in model.modules():
+        if isinstance(m, Foldable):  # the uint4 GEMV's layers stay, unfolded
+            for name in _FOLDED:
+                m.__dict__.pop(name, None)
     layers: list[Any] = [m for m in model.modules() if type(m) is GemvLinear]
     for m in layers:
-        for name in _FOLDED:
-            m.__dict__.pop(name, None)
         m.__class__ = torch.nn.Linear
     return len(layers)

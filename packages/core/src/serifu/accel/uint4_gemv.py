@@ -9,7 +9,10 @@ one scale and zero per 64 inputs) in a layout made for a one-row product (:func:
 eight rows' codes to an int32 word, so each input a thread loads serves eight rows) and runs
 them on :mod:`serifu.accel.uint4_gemv_kernels` (each code a float in one LOP3, one FFMA, the
 scale applied once per row per thread's 16-32 inputs; float32 sums, bias in the kernel, no
-split-K). 0.56 bytes a weight (codes, float16 scale and shift) against bf16's 2.
+split-K). 0.56 bytes a weight (codes, float16 scale and shift) against bf16's 2. Like
+:class:`serifu.accel.gemv.GemvLinear` it takes the norm before it and the MLP activation after
+it folded in (the decoder's ``use_gemv(model, fold=True)``): on line-3.6b, whose adapters sit on
+``query_key_value``, the MLP's norm and GELU; a norm a LoRA layer reads stays.
 
 Inputs of more than one row (prompts) dequantise the layer's weight in one Triton kernel
 (:meth:`Uint4Linear.dequantised`) and run ``F.linear``; so does the CPU, in PyTorch. Chosen
@@ -25,6 +28,7 @@ from typing import Any
 
 import torch
 
+from serifu.accel.gemv import Foldable
 from serifu.inference.quantize import UINT4_GROUP as GROUP
 from serifu.inference.quantize import uint4_quantize
 
@@ -75,30 +79,42 @@ def uint4_gemv(
     shift: torch.Tensor,
     bias: torch.Tensor | None,
     n: int,
+    norm: int = 0,
+    norm_weight: torch.Tensor | None = None,
+    norm_sums: torch.Tensor | None = None,
+    eps: float = 0.0,
+    act: int = 0,
 ) -> torch.Tensor:
-    """``F.linear`` of an ``x`` of one row (any leading dims of size 1) with the packed
-    weight's ``n`` rows: the Triton kernel on CUDA, the dequantised weight elsewhere."""
+    """``act(F.linear(norm(x), W, bias))`` for an ``x`` of one row (any leading dims of size 1)
+    with the packed weight's ``n`` rows ``W`` (a folded norm and activation as
+    :func:`serifu.accel.gemv.gemv` takes them): the Triton kernel on CUDA; elsewhere the
+    dequantised weight in float32 through ``gemv``'s PyTorch reference."""
     if not x.is_cuda:
+        from serifu.accel.gemv import gemv
+
         w = unpack_uint4(packed, scale, shift, n)
         b = bias.float() if bias is not None else None
-        return torch.nn.functional.linear(x.float(), w, b).to(x.dtype)
+        return gemv(x.float(), w, b, norm, norm_weight, norm_sums, eps, act).to(x.dtype)
     from serifu.accel import uint4_gemv_kernels
 
     out = torch.empty(*x.shape[:-1], n, device=x.device, dtype=x.dtype)
-    xf = x.reshape(-1).contiguous()
-    uint4_gemv_kernels.launch(xf, packed, scale, shift, bias, n, out.view(-1))
+    uint4_gemv_kernels.launch(
+        x.reshape(-1).contiguous(), packed, scale, shift, bias, n, out.view(-1), norm,
+        norm_weight, norm_sums, eps, act,
+    )  # fmt: skip
     return out
 
 
 @uint4_gemv.register_fake
 def _(x: torch.Tensor, packed: torch.Tensor, *rest: Any) -> torch.Tensor:
-    return x.new_empty(*x.shape[:-1], rest[-1])
+    return x.new_empty(*x.shape[:-1], rest[3])
 
 
-class Uint4Linear(torch.nn.Module):
+class Uint4Linear(Foldable, torch.nn.Module):
     """A linear layer on ``uint4`` codes (:func:`pack_uint4`'s layout, buffers): one-row CUDA
-    inputs under ``no_grad`` run :func:`uint4_gemv`; anything else runs ``F.linear`` on the
-    dequantised weight (in the input's dtype)."""
+    inputs under ``no_grad`` run :func:`uint4_gemv` (with the norm before it and the activation
+    after it when :func:`serifu.accel.gemv.use_gemv` folded those in); anything else runs
+    ``F.linear`` on the dequantised weight (in the input's dtype)."""
 
     packed: torch.Tensor
     scale: torch.Tensor
@@ -129,11 +145,13 @@ class Uint4Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
-            n = self.out_features
-            return uint4_gemv(x, self.packed, self.scale, self.shift, self.bias, n)
-        w = self.dequantised(x.dtype)
+            args = (self.packed, self.scale, self.shift, self.bias, self.out_features)
+            return uint4_gemv(x, *args, *self.folded())
+        return self.forward_unfolded(x, self._linear)
+
+    def _linear(self, x: torch.Tensor) -> torch.Tensor:
         b = self.bias.to(x.dtype) if self.bias is not None else None
-        return torch.nn.functional.linear(x, w, b)
+        return torch.nn.functional.linear(x, self.dequantised(x.dtype), b)
 
     def dequantised(self, dtype: torch.dtype) -> torch.Tensor:
         """The weight [out, in] in ``dtype``: one Triton kernel on CUDA (prompts), PyTorch's
@@ -147,6 +165,9 @@ class Uint4Linear(torch.nn.Module):
         uint4_gemv_kernels.dequantise(self.packed, self.scale, self.shift, n, out)
         return out
 
+    def fold_weight(self) -> torch.Tensor:
+        return self.dequantised(torch.float32)
+
     def extra_repr(self) -> str:
         bias = self.bias is not None
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={bias}"
@@ -154,21 +175,35 @@ class Uint4Linear(torch.nn.Module):
 
 @functools.cache
 def kernel_error(device: str) -> str | None:
-    """Why the kernels cannot serve on ``device`` (None: a small product ran and matched the
-    dequantised weight's, and the prompts' dequantising matched PyTorch's). Checked once per
-    device."""
+    """Why the kernels cannot serve on ``device`` (None: small products, plain and with each
+    norm and activation folded in, matched the op's PyTorch reference, and the prompts'
+    dequantising matched PyTorch's). Checked once per device."""
+    from serifu.accel.gemv import CHECK_CASES, folded_sums
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
+        got, ref = [], []
         g = torch.Generator().manual_seed(0)
-        w, x, b = (torch.randn(*s, generator=g) for s in ((37, 320), (1, 1, 320), (37,)))
-        packed, scale, shift = pack_uint4(*uint4_quantize(w, GROUP))
-        x, b = x.to(torch.bfloat16), b.to(torch.bfloat16)
-        weight = unpack_uint4(packed, scale, shift, 37)
-        ref = torch.nn.functional.linear(x.float(), weight, b.float())
-        xd, pd, sd, md, bd = (t.to(device) for t in (x, packed, scale, shift, b))
-        prompt = Uint4Linear(pd, sd, md, bd, 37).dequantised(torch.float32)  # the prompts' kernel
-        got = torch.cat([uint4_gemv(xd, pd, sd, md, bd, 37).float().flatten(), prompt.flatten()])
-        return got.cpu(), torch.cat([ref.flatten(), weight.flatten()])
+        for case in CHECK_CASES:
+            shapes = ((1, 1, 320), (37, 320), (37,), (320,), (320,))
+            x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
+            packed, scale, shift = pack_uint4(*uint4_quantize(w.float(), GROUP))
+            kw: dict[str, Any] = {
+                "norm": case.get("norm", 0),
+                "eps": 1e-5,
+                "act": case.get("act", 0),
+            }
+            if kw["norm"]:
+                weight = unpack_uint4(packed, scale, shift, 37)
+                bias = nb if case.get("norm_bias") else None
+                kw |= {"norm_weight": nw, "norm_sums": folded_sums(weight, kw["norm"], nw, bias)}
+            on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+            pd, sd, md, bd = (t.to(device) for t in (packed, scale, shift, b))
+            got.append(uint4_gemv(x.to(device), pd, sd, md, bd, 37, **on).float().cpu().flatten())
+            ref.append(uint4_gemv(x, packed, scale, shift, b, 37, **kw).float().flatten())
+        prompt = Uint4Linear(pd, sd, md, bd, 37).dequantised(torch.float32)  # prompts' kernel
+        got.append(prompt.cpu().flatten())
+        ref.append(unpack_uint4(packed, scale, shift, 37).flatten())
+        return torch.cat(got), torch.cat(ref)
 
     return check(run, atol=5e-2, rtol=2e-2)

@@ -94,25 +94,65 @@ def _row_sums(q, s, m, xv, xs, one):
 
 
 @triton.jit
-def _store_rows(y_ptr, b_ptr, y, w, N, HAS_BIAS: tl.constexpr):
-    """Rows ``8w ...`` of ``y`` = the threads' sums [T, 8] added up (+ bias)."""
+def _input(x_ptr, nw_ptr, k, K, T: tl.constexpr, C: tl.constexpr, NORM: tl.constexpr):
+    """The inputs ``k`` [T, U, 4] in float32 (times the folded norm's weight), their sum per
+    thread ``X`` [T, 1], and per thread the raw inputs' sum and sum of squares [T] (0 without
+    a norm): the norm's statistics, summed in the same loop."""
+    xf = tl.load(x_ptr + k, mask=k < K, other=0.0).to(tl.float32)
+    sx = tl.zeros((T,), tl.float32)
+    sxx = tl.zeros((T,), tl.float32)
+    if NORM != 0:
+        flat = tl.reshape(xf, (T, C))
+        sx = tl.sum(flat, 1)
+        sxx = tl.sum(flat * flat, 1)
+        g = tl.load(nw_ptr + k, mask=k < K, other=0.0).to(tl.float32)
+        if NORM == 3:  # Gemma scales by (1 + weight)
+            g = tl.where(k < K, 1.0 + g, 0.0)
+        xf = xf * g
+    return xf, tl.sum(tl.reshape(xf, (T, C)), 1)[:, None], sx, sxx
+
+
+@triton.jit
+def _store_rows(
+    y_ptr, b_ptr, sums_ptr, y, w, N, mean, rstd,
+    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr,
+):  # fmt: skip
+    """Rows ``8w ...`` of ``y`` = act(the threads' sums [T, 8] added up, the norm's statistics
+    applied (+ bias)), as :mod:`serifu.accel.gemv_kernels` finishes a row."""
     n = w * 8 + tl.arange(0, 8)
+    nm = n < N
     out = tl.sum(y, 0)
+    if NORM == 1:
+        wg = tl.load(sums_ptr + n, mask=nm, other=0.0)
+        out = rstd * (out - mean * wg) + tl.load(sums_ptr + N + n, mask=nm, other=0.0)
+    elif NORM != 0:
+        out = out * rstd
     if HAS_BIAS:
-        out += tl.load(b_ptr + n, mask=n < N, other=0.0).to(tl.float32)
-    tl.store(y_ptr + n, out.to(y_ptr.dtype.element_ty), mask=n < N)
+        out += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
+    dt = y_ptr.dtype.element_ty
+    if ACT != 0:  # on the rounded product, as the separate activation kernel sees it
+        out = out.to(dt).to(tl.float32)
+        if ACT == 1:
+            out = 0.5 * out * (1.0 + tl.erf(out * 0.7071067811865476))
+        else:  # 0.5 y (1 + tanh(u)) = y sigmoid(2u)
+            out = out * tl.sigmoid(1.5957691216057308 * (out + 0.044715 * out * out * out))
+    tl.store(y_ptr + n, out.to(dt), mask=nm)
 
 
-@triton.autotune(configs=CONFIGS, key=["N", "K"])
+@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT"])
 @triton.jit
 def _uint4_gemv(
-    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, y_ptr, N, K, one, HAS_BIAS: tl.constexpr,
+    x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, one, eps,
+    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr,
     BW: tl.constexpr, U: tl.constexpr, NUM_WARPS: tl.constexpr, PREFETCH: tl.constexpr,
 ):  # fmt: skip
     """Program: word-rows ``BW pid`` and ``BW pid + 1`` (``BW`` 1 or 2; 8 output rows each)
     over the whole input; thread ``t`` takes inputs ``k0 + 4 U t ...`` (``U`` 16-byte loads,
-    within one group). ``PREFETCH`` (``BW`` 1): the next iteration's loads are issued before
-    this one's sums; the autotuner keeps whichever configuration runs faster."""
+    within one group). ``PREFETCH`` (``BW`` 1): the next iteration's words, scales and shifts
+    are loaded before this one's sums; the autotuner keeps whichever configuration runs
+    faster. ``NORM``/``ACT``: :mod:`serifu.accel.gemv`'s codes, folded in as
+    :mod:`serifu.accel.gemv_kernels` folds them (the loop sums ``c (g x)`` and the input's
+    statistics; ``W g``, ``W b`` come in ``sums_ptr`` [2, N])."""
     T: tl.constexpr = 32 * NUM_WARPS
     C: tl.constexpr = U * 4
     G = K // 64
@@ -122,31 +162,38 @@ def _uint4_gemv(
     w0 = tl.program_id(0) * BW
     y0 = tl.zeros((T, 8), tl.float32)
     y1 = tl.zeros((T, 8), tl.float32)
+    sx = tl.zeros((T,), tl.float32)
+    sxx = tl.zeros((T,), tl.float32)
     if PREFETCH:
-        xv = tl.load(x_ptr + kt, mask=kt < K, other=0.0)
         q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, kt, (t * C) // 64)
         for k0 in range(0, K, T * C):
             k = k0 + T * C + kt
-            xn = tl.load(x_ptr + k, mask=k < K, other=0.0)
             qn, sn, mn = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, (k0 + T * C + t * C) // 64)
-            xf = xv.to(tl.float32)
-            xs = tl.sum(tl.reshape(xf, (T, C)), 1)[:, None]
+            xf, xs, px, pxx = _input(x_ptr, nw_ptr, k0 + kt, K, T, C, NORM)
+            sx += px
+            sxx += pxx
             y0 += _row_sums(q, s, m, xf, xs, one)
-            xv, q, s, m = xn, qn, sn, mn
+            q, s, m = qn, sn, mn
     else:
         for k0 in range(0, K, T * C):
             k = k0 + kt
-            xf = tl.load(x_ptr + k, mask=k < K, other=0.0).to(tl.float32)  # [T, U, 4]
-            xs = tl.sum(tl.reshape(xf, (T, C)), 1)[:, None]  # [T, 1]: X
+            xf, xs, px, pxx = _input(x_ptr, nw_ptr, k, K, T, C, NORM)  # [T, U, 4], [T, 1]
+            sx += px
+            sxx += pxx
             g = (k0 + t * C) // 64
             q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, g)
             y0 += _row_sums(q, s, m, xf, xs, one)
             if BW > 1:
                 q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0 + 1, W, K, G, k, g)
                 y1 += _row_sums(q, s, m, xf, xs, one)
-    _store_rows(y_ptr, b_ptr, y0, w0, N, HAS_BIAS)
+    mean = tl.sum(sx, 0) / K
+    if NORM == 1:
+        rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
+    else:
+        rstd = tl.rsqrt(tl.sum(sxx, 0) / K + eps)
+    _store_rows(y_ptr, b_ptr, sums_ptr, y0, w0, N, mean, rstd, HAS_BIAS, NORM, ACT)
     if BW > 1:
-        _store_rows(y_ptr, b_ptr, y1, w0 + 1, N, HAS_BIAS)
+        _store_rows(y_ptr, b_ptr, sums_ptr, y1, w0 + 1, N, mean, rstd, HAS_BIAS, NORM, ACT)
 
 
 @triton.jit
@@ -181,15 +228,30 @@ def dequantise(packed: Any, scale: Any, shift: Any, n: int, out: Any) -> None:
     _uint4_dequant[grid](packed, scale, shift, out, n, k, BW=4, GROUPS=4)
 
 
-def launch(x: Any, packed: Any, scale: Any, shift: Any, bias: Any, n: int, out: Any) -> None:
-    """``out`` [n] = dequantised(``packed`` [n/8, K], ``scale``, ``shift``) @ ``x`` [K]
-    (+ ``bias`` [n])."""
+def launch(
+    x: Any,
+    packed: Any,
+    scale: Any,
+    shift: Any,
+    bias: Any,
+    n: int,
+    out: Any,
+    norm: int = 0,
+    norm_weight: Any = None,
+    norm_sums: Any = None,
+    eps: float = 0.0,
+    act: int = 0,
+) -> None:
+    """``out`` [n] = act(dequantised(``packed`` [n/8, K], ``scale``, ``shift``) @ norm(``x``
+    [K]) (+ ``bias`` [n])); a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`."""
     words, k = packed.shape
 
     def grid(meta: dict[str, int]) -> tuple[int]:
         return (triton.cdiv(words, meta["BW"]),)
 
     _uint4_gemv[grid](
-        x, packed, scale, shift, bias if bias is not None else scale, out, n, k, ONE,
-        HAS_BIAS=bias is not None,
+        x, packed, scale, shift, bias if bias is not None else scale,
+        norm_weight if norm_weight is not None else scale,
+        norm_sums if norm_sums is not None else scale,
+        out, n, k, ONE, eps, HAS_BIAS=bias is not None, NORM=norm, ACT=act,
     )  # fmt: skip
