@@ -23,8 +23,8 @@
 #            (session 26 ran this on an H200 for split-kv-gemv against default, with the norms
 #            folded in, and uint4; still pending: the folded GEMV on an H100, all variants)
 # Session 26 (built without a GPU; uint4s ran in session 27 for line-3.6b on an H100,
-# docs/benchmarks.md "Session 27"; pending: stablelm-beta-7b's replies, and line-3.6b's first
-# token again now that prompts dequantise in one Triton kernel):
+# docs/benchmarks.md "Session 27"; since session 28 it runs the rewritten kernel, which
+# uint4v3 below measures with the per-layer rows first):
 #   uint4s   Serifu's own uint4 GEMV (serifu.accel.uint4_gemv, SERIFU_UINT4_KERNEL=serifu)
 #            against GemLite's layers and bf16, same run: line-3.6b and stablelm-beta-7b
 #            replies, uint4 + LoRA unmerged (generate_speed.py kinds uint4-lora, uint4s-lora)
@@ -37,7 +37,10 @@
 #   uint4v3  Serifu's uint4 GEMV rewritten (eight rows to a word, one LOP3 and one FFMA a code,
 #            serifu.accel.uint4_gemv_kernels): per layer against GemLite and the bf16 GEMV
 #            (line-3.6b and stablelm-beta-7b shapes), then line-3.6b's replies, uint4 + LoRA
-#            on it (uint4s-lora) and on GemLite (uint4-lora) against bf16, same run
+#            on it (uint4s-lora) and on GemLite (uint4-lora) against bf16, same run; the
+#            decoder folds line-3.6b's MLP norm and GELU into the uint4 layers (SERIFU_GEMV_FOLD)
+#   uint4fold the same replies with SERIFU_GEMV_FOLD=0 (bf16 and uint4 both unfolded): what
+#            folding into the uint4 layers is worth, against uint4v3's run on the same machine
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -165,6 +168,11 @@ if [[ ,$parts, == *,uint4v3,* ]]; then  # the rewritten uint4 GEMV (session 28)
   run uint4v3-replies "${REPLY_LIMIT:-300}" python3 bench/gpu/generate_speed.py --models "${REPLY_MODEL:-line-3.6b}" \
     --batches 1 --peers '' --no-ablation --no-vocab --quant uint4s-lora,uint4-lora \
     --budget-s "$(( ${REPLY_LIMIT:-300} - 20 ))" --out "$out/generate-uint4v3.json"
+fi
+if [[ ,$parts, == *,uint4fold,* ]]; then  # the same replies, nothing folded (session 28)
+  SERIFU_GEMV_FOLD=0 run uint4fold-replies 300 python3 bench/gpu/generate_speed.py --models line-3.6b \
+    --batches 1 --peers '' --no-ablation --no-vocab --quant uint4s-lora --budget-s 280 \
+    --out "$out/generate-uint4v3-nofold.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

@@ -14,8 +14,9 @@ weights read. Three maintained 4-bit kernel libraries:
   GemLite's 8-bit head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
   are rounded to the same grids and kept dequantised: the format's quality, measurable
   without a GPU, not its speed. ``SERIFU_UINT4_KERNEL=serifu`` runs the same codes on
-  Serifu's own Triton GEMV instead (:mod:`serifu.accel.uint4_gemv`; opt-in: measured in
-  session 27 as fast as GemLite per layer, not faster).
+  Serifu's own Triton GEMV instead (:mod:`serifu.accel.uint4_gemv`; opt-in: its first
+  version measured in session 27 as fast as GemLite per layer, not faster; rewritten in
+  session 28, eight rows to a word, not yet measured).
 
 For int4 and nf4 the LoRA is merged first (its low-rank product folded into the bf16
 weights), then the merged weights are quantised. A QLoRA adapter was trained on a 4-bit
