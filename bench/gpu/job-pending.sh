@@ -41,6 +41,8 @@
 #            decoder folds line-3.6b's MLP norm and GELU into the uint4 layers (SERIFU_GEMV_FOLD)
 #   uint4fold the same replies with SERIFU_GEMV_FOLD=0 (bf16 and uint4 both unfolded): what
 #            folding into the uint4 layers is worth, against uint4v3's run on the same machine
+#   hfbatch  line-3.6b's replies at batch 8 and 32 against HF's static cache + compile (the
+#            issue names batch 1 / 8 / 32; the peer was skipped there for time in 2026-12-03)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -173,6 +175,10 @@ if [[ ,$parts, == *,uint4fold,* ]]; then  # the same replies, nothing folded (se
   SERIFU_GEMV_FOLD=0 run uint4fold-replies 300 python3 bench/gpu/generate_speed.py --models line-3.6b \
     --batches 1 --peers '' --no-ablation --no-vocab --quant uint4s-lora --budget-s 280 \
     --out "$out/generate-uint4v3-nofold.json"
+fi
+if [[ ,$parts, == *,hfbatch,* ]]; then  # Serifu against HF static + compile at batch 8 / 32
+  run hfbatch 560 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 8,32 \
+    --peers hf-static --no-ablation --no-4bit --no-vocab --budget-s 540 --out "$out/generate-hf-batch8-32.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \
