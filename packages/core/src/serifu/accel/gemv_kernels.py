@@ -74,24 +74,39 @@ def _gemv(
                 g = tl.where(km, 1.0 + g, 0.0)
             x = x * g
         acc += w.to(tl.float32) * x[None, :]
-    y = tl.sum(acc, 1)
+    mean = 0.0
+    rstd = 1.0
     if NORM == 1:
         mean = tl.sum(sx, 0) / K
         rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
+    elif NORM != 0:
+        rstd = tl.rsqrt(tl.sum(sxx, 0) / K + eps)
+    dt = y_ptr.dtype.element_ty
+    y = finish(tl.sum(acc, 1), n, nm, N, mean, rstd, sums_ptr, b_ptr, dt, HAS_BIAS, NORM, ACT)
+    tl.store(y_ptr + n, y.to(dt), mask=nm)
+
+
+@triton.jit
+def finish(y, n, nm, N, mean, rstd, sums_ptr, b_ptr, dt: tl.constexpr, HAS_BIAS: tl.constexpr,
+           NORM: tl.constexpr, ACT: tl.constexpr):  # fmt: skip
+    """Rows ``n`` of a GEMV's float32 sums ``y`` finished: a folded norm's statistics applied
+    (``y = rstd (sum(w g x) - mean W g) + W b``; RMS norms: ``rstd y``), the bias added, the
+    activation applied to the product rounded to ``dt`` (as the separate activation kernel sees
+    it). Shared with :mod:`serifu.accel.uint4_gemv_kernels`."""
+    if NORM == 1:
         wg = tl.load(sums_ptr + n, mask=nm, other=0.0)
         y = rstd * (y - mean * wg) + tl.load(sums_ptr + N + n, mask=nm, other=0.0)
     elif NORM != 0:
-        y = y * tl.rsqrt(tl.sum(sxx, 0) / K + eps)
+        y = y * rstd
     if HAS_BIAS:
         y += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
-    dt = y_ptr.dtype.element_ty
-    if ACT != 0:  # on the rounded product, as the separate activation kernel sees it
+    if ACT != 0:
         y = y.to(dt).to(tl.float32)
         if ACT == 1:
             y = 0.5 * y * (1.0 + tl.erf(y * 0.7071067811865476))
         else:  # 0.5 y (1 + tanh(u)) = y sigmoid(2u)
             y = y * tl.sigmoid(1.5957691216057308 * (y + 0.044715 * y * y * y))
-    tl.store(y_ptr + n, y.to(dt), mask=nm)
+    return y
 
 
 def launch(

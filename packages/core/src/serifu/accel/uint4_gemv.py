@@ -98,10 +98,9 @@ def uint4_gemv(
     from serifu.accel import uint4_gemv_kernels
 
     out = torch.empty(*x.shape[:-1], n, device=x.device, dtype=x.dtype)
-    uint4_gemv_kernels.launch(
-        x.reshape(-1).contiguous(), packed, scale, shift, bias, n, out.view(-1), norm,
-        norm_weight, norm_sums, eps, act,
-    )  # fmt: skip
+    folded = (norm, norm_weight, norm_sums, eps, act)
+    xf = x.reshape(-1).contiguous()
+    uint4_gemv_kernels.launch(xf, packed, scale, shift, bias, n, out.view(-1), folded)
     return out
 
 

@@ -31,24 +31,17 @@ from typing import Any
 import triton
 import triton.language as tl
 
+from serifu.accel.gemv_kernels import finish
+
 ONE = 0x3F800000  # 1.0's bits, an argument so that it stays in a register (LOP3's third input)
 
+# (word-rows a program, 16-byte loads a thread an iteration, warps); PREFETCH for one word-row
+TILES = ((1, 4, 1), (1, 4, 2), (1, 4, 4), (1, 8, 2), (1, 8, 4), (2, 4, 1), (2, 4, 2), (2, 8, 2))
 CONFIGS = [
     triton.Config({"BW": bw, "U": u, "NUM_WARPS": w, "PREFETCH": p}, num_warps=w)
-    for bw, u, w, p in (
-        (1, 4, 1, False),
-        (1, 4, 2, False),
-        (1, 4, 4, False),
-        (1, 8, 2, False),
-        (1, 8, 4, False),
-        (2, 4, 1, False),
-        (2, 4, 2, False),
-        (2, 8, 2, False),
-        (1, 4, 2, True),
-        (1, 4, 4, True),
-        (1, 8, 2, True),
-        (1, 8, 4, True),
-    )
+    for p in (False, True)
+    for bw, u, w in TILES
+    if not p or (bw == 1 and w >= 2)
 ]
 
 
@@ -117,25 +110,12 @@ def _store_rows(
     y_ptr, b_ptr, sums_ptr, y, w, N, mean, rstd,
     HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr,
 ):  # fmt: skip
-    """Rows ``8w ...`` of ``y`` = act(the threads' sums [T, 8] added up, the norm's statistics
-    applied (+ bias)), as :mod:`serifu.accel.gemv_kernels` finishes a row."""
+    """Rows ``8w ...`` of ``y`` = the threads' sums [T, 8] added up, finished as
+    :mod:`serifu.accel.gemv_kernels` finishes a row (norm statistics, bias, activation)."""
     n = w * 8 + tl.arange(0, 8)
     nm = n < N
-    out = tl.sum(y, 0)
-    if NORM == 1:
-        wg = tl.load(sums_ptr + n, mask=nm, other=0.0)
-        out = rstd * (out - mean * wg) + tl.load(sums_ptr + N + n, mask=nm, other=0.0)
-    elif NORM != 0:
-        out = out * rstd
-    if HAS_BIAS:
-        out += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
     dt = y_ptr.dtype.element_ty
-    if ACT != 0:  # on the rounded product, as the separate activation kernel sees it
-        out = out.to(dt).to(tl.float32)
-        if ACT == 1:
-            out = 0.5 * out * (1.0 + tl.erf(out * 0.7071067811865476))
-        else:  # 0.5 y (1 + tanh(u)) = y sigmoid(2u)
-            out = out * tl.sigmoid(1.5957691216057308 * (out + 0.044715 * out * out * out))
+    out = finish(tl.sum(y, 0), n, nm, N, mean, rstd, sums_ptr, b_ptr, dt, HAS_BIAS, NORM, ACT)
     tl.store(y_ptr + n, out.to(dt), mask=nm)
 
 
@@ -170,26 +150,30 @@ def _uint4_gemv(
             k = k0 + T * C + kt
             qn, sn, mn = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, (k0 + T * C + t * C) // 64)
             xf, xs, px, pxx = _input(x_ptr, nw_ptr, k0 + kt, K, T, C, NORM)
-            sx += px
-            sxx += pxx
+            if NORM != 0:
+                sx += px
+                sxx += pxx
             y0 += _row_sums(q, s, m, xf, xs, one)
             q, s, m = qn, sn, mn
     else:
         for k0 in range(0, K, T * C):
             k = k0 + kt
             xf, xs, px, pxx = _input(x_ptr, nw_ptr, k, K, T, C, NORM)  # [T, U, 4], [T, 1]
-            sx += px
-            sxx += pxx
+            if NORM != 0:
+                sx += px
+                sxx += pxx
             g = (k0 + t * C) // 64
             q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0, W, K, G, k, g)
             y0 += _row_sums(q, s, m, xf, xs, one)
             if BW > 1:
                 q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0 + 1, W, K, G, k, g)
                 y1 += _row_sums(q, s, m, xf, xs, one)
-    mean = tl.sum(sx, 0) / K
+    mean = 0.0
+    rstd = 1.0
     if NORM == 1:
+        mean = tl.sum(sx, 0) / K
         rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
-    else:
+    elif NORM != 0:
         rstd = tl.rsqrt(tl.sum(sxx, 0) / K + eps)
     _store_rows(y_ptr, b_ptr, sums_ptr, y0, w0, N, mean, rstd, HAS_BIAS, NORM, ACT)
     if BW > 1:
@@ -229,21 +213,12 @@ def dequantise(packed: Any, scale: Any, shift: Any, n: int, out: Any) -> None:
 
 
 def launch(
-    x: Any,
-    packed: Any,
-    scale: Any,
-    shift: Any,
-    bias: Any,
-    n: int,
-    out: Any,
-    norm: int = 0,
-    norm_weight: Any = None,
-    norm_sums: Any = None,
-    eps: float = 0.0,
-    act: int = 0,
+    x: Any, packed: Any, scale: Any, shift: Any, bias: Any, n: int, out: Any, folded: tuple = ()
 ) -> None:
     """``out`` [n] = act(dequantised(``packed`` [n/8, K], ``scale``, ``shift``) @ norm(``x``
-    [K]) (+ ``bias`` [n])); a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`."""
+    [K]) (+ ``bias`` [n])); ``folded``: ``(norm, norm_weight, norm_sums, eps, act)`` as
+    :func:`serifu.accel.gemv.gemv` takes them (empty: nothing folded)."""
+    norm, norm_weight, norm_sums, eps, act = folded or (0, None, None, 0.0, 0)
     words, k = packed.shape
 
     def grid(meta: dict[str, int]) -> tuple[int]:
