@@ -163,8 +163,9 @@ if [[ ,$parts, == *,uint4v2,* ]]; then  # the uint4 GEMV v2 alone against the op
     --out "$out/gemv-uint4v2-line36b.json"
 fi
 if [[ ,$parts, == *,uint4v3,* ]]; then  # the rewritten uint4 GEMV (session 28)
-  for m in line-3.6b stablelm-beta-7b; do
-    run "uint4v3-shapes-$m" 120 python3 bench/gpu/gemv_shapes.py --model "$m" \
+  for m in line-3.6b stablelm-beta-7b; do  # rows land shape by shape: a cut run keeps its rows
+    limit=120 && [ "$m" = stablelm-beta-7b ] && limit=90
+    run "uint4v3-shapes-$m" "$limit" python3 bench/gpu/gemv_shapes.py --model "$m" \
       --kernels serifu,uint4s,gemlite --out "$out/gemv-uint4v3-$m.json"
   done
   run uint4v3-replies "${REPLY_LIMIT:-300}" python3 bench/gpu/generate_speed.py --models "${REPLY_MODEL:-line-3.6b}" \
