@@ -172,12 +172,12 @@ class StaticDecoder:
             gemv = os.environ.get("SERIFU_GEMV", "1") != "0"
         if fold is None:
             fold = os.environ.get("SERIFU_GEMV_FOLD", "1") != "0"
-        self.gemv = 0
+        self.gemv = self.folded = 0
         if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import folded_in, use_gemv
 
             self.gemv = use_gemv(model, fold=fold)
-        self.folded = folded_in(model) if self.gemv else 0  # norms and activations
+            self.folded = folded_in(model)  # norms and activations (uint4 GEMV layers' too)
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -105,8 +105,8 @@ def uint4_gemv(
 
 
 @uint4_gemv.register_fake
-def _(x: torch.Tensor, packed: torch.Tensor, *rest: Any) -> torch.Tensor:
-    return x.new_empty(*x.shape[:-1], rest[3])
+def _(x: torch.Tensor, packed: Any, scale: Any, shift: Any, bias: Any, n: int, *_: Any) -> Any:
+    return x.new_empty(*x.shape[:-1], n)
 
 
 class Uint4Linear(Foldable, torch.nn.Module):
