@@ -56,9 +56,8 @@ def _gemv(
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     nm = n < N
     acc = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
-    if NORM != 0:
-        sx = tl.zeros((BLOCK_K,), tl.float32)
-        sxx = tl.zeros((BLOCK_K,), tl.float32)
+    sx = tl.zeros((BLOCK_K,), tl.float32)  # the input's sums (read only with a norm)
+    sxx = tl.zeros((BLOCK_K,), tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         km = k < K
@@ -74,6 +73,16 @@ def _gemv(
                 g = tl.where(km, 1.0 + g, 0.0)
             x = x * g
         acc += w.to(tl.float32) * x[None, :]
+    mean, rstd = norm_stats(sx, sxx, K, eps, NORM)
+    dt = y_ptr.dtype.element_ty
+    y = finish(tl.sum(acc, 1), n, nm, N, mean, rstd, sums_ptr, b_ptr, dt, HAS_BIAS, NORM, ACT)
+    tl.store(y_ptr + n, y.to(dt), mask=nm)
+
+
+@triton.jit
+def norm_stats(sx, sxx, K, eps, NORM: tl.constexpr):
+    """A folded norm's mean (LayerNorm; 0 otherwise) and 1 / std (1 without a norm) from the
+    input's per-lane sums and sums of squares. Shared with :mod:`serifu.accel.uint4_gemv_kernels`."""
     mean = 0.0
     rstd = 1.0
     if NORM == 1:
@@ -81,9 +90,7 @@ def _gemv(
         rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
     elif NORM != 0:
         rstd = tl.rsqrt(tl.sum(sxx, 0) / K + eps)
-    dt = y_ptr.dtype.element_ty
-    y = finish(tl.sum(acc, 1), n, nm, N, mean, rstd, sums_ptr, b_ptr, dt, HAS_BIAS, NORM, ACT)
-    tl.store(y_ptr + n, y.to(dt), mask=nm)
+    return mean, rstd
 
 
 @triton.jit

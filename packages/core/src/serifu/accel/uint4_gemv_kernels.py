@@ -31,7 +31,7 @@ from typing import Any
 import triton
 import triton.language as tl
 
-from serifu.accel.gemv_kernels import finish
+from serifu.accel.gemv_kernels import finish, norm_stats
 
 ONE = 0x3F800000  # 1.0's bits, an argument so that it stays in a register (LOP3's third input)
 
@@ -168,13 +168,7 @@ def _uint4_gemv(
             if BW > 1:
                 q, s, m = _load_row(q_ptr, s_ptr, m_ptr, w0 + 1, W, K, G, k, g)
                 y1 += _row_sums(q, s, m, xf, xs, one)
-    mean = 0.0
-    rstd = 1.0
-    if NORM == 1:
-        mean = tl.sum(sx, 0) / K
-        rstd = tl.rsqrt(tl.maximum(tl.sum(sxx, 0) / K - mean * mean, 0.0) + eps)
-    elif NORM != 0:
-        rstd = tl.rsqrt(tl.sum(sxx, 0) / K + eps)
+    mean, rstd = norm_stats(sx, sxx, K, eps, NORM)
     _store_rows(y_ptr, b_ptr, sums_ptr, y0, w0, N, mean, rstd, HAS_BIAS, NORM, ACT)
     if BW > 1:
         _store_rows(y_ptr, b_ptr, sums_ptr, y1, w0 + 1, N, mean, rstd, HAS_BIAS, NORM, ACT)
