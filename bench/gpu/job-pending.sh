@@ -33,7 +33,7 @@
 #            (x already float32 / read in bf16 by the kernel, no split-K; and each tile's loads
 #            issued a tile ahead) against v2 as the op ran it (a cast and a sum kernel around
 #            it), v1 and GemLite, line-3.6b's shapes
-# Session 28 (built without a GPU):
+# Session 28 (built without a GPU; ran in session 29 on an H100, docs/benchmarks.md "Session 29"):
 #   uint4v3  Serifu's uint4 GEMV rewritten (eight rows to a word, one LOP3 and one FFMA a code,
 #            serifu.accel.uint4_gemv_kernels): per layer against GemLite and the bf16 GEMV
 #            (line-3.6b and stablelm-beta-7b shapes), then line-3.6b's replies, uint4 + LoRA

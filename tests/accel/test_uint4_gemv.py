@@ -78,15 +78,16 @@ def test_a_model_on_uint4_layers_computes_the_grids_simulation() -> None:
 
 
 def test_the_kernel_choice_is_checked() -> None:
-    assert uint4_kernel() == "gemlite"
+    assert uint4_kernel() == "serifu"  # the default since session 29
+    assert uint4_kernel("gemlite") == "gemlite"
     assert uint4_kernel("serifu") == "serifu"
     with pytest.raises(SerifuError, match="gemlite, serifu"):
         uint4_kernel("marlin")
 
 
 def test_the_environment_chooses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SERIFU_UINT4_KERNEL", "serifu")
-    assert uint4_kernel() == "serifu"
+    monkeypatch.setenv("SERIFU_UINT4_KERNEL", "gemlite")
+    assert uint4_kernel() == "gemlite"
     monkeypatch.setenv("SERIFU_UINT4_KERNEL", "cutlass")
     with pytest.raises(SerifuError, match="cutlass"):
         uint4_kernel()

@@ -1,7 +1,7 @@
-"""4-bit reply weights on Serifu's own Triton GEMV (``uint4`` grid, opt-in), for replies.
+"""4-bit reply weights on Serifu's own Triton GEMV (``uint4`` grid), for replies.
 
-The ``uint4`` reply path (:func:`serifu.inference.quantize.quantize_uint4_`) runs GemLite's
-A16W4 kernels. At batch 1 they read their quarter of the bytes at 15-42 % of an H200's
+The ``uint4`` reply path (:func:`serifu.inference.quantize.quantize_uint4_`) ran GemLite's
+A16W4 kernels until session 29. At batch 1 they read their quarter of the bytes at 15-42 % of an H200's
 bandwidth (session 17), while :mod:`serifu.accel.gemv` reads bf16 weights at ~87 %; so since
 session 25 the 4-bit replies are slower than bf16 ones (line-3.6b on an H200: 0.80x, session
 26). :class:`Uint4Linear` keeps the same codes (:func:`~serifu.inference.quantize.uint4_quantize`,
@@ -15,10 +15,12 @@ it folded in (the decoder's ``use_gemv(model, fold=True)``): on line-3.6b, whose
 ``query_key_value``, the MLP's norm and GELU; a norm a LoRA layer reads stays.
 
 Inputs of more than one row (prompts) dequantise the layer's weight in one Triton kernel
-(:meth:`Uint4Linear.dequantised`) and run ``F.linear``; so does the CPU, in PyTorch. Chosen
-with ``quantize_uint4_(..., kernel="serifu")`` or ``SERIFU_UINT4_KERNEL=serifu``.
-docs/benchmarks.md, "Session 28", has its measurements; "Session 27" those of the two
-versions before it (one row per thread; as fast as GemLite's layers, no faster).
+(:meth:`Uint4Linear.dequantised`) and run ``F.linear``; so does the CPU, in PyTorch. The
+default since session 29 (``SERIFU_UINT4_KERNEL=gemlite`` or ``kernel="gemlite"``: GemLite's).
+Measured (docs/benchmarks.md, "Session 29", one H100): per layer 2.2-2.6 TB/s, 70-85 % of the
+bandwidth on the 3.6-7B models' large shapes (GemLite's 1.1-1.8 TB/s); whole replies 1.51x bf16
+on line-3.6b and 1.69x on stablelm-beta-7b (GemLite's 1.02x and 1.22x, same runs).
+"Session 27" has the two versions before it (one row per thread; as fast as GemLite's).
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ def run_eval(
         "bf16",
         "--weights",
         help="Reply weights: bf16, or the adapter merged then quantised: nf4 / int4 (CUDA), "
-        "or uint4: the base 4-bit under the unmerged adapter (GemLite on CUDA; on the CPU "
+        "or uint4: the base 4-bit under the unmerged adapter (Serifu's uint4 GEMV on CUDA; on the CPU "
         "the same rounding, dequantised: its quality, not its speed).",
     ),
     config: Path | None = typer.Option(

@@ -124,7 +124,8 @@ def chat_command(
         "--weights",
         help="Reply weights: bf16, or the adapter merged and then quantised: nf4 "
         "(bitsandbytes) / int4 (torchao, CUDA, serifu[int4]), or uint4: the base 4-bit "
-        "under the unmerged adapter (GemLite, CUDA, serifu[gemlite]; simulated on the CPU).",
+        "under the unmerged adapter (Serifu's uint4 GEMV, CUDA, serifu[triton]; simulated on the "
+        "CPU).",
     ),
     no_repeat_ngram: int | None = options.NO_REPEAT_NGRAM,
 ) -> None:

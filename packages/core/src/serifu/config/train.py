@@ -124,7 +124,7 @@ class TrainConfig(BaseModel):
     quantize_4bit: bool = Field(default=True, description="Train on a 4-bit base (QLoRA).")
     quant_type: Literal["nf4", "uint4"] = Field(
         default="nf4",
-        description="With quantize_4bit, the 4-bit grid the adapter learns on: 'nf4' = bitsandbytes' NF4 (the QLoRA of the report, 4-bit memory); 'uint4' = the rounding of the `--weights uint4` reply path (serifu.inference.quantize), applied to full-precision weights (full-precision memory): the adapter then fits the GemLite base it will run on.",
+        description="With quantize_4bit, the 4-bit grid the adapter learns on: 'nf4' = bitsandbytes' NF4 (the QLoRA of the report, 4-bit memory); 'uint4' = the rounding of the `--weights uint4` reply path (serifu.inference.quantize), applied to full-precision weights (full-precision memory): the adapter then fits the 4-bit base it will run on.",
     )
     system_prompt: bool = Field(
         default=True, description="Dialogue data: include the character's system prompt."

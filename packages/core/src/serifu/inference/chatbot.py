@@ -621,7 +621,7 @@ def load_chatbot(
     the model's mode (:data:`PROFILE_GREEDY_CPU`, ``Chatbot.profile_greedy``). ``examples``: her k
     most similar real exchanges go into the prompt (0: off). ``weights``: "bf16", or "int4"
     (torchao, CUDA) / "nf4" (bitsandbytes) reply weights, quantised after the adapter is
-    merged, or "uint4" (GemLite on CUDA; the base 4-bit under the unmerged adapter,
+    merged, or "uint4" (Serifu's uint4 GEMV on CUDA; the base 4-bit under the unmerged adapter,
     ``serifu.inference.quantize``). ``merge`` (None: on CUDA in full precision, and for int4 /
     nf4) folds the single adapter into the weights: replies then run on the plain model.
     ``prefix_cache``: her system prompt runs once, later replies copy its keys and values

@@ -8,15 +8,16 @@ weights read. Three maintained 4-bit kernel libraries:
   :class:`serifu.accel.decode.StaticDecoder`'s CUDA graphs.
 * ``"nf4"``: bitsandbytes NF4 (its batch-1 inference kernel), CPU or CUDA.
 * ``"uint4"``: 4-bit asymmetric, one scale and zero per 64 weights (HQQ's format,
-  ``(W_q - zeros) * scales ≈ W``), run by GemLite's Triton GEMV kernels on CUDA
-  (``pip install 'serifu[gemlite]'``). A table tied between the input embeddings and the
-  head (line-3.6b, gemma-3-270m) is stored once in int8 (:mod:`serifu.accel.int8_table`:
-  GemLite's 8-bit head; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
+  ``(W_q - zeros) * scales ≈ W``), run on CUDA by Serifu's own Triton GEMV
+  (:mod:`serifu.accel.uint4_gemv`, the default since session 29: per layer 1.45-2.0x as fast as
+  GemLite's A16W4 kernels, whole replies 1.51x bf16 on line-3.6b and 1.69x on stablelm-beta-7b, one
+  H100) or by GemLite's (``SERIFU_UINT4_KERNEL=gemlite``, ``pip install 'serifu[gemlite]'``;
+  also where Serifu's kernel fails its start-up check). A table tied between the input
+  embeddings and the head (line-3.6b, gemma-3-270m) is stored once in int8
+  (:mod:`serifu.accel.int8_table`: GemLite's 8-bit head, so ``serifu[gemlite]`` still saves
+  that table's memory; the 4-bit grid would cost +18 % perplexity). On the CPU the weights
   are rounded to the same grids and kept dequantised: the format's quality, measurable
-  without a GPU, not its speed. ``SERIFU_UINT4_KERNEL=serifu`` runs the same codes on
-  Serifu's own Triton GEMV instead (:mod:`serifu.accel.uint4_gemv`; opt-in: its first
-  version measured in session 27 as fast as GemLite per layer, not faster; rewritten in
-  session 28, eight rows to a word, not yet measured).
+  without a GPU, not its speed.
 
 For int4 and nf4 the LoRA is merged first (its low-rank product folded into the bf16
 weights), then the merged weights are quantised. A QLoRA adapter was trained on a 4-bit
@@ -235,10 +236,10 @@ def gemlite_layer(layer: Any, group_size: int = UINT4_GROUP) -> Any:
 
 def uint4_kernel(kernel: str | None = None) -> str:
     """Which kernels run the ``uint4`` layers on CUDA: ``kernel``, else ``SERIFU_UINT4_KERNEL``,
-    else GemLite's (``"serifu"``: :mod:`serifu.accel.uint4_gemv`, opt-in)."""
+    else Serifu's own (:mod:`serifu.accel.uint4_gemv`; ``"gemlite"``: GemLite's A16W4)."""
     import os
 
-    chosen = kernel or os.environ.get("SERIFU_UINT4_KERNEL", "gemlite")
+    chosen = kernel or os.environ.get("SERIFU_UINT4_KERNEL", "serifu")
     if chosen not in UINT4_KERNELS:
         raise SerifuError(
             f"the uint4 kernel must be one of {', '.join(UINT4_KERNELS)} (got {chosen!r})"
@@ -252,9 +253,9 @@ def _serifu_uint4_or_notice(device: str, group_size: int) -> bool:
 
     from serifu.accel.uint4_gemv import kernel_error  # says so where triton is missing too
 
-    if group_size != UINT4_GROUP:
-        raise SerifuError(f"Serifu's uint4 kernel needs groups of {UINT4_GROUP}, not {group_size}")
     error = kernel_error(device)
+    if group_size != UINT4_GROUP:
+        error = f"it takes groups of {UINT4_GROUP} weights, not {group_size}"
     if error is not None:
         print(f"note: uint4 layers use GemLite (Serifu's uint4 GEMV: {error})", file=sys.stderr)
     return error is None
@@ -264,8 +265,8 @@ def quantize_uint4_(
     model: Any, group_size: int = UINT4_GROUP, table: str = "int8", kernel: str | None = None
 ) -> Any:
     """``uint4`` weights for the base's linear layers (:func:`_base_linears`), in place: on
-    CUDA GemLite's A16W4 layers (bf16 activations; ``kernel="serifu"``: Serifu's own GEMV on
-    the same codes, :class:`serifu.accel.uint4_gemv.Uint4Linear`), and a tied embedding/head
+    CUDA Serifu's own GEMV (:class:`serifu.accel.uint4_gemv.Uint4Linear`; ``kernel="gemlite"``,
+    or where it cannot serve: GemLite's A16W4 layers on the same codes), and a tied embedding/head
     table stored once in int8 (``table="int8"``: GemLite's 8-bit head over the codes the
     embedding gathers, :mod:`serifu.accel.int8_table`); on the CPU the rounded weights
     dequantised into the same layers (quality only; see the module docstring)."""
