@@ -15,9 +15,11 @@ rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS G
 ``gemv`` / ``gemv-fold`` / ``split-kv-gemv`` (Serifu's Triton levers off or on: the one-query
 steps' attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa
 kernel; the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS;
-with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; the
-product's default has all three), attention backends. ``--peer`` adds HF ``generate`` with a
-static cache and its compiled step (``bench/gpu/peer_hf.py``) in the same run.
+with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; none
+of these fuses siblings), ``gemv-fuse`` (the product's default plus sibling layers on one
+input, q/k/v and gate/up, as one GEMV: ``serifu.accel.gemv_fuse``, opt-in in the product),
+attention backends. ``--peer`` adds HF ``generate`` with a static cache and
+its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
 device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)
@@ -48,24 +50,28 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.gpu.common import random_model, sync, versions
-from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _time
+from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _how, _time
 from bench.gpu.generate_speed import _decoder as _speed_decoder
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},  # the product's decoder (session 26 on: split-kv, gemv and fold at batch 1)
+    "default": {},  # the product's decoder (session 26 on: split-kv, gemv and fold)
     # Serifu's two Triton levers, each on or off: split-kv = the one-query steps' attention
     # with the keys split over many programs (serifu.accel.split_kv) instead of PyTorch's sdpa
     # kernel (cuDNN on sm90); gemv = the linear layers' one-row products as Serifu's GEMV
     # (serifu.accel.gemv: a few output rows per program, no split-K) instead of cuBLAS.
     # fold = each layer's input norms and MLP activation folded into the GEMVs that read them
     # (serifu.accel.gemv's NORM_READERS / ACT_READERS: two or three kernels fewer per layer).
+    # fuse = sibling GEMVs on one input (q/k/v, gate/up) as one launch over stacked weights
+    # (serifu.accel.gemv_fuse, opt-in: SERIFU_GEMV_FUSE=1): on in gemv-fuse; pinned off in
+    # gemv, gemv-fold and split-kv-gemv (as they were measured before it).
     # (In session 25's own result files "default" was "plain": neither lever; in session 25's
     # later ones "default" was "split-kv-gemv".)
     "plain": {"split_kv": False, "gemv": False},
     "split-kv": {"split_kv": True, "gemv": False},
-    "gemv": {"split_kv": False, "gemv": True, "fold": False},
-    "gemv-fold": {"split_kv": False, "gemv": True, "fold": True},
-    "split-kv-gemv": {"split_kv": True, "gemv": True, "fold": False},
+    "gemv": {"split_kv": False, "gemv": True, "fold": False, "fuse": False},
+    "gemv-fold": {"split_kv": False, "gemv": True, "fold": True, "fuse": False},
+    "split-kv-gemv": {"split_kv": True, "gemv": True, "fold": False, "fuse": False},
+    "gemv-fuse": {"fuse": True},  # the default decoder, each sibling group one GEMV launch
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -129,7 +135,7 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "split_kv", "gemv", "fold")
+    levers = ("sdpa", "model", "split_kv", "gemv", "fold", "fuse")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[2:]})
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
@@ -157,6 +163,7 @@ def _run_variant(
     row: dict[str, Any] = _timing(functools.partial(_greedy, dec, ids, mask), repeats)
     row |= {"compile_s": round(compile_s, 1), "compiled": bool(dec.compile)}
     row["graph_error"] = dec.graph_error
+    row["how"] = _how(dec)  # the levers that ran (GEMV layers, folded, fused groups)
     if profile:
         row["profile"] = profile_reply(lambda: _greedy(dec, ids, mask, NEW))
     return row, tokens

@@ -160,6 +160,8 @@ def _how(decoder: Any) -> str:
     parts.append(f"Triton GEMV in {decoder.gemv} layers" if decoder.gemv else "cuBLAS GEMVs")
     if decoder.folded:
         parts.append(f"{decoder.folded} norms/activations folded into them")
+    if decoder.fused:
+        parts.append(f"{decoder.fused} sibling groups fused (one GEMV each)")
     parts.append("split-key attention" if decoder.split_kv else "sdpa attention")
     if decoder.graph_error:
         parts.append(decoder.graph_error)

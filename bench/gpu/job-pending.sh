@@ -43,6 +43,13 @@
 #            folding into the uint4 layers is worth, against uint4v3's run on the same machine
 #   hfbatch  line-3.6b's replies at batch 8 and 32 against HF's static cache + compile (the
 #            issue names batch 1 / 8 / 32; the peer was skipped there for time in 2026-12-03)
+# Session 29 (built after its device time ran out):
+#   fuse     sibling GEMVs on one input (q/k/v, gate/up) as one launch (serifu.accel.gemv_fuse,
+#            SERIFU_GEMV_FUSE=1, opt-in until this runs): decode_levers.py default against
+#            gemv-fuse on stablelm-beta-7b and novel-gptj-6b (the two models under 1.5x HF's
+#            peer at batch 1). Session 29's other fix (the folded norms' sums no longer hold
+#            a float32 copy of each weight) shows in generate_speed.py's peak GiB, e.g. in
+#            uint4v3: line-3.6b's folded bf16 decoder 14.5 GiB there, ~7.1 expected
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -180,6 +187,12 @@ fi
 if [[ ,$parts, == *,hfbatch,* ]]; then  # Serifu against HF static + compile at batch 8 / 32
   run hfbatch 560 python3 bench/gpu/generate_speed.py --models line-3.6b --batches 8,32 \
     --peers hf-static --no-ablation --no-4bit --no-vocab --budget-s 540 --out "$out/generate-hf-batch8-32.json"
+fi
+if [[ ,$parts, == *,fuse,* ]]; then  # sibling GEMVs fused (session 29)
+  for m in stablelm-beta-7b novel-gptj-6b; do
+    run "fuse-$m" 220 python3 bench/gpu/decode_levers.py --model "$m" --variants default,gemv-fuse \
+      --budget-s 200 --out "$out/decode-levers-fuse-$m.json"
+  done
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

@@ -24,7 +24,10 @@ passes, batches and other callers reach HF's sdpa through it). ``split_kv=False`
 ``gemv=False`` or ``SERIFU_SPLIT_KV=0`` / ``SERIFU_GEMV=0`` keep PyTorch's kernels. With the
 GEMV, ``fold`` (``SERIFU_GEMV_FOLD=0`` turns it off) folds each layer's input norms and MLP
 activation into the GEMVs that read them: 1.05x on line-3.6b and gemma-3-270m, 1.00x on the
-Llama and GPT-J models (one H200, "Session 26").
+Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (opt-in, ``SERIFU_GEMV_FUSE=1``:
+built in session 29 without a GPU run left to time it) runs sibling layers that read one input
+(q, k, v; gate, up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4
+launches a Llama layer instead of 7).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -119,6 +122,7 @@ class StaticDecoder:
         split_kv: bool | None = None,
         gemv: bool | None = None,
         fold: bool | None = None,
+        fuse: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -167,17 +171,22 @@ class StaticDecoder:
             self.split_kv = use_split_kv(model)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV
         # (serifu.accel.gemv) instead of cuBLAS's split-K tiles; SERIFU_GEMV=0 keeps cuBLAS;
-        # with the layers' norms and MLP activations folded in (SERIFU_GEMV_FOLD=0: not)
+        # with the layers' norms and MLP activations folded in (SERIFU_GEMV_FOLD=0: not), and
+        # sibling layers on one input fused into one GEMV (opt-in until timed: SERIFU_GEMV_FUSE=1)
         if gemv is None:
             gemv = os.environ.get("SERIFU_GEMV", "1") != "0"
         if fold is None:
             fold = os.environ.get("SERIFU_GEMV_FOLD", "1") != "0"
-        self.gemv = self.folded = 0
+        if fuse is None:
+            fuse = os.environ.get("SERIFU_GEMV_FUSE", "0") == "1"
+        self.gemv = self.folded = self.fused = 0
         if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import folded_in, use_gemv
+            from serifu.accel.gemv_fuse import fused_groups
 
-            self.gemv = use_gemv(model, fold=fold)
+            self.gemv = use_gemv(model, fold=fold, fuse=fuse)
             self.folded = folded_in(model)  # norms and activations (uint4 GEMV layers' too)
+            self.fused = fused_groups(model)  # sibling groups run as one GEMV each
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -26,6 +26,11 @@ roofline) and gemma-3-270m, 1.00x on stablelm-beta-7b and novel-gptj-6b (one H20
 26). Inputs the kernel does not serve run the norm's and activation's own forwards, so the
 model computes what it did. The uint4 GEMV's layers (:class:`serifu.accel.uint4_gemv.Uint4Linear`,
 session 28) take folded norms and activations the same way (:class:`Foldable`).
+
+Fusing (``use_gemv(model, fuse=True)``; the decoder's with ``SERIFU_GEMV_FUSE=1``, opt-in
+until timed on a GPU): sibling layers that read the
+same input (q, k and v; gate and up) run as one GEMV over their concatenated weights, their
+weights views of it (:mod:`serifu.accel.gemv_fuse`).
 """
 
 from __future__ import annotations
@@ -33,9 +38,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from serifu.accel.gemv_fuse import Sibling
 
 # the kernel's codes (serifu.accel.gemv_kernels): norms folded into a layer's input ...
 LAYER, RMS, RMS_PLUS_ONE = 1, 2, 3  # LayerNorm; Llama's RMSNorm; Gemma's, (1 + weight)
@@ -75,6 +83,7 @@ ACT_READERS = {
 }
 
 
+@torch.no_grad()  # else the sums hold an autograd graph that keeps ``weight`` alive
 def folded_sums(weight: torch.Tensor, norm: int, norm_weight: Any, norm_bias: Any) -> torch.Tensor:
     """float32 ``[2, out]``: the rows of ``weight`` summed against the norm's weight (``1 +
     weight`` for Gemma) and against its bias (0 without one). They do not change with the
@@ -191,12 +200,21 @@ class Foldable:
         raise NotImplementedError
 
 
+_CPU_KERNEL = False
+"""Tests: one-row CPU inputs run :func:`gemv` too (its PyTorch reference), as CUDA ones do."""
+
+
 class GemvLinear(Foldable, torch.nn.Linear):
     """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
-    norm before it and the activation after it when those were folded in."""
+    norm before it and the activation after it when those were folded in; a fused sibling's
+    (:mod:`serifu.accel.gemv_fuse`) as its group's one GEMV."""
+
+    _sibling: Sibling | None = None  # set by serifu.accel.gemv_fuse.fuse_siblings
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
+        if (x.is_cuda or _CPU_KERNEL) and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
+            if self._sibling is not None:
+                return self._sibling(self, x)
             return gemv(x, self.weight, self.bias, *self.folded())
         return self.forward_unfolded(x, super().forward)
 
@@ -282,6 +300,9 @@ def _fold(model: Any) -> int:
                 continue
             shared = SharedNorm(functools.partial(type(norm).forward, norm), len(readers))
             for r in readers:
+                sibling = getattr(r, "_sibling", None)
+                if sibling is not None:  # fused before this norm was folded: unfused
+                    sibling.group.unfuse()
                 sums = folded_sums(r.fold_weight(), code, weight, getattr(norm, "bias", None))
                 r.__dict__.update(
                     _norm=code, _norm_weight=weight, _norm_sums=sums, _eps=float(eps),
@@ -313,12 +334,14 @@ def _swap(module: torch.nn.Module) -> None:
     module.__class__ = _folded_class(cls)
 
 
-def use_gemv(model: Any, fold: bool = False) -> int:
+def use_gemv(model: Any, fold: bool = False, fuse: bool = False) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
-    :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in;
-    returns how many layers the model now has on the GEMV (those an earlier call switched
-    included; 0, with a one-line notice, on a device where :func:`kernel_error` found the
-    kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
+    :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in, with
+    ``fuse`` sibling layers fused (:func:`serifu.accel.gemv_fuse.fuse_siblings`; groups an
+    earlier call fused stay fused, as folded norms stay folded, unless a norm is folded into
+    them now); returns how many layers the model now has on the GEMV (those an earlier call
+    switched included; 0, with a one-line notice, on a device where :func:`kernel_error` found
+    the kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
     as they are (no adapter injected into a folded layer): :func:`drop_gemv` first."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _eligible(m, head)]
@@ -330,6 +353,10 @@ def use_gemv(model: Any, fold: bool = False) -> int:
         m.__class__ = GemvLinear
     if fold:
         _fold(model)
+    if fuse:  # after folding: a group's GEMV takes its siblings' folded norm
+        from serifu.accel.gemv_fuse import fuse_siblings
+
+        fuse_siblings(model)
     return sum(type(m) is GemvLinear for m in model.modules())
 
 
@@ -339,9 +366,9 @@ def folded_in(model: Any) -> int:
 
 
 def drop_gemv(model: Any) -> int:
-    """Switches :class:`GemvLinear` layers back to ``nn.Linear``, folded norms and
-    activations back to their classes, and unfolds the uint4 GEMV's layers; returns how many
-    GEMV layers."""
+    """Switches :class:`GemvLinear` layers back to ``nn.Linear`` (fused siblings each on its
+    own weight again, a view of the group's), folded norms and activations back to their
+    classes, and unfolds the uint4 GEMV's layers; returns how many GEMV layers."""
     for m in list(model.modules()):
         if isinstance(m, FoldedIn):
             m.__class__ = m.unfolded
@@ -351,5 +378,6 @@ def drop_gemv(model: Any) -> int:
                 m.__dict__.pop(name, None)
     layers: list[Any] = [m for m in model.modules() if type(m) is GemvLinear]
     for m in layers:
+        m.__dict__.pop("_sibling", None)
         m.__class__ = torch.nn.Linear
     return len(layers)

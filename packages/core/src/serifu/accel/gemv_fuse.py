@@ -1,0 +1,179 @@
+"""Sibling GEMV layers that read the same input, run as one GEMV over their stacked weights.
+
+At batch 1 each linear layer of a reply step is one :func:`serifu.accel.gemv.gemv` launch that
+streams its weight once: a 32-layer Llama's step runs 224 (q, k, v, o, gate, up, down per
+layer), each with a launch gap and a tail where its last thread blocks leave most of the GPU
+idle (stablelm-beta-7b at 78 % of an H100's roofline). Attention's q, k and v read the same
+input, as do a gated MLP's gate and up: one GEMV over their stacked rows reads the same bytes
+in 4 launches a layer instead of 7 (224 -> 128), with one tail where there were three.
+
+:func:`fuse_siblings` concatenates each group's weights (``SIBLINGS``, a whitelist: parent
+module class -> its layers in the order its forward calls them on one input) into one
+``[sum N, K]`` tensor and makes each layer's ``weight`` a view of its rows: memory does not
+grow (the separate tensors are freed) and whatever else reads a layer's weight (prompts,
+LoRA's base layer, quantising after :func:`~serifu.accel.gemv.drop_gemv`) sees the same
+values. Only the one-row kernel path is fused: the first sibling (the leader) runs the
+group's GEMV (the siblings' folded norm, its sums concatenated) and keeps input and output on
+the group; a follower called on that same input object returns its slice of the output,
+on any other input its own product (a reordered or partial call is slower, never wrong); the
+last sibling forgets them. Prompts, batches, autograd and the CPU run each layer as before.
+Under ``torch.compile`` the group's attributes are side effects Dynamo tracks within the
+traced forward (set and cleared again: nothing is left to write back after the graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from serifu.accel.gemv import GemvLinear, gemv
+
+# parent module class: its sibling groups, each in the order its forward calls them on one
+# input (the first runs the GEMV); GPT-NeoX's query_key_value is fused already
+_QKV = ("q_proj", "k_proj", "v_proj")
+_GATE_UP = ("gate_proj", "up_proj")  # down_proj(act(gate_proj(x)) * up_proj(x))
+SIBLINGS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "LlamaAttention": (_QKV,),
+    "LlamaMLP": (_GATE_UP,),
+    "Gemma3Attention": (_QKV,),
+    "Gemma3MLP": (_GATE_UP,),
+    "GPTJAttention": (_QKV,),
+}
+
+
+class FusedGroup:
+    """Sibling layers' stacked weight, bias and folded norm, and the leader's last input and
+    output while the followers read them."""
+
+    def __init__(
+        self, layers: list[GemvLinear], weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> None:
+        lead = layers[0]
+        self.layers = layers
+        self.weight, self.bias = weight, bias
+        # the kernel reads norm_sums as [2, N] contiguous: the group's own, not views of the
+        # layers' (which their own products still take); all or none have them (_fusable)
+        sums = [m._norm_sums for m in layers if m._norm_sums is not None]
+        norm_sums = torch.cat(sums, 1) if sums else None
+        self.folded = (lead._norm, lead._norm_weight, norm_sums, lead._eps, 0)
+        self.x: torch.Tensor | None = None
+        self.out: torch.Tensor | None = None
+
+    def unfuse(self) -> None:
+        """Each layer back on its own product (its weight stays a view of the group's)."""
+        for m in self.layers:
+            m.__dict__.pop("_sibling", None)
+        self.x = self.out = None
+
+
+class Sibling:
+    """One layer's place in its :class:`FusedGroup`: its output rows ``lo:hi``."""
+
+    def __init__(self, group: FusedGroup, index: int, lo: int, hi: int) -> None:
+        self.group, self.index, self.lo, self.hi = group, index, lo, hi
+        self.last = index == len(group.layers) - 1
+
+    def __call__(self, layer: GemvLinear, x: torch.Tensor) -> torch.Tensor:
+        """``layer``'s one-row product (what :class:`GemvLinear` would run on its own)."""
+        g = self.group
+        out: torch.Tensor | None = None
+        if self.index == 0:
+            out = gemv(x, g.weight, g.bias, *g.folded)
+            g.x, g.out = x, out
+        elif x is g.x:
+            out = g.out
+        if self.last:  # nothing kept past the group's calls
+            g.x = g.out = None
+        if out is None:  # not the input the leader served
+            return gemv(x, layer.weight, layer.bias, *layer.folded())
+        return out[..., self.lo : self.hi]
+
+
+def _fusable(layers: list[Any]) -> bool:
+    """GEMV layers on one input width, dtype and device, each with a bias or none (a group
+    where only some have one stays unfused), one folded norm and no folded activation."""
+    if not all(type(m) is GemvLinear for m in layers):
+        return False
+    lead, w = layers[0], layers[0].weight
+    return all(
+        m.weight.dim() == 2
+        and m.weight.shape[1] == w.shape[1]
+        and m.weight.dtype == w.dtype
+        and m.weight.device == w.device
+        and (m.bias is None) == (lead.bias is None)
+        and m._norm == lead._norm
+        and m._norm_weight is lead._norm_weight
+        and m._eps == lead._eps
+        and (m._norm_sums is None) == (lead._norm_sums is None)
+        and m._act == 0
+        for m in layers
+    )
+
+
+def _stacked(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``parts`` concatenated along rows: without a copy where they already are consecutive
+    rows of one tensor (fused before: drop_gemv and use_gemv again keep the same memory)."""
+    first = parts[0]
+    storage, offset = first.untyped_storage(), first.storage_offset()
+    rows = sum(p.shape[0] for p in parts)
+    adjacent = True
+    for p in parts:
+        adjacent = adjacent and (
+            p.is_contiguous()
+            and p.untyped_storage().data_ptr() == storage.data_ptr()
+            and p.storage_offset() == offset
+        )
+        offset += p.numel()
+    if not adjacent:
+        return torch.cat([p.detach() for p in parts])
+    out = torch.empty(0, dtype=first.dtype, device=first.device)
+    return out.set_(storage, first.storage_offset(), (rows, *first.shape[1:]), first.stride())
+
+
+def _fuse(layers: list[GemvLinear]) -> None:
+    """Stacks the layers' weights (and biases), each layer's now a view of its rows."""
+    for m in layers:  # a group fused before some norm was folded into part of it
+        if m._sibling is not None:
+            m._sibling.group.unfuse()
+    with torch.no_grad():
+        weight = _stacked([m.weight for m in layers])
+        biases = [m.bias for m in layers if m.bias is not None]
+        bias = _stacked(biases) if biases else None
+        group = FusedGroup(layers, weight, bias)
+        lo = 0
+        for i, m in enumerate(layers):
+            hi = lo + m.weight.shape[0]
+            m.weight = torch.nn.Parameter(weight[lo:hi], requires_grad=m.weight.requires_grad)
+            if bias is not None and m.bias is not None:
+                m.bias = torch.nn.Parameter(bias[lo:hi], requires_grad=m.bias.requires_grad)
+            m._sibling = Sibling(group, i, lo, hi)
+            lo = hi
+
+
+def fuse_siblings(model: Any) -> int:
+    """Fuses the model's sibling GEMV layers (``SIBLINGS``) where :func:`_fusable`; returns
+    how many groups are fused (an earlier call's, kept as they are, included)."""
+    fused = 0
+    for parent in model.modules():
+        for names in SIBLINGS.get(type(parent).__name__, ()):
+            layers: list[Any] = [getattr(parent, n, None) for n in names]
+            sibling = getattr(layers[0], "_sibling", None)
+            kept = sibling.group.layers if sibling is not None else []
+            if len(kept) == len(layers) and all(a is b for a, b in zip(kept, layers, strict=True)):
+                fused += 1  # an earlier call's group (the graphs it was captured in read it)
+            elif _fusable(layers):
+                _fuse(layers)
+                fused += 1
+    return fused
+
+
+def fused_groups(model: Any) -> int:
+    """How many sibling groups of the model run as one GEMV each."""
+    groups = {
+        id(m._sibling.group)
+        for m in model.modules()
+        if type(m) is GemvLinear and m._sibling is not None
+    }
+    return len(groups)

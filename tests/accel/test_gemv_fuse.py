@@ -1,0 +1,271 @@
+"""Sibling GEMV layers fused into one GEMV (serifu.accel.gemv_fuse): which groups fuse, their
+weights as views of one tensor, and that the model computes what it did. The one-row path
+runs on the CPU here through the op's PyTorch reference (``gemv._CPU_KERNEL``); the Triton
+kernel itself on CUDA only (bench/gpu/decode_levers.py, ``gemv-fuse`` against ``default``)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from typing import Any
+
+import pytest
+import torch
+
+from serifu.accel import gemv as gemv_module
+from serifu.accel.decode import _cache_kwarg
+from serifu.accel.gemv import GemvLinear, drop_gemv, gemv, use_gemv
+from serifu.accel.gemv_fuse import FusedGroup, fuse_siblings, fused_groups
+from tests.accel.test_accel import NAMES
+from tests.accel.test_gemv import _half_models
+
+# sibling groups per decoder layer: Llama and Gemma 3 q/k/v and gate/up, GPT-J q/k/v, GPT-NeoX
+# none (its query_key_value is one layer already)
+GROUPS_PER_LAYER = {"llama": 2, "gemma3": 2, "gptj": 1, "neox": 0}
+
+
+@pytest.fixture
+def kernel_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One-row CPU inputs take the kernel's path (the op's reference), fused groups too."""
+    monkeypatch.setattr(gemv_module, "_CPU_KERNEL", True)
+
+
+def _model(name: str) -> Any:
+    return _half_models()[name]
+
+
+def _groups(model: Any) -> list[FusedGroup]:
+    """The model's fused groups, in module order."""
+    siblings = [m._sibling for m in model.modules() if type(m) is GemvLinear]
+    return [s.group for s in siblings if s is not None and s.index == 0]
+
+
+def _step_logits(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """The last token's logits after the others as a prompt: a one-row step over a cache of
+    several positions (with a single position, attention ignores q and k)."""
+    kw = _cache_kwarg(model)  # transformers >= 5.2x: "cache"
+    with torch.no_grad():
+        past = getattr(model(input_ids=ids[:, :-1], use_cache=True), kw)
+        return model(input_ids=ids[:, -1:], use_cache=True, **{kw: past}).logits
+
+
+def _ids(n: int = 9, rows: int = 1) -> torch.Tensor:
+    return torch.randint(3, 300, (rows, n), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_whitelisted_siblings_fuse(name: str) -> None:
+    """Each architecture's groups, leader first; a second call keeps them as they are."""
+    model = _model(name)
+    use_gemv(model, fold=True, fuse=True)
+    layers = model.config.num_hidden_layers
+    assert fused_groups(model) == GROUPS_PER_LAYER[name] * layers
+    names = {id(m): n.rsplit(".", 1)[-1] for n, m in model.named_modules()}
+    for group in _groups(model):
+        assert [names[id(m)] for m in group.layers] in (
+            ["q_proj", "k_proj", "v_proj"],
+            ["gate_proj", "up_proj"],
+        )
+    before = {id(g): g.weight.data_ptr() for g in _groups(model)}
+    assert fuse_siblings(model) == GROUPS_PER_LAYER[name] * layers
+    after = {id(g): g.weight.data_ptr() for g in _groups(model)}
+    assert after == before  # the same group objects over the same memory
+
+
+def test_unknown_parents_and_mixed_biases_stay_unfused() -> None:
+    model = _model("llama")
+    attn = model.model.layers[0].self_attn
+    attn.k_proj.bias = torch.nn.Parameter(torch.zeros(64, dtype=torch.bfloat16))  # k only
+    use_gemv(model, fuse=True)
+    assert attn.q_proj._sibling is None and attn.k_proj._sibling is None
+    assert fused_groups(model) == 3  # the other layer's two, and this layer's MLP
+
+    class Renamed(torch.nn.Module):  # not in SIBLINGS
+        def __init__(self) -> None:
+            super().__init__()
+            self.q_proj, self.k_proj, self.v_proj = (
+                torch.nn.Linear(8, 8, dtype=torch.bfloat16) for _ in range(3)
+            )
+
+    other = Renamed()
+    use_gemv(other, fuse=True)
+    assert type(other.q_proj) is GemvLinear and fused_groups(other) == 0
+
+
+def test_the_weights_become_views_of_one_tensor() -> None:
+    """Each group's weights are consecutive rows of one new tensor; the separate ones are
+    freed, so the model's weight bytes do not grow; their values are unchanged."""
+    model = _model("llama")
+
+    def weight_bytes() -> int:
+        storages = {p.untyped_storage().data_ptr(): p.untyped_storage() for p in model.parameters()}
+        return sum(s.nbytes() for s in storages.values())
+
+    total = weight_bytes()
+    mlp = model.model.layers[1].mlp
+    old = weakref.ref(mlp.gate_proj.weight)
+    values = {n: p.detach().clone() for n, p in model.named_parameters()}
+    use_gemv(model, fold=True, fuse=True)
+    gc.collect()
+    assert old() is None
+    assert weight_bytes() == total
+    for group in _groups(model):
+        ws = [m.weight for m in group.layers]
+        assert len({w.untyped_storage().data_ptr() for w in ws}) == 1
+        assert ws[0].untyped_storage().nbytes() == sum(w.numel() * w.element_size() for w in ws)
+        for a, b in zip(ws, ws[1:], strict=False):
+            assert b.data_ptr() == a.data_ptr() + a.numel() * a.element_size()
+        assert all(type(w) is torch.nn.Parameter and w.requires_grad for w in ws)
+    assert all(torch.equal(p, values[n]) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fused_step_computes_what_the_separate_gemvs_did(
+    kernel_on_cpu: None, name: str, fold: bool
+) -> None:
+    """A one-row step over a cache: the groups' one GEMV (a folded norm's sums concatenated)
+    gives the logits each layer's own GEMV gave, and each runs once per group."""
+    model = _model(name)
+    ids = _ids()
+    use_gemv(model, fold=fold)
+    ref = _step_logits(model, ids)
+    use_gemv(model, fold=fold, fuse=True)
+    calls: list[int] = []
+    real = gemv_module.gemv
+
+    def counted(x: torch.Tensor, weight: torch.Tensor, *args: Any) -> torch.Tensor:
+        calls.append(weight.shape[0])
+        return real(x, weight, *args)
+
+    import serifu.accel.gemv_fuse as fuse_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fuse_module, "gemv", counted)
+        got = _step_logits(model, ids)
+    torch.testing.assert_close(got, ref, atol=1e-3, rtol=1e-3)
+    assert len(calls) == GROUPS_PER_LAYER[name] * model.config.num_hidden_layers
+    assert all(g.x is None and g.out is None for g in _groups(model))
+
+
+def test_a_follower_on_another_input_computes_its_own(kernel_on_cpu: None) -> None:
+    model = _model("llama")
+    use_gemv(model, fold=True, fuse=True)
+    attn = model.model.layers[0].self_attn
+    q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
+    g = torch.Generator().manual_seed(4)
+    x1, x2 = (torch.randn(1, 1, 64, generator=g).to(torch.bfloat16) for _ in range(2))
+
+    def own(m: GemvLinear, x: torch.Tensor) -> torch.Tensor:
+        return gemv(x, m.weight, m.bias, *m.folded())
+
+    with torch.no_grad():
+        assert torch.equal(k(x1), own(k, x1))  # no leader before it
+        assert torch.equal(q(x1), own(q, x1))
+        assert torch.equal(k(x2), own(k, x2))  # not the leader's input: not its stale slice
+        assert not torch.equal(own(k, x2), own(k, x1))
+        group = _groups(model)[0]
+        assert group.layers == [q, k, v]
+        assert group.x is x1
+        assert torch.equal(v(x1), own(v, x1))  # the leader's input: its slice
+        assert group.x is None and group.out is None  # the last sibling forgets it
+        q(x1)
+        assert torch.equal(v(x1.clone()), own(v, x1))  # equal values, another tensor
+
+
+def test_prompts_batches_and_autograd_run_each_layer_as_before(kernel_on_cpu: None) -> None:
+    model = _model("llama")
+    prompt, rows = _ids(12), _ids(1, rows=2)
+    with torch.no_grad():
+        ref_prompt, ref_rows = model(input_ids=prompt).logits, model(input_ids=rows).logits
+    ref_grad = model(input_ids=prompt[:, :1]).logits
+    use_gemv(model, fold=True, fuse=True)
+    assert fused_groups(model) == 4
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=prompt).logits, ref_prompt)
+        assert torch.equal(model(input_ids=rows).logits, ref_rows)
+    got = model(input_ids=prompt[:, :1]).logits  # one row, autograd on: nn.Linear's forward
+    assert torch.equal(got, ref_grad)
+    got.float().sum().backward()
+    q = model.model.layers[0].self_attn.q_proj
+    assert q.weight.grad is not None and q.weight.grad.shape == q.weight.shape
+
+
+def test_drop_gemv_unfuses_and_use_gemv_refuses_in_place(kernel_on_cpu: None) -> None:
+    model = _model("gemma3")
+    ids = _ids()
+    ref = _step_logits(model, ids)
+    use_gemv(model, fold=True, fuse=True)
+    ptrs = [m.weight.data_ptr() for g in _groups(model) for m in g.layers]
+    drop_gemv(model)
+    assert fused_groups(model) == 0
+    assert not any("_sibling" in m.__dict__ for m in model.modules())
+    assert torch.equal(_step_logits(model, ids), ref)  # plain layers on the weights' views
+    use_gemv(model, fold=True, fuse=True)
+    assert fused_groups(model) == 6
+    assert [m.weight.data_ptr() for g in _groups(model) for m in g.layers] == ptrs  # no copy
+
+
+def test_a_norm_folded_after_fusing_refuses_with_its_sums(kernel_on_cpu: None) -> None:
+    """A second decoder folds into groups an unfolded call fused: they unfuse (fuse off) or
+    fuse again with the norm's sums (fuse on); the step is right either way."""
+    model = _model("llama")
+    ids = _ids()
+    use_gemv(model, fold=True)
+    ref = _step_logits(model, ids)
+    drop_gemv(model)
+    use_gemv(model, fuse=True)
+    assert fused_groups(model) == 4
+    use_gemv(model, fold=True)
+    assert fused_groups(model) == 0
+    torch.testing.assert_close(_step_logits(model, ids), ref, atol=1e-3, rtol=1e-3)
+    drop_gemv(model)
+    use_gemv(model, fuse=True)
+    use_gemv(model, fold=True, fuse=True)
+    assert fused_groups(model) == 4
+    assert all(g.folded[2] is not None for g in _groups(model))  # the norm's sums
+    torch.testing.assert_close(_step_logits(model, ids), ref, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_a_compiled_step_runs_one_gemv_per_group(kernel_on_cpu: None, backend: str) -> None:
+    """Dynamo traces the group's attribute stores as side effects: the graph holds one gemv
+    per group (4 per Llama layer, not 7), no more graphs or outputs than unfused, and the
+    compiled logits equal the eager ones."""
+    model = _model("llama")
+    one = _ids(1)
+
+    def traced(fuse: bool) -> tuple[torch.Tensor, list[torch.fx.GraphModule], torch.Tensor]:
+        drop_gemv(model)
+        use_gemv(model, fold=True, fuse=fuse)
+        graphs: list[torch.fx.GraphModule] = []
+
+        def capture(gm: torch.fx.GraphModule, inputs: Any) -> Any:
+            graphs.append(gm)
+            if backend == "aot_eager":
+                from torch._dynamo.backends.debugging import aot_eager
+
+                return aot_eager(gm, inputs)
+            return gm.forward
+
+        torch._dynamo.reset()
+        with torch.no_grad():
+            eager = model(input_ids=one).logits
+            compiled = torch.compile(model, backend=capture)(input_ids=one).logits
+        return eager, graphs, compiled
+
+    def gemvs(graphs: list[torch.fx.GraphModule]) -> int:
+        ops = (torch.ops.serifu.gemv, torch.ops.serifu.gemv.default)
+        return sum(n.target in ops for gm in graphs for n in gm.graph.nodes)
+
+    def outputs(graphs: list[torch.fx.GraphModule]) -> int:
+        return sum(len(n.args[0]) for gm in graphs for n in gm.graph.nodes if n.op == "output")
+
+    _, plain, _ = traced(False)
+    eager, fused, compiled = traced(True)
+    torch._dynamo.reset()
+    layers = model.config.num_hidden_layers
+    assert gemvs(plain) == 7 * layers and gemvs(fused) == 4 * layers
+    assert len(fused) == len(plain) and outputs(fused) == outputs(plain)
+    assert torch.equal(compiled, eager)
+    assert all(g.x is None and g.out is None for g in _groups(model))
