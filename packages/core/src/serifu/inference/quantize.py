@@ -214,7 +214,8 @@ def _gemlite() -> Any:
         import gemlite.helper
     except ImportError as exc:
         raise SerifuError(
-            "uint4 weights on a GPU need GemLite: pip install 'serifu[gemlite]'"
+            "uint4 weights on a GPU need Serifu's uint4 kernel (Triton: pip install "
+            "'serifu[triton]') or GemLite's (pip install 'serifu[gemlite]')"
         ) from exc
     return gemlite
 
