@@ -256,6 +256,22 @@ CHECK_CASES: tuple[dict[str, Any], ...] = (
 )
 
 
+def check_kwargs(
+    case: dict[str, Any], weight: torch.Tensor, norm_weight: Any, norm_bias: Any, device: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ``CHECK_CASES`` case as the op's folded arguments after the layer's own (norm, its
+    weight and :func:`folded_sums` over ``weight``, eps, act): on the CPU and on ``device``."""
+    kw: dict[str, Any] = {"norm": case.get("norm", 0), "eps": 1e-5, "act": case.get("act", 0)}
+    if kw["norm"]:
+        bias = norm_bias if case.get("norm_bias") else None
+        kw |= {
+            "norm_weight": norm_weight,
+            "norm_sums": folded_sums(weight, kw["norm"], norm_weight, bias),
+        }
+    on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+    return kw, on
+
+
 @functools.cache
 def kernel_error(device: str) -> str | None:
     """Why the kernel cannot serve on ``device`` (None: small products, plain and with each
@@ -269,11 +285,7 @@ def kernel_error(device: str) -> str | None:
         for case in CHECK_CASES:
             shapes = ((1, 1, 300), (37, 300), (37,), (300,), (300,))
             x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
-            kw = {"norm": case.get("norm", 0), "eps": 1e-5, "act": case.get("act", 0)}
-            if kw["norm"]:
-                bias = nb if case.get("norm_bias") else None
-                kw |= {"norm_weight": nw, "norm_sums": folded_sums(w, kw["norm"], nw, bias)}
-            on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+            kw, on = check_kwargs(case, w, nw, nb, device)
             got.append(gemv(x.to(device), w.to(device), b.to(device), **on).float().cpu())
             ref.append(gemv(x, w, b, **kw).float())  # the op off CUDA: its reference
         return torch.cat(got, -1), torch.cat(ref, -1)

@@ -1,8 +1,8 @@
 """4-bit reply weights on Serifu's own Triton GEMV (``uint4`` grid), for replies.
 
 The ``uint4`` reply path (:func:`serifu.inference.quantize.quantize_uint4_`) ran GemLite's
-A16W4 kernels until session 29. At batch 1 they read their quarter of the bytes at 15-42 % of an H200's
-bandwidth (session 17), while :mod:`serifu.accel.gemv` reads bf16 weights at ~87 %; so since
+A16W4 kernels until session 29. At batch 1 they read their quarter of the bytes at 15-42 % of
+an H200's bandwidth (session 17), while :mod:`serifu.accel.gemv` reads bf16 weights at ~87 %; so since
 session 25 the 4-bit replies are slower than bf16 ones (line-3.6b on an H200: 0.80x, session
 26). :class:`Uint4Linear` keeps the same codes (:func:`~serifu.inference.quantize.uint4_quantize`,
 one scale and zero per 64 inputs) in a layout made for a one-row product (:func:`pack_uint4`:
@@ -179,7 +179,7 @@ def kernel_error(device: str) -> str | None:
     """Why the kernels cannot serve on ``device`` (None: small products, plain and with each
     norm and activation folded in, matched the op's PyTorch reference, and the prompts'
     dequantising matched PyTorch's). Checked once per device."""
-    from serifu.accel.gemv import CHECK_CASES, folded_sums
+    from serifu.accel.gemv import CHECK_CASES, check_kwargs
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,16 +189,8 @@ def kernel_error(device: str) -> str | None:
             shapes = ((1, 1, 320), (37, 320), (37,), (320,), (320,))
             x, w, b, nw, nb = (torch.randn(*s, generator=g).to(torch.bfloat16) for s in shapes)
             packed, scale, shift = pack_uint4(*uint4_quantize(w.float(), GROUP))
-            kw: dict[str, Any] = {
-                "norm": case.get("norm", 0),
-                "eps": 1e-5,
-                "act": case.get("act", 0),
-            }
-            if kw["norm"]:
-                weight = unpack_uint4(packed, scale, shift, 37)
-                bias = nb if case.get("norm_bias") else None
-                kw |= {"norm_weight": nw, "norm_sums": folded_sums(weight, kw["norm"], nw, bias)}
-            on = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+            weight = unpack_uint4(packed, scale, shift, 37)  # the sums over the grid's weight
+            kw, on = check_kwargs(case, weight, nw, nb, device)
             pd, sd, md, bd = (t.to(device) for t in (packed, scale, shift, b))
             got.append(uint4_gemv(x.to(device), pd, sd, md, bd, 37, **on).float().cpu().flatten())
             ref.append(uint4_gemv(x, packed, scale, shift, b, 37, **kw).float().flatten())

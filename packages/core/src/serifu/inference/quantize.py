@@ -254,9 +254,10 @@ def _serifu_uint4_or_notice(device: str, group_size: int) -> bool:
 
     from serifu.accel.uint4_gemv import kernel_error  # says so where triton is missing too
 
-    error = kernel_error(device)
-    if group_size != UINT4_GROUP:
-        error = f"it takes groups of {UINT4_GROUP} weights, not {group_size}"
+    if group_size != UINT4_GROUP:  # no need to run the kernel's check
+        error: str | None = f"it takes groups of {UINT4_GROUP} weights, not {group_size}"
+    else:
+        error = kernel_error(device)
     if error is not None:
         print(f"note: uint4 layers use GemLite (Serifu's uint4 GEMV: {error})", file=sys.stderr)
     return error is None
