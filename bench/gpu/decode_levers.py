@@ -18,6 +18,9 @@ kernel; the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV inst
 with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; none
 of these fuses siblings), ``gemv-fuse`` (the product's default plus sibling layers on one
 input, q/k/v and gate/up, as one GEMV: ``serifu.accel.gemv_fuse``, opt-in in the product),
+``gemv-fuse-glu`` (and a gated MLP's ``act(gate) * up`` inside that GEMV), ``gemv-pdl`` /
+``gemv-fuse-glu-pdl`` (the GEMVs launched as programmatic dependents: each starts reading its
+weights while the kernel before it finishes),
 attention backends. ``--peer`` adds HF ``generate`` with a static cache and
 its compiled step (``bench/gpu/peer_hf.py``) in the same run.
 
@@ -72,6 +75,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gemv-fold": {"split_kv": False, "gemv": True, "fold": True, "fuse": False},
     "split-kv-gemv": {"split_kv": True, "gemv": True, "fold": False, "fuse": False},
     "gemv-fuse": {"fuse": True},  # the default decoder, each sibling group one GEMV launch
+    # + a gated MLP's act(gate) * up inside its fused gate/up GEMV (serifu.accel.gemv_fuse
+    # GluMLP, opt-in: SERIFU_GEMV_GLU=1); + the GEMVs launched as programmatic dependents of
+    # the kernel before them (pdl: serifu.accel.gemv.set_pdl, opt-in: SERIFU_GEMV_PDL=1)
+    "gemv-fuse-glu": {"fuse": True, "glu": True},
+    "gemv-pdl": {"pdl": True},
+    "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -135,9 +144,9 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "split_kv", "gemv", "fold", "fuse")
+    levers = ("sdpa", "model", "pdl", "split_kv", "gemv", "fold", "fuse", "glu")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
-    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[2:]})
+    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[3:]})
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 
@@ -218,6 +227,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from bench.gpu.roofline import measure_bandwidth, roofline_tok_s, weight_bytes_per_token
+    from serifu.accel.gemv import set_pdl
 
     t0 = time.perf_counter()
     model = random_model(args.model, quantize=False).eval()
@@ -248,6 +258,7 @@ def main() -> None:
         torch._dynamo.reset()  # each variant traces afresh (under its own attention backends)
         backends = VARIANTS[name].get("sdpa")
         ctx = sdpa_kernel([getattr(SDPBackend, b) for b in backends]) if backends else nullcontext()
+        set_pdl(VARIANTS[name].get("pdl", False))  # launches from here on (graphs captured)
         try:
             with ctx, _model_variant(model, VARIANTS[name].get("model")):
                 row, tokens = _run_variant(model, name, ids, mask, args.repeats, args.profile)
@@ -262,6 +273,7 @@ def main() -> None:
         out["variants"][name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
         save()
+    set_pdl(None)
     if args.peer and time.perf_counter() - t0 < args.budget_s:
         from bench.gpu.peer_hf import HFStatic
 

@@ -162,6 +162,12 @@ def _how(decoder: Any) -> str:
         parts.append(f"{decoder.folded} norms/activations folded into them")
     if decoder.fused:
         parts.append(f"{decoder.fused} sibling groups fused (one GEMV each)")
+    if getattr(decoder, "glu", 0):
+        parts.append(f"{decoder.glu} gated MLPs' products in their gate/up GEMV")
+    from serifu.accel.gemv import pdl_on
+
+    if decoder.gemv and pdl_on(decoder.device):
+        parts.append("GEMVs launched as programmatic dependents")
     parts.append("split-key attention" if decoder.split_kv else "sdpa attention")
     if decoder.graph_error:
         parts.append(decoder.graph_error)

@@ -44,7 +44,8 @@
 #   hfbatch  line-3.6b's replies at batch 8 and 32 against HF's static cache + compile (the
 #            issue names batch 1 / 8 / 32; the peer was skipped there for time in 2026-12-03)
 # Session 29 (built after its device time ran out):
-#   fuse     sibling GEMVs on one input (q/k/v, gate/up) as one launch (serifu.accel.gemv_fuse,
+#   fuse     (session 30: with glu and pdl variants, FUSE_VARIANTS / FUSE_MODELS / FUSE_PEER / FUSE_LIMIT)
+#            sibling GEMVs on one input (q/k/v, gate/up) as one launch (serifu.accel.gemv_fuse,
 #            SERIFU_GEMV_FUSE=1, opt-in until this runs): decode_levers.py default against
 #            gemv-fuse on stablelm-beta-7b and novel-gptj-6b (the two models under 1.5x HF's
 #            peer at batch 1). Session 29's other fix (the folded norms' sums no longer hold
@@ -189,9 +190,13 @@ if [[ ,$parts, == *,hfbatch,* ]]; then  # Serifu against HF static + compile at 
     --peers hf-static --no-ablation --no-4bit --no-vocab --budget-s 540 --out "$out/generate-hf-batch8-32.json"
 fi
 if [[ ,$parts, == *,fuse,* ]]; then  # sibling GEMVs fused (session 29)
-  for m in stablelm-beta-7b novel-gptj-6b; do
-    run "fuse-$m" 220 python3 bench/gpu/decode_levers.py --model "$m" --variants default,gemv-fuse \
-      --budget-s 200 --out "$out/decode-levers-fuse-$m.json"
+  # session 30: + a gated MLP's product in its gate/up GEMV (glu) and the GEMVs launched as
+  # programmatic dependents (pdl); FUSE_PEER=1: HF's peer in the same run
+  for m in ${FUSE_MODELS:-stablelm-beta-7b novel-gptj-6b}; do
+    peer=() && limit=${FUSE_LIMIT:-240} && [ "${FUSE_PEER:-0}" = 1 ] && peer=(--peer)
+    variants=${FUSE_VARIANTS:-default,gemv-fuse,gemv-fuse-glu,gemv-fuse-glu-pdl}
+    run "fuse-$m" "$limit" python3 bench/gpu/decode_levers.py --model "$m" --variants "$variants" \
+      "${peer[@]}" --profile --budget-s "$((limit - 40))" --out "$out/decode-levers-fuse-$m.json"
   done
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks

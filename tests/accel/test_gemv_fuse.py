@@ -269,3 +269,95 @@ def test_a_compiled_step_runs_one_gemv_per_group(kernel_on_cpu: None, backend: s
     assert len(fused) == len(plain) and outputs(fused) == outputs(plain)
     assert torch.equal(compiled, eager)
     assert all(g.x is None and g.out is None for g in _groups(model))
+
+
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_a_gated_mlps_product_inside_its_gemv_keeps_the_logits(
+    kernel_on_cpu: None, name: str, fold: bool
+) -> None:
+    """``glu``: each gated MLP's one-row step runs two GEMVs (gate/up writing act(gate) * up,
+    then down) and its product no kernel of its own; the logits stay those of the separate
+    layers (SiLU on Llama, GELU's tanh approximation on Gemma 3)."""
+    from serifu.accel.gemv_fuse import GluMLP, glu_mlps
+
+    model = _model(name)
+    ids = _ids()
+    use_gemv(model, fold=fold)
+    ref = _step_logits(model, ids)
+    use_gemv(model, fold=fold, fuse=True, glu=True)
+    layers = model.config.num_hidden_layers
+    assert glu_mlps(model) == layers
+    mlps = [m for m in model.modules() if isinstance(m, GluMLP)]
+    assert len(mlps) == layers and all(m.gate_proj._sibling.group.glu for m in mlps)
+    calls: list[tuple[int, int]] = []
+    real = gemv_module.gemv
+
+    def counted(x: torch.Tensor, weight: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
+        out = real(x, weight, *args, **kw)
+        calls.append((weight.shape[0], out.shape[-1]))
+        return out
+
+    import serifu.accel.gemv_fuse as fuse_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fuse_module, "gemv", counted)
+        got = _step_logits(model, ids)
+    torch.testing.assert_close(got, ref, atol=2e-2, rtol=2e-2)
+    mlp = mlps[0]
+    x = torch.randn(1, 1, mlp.gate_proj.weight.shape[1], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # the MLP alone (its share of the logits is small in a tiny model)
+        want = mlp.unfused.forward(mlp, x.to(torch.bfloat16)).float()
+        gated = mlp(x.to(torch.bfloat16)).float()
+    assert (gated - want).abs().max() <= 1e-2 * want.abs().max()
+    width = mlp.gate_proj.weight.shape[0]
+    assert calls.count((2 * width, width)) == layers  # gate/up in, their gated product out
+    assert len(calls) == 2 * layers  # q/k/v's group and the MLP's, once each a layer
+    with torch.no_grad():  # prompts: the MLP's own forward, the same numbers as before
+        drop_gemv(model)
+        assert not any(isinstance(m, GluMLP) for m in model.modules())
+        assert not any(g.glu for g in _groups(model))
+        plain = model(input_ids=ids).logits
+        use_gemv(model, fold=fold, fuse=True, glu=True)
+        assert torch.equal(model(input_ids=ids).logits, plain)
+
+
+def test_the_glu_op_is_the_gated_product_of_the_two_halves() -> None:
+    """The op's reference (the CPU path; the Triton kernel's on CUDA): ``act(x W_g) * (x W_u)``
+    as the model rounds them, for each activation the kernel has, with a folded norm too."""
+    from serifu.accel.gemv import GELU_TANH, RMS, SILU, activation, folded_sums
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 1, 48, generator=g).to(torch.bfloat16)
+    gate, up = (torch.randn(20, 48, generator=g).to(torch.bfloat16) for _ in range(2))
+    w = torch.cat([gate, up])
+    for code in (SILU, GELU_TANH):
+        want = activation(torch.nn.functional.linear(x, gate), code) * torch.nn.functional.linear(
+            x, up
+        )
+        assert torch.equal(gemv(x, w, None, glu=code), want)
+    nw = (1 + 0.3 * torch.randn(48, generator=g)).to(torch.bfloat16)
+    sums = folded_sums(w, RMS, nw, None)
+    normed = (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-6)) * nw.float()
+    want = activation(torch.nn.functional.linear(normed, gate.float()).to(x.dtype), SILU)
+    want = want * torch.nn.functional.linear(normed, up.float()).to(x.dtype)
+    got = gemv(x, w, None, RMS, nw, sums, 1e-6, 0, SILU)
+    assert got.shape == (1, 1, 20)
+    assert torch.equal(got, want)
+
+
+def test_pdl_is_off_by_default_and_never_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serifu.accel.gemv import pdl_on, set_pdl
+
+    monkeypatch.delenv("SERIFU_GEMV_PDL", raising=False)
+    cpu = torch.device("cpu")
+    try:
+        set_pdl(None)
+        assert not pdl_on(cpu)
+        set_pdl(True)
+        assert not pdl_on(cpu)  # programmatic dependent launch is a CUDA (sm90+) feature
+        monkeypatch.setenv("SERIFU_GEMV_PDL", "1")
+        set_pdl(False)
+        assert not pdl_on(cpu)
+    finally:
+        set_pdl(None)

@@ -27,7 +27,10 @@ activation into the GEMVs that read them: 1.05x on line-3.6b and gemma-3-270m, 1
 Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (opt-in, ``SERIFU_GEMV_FUSE=1``:
 built in session 29 without a GPU run left to time it) runs sibling layers that read one input
 (q, k, v; gate, up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4
-launches a Llama layer instead of 7).
+launches a Llama layer instead of 7); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
+30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer).
+``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
+programmatic dependents of the kernel before them (sm90+).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -123,6 +126,7 @@ class StaticDecoder:
         gemv: bool | None = None,
         fold: bool | None = None,
         fuse: bool | None = None,
+        glu: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -179,14 +183,17 @@ class StaticDecoder:
             fold = os.environ.get("SERIFU_GEMV_FOLD", "1") != "0"
         if fuse is None:
             fuse = os.environ.get("SERIFU_GEMV_FUSE", "0") == "1"
-        self.gemv = self.folded = self.fused = 0
+        if glu is None:  # a gated MLP's product inside its fused gate/up GEMV (opt-in)
+            glu = os.environ.get("SERIFU_GEMV_GLU", "0") == "1"
+        self.gemv = self.folded = self.fused = self.glu = 0
         if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import folded_in, use_gemv
-            from serifu.accel.gemv_fuse import fused_groups
+            from serifu.accel.gemv_fuse import fused_groups, glu_mlps
 
-            self.gemv = use_gemv(model, fold=fold, fuse=fuse)
+            self.gemv = use_gemv(model, fold=fold, fuse=fuse, glu=glu)
             self.folded = folded_in(model)  # norms and activations (uint4 GEMV layers' too)
             self.fused = fused_groups(model)  # sibling groups run as one GEMV each
+            self.glu = glu_mlps(model)  # gated MLPs' products inside their gate/up GEMV
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -36,6 +36,7 @@ weights views of it (:mod:`serifu.accel.gemv_fuse`).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -52,12 +53,16 @@ NORM_KINDS = {
     "LlamaRMSNorm": RMS,
     "Gemma3RMSNorm": RMS_PLUS_ONE,
 }
-# ... and activations folded into its output: GELU (erf), GELU's tanh approximation
-GELU, GELU_TANH = 1, 2
+# ... and activations folded into its output: GELU (erf), GELU's tanh approximation, SiLU
+# (SiLU only as a gated MLP's, GLU below)
+GELU, GELU_TANH, SILU = 1, 2, 3
 ACT_KINDS = {
     "GELUActivation": GELU,
     "NewGELUActivation": GELU_TANH,
     "GELUTanh": GELU_TANH,
+    "PytorchGELUTanh": GELU_TANH,
+    "SiLUActivation": SILU,
+    "SiLU": SILU,
 }
 # decoder-layer class: (its norm, the linear layers that alone read the norm's output), ...
 _QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
@@ -108,18 +113,22 @@ def gemv(
     norm_sums: torch.Tensor | None = None,
     eps: float = 0.0,
     act: int = 0,
+    glu: int = 0,
 ) -> torch.Tensor:
     """``act(F.linear(norm(x), weight, bias))`` for an ``x`` of one row (any leading dims of
-    size 1); with a ``norm``, ``norm_sums`` is :func:`folded_sums`'s. On CUDA the Triton
-    kernel; elsewhere the same in PyTorch (the kernel's reference): a folded norm's input
-    normalised in float32, not rounded before the product, its bias as ``norm_sums[1]``."""
+    size 1); with a ``norm``, ``norm_sums`` is :func:`folded_sums`'s; with ``glu`` (an
+    activation code) the weight is a gated MLP's gate and up stacked, and the result
+    ``glu(gate) * up`` (half the rows). On CUDA the Triton kernel; elsewhere the same in
+    PyTorch (the kernel's reference): a folded norm's input normalised in float32, not rounded
+    before the product, its bias as ``norm_sums[1]``."""
+    rows = weight.shape[0] // (2 if glu else 1)
     if x.is_cuda:
         from serifu.accel import gemv_kernels
 
-        out = torch.empty(*x.shape[:-1], weight.shape[0], device=x.device, dtype=x.dtype)
+        out = torch.empty(*x.shape[:-1], rows, device=x.device, dtype=x.dtype)
         gemv_kernels.launch(
             x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight,
-            norm_sums, eps, act,
+            norm_sums, eps, act, glu, pdl_on(x.device),
         )  # fmt: skip
         return out
     if norm:
@@ -133,16 +142,54 @@ def gemv(
         y = (y + bias.float() if bias is not None else y).to(x.dtype)
     else:
         y = torch.nn.functional.linear(x, weight, bias)
+    if glu:  # the model's own order: act(gate) * up, each in its dtype
+        return activation(y[..., :rows], glu) * y[..., rows:]
+    return activation(y, act)
+
+
+def activation(y: torch.Tensor, act: int) -> torch.Tensor:
+    """An activation code's function (0: none) in PyTorch."""
     if act == GELU:
-        y = torch.nn.functional.gelu(y)
-    elif act == GELU_TANH:
-        y = torch.nn.functional.gelu(y, approximate="tanh")
+        return torch.nn.functional.gelu(y)
+    if act == GELU_TANH:
+        return torch.nn.functional.gelu(y, approximate="tanh")
+    if act == SILU:
+        return torch.nn.functional.silu(y)
     return y
 
 
 @gemv.register_fake
-def _(x: torch.Tensor, weight: torch.Tensor, *_rest: Any) -> torch.Tensor:
-    return x.new_empty(*x.shape[:-1], weight.shape[0])
+def _(x: torch.Tensor, weight: torch.Tensor, *rest: Any) -> torch.Tensor:
+    glu = rest[5] if len(rest) > 5 else 0
+    return x.new_empty(*x.shape[:-1], weight.shape[0] // (2 if glu else 1))
+
+
+_PDL: bool | None = None  # None: SERIFU_GEMV_PDL decides
+
+
+def set_pdl(on: bool | None) -> None:
+    """Launch the GEMVs as programmatic dependents of the kernel before them (``True``), not
+    (``False``), or as ``SERIFU_GEMV_PDL`` says (``None``; default off until timed on a GPU):
+    each program lets the next kernel start once all of it has started, and reads its first
+    weights before waiting for its input. Applies to launches from now on (a decoder's graphs
+    keep the launches they captured)."""
+    global _PDL
+    _PDL = on
+
+
+def pdl_on(device: torch.device) -> bool:
+    """Whether this launch on ``device`` is a programmatic dependent one (sm90 and newer)."""
+    on = _PDL if _PDL is not None else os.environ.get("SERIFU_GEMV_PDL", "0") == "1"
+    if not on or device.type != "cuda":
+        return False
+    return _pdl_capable(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.cache
+def _pdl_capable(index: int) -> bool:
+    from serifu.accel import gemv_kernels
+
+    return gemv_kernels.HAS_PDL and torch.cuda.get_device_capability(index) >= (9, 0)
 
 
 class SharedNorm:
@@ -346,12 +393,13 @@ def _swap(module: torch.nn.Module) -> None:
     module.__class__ = _folded_class(cls)
 
 
-def use_gemv(model: Any, fold: bool = False, fuse: bool = False) -> int:
+def use_gemv(model: Any, fold: bool = False, fuse: bool = False, glu: bool = False) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
     :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in, with
     ``fuse`` sibling layers fused (:func:`serifu.accel.gemv_fuse.fuse_siblings`; groups an
     earlier call fused stay fused, as folded norms stay folded, unless a norm is folded into
-    them now); returns how many layers the model now has on the GEMV (those an earlier call
+    them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV;
+    returns how many layers the model now has on the GEMV (those an earlier call
     switched included; 0, with a one-line notice, on a device where :func:`kernel_error` found
     the kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
     as they are (no adapter injected into a folded layer): :func:`drop_gemv` first."""
@@ -368,7 +416,7 @@ def use_gemv(model: Any, fold: bool = False, fuse: bool = False) -> int:
     if fuse:  # after folding: a group's GEMV takes its siblings' folded norm
         from serifu.accel.gemv_fuse import fuse_siblings
 
-        fuse_siblings(model)
+        fuse_siblings(model, glu=glu)
     return sum(type(m) is GemvLinear for m in model.modules())
 
 
@@ -381,6 +429,9 @@ def drop_gemv(model: Any) -> int:
     """Switches :class:`GemvLinear` layers back to ``nn.Linear`` (fused siblings each on its
     own weight again, a view of the group's), folded norms and activations back to their
     classes, and unfolds the uint4 GEMV's layers; returns how many GEMV layers."""
+    from serifu.accel.gemv_fuse import drop_glu
+
+    drop_glu(model)
     for m in list(model.modules()):
         if isinstance(m, FoldedIn):
             m.__class__ = m.unfolded

@@ -19,16 +19,24 @@ on any other input its own product (a reordered or partial call is slower, never
 last sibling forgets them. Prompts, batches, autograd and the CPU run each layer as before.
 Under ``torch.compile`` the group's attributes are side effects Dynamo tracks within the
 traced forward (set and cleared again: nothing is left to write back after the graph).
+
+With ``glu`` (``fuse_siblings(model, glu=True)``; the decoder's with ``SERIFU_GEMV_GLU=1``,
+opt-in until timed) a gated MLP (``GLU_MLPS``: ``down(act(gate(x)) * up(x))``, SiLU or GELU)
+whose gate and up are fused runs its one-row inputs as two GEMVs: the fused one writes
+``act(gate) * up`` itself (each program sums rows ``j`` of both halves), so the product of the
+two needs no kernel of its own; then ``down``. Its other inputs run the MLP's own forward.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from serifu.accel.gemv import GemvLinear, gemv
+from serifu.accel import gemv as gemv_module
+from serifu.accel.gemv import ACT_KINDS, GemvLinear, gemv
 
 # parent module class: its sibling groups, each in the order its forward calls them on one
 # input (the first runs the GEMV); GPT-NeoX's query_key_value is fused already
@@ -41,6 +49,8 @@ SIBLINGS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Gemma3MLP": (_GATE_UP,),
     "GPTJAttention": (_QKV,),
 }
+GLU_MLPS = ("LlamaMLP", "Gemma3MLP")
+"""Gated MLPs whose forward is ``down_proj(act_fn(gate_proj(x)) * up_proj(x))``."""
 
 
 class FusedGroup:
@@ -60,12 +70,74 @@ class FusedGroup:
         self.folded = (lead._norm, lead._norm_weight, norm_sums, lead._eps, 0)
         self.x: torch.Tensor | None = None
         self.out: torch.Tensor | None = None
+        self.glu = 0  # a gated MLP's activation code: its GEMV writes act(gate) * up
 
     def unfuse(self) -> None:
         """Each layer back on its own product (its weight stays a view of the group's)."""
         for m in self.layers:
             m.__dict__.pop("_sibling", None)
         self.x = self.out = None
+        self.glu = 0
+
+
+class GluMLP(torch.nn.Module):
+    """A gated MLP (``GLU_MLPS``) whose one-row inputs run its fused gate/up GEMV with the
+    gate's activation and the product in it, then ``down_proj``; other inputs (prompts,
+    batches, autograd, an unfused MLP) its own forward."""
+
+    unfused: Any  # the MLP's own class
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sibling = _gate_sibling(self)
+        if (
+            sibling is not None
+            and sibling.group.glu
+            and (x.is_cuda or gemv_module._CPU_KERNEL)
+            and x.numel() == x.shape[-1]
+            and not torch.is_grad_enabled()
+        ):
+            g = sibling.group
+            h = gemv(x, g.weight, g.bias, *g.folded, glu=g.glu)
+            down: Any = self.down_proj
+            return down(h)
+        return self.unfused.forward(self, x)
+
+
+def _gate_sibling(mlp: Any) -> Sibling | None:
+    sibling: Sibling | None = getattr(getattr(mlp, "gate_proj", None), "_sibling", None)
+    return sibling
+
+
+@functools.cache
+def _glu_class(cls: type) -> type:
+    return type(f"Glu{cls.__name__}", (GluMLP, cls), {"unfused": cls})
+
+
+def _use_glu(mlp: Any) -> bool:
+    """Turns on the fused GEMV's gated product for ``mlp`` (its gate and up fused, in that
+    order, its activation one the kernel has); returns whether it did."""
+    gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
+    sibling = _gate_sibling(mlp)
+    code = ACT_KINDS.get(type(getattr(mlp, "act_fn", None)).__name__, 0)
+    if sibling is None or not code or sibling.group.layers != [gate, up]:
+        return False
+    if gate.weight.shape != up.weight.shape:  # type: ignore[union-attr]
+        return False
+    sibling.group.glu = code
+    if not isinstance(mlp, GluMLP):
+        cls: type = type(mlp)
+        mlp.__class__ = _glu_class(cls)
+    return True
+
+
+def drop_glu(model: Any) -> None:
+    """Gated MLPs back to their own classes (their fused groups' gated product off)."""
+    for m in model.modules():
+        if isinstance(m, GluMLP):
+            sibling = _gate_sibling(m)
+            if sibling is not None:
+                sibling.group.glu = 0
+            m.__class__ = m.unfused
 
 
 class Sibling:
@@ -152,12 +224,15 @@ def _fuse(layers: list[GemvLinear]) -> None:
             lo = hi
 
 
-def fuse_siblings(model: Any) -> int:
-    """Fuses the model's sibling GEMV layers (``SIBLINGS``) where :func:`_fusable`; returns
-    how many groups are fused (an earlier call's, kept as they are, included)."""
+def fuse_siblings(model: Any, glu: bool = False) -> int:
+    """Fuses the model's sibling GEMV layers (``SIBLINGS``) where :func:`_fusable`, with
+    ``glu`` each gated MLP's product into its gate/up GEMV (:class:`GluMLP`); returns how many
+    groups are fused (an earlier call's, kept as they are, included)."""
     fused = 0
     for parent in model.modules():
-        for names in SIBLINGS.get(type(parent).__name__, ()):
+        kind = type(parent).__name__
+        kind = parent.unfused.__name__ if isinstance(parent, GluMLP) else kind
+        for names in SIBLINGS.get(kind, ()):
             layers: list[Any] = [getattr(parent, n, None) for n in names]
             sibling = getattr(layers[0], "_sibling", None)
             kept = sibling.group.layers if sibling is not None else []
@@ -166,7 +241,15 @@ def fuse_siblings(model: Any) -> int:
             elif _fusable(layers):
                 _fuse(layers)
                 fused += 1
+        if glu and kind in GLU_MLPS:
+            _use_glu(parent)
     return fused
+
+
+def glu_mlps(model: Any) -> int:
+    """How many gated MLPs run their product inside their fused gate/up GEMV."""
+    siblings = [_gate_sibling(m) for m in model.modules() if isinstance(m, GluMLP)]
+    return sum(1 for sibling in siblings if sibling is not None and sibling.group.glu)
 
 
 def fused_groups(model: Any) -> int:

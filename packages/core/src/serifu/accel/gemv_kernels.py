@@ -6,6 +6,13 @@ statistics in its own loop), ``ACT`` the MLP's activation into its output, so th
 layer computes what the norm, the linear layer and the activation compute in turn (in float32:
 the normalised input is not rounded to the weights' dtype in between).
 
+``GLU`` (a gated MLP's gate and up stacked, :mod:`serifu.accel.gemv_fuse`): each program takes
+rows ``j`` of both halves and writes ``act(gate_j) * up_j``, so the MLP's product of the two
+needs no kernel of its own. ``PDL`` (programmatic dependent launch, sm90+): the program lets
+the next kernel launch as soon as every program of this one has started, and reads its first
+weights before it waits for the kernel before it (weights do not depend on it), so a GEMV's
+start overlaps the previous kernel's last thread blocks.
+
 Imported only on CUDA; configurations autotuned per (out, in, norm, act) at the first call (the
 decoder's warm-up steps, before its CUDA graph is recorded).
 """
@@ -18,6 +25,22 @@ from typing import Any
 
 import triton
 import triton.language as tl
+
+try:  # Triton >= 3.4: grid dependency control (programmatic dependent launch)
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+
+    HAS_PDL = True
+except ImportError:  # pragma: no cover - older Triton: PDL stays off
+    HAS_PDL = False
+
+    @triton.jit
+    def gdc_launch_dependents():
+        pass
+
+    @triton.jit
+    def gdc_wait():
+        pass
+
 
 CONFIGS = [
     triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w)
@@ -35,16 +58,18 @@ CONFIGS = [
 ]
 
 
-@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT"])
+@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT", "GLU", "PDL"])
 @triton.jit
 def _gemv(
-    x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps,
-    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps, half,
+    HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr, GLU: tl.constexpr,
+    HALVES: tl.constexpr, PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows, the input in ``BLOCK_K`` steps, float32 sums.
     ``NORM``/``ACT``: serifu.accel.gemv's codes (0 none; norms 1 LayerNorm, 2 Llama's RMSNorm,
-    3 Gemma's; activations 1 GELU, 2 GELU's tanh approximation).
+    3 Gemma's; activations 1 GELU, 2 GELU's tanh approximation, 3 SiLU). ``GLU`` (an
+    activation code; ``HALVES`` 2): the weight is a gate and an up half of ``half`` rows each,
+    the program sums rows ``j`` of both and writes ``act(gate) * up`` [half].
 
     A norm costs no pass of its own: with ``g`` its weight, the loop sums ``w (g x)`` and the
     input's own sums; the end applies the statistics, ``y = rstd (sum(w g x) - mean W g) +
@@ -53,30 +78,60 @@ def _gemv(
     statistics pass first held the weights back: 0.92-0.96x; accumulating ``W g`` and ``W b``
     in the loop as well: 0.91x, session 26).
     """
-    n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    nm = n < N
-    acc = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)
+    i = tl.arange(0, BLOCK_N * HALVES)
+    j = tl.program_id(0) * BLOCK_N + i % BLOCK_N  # output row
+    n = j + (i // BLOCK_N) * half  # weight row (the up half's after the gate's)
+    nm = j < N // HALVES
+    acc = tl.zeros((BLOCK_N * HALVES, BLOCK_K), tl.float32)
     sx = tl.zeros((BLOCK_K,), tl.float32)  # the input's sums (read only with a norm)
     sxx = tl.zeros((BLOCK_K,), tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        k = k0 + tl.arange(0, BLOCK_K)
-        km = k < K
-        x = tl.load(x_ptr + k, mask=km, other=0.0).to(tl.float32)
-        w = tl.load(
-            w_ptr + n[:, None] * s_wn + k[None, :], mask=nm[:, None] & km[None, :], other=0.0
-        )
-        if NORM != 0:
-            sx += x
-            sxx += x * x
-            g = tl.load(nw_ptr + k, mask=km, other=0.0).to(tl.float32)
-            if NORM == 3:  # Gemma scales by (1 + weight)
-                g = tl.where(km, 1.0 + g, 0.0)
-            x = x * g
-        acc += w.to(tl.float32) * x[None, :]
+    if PDL:  # the first weights read before waiting: they do not depend on the kernel before
+        k = tl.arange(0, BLOCK_K)
+        wm = nm[:, None] & (k < K)[None, :]
+        w = tl.load(w_ptr + n[:, None] * s_wn + k[None, :], mask=wm, other=0.0)
+        gdc_launch_dependents()  # the next kernel may start its own reads
+        gdc_wait()  # this one's input is the previous kernel's output
+        for k0 in range(0, K, BLOCK_K):  # w: this step's weights, loaded a step ahead
+            x, sx, sxx = _input(x_ptr, nw_ptr, k0 + tl.arange(0, BLOCK_K), K, sx, sxx, NORM)
+            acc += w.to(tl.float32) * x[None, :]
+            kn = k0 + BLOCK_K + tl.arange(0, BLOCK_K)
+            wm = nm[:, None] & (kn < K)[None, :]
+            w = tl.load(w_ptr + n[:, None] * s_wn + kn[None, :], mask=wm, other=0.0)
+    else:
+        for k0 in range(0, K, BLOCK_K):
+            k = k0 + tl.arange(0, BLOCK_K)
+            x, sx, sxx = _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM)
+            wm = nm[:, None] & (k < K)[None, :]
+            w = tl.load(w_ptr + n[:, None] * s_wn + k[None, :], mask=wm, other=0.0)
+            acc += w.to(tl.float32) * x[None, :]
     mean, rstd = norm_stats(sx, sxx, K, eps, NORM)
     dt = y_ptr.dtype.element_ty
     y = finish(tl.sum(acc, 1), n, nm, N, mean, rstd, sums_ptr, b_ptr, dt, HAS_BIAS, NORM, ACT)
-    tl.store(y_ptr + n, y.to(dt), mask=nm)
+    if GLU != 0:  # [gate rows, up rows] -> act(gate) * up, each rounded as the model's are
+        y2 = tl.reshape(y, (HALVES, BLOCK_N))
+        first = (tl.arange(0, HALVES) == 0)[:, None]
+        gate = activation(tl.sum(tl.where(first, y2, 0.0), 0).to(dt).to(tl.float32), GLU)
+        up = tl.sum(tl.where(first, 0.0, y2), 0).to(dt).to(tl.float32)
+        jo = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        tl.store(y_ptr + jo, (gate.to(dt).to(tl.float32) * up).to(dt), mask=jo < half)
+    else:
+        tl.store(y_ptr + n, y.to(dt), mask=nm)
+
+
+@triton.jit
+def _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM: tl.constexpr):
+    """The inputs ``k`` in float32, times a folded norm's weight, and the raw inputs' running
+    sums and sums of squares (the norm's statistics; untouched without a norm)."""
+    km = k < K
+    x = tl.load(x_ptr + k, mask=km, other=0.0).to(tl.float32)
+    if NORM != 0:
+        sx += x
+        sxx += x * x
+        g = tl.load(nw_ptr + k, mask=km, other=0.0).to(tl.float32)
+        if NORM == 3:  # Gemma scales by (1 + weight)
+            g = tl.where(km, 1.0 + g, 0.0)
+        x = x * g
+    return x, sx, sxx
 
 
 @triton.jit
@@ -108,11 +163,20 @@ def finish(y, n, nm, N, mean, rstd, sums_ptr, b_ptr, dt: tl.constexpr, HAS_BIAS:
     if HAS_BIAS:
         y += tl.load(b_ptr + n, mask=nm, other=0.0).to(tl.float32)
     if ACT != 0:
-        y = y.to(dt).to(tl.float32)
-        if ACT == 1:
-            y = 0.5 * y * (1.0 + tl.erf(y * 0.7071067811865476))
-        else:  # 0.5 y (1 + tanh(u)) = y sigmoid(2u)
-            y = y * tl.sigmoid(1.5957691216057308 * (y + 0.044715 * y * y * y))
+        y = activation(y.to(dt).to(tl.float32), ACT)
+    return y
+
+
+@triton.jit
+def activation(y, ACT: tl.constexpr):
+    """An activation code's function of float32 ``y``: 1 GELU (erf), 2 GELU's tanh
+    approximation, 3 SiLU."""
+    if ACT == 1:
+        y = 0.5 * y * (1.0 + tl.erf(y * 0.7071067811865476))
+    elif ACT == 2:  # 0.5 y (1 + tanh(u)) = y sigmoid(2u)
+        y = y * tl.sigmoid(1.5957691216057308 * (y + 0.044715 * y * y * y))
+    elif ACT == 3:
+        y = y * tl.sigmoid(y)
     return y
 
 
@@ -126,18 +190,24 @@ def launch(
     norm_sums: Any = None,
     eps: float = 0.0,
     act: int = 0,
+    glu: int = 0,
+    pdl: bool = False,
 ) -> None:
     """``out`` [N] = act(``weight`` [N, K] (rows contiguous) @ norm(``x`` [K]) (+ ``bias``));
-    a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`."""
+    a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`; with ``glu`` (an
+    activation code) ``out`` [N/2] = glu(gate) * up of the product's two halves; ``pdl``:
+    launched as a programmatic dependent of the kernel before it (sm90+)."""
     n, k = weight.shape
+    halves = 2 if glu else 1
 
     def grid(meta: dict[str, int]) -> tuple[int]:
-        return (triton.cdiv(n, meta["BLOCK_N"]),)
+        return (triton.cdiv(n // halves, meta["BLOCK_N"]),)
 
     _gemv[grid](
         x, weight, bias if bias is not None else weight,
         norm_weight if norm_weight is not None else weight,
         norm_sums if norm_sums is not None else weight,
-        out, n, k, weight.stride(0), eps,
-        HAS_BIAS=bias is not None, NORM=norm, ACT=act,
+        out, n, k, weight.stride(0), eps, n // halves,
+        HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, HALVES=halves, PDL=pdl,
+        launch_pdl=pdl,
     )  # fmt: skip

@@ -15,6 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
+from serifu.accel.gemv_kernels import gdc_launch_dependents
+
 
 @triton.jit
 def _split_kv_partial(
@@ -85,7 +87,11 @@ def _split_kv_combine(
     HEADS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr, SPLITS: tl.constexpr,
     BLOCK_S: tl.constexpr,
 ):  # fmt: skip
-    """Program (row·head): the splits' partial softmaxes rescaled to one maximum and summed."""
+    """Program (row·head): the splits' partial softmaxes rescaled to one maximum and summed.
+    The next kernel may launch at once (a GEMV launched as a programmatic dependent,
+    ``SERIFU_GEMV_PDL``, reads its first weights on the SMs these few programs leave idle,
+    and waits for this kernel's output; for any other kernel this changes nothing)."""
+    gdc_launch_dependents()
     bh = tl.program_id(0)
     b = bh // HEADS
     h = bh % HEADS
