@@ -159,8 +159,17 @@ def activation(y: torch.Tensor, act: int) -> torch.Tensor:
 
 
 @gemv.register_fake
-def _(x: torch.Tensor, weight: torch.Tensor, *rest: Any) -> torch.Tensor:
-    glu = rest[5] if len(rest) > 5 else 0
+def _(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Any,
+    norm: int = 0,
+    norm_weight: Any = None,
+    norm_sums: Any = None,
+    eps: float = 0.0,
+    act: int = 0,
+    glu: int = 0,
+) -> torch.Tensor:
     return x.new_empty(*x.shape[:-1], weight.shape[0] // (2 if glu else 1))
 
 
