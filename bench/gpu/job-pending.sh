@@ -51,6 +51,10 @@
 #            peer at batch 1). Session 29's other fix (the folded norms' sums no longer hold
 #            a float32 copy of each weight) shows in generate_speed.py's peak GiB, e.g. in
 #            uint4v3: line-3.6b's folded bf16 decoder 14.5 GiB there, ~7.1 expected
+# Session 30 (one H100 run of fuse, docs/benchmarks.md "Session 30"; its GLU rows and GPT-J's ran
+# uncompiled, a fake-kernel bug since fixed). Still pending, one call (~7 min):
+#   FUSE_PEER=1 FUSE_MODELS=stablelm-beta-7b FUSE_VARIANTS=default,gemv-fuse-glu,gemv-fuse-glu-pdl fuse
+#   FUSE_PEER=1 FUSE_MODELS=novel-gptj-6b FUSE_VARIANTS=default,gemv-fuse,gemv-pdl fuse
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

@@ -209,5 +209,5 @@ def launch(
         norm_sums if norm_sums is not None else weight,
         out, n, k, weight.stride(0), eps, n // halves,
         HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, HALVES=halves, PDL=pdl,
-        launch_pdl=pdl,
+        **({"launch_pdl": True} if pdl else {}),  # a launch option of Triton >= 3.4 only
     )  # fmt: skip
