@@ -160,16 +160,10 @@ def activation(y: torch.Tensor, act: int) -> torch.Tensor:
 
 @gemv.register_fake
 def _(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: Any,
-    norm: int = 0,
-    norm_weight: Any = None,
-    norm_sums: Any = None,
-    eps: float = 0.0,
-    act: int = 0,
-    glu: int = 0,
-) -> torch.Tensor:
+    x: torch.Tensor, weight: torch.Tensor, bias: Any, norm: int = 0, norm_weight: Any = None,
+    norm_sums: Any = None, eps: float = 0.0, act: int = 0, glu: int = 0,
+) -> torch.Tensor:  # fmt: skip
+    # the op's own parameters by name: read by position, a folded act was taken for glu
     return x.new_empty(*x.shape[:-1], weight.shape[0] // (2 if glu else 1))
 
 
