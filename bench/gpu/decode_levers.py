@@ -259,10 +259,14 @@ def main() -> None:
         backends = VARIANTS[name].get("sdpa")
         ctx = sdpa_kernel([getattr(SDPBackend, b) for b in backends]) if backends else nullcontext()
         set_pdl(VARIANTS[name].get("pdl", False))  # launches from here on (graphs captured)
+        torch.cuda.reset_peak_memory_stats()
         try:
             with ctx, _model_variant(model, VARIANTS[name].get("model")):
                 row, tokens = _run_variant(model, name, ids, mask, args.repeats, args.profile)
             row["roofline_share"] = round(row["tok_s"] / roof, 3)
+            # the weights, the decoder's cache and graphs, and what the variant added (folded
+            # norms' sums: session 29 found them holding a float32 copy of each weight)
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
             if reference is None:
                 reference = tokens
             else:
