@@ -162,7 +162,7 @@ def _how(decoder: Any) -> str:
         parts.append(f"{decoder.folded} norms/activations folded into them")
     if decoder.fused:
         parts.append(f"{decoder.fused} sibling groups fused (one GEMV each)")
-    if getattr(decoder, "glu", 0):
+    if decoder.glu:
         parts.append(f"{decoder.glu} gated MLPs' products in their gate/up GEMV")
     from serifu.accel.gemv import pdl_on
 

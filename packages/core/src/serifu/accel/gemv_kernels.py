@@ -61,14 +61,14 @@ CONFIGS = [
 @triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT", "GLU", "PDL"])
 @triton.jit
 def _gemv(
-    x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps, half,
+    x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps,
     HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr, GLU: tl.constexpr,
-    HALVES: tl.constexpr, PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows, the input in ``BLOCK_K`` steps, float32 sums.
     ``NORM``/``ACT``: serifu.accel.gemv's codes (0 none; norms 1 LayerNorm, 2 Llama's RMSNorm,
     3 Gemma's; activations 1 GELU, 2 GELU's tanh approximation, 3 SiLU). ``GLU`` (an
-    activation code; ``HALVES`` 2): the weight is a gate and an up half of ``half`` rows each,
+    activation code): the weight is a gate and an up half of ``N / 2`` rows each,
     the program sums rows ``j`` of both and writes ``act(gate) * up`` [half].
 
     A norm costs no pass of its own: with ``g`` its weight, the loop sums ``w (g x)`` and the
@@ -78,10 +78,12 @@ def _gemv(
     statistics pass first held the weights back: 0.92-0.96x; accumulating ``W g`` and ``W b``
     in the loop as well: 0.91x, session 26).
     """
+    HALVES: tl.constexpr = 1 + (GLU != 0)
+    half = N // HALVES  # output rows
     i = tl.arange(0, BLOCK_N * HALVES)
     j = tl.program_id(0) * BLOCK_N + i % BLOCK_N  # output row
     n = j + (i // BLOCK_N) * half  # weight row (the up half's after the gate's)
-    nm = j < N // HALVES
+    nm = j < half
     acc = tl.zeros((BLOCK_N * HALVES, BLOCK_K), tl.float32)
     sx = tl.zeros((BLOCK_K,), tl.float32)  # the input's sums (read only with a norm)
     sxx = tl.zeros((BLOCK_K,), tl.float32)
@@ -207,7 +209,7 @@ def launch(
         x, weight, bias if bias is not None else weight,
         norm_weight if norm_weight is not None else weight,
         norm_sums if norm_sums is not None else weight,
-        out, n, k, weight.stride(0), eps, n // halves,
-        HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, HALVES=halves, PDL=pdl,
+        out, n, k, weight.stride(0), eps,
+        HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, PDL=pdl,
         **({"launch_pdl": True} if pdl else {}),  # a launch option of Triton >= 3.4 only
     )  # fmt: skip
