@@ -16,13 +16,18 @@ rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS G
 steps' attention split over the keys, ``serifu.accel.split_kv``, instead of PyTorch's sdpa
 kernel; the linear layers' one-row products as ``serifu.accel.gemv``'s GEMV instead of cuBLAS;
 with ``fold``, each layer's input norms and MLP activation computed inside those GEMVs; none
-of these fuses siblings), ``gemv-fuse`` (the product's default plus sibling layers on one
-input, q/k/v and gate/up, as one GEMV: ``serifu.accel.gemv_fuse``, opt-in in the product),
+of these fuses siblings), ``gemv-fuse`` (sibling layers on one input, q/k/v and gate/up, as
+one GEMV: ``serifu.accel.gemv_fuse``; the product's default since session 31, so the same as
+``default`` there), ``no-fuse`` (the default with siblings unfused: the decoder before session 31),
 ``gemv-fuse-glu`` (and a gated MLP's ``act(gate) * up`` inside that GEMV), ``gemv-pdl`` /
 ``gemv-fuse-glu-pdl`` (the GEMVs launched as programmatic dependents: each starts reading its
 weights while the kernel before it finishes),
 attention backends. ``--peer`` adds HF ``generate`` with a static cache and
-its compiled step (``bench/gpu/peer_hf.py``) in the same run.
+its compiled step (``bench/gpu/peer_hf.py``) in the same run, before the variants (its cache
+and graphs closed before they run): after Serifu's decoders it ran ~6 % slower, Serifu's own
+speed unchanged (session 31, one H100; ``--peer-last`` for the order before). A variant named
+twice keeps both rows (``name#2``): in one process the first decoder ran ~6 % faster than the
+ones after it on the H200 (session 31), so compare variants that are not first.
 
 ``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
 device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)
@@ -65,8 +70,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # fold = each layer's input norms and MLP activation folded into the GEMVs that read them
     # (serifu.accel.gemv's NORM_READERS / ACT_READERS: two or three kernels fewer per layer).
     # fuse = sibling GEMVs on one input (q/k/v, gate/up) as one launch over stacked weights
-    # (serifu.accel.gemv_fuse, opt-in: SERIFU_GEMV_FUSE=1): on in gemv-fuse; pinned off in
-    # gemv, gemv-fold and split-kv-gemv (as they were measured before it).
+    # (serifu.accel.gemv_fuse; the product's default since session 31, SERIFU_GEMV_FUSE=0
+    # off): off in no-fuse, gemv, gemv-fold and split-kv-gemv (as they were measured before).
     # (In session 25's own result files "default" was "plain": neither lever; in session 25's
     # later ones "default" was "split-kv-gemv".)
     "plain": {"split_kv": False, "gemv": False},
@@ -74,7 +79,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gemv": {"split_kv": False, "gemv": True, "fold": False, "fuse": False},
     "gemv-fold": {"split_kv": False, "gemv": True, "fold": True, "fuse": False},
     "split-kv-gemv": {"split_kv": True, "gemv": True, "fold": False, "fuse": False},
-    "gemv-fuse": {"fuse": True},  # the default decoder, each sibling group one GEMV launch
+    "gemv-fuse": {"fuse": True},  # each sibling group one GEMV launch (default since s. 31)
+    "no-fuse": {"fuse": False},  # the default decoder before session 31
     # + a gated MLP's act(gate) * up inside its fused gate/up GEMV (serifu.accel.gemv_fuse
     # GluMLP, opt-in: SERIFU_GEMV_GLU=1); + the GEMVs launched as programmatic dependents of
     # the kernel before them (pdl: serifu.accel.gemv.set_pdl, opt-in: SERIFU_GEMV_PDL=1)
@@ -223,6 +229,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--peer", action="store_true", help="also HF generate, static cache + compile")
+    ap.add_argument(
+        "--peer-last",
+        action="store_true",
+        help="the peer after the variants (before session 31; after them it ran ~6%% slower)",
+    )
     ap.add_argument("--budget-s", type=float, default=480.0)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -250,19 +261,39 @@ def main() -> None:
     def save() -> None:
         args.out.write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
 
+    def peer() -> None:
+        from bench.gpu.peer_hf import HFStatic
+
+        hf = HFStatic(model)
+        try:
+            row = _timing(functools.partial(hf.generate, ids, mask), args.repeats, warmup=2)
+            row["how"] = hf.describe()
+        except Exception as exc:
+            row = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        hf.close()  # its cache and graphs gone before the decoders run
+        row["order"] = "last" if args.peer_last else "first"
+        out["hf_static"] = row
+        print("hf-static", json.dumps(row), flush=True)
+        save()
+
+    if args.peer and not args.peer_last:  # first: see --peer-last
+        peer()
     reference: torch.Tensor | None = None
-    for name in args.variants.split(","):
+    names = args.variants.split(",")
+    for i, variant in enumerate(names):
+        # a name given twice keeps both rows (its second as name#2): order effects show
+        name = variant if variant not in names[:i] else f"{variant}#{names[:i].count(variant) + 1}"
         if time.perf_counter() - t0 > args.budget_s:
             out["variants"][name] = {"skipped": "time budget"}
             continue
         torch._dynamo.reset()  # each variant traces afresh (under its own attention backends)
-        backends = VARIANTS[name].get("sdpa")
+        backends = VARIANTS[variant].get("sdpa")
         ctx = sdpa_kernel([getattr(SDPBackend, b) for b in backends]) if backends else nullcontext()
-        set_pdl(VARIANTS[name].get("pdl", False))  # launches from here on (graphs captured)
+        set_pdl(VARIANTS[variant].get("pdl", False))  # launches from here on (graphs captured)
         torch.cuda.reset_peak_memory_stats()
         try:
-            with ctx, _model_variant(model, VARIANTS[name].get("model")):
-                row, tokens = _run_variant(model, name, ids, mask, args.repeats, args.profile)
+            with ctx, _model_variant(model, VARIANTS[variant].get("model")):
+                row, tokens = _run_variant(model, variant, ids, mask, args.repeats, args.profile)
             row["roofline_share"] = round(row["tok_s"] / roof, 3)
             # the weights, the decoder's cache and graphs, and what the variant added (folded
             # norms' sums: session 29 found them holding a float32 copy of each weight)
@@ -278,17 +309,8 @@ def main() -> None:
         print(name, json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
         save()
     set_pdl(None)
-    if args.peer and time.perf_counter() - t0 < args.budget_s:
-        from bench.gpu.peer_hf import HFStatic
-
-        hf = HFStatic(model)
-        try:
-            row = _timing(functools.partial(hf.generate, ids, mask), args.repeats, warmup=2)
-            row["how"] = hf.describe()
-        except Exception as exc:
-            row = {"error": f"{type(exc).__name__}: {exc}"[:400]}
-        out["hf_static"] = row
-        print("hf-static", json.dumps(row), flush=True)
+    if args.peer and args.peer_last and time.perf_counter() - t0 < args.budget_s:
+        peer()
     out["seconds"] = round(time.perf_counter() - t0, 1)
     save()
 

@@ -46,15 +46,17 @@
 # Session 29 (built after its device time ran out):
 #   fuse     (session 30: with glu and pdl variants, FUSE_VARIANTS / FUSE_MODELS / FUSE_PEER / FUSE_LIMIT)
 #            sibling GEMVs on one input (q/k/v, gate/up) as one launch (serifu.accel.gemv_fuse,
-#            SERIFU_GEMV_FUSE=1, opt-in until this runs): decode_levers.py default against
+#            SERIFU_GEMV_FUSE=1 then; the default since session 31): decode_levers.py default against
 #            gemv-fuse on stablelm-beta-7b and novel-gptj-6b (the two models under 1.5x HF's
 #            peer at batch 1). Session 29's other fix (the folded norms' sums no longer hold
 #            a float32 copy of each weight) shows in generate_speed.py's peak GiB, e.g. in
 #            uint4v3: line-3.6b's folded bf16 decoder 14.5 GiB there, ~7.1 expected
 # Session 30 (one H100 run of fuse, docs/benchmarks.md "Session 30"; its GLU rows and GPT-J's ran
-# uncompiled, a fake-kernel bug since fixed). Still pending, one call (~7 min):
-#   FUSE_PEER=1 FUSE_MODELS=stablelm-beta-7b FUSE_VARIANTS=default,gemv-fuse-glu,gemv-fuse-glu-pdl fuse
-#   FUSE_PEER=1 FUSE_MODELS=novel-gptj-6b FUSE_VARIANTS=default,gemv-fuse,gemv-pdl fuse
+# uncompiled, a fake-kernel bug since fixed). Session 31 ran them (H200, "Session 31"): fusion is
+# now the decoder's default (no-fuse: the decoder before), and the HF peer runs before the
+# variants (FUSE_PEER=1; FUSE_PEER=last: after them, as before session 31). Still pending (~3 min):
+#   FUSE_PEER=1 FUSE_MODELS="stablelm-beta-7b novel-gptj-6b" FUSE_VARIANTS=no-fuse,default,no-fuse fuse
+#   (on an H200: the HF peer first, the target card's ratio for the two Llama/GPT-J models)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -195,12 +197,14 @@ if [[ ,$parts, == *,hfbatch,* ]]; then  # Serifu against HF static + compile at 
 fi
 if [[ ,$parts, == *,fuse,* ]]; then  # sibling GEMVs fused (session 29)
   # session 30: + a gated MLP's product in its gate/up GEMV (glu) and the GEMVs launched as
-  # programmatic dependents (pdl); FUSE_PEER=1: HF's peer in the same run
+  # programmatic dependents (pdl); FUSE_PEER=1: HF's peer in the same run, before the variants
+  # (session 31); FUSE_PROFILE= (empty): no kernel profile
   for m in ${FUSE_MODELS:-stablelm-beta-7b novel-gptj-6b}; do
     peer=() && limit=${FUSE_LIMIT:-240} && [ "${FUSE_PEER:-0}" = 1 ] && peer=(--peer)
+    [ "${FUSE_PEER:-0}" = last ] && peer=(--peer --peer-last)  # before session 31 (~6 % against HF)
     variants=${FUSE_VARIANTS:-default,gemv-fuse,gemv-fuse-glu,gemv-fuse-glu-pdl}
     run "fuse-$m" "$limit" python3 bench/gpu/decode_levers.py --model "$m" --variants "$variants" \
-      "${peer[@]}" --profile --budget-s "$((limit - 40))" --out "$out/decode-levers-fuse-$m.json"
+      "${peer[@]}" ${FUSE_PROFILE---profile} --budget-s "$((limit - 40))" --out "$out/decode-levers-fuse-$m.json"
   done
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks

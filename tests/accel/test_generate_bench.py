@@ -49,6 +49,8 @@ def test_generate_speed_tiny_writes_every_kind_of_row(tmp_path: Path) -> None:
     # the fast path's greedy tokens equal the eager path's, and HF's
     assert "greedy tokens equal eager: True" in head["notes"]
     assert "greedy tokens equal Serifu's: True" in head["notes"]
+    # the peer runs before Serifu's decoders (after them it ran ~6 % slower, session 31)
+    assert "run before Serifu's decoders" in head["notes"]
     assert by[("generate", "first_token_ms")]["serifu"] > 0
     assert by[("generate-batch2", "tokens_per_s")]["baseline_kind"] == "hf-static"
     levers = {w for w, _ in by if w.startswith("generate-ablation-")}
