@@ -24,10 +24,11 @@ passes, batches and other callers reach HF's sdpa through it). ``split_kv=False`
 ``gemv=False`` or ``SERIFU_SPLIT_KV=0`` / ``SERIFU_GEMV=0`` keep PyTorch's kernels. With the
 GEMV, ``fold`` (``SERIFU_GEMV_FOLD=0`` turns it off) folds each layer's input norms and MLP
 activation into the GEMVs that read them: 1.05x on line-3.6b and gemma-3-270m, 1.00x on the
-Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (opt-in, ``SERIFU_GEMV_FUSE=1``:
-built in session 29 without a GPU run left to time it) runs sibling layers that read one input
-(q, k, v; gate, up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4
-launches a Llama layer instead of 7); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
+Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (on by default since session 31,
+``SERIFU_GEMV_FUSE=0`` turns it off) runs sibling layers that read one input (q, k, v; gate,
+up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4 launches a Llama
+layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7b and
+novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
 30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer).
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
 programmatic dependents of the kernel before them (sm90+).
@@ -47,6 +48,30 @@ from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
+
+
+def gemv_levers(
+    gemv: bool | None = None,
+    fold: bool | None = None,
+    fuse: bool | None = None,
+    glu: bool | None = None,
+) -> tuple[bool, bool, bool, bool]:
+    """The batch-1 GEMV levers, each as given or (``None``) as the environment says: the
+    linear layers' one-row products on Serifu's Triton GEMV instead of cuBLAS's split-K tiles
+    (``SERIFU_GEMV=0``: not), the layers' norms and MLP activations folded in
+    (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
+    (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
+    (``SERIFU_GEMV_GLU=1``: opt-in)."""
+
+    def on_unless_0(name: str) -> bool:
+        return os.environ.get(name, "1") != "0"
+
+    return (
+        on_unless_0("SERIFU_GEMV") if gemv is None else gemv,
+        on_unless_0("SERIFU_GEMV_FOLD") if fold is None else fold,
+        on_unless_0("SERIFU_GEMV_FUSE") if fuse is None else fuse,
+        os.environ.get("SERIFU_GEMV_GLU", "0") == "1" if glu is None else glu,
+    )
 
 
 def head_width(model: Any) -> int:
@@ -173,18 +198,8 @@ class StaticDecoder:
             from serifu.accel.split_kv import use_split_kv
 
             self.split_kv = use_split_kv(model)
-        # batch 1: the linear layers' one-row products as Serifu's Triton GEMV
-        # (serifu.accel.gemv) instead of cuBLAS's split-K tiles; SERIFU_GEMV=0 keeps cuBLAS;
-        # with the layers' norms and MLP activations folded in (SERIFU_GEMV_FOLD=0: not), and
-        # sibling layers on one input fused into one GEMV (opt-in until timed: SERIFU_GEMV_FUSE=1)
-        if gemv is None:
-            gemv = os.environ.get("SERIFU_GEMV", "1") != "0"
-        if fold is None:
-            fold = os.environ.get("SERIFU_GEMV_FOLD", "1") != "0"
-        if fuse is None:
-            fuse = os.environ.get("SERIFU_GEMV_FUSE", "0") == "1"
-        if glu is None:  # a gated MLP's product inside its fused gate/up GEMV (opt-in)
-            glu = os.environ.get("SERIFU_GEMV_GLU", "0") == "1"
+        # batch 1: the linear layers' one-row products as Serifu's Triton GEMV (gemv_levers)
+        gemv, fold, fuse, glu = gemv_levers(gemv, fold, fuse, glu)
         self.gemv = self.folded = self.fused = self.glu = 0
         if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import folded_in, use_gemv

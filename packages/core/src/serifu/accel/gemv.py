@@ -27,9 +27,8 @@ roofline) and gemma-3-270m, 1.00x on stablelm-beta-7b and novel-gptj-6b (one H20
 model computes what it did. The uint4 GEMV's layers (:class:`serifu.accel.uint4_gemv.Uint4Linear`,
 session 28) take folded norms and activations the same way (:class:`Foldable`).
 
-Fusing (``use_gemv(model, fuse=True)``; the decoder's with ``SERIFU_GEMV_FUSE=1``, opt-in
-until timed on a GPU): sibling layers that read the
-same input (q, k and v; gate and up) run as one GEMV over their concatenated weights, their
+Fusing (``use_gemv(model, fuse=True)``; the decoder's by default since session 31,
+``SERIFU_GEMV_FUSE=0`` turns it off): sibling layers that read the same input (q, k and v; gate and up) run as one GEMV over their concatenated weights, their
 weights views of it (:mod:`serifu.accel.gemv_fuse`).
 """
 
