@@ -28,8 +28,9 @@ model computes what it did. The uint4 GEMV's layers (:class:`serifu.accel.uint4_
 session 28) take folded norms and activations the same way (:class:`Foldable`).
 
 Fusing (``use_gemv(model, fuse=True)``; the decoder's by default since session 31,
-``SERIFU_GEMV_FUSE=0`` turns it off): sibling layers that read the same input (q, k and v; gate and up) run as one GEMV over their concatenated weights, their
-weights views of it (:mod:`serifu.accel.gemv_fuse`).
+``SERIFU_GEMV_FUSE=0`` turns it off): sibling layers that read the same input (q, k and v;
+gate and up) run as one GEMV over their concatenated weights, their weights views of it
+(:mod:`serifu.accel.gemv_fuse`).
 """
 
 from __future__ import annotations
