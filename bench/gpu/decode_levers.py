@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.gpu.common import random_model, sync, versions
 from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _how, _time
 from bench.gpu.generate_speed import _decoder as _speed_decoder
+from bench.gpu.host_probe import HostProbe
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},  # the product's decoder (session 26 on: split-kv, gemv and fold)
@@ -158,12 +159,17 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
 
 
 def _timing(run: Callable[[int], Any], repeats: int, warmup: int = 1) -> dict[str, Any]:
-    """generate_speed's timing (whole reply, first token, steps after it) as a row."""
-    t = _time(run, 1, repeats, warmup)
+    """generate_speed's timing (whole reply, first token, steps after it) as a row, with what
+    the host did meanwhile (garbage collections, the allocator's driver calls: session 31's
+    later decoders lost ~6 % between their kernels)."""
+    with HostProbe() as probe:
+        t = _time(run, 1, repeats, warmup)
     return {
         "tok_s": round(t.tok_s, 1),
         "first_ms": round(t.first_ms, 2),
         "decode_tok_s": round(t.decode_tok_s, 1),
+        # _time: warm-up and timed whole replies, then one warm-up and timed first tokens
+        "host": probe.summary(warmup + 2 * repeats + 1),
     }
 
 
