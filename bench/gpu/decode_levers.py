@@ -21,7 +21,8 @@ one GEMV: ``serifu.accel.gemv_fuse``; the product's default since session 31, so
 ``default`` there), ``no-fuse`` (the default with siblings unfused: the decoder before session 31),
 ``gemv-fuse-glu`` (and a gated MLP's ``act(gate) * up`` inside that GEMV), ``gemv-pdl`` /
 ``gemv-fuse-glu-pdl`` (the GEMVs launched as programmatic dependents: each starts reading its
-weights while the kernel before it finishes),
+weights while the kernel before it finishes), ``gemv-residual`` (a Llama layer's residual adds
+inside its ``o_proj`` and ``down_proj`` GEMVs: ``serifu.accel.residual_fold``),
 attention backends. ``--peer`` adds HF ``generate`` with a static cache and
 its compiled step (``bench/gpu/peer_hf.py``) in the same run, before the variants (its cache
 and graphs closed before they run): after Serifu's decoders it ran ~6 % slower, Serifu's own
@@ -87,6 +88,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the kernel before them (pdl: serifu.accel.gemv.set_pdl, opt-in: SERIFU_GEMV_PDL=1)
     "gemv-fuse-glu": {"fuse": True, "glu": True},
     "gemv-pdl": {"pdl": True},
+    # + a Llama layer's two residual adds inside its o_proj and down_proj GEMVs, as their bias
+    # (serifu.accel.residual_fold, session 31, opt-in: SERIFU_GEMV_RESIDUAL=1)
+    "gemv-residual": {"residual": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
@@ -151,7 +155,7 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "pdl", "split_kv", "gemv", "fold", "fuse", "glu")
+    levers = ("sdpa", "model", "pdl", "split_kv", "gemv", "fold", "fuse", "glu", "residual")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[3:]})
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step

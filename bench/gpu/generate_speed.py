@@ -165,6 +165,8 @@ def _how(decoder: Any) -> str:
         parts.append(f"{decoder.fused} sibling groups fused (one GEMV each)")
     if decoder.glu:
         parts.append(f"{decoder.glu} gated MLPs' products in their gate/up GEMV")
+    if decoder.residual:
+        parts.append(f"{decoder.residual} layers' residual adds in their GEMVs")
     from serifu.accel.gemv import pdl_on
 
     if decoder.gemv and pdl_on(decoder.device):

@@ -54,9 +54,12 @@
 # Session 30 (one H100 run of fuse, docs/benchmarks.md "Session 30"; its GLU rows and GPT-J's ran
 # uncompiled, a fake-kernel bug since fixed). Session 31 ran them (H200, "Session 31"): fusion is
 # now the decoder's default (no-fuse: the decoder before), and the HF peer runs before the
-# variants (FUSE_PEER=1; FUSE_PEER=last: after them, as before session 31). Still pending (~3 min):
-#   FUSE_PEER=1 FUSE_MODELS="stablelm-beta-7b novel-gptj-6b" FUSE_VARIANTS=no-fuse,default,no-fuse fuse
-#   (on an H200: the HF peer first, the target card's ratio for the two Llama/GPT-J models)
+# variants (FUSE_PEER=1; FUSE_PEER=last: after them, as before session 31). Still pending (~5 min):
+#   FUSE_PEER=1 FUSE_MODELS=stablelm-beta-7b FUSE_VARIANTS=default,no-fuse,default,gemv-residual,default fuse
+#   FUSE_PEER=1 FUSE_MODELS=novel-gptj-6b FUSE_VARIANTS=no-fuse,default,no-fuse fuse
+#   (on an H200: the HF peer first, the target card's ratio for the two Llama/GPT-J models; the
+#   first variant is a throwaway, a process's first decoder runs ~6 % faster; gemv-residual is
+#   session 31's residual adds inside o_proj's and down_proj's GEMVs, built without a GPU run)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

@@ -94,11 +94,13 @@ class HFStatic:
         # serifu.accel.gemv); they are switched back on after
         from serifu.accel.gemv import drop_gemv, folded_in, use_gemv
         from serifu.accel.gemv_fuse import fused_groups, glu_mlps
+        from serifu.accel.residual_fold import residual_layers
 
         attn = self.model.config._attn_implementation
         if attn != "sdpa" and attn.startswith("serifu"):
             self.model.set_attn_implementation("sdpa")
         folded, fused, glu = folded_in(self.model), fused_groups(self.model), glu_mlps(self.model)
+        residual = residual_layers(self.model)
         gemv_layers = drop_gemv(self.model)
         try:
             out = self._generate_on(ids, mask, new, cache)
@@ -106,7 +108,9 @@ class HFStatic:
             if self.model.config._attn_implementation != attn:
                 self.model.set_attn_implementation(attn)
             if gemv_layers:
-                use_gemv(self.model, fold=folded > 0, fuse=fused > 0, glu=glu > 0)
+                use_gemv(
+                    self.model, fold=folded > 0, fuse=fused > 0, glu=glu > 0, residual=residual > 0
+                )
         return out[:, ids.shape[1] :]
 
     def _generate_on(self, ids: torch.Tensor, mask: torch.Tensor, new: int, cache: Any) -> Any:

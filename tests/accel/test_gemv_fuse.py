@@ -408,12 +408,13 @@ def test_the_decoder_fuses_by_default_and_the_environment_turns_it_off(
     SERIFU_GEMV_FUSE=0 turns it off; the gated product stays opt-in; arguments win."""
     from serifu.accel.decode import gemv_levers
 
-    for name in ("SERIFU_GEMV", "SERIFU_GEMV_FOLD", "SERIFU_GEMV_FUSE", "SERIFU_GEMV_GLU"):
-        monkeypatch.delenv(name, raising=False)
-    assert gemv_levers() == (True, True, True, False)
+    for lever in ("", "_FOLD", "_FUSE", "_GLU", "_RESIDUAL"):
+        monkeypatch.delenv(f"SERIFU_GEMV{lever}", raising=False)
+    assert gemv_levers() == (True, True, True, False, False)
     monkeypatch.setenv("SERIFU_GEMV_FUSE", "0")
     monkeypatch.setenv("SERIFU_GEMV_GLU", "1")
-    assert gemv_levers() == (True, True, False, True)
-    assert gemv_levers(fuse=True, glu=False) == (True, True, True, False)
+    assert gemv_levers() == (True, True, False, True, False)
+    assert gemv_levers(fuse=True, glu=False) == (True, True, True, False, False)
     monkeypatch.setenv("SERIFU_GEMV", "0")
-    assert gemv_levers()[0] is False
+    monkeypatch.setenv("SERIFU_GEMV_RESIDUAL", "1")
+    assert gemv_levers() == (False, True, False, True, True)

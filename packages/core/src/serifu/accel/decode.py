@@ -31,7 +31,9 @@ layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7
 novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
 30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer).
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
-programmatic dependents of the kernel before them (sm90+).
+programmatic dependents of the kernel before them (sm90+). ``residual`` (opt-in,
+``SERIFU_GEMV_RESIDUAL=1``, session 31) adds a Llama layer's residuals inside its ``o_proj``
+and ``down_proj`` GEMVs (:mod:`serifu.accel.residual_fold`: two kernels fewer a layer).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -55,13 +57,15 @@ def gemv_levers(
     fold: bool | None = None,
     fuse: bool | None = None,
     glu: bool | None = None,
-) -> tuple[bool, bool, bool, bool]:
+    residual: bool | None = None,
+) -> tuple[bool, bool, bool, bool, bool]:
     """The batch-1 GEMV levers, each as given or (``None``) as the environment says: the
     linear layers' one-row products on Serifu's Triton GEMV instead of cuBLAS's split-K tiles
     (``SERIFU_GEMV=0``: not), the layers' norms and MLP activations folded in
     (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
     (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
-    (``SERIFU_GEMV_GLU=1``: opt-in)."""
+    (``SERIFU_GEMV_GLU=1``: opt-in), a Llama layer's residual adds inside its ``o_proj`` and
+    ``down_proj`` GEMVs (``SERIFU_GEMV_RESIDUAL=1``: opt-in until timed)."""
 
     def on_unless_0(name: str) -> bool:
         return os.environ.get(name, "1") != "0"
@@ -71,6 +75,7 @@ def gemv_levers(
         on_unless_0("SERIFU_GEMV_FOLD") if fold is None else fold,
         on_unless_0("SERIFU_GEMV_FUSE") if fuse is None else fuse,
         os.environ.get("SERIFU_GEMV_GLU", "0") == "1" if glu is None else glu,
+        os.environ.get("SERIFU_GEMV_RESIDUAL", "0") == "1" if residual is None else residual,
     )
 
 
@@ -152,6 +157,7 @@ class StaticDecoder:
         fold: bool | None = None,
         fuse: bool | None = None,
         glu: bool | None = None,
+        residual: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -199,16 +205,18 @@ class StaticDecoder:
 
             self.split_kv = use_split_kv(model)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV (gemv_levers)
-        gemv, fold, fuse, glu = gemv_levers(gemv, fold, fuse, glu)
-        self.gemv = self.folded = self.fused = self.glu = 0
+        gemv, fold, fuse, glu, residual = gemv_levers(gemv, fold, fuse, glu, residual)
+        self.gemv = self.folded = self.fused = self.glu = self.residual = 0
         if gemv and batch_size == 1 and kernels:
             from serifu.accel.gemv import folded_in, use_gemv
             from serifu.accel.gemv_fuse import fused_groups, glu_mlps
+            from serifu.accel.residual_fold import residual_layers
 
-            self.gemv = use_gemv(model, fold=fold, fuse=fuse, glu=glu)
+            self.gemv = use_gemv(model, fold=fold, fuse=fuse, glu=glu, residual=residual)
             self.folded = folded_in(model)  # norms and activations (uint4 GEMV layers' too)
             self.fused = fused_groups(model)  # sibling groups run as one GEMV each
             self.glu = glu_mlps(model)  # gated MLPs' products inside their gate/up GEMV
+            self.residual = residual_layers(model)  # layers adding residuals in their GEMVs
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)
         self._scoring = False  # greedy(logprobs=...): part of the graph keys below

@@ -254,17 +254,30 @@ _CPU_KERNEL = False
 """Tests: one-row CPU inputs run :func:`gemv` too (its PyTorch reference), as CUDA ones do."""
 
 
+class ResidualSlot:
+    """A residual its GEMV layer adds as its bias on its next one-row call, then forgets
+    (:mod:`serifu.accel.residual_fold`: set by the decoder layer just before)."""
+
+    def __init__(self) -> None:
+        self.value: torch.Tensor | None = None
+
+
 class GemvLinear(Foldable, torch.nn.Linear):
     """``nn.Linear`` whose one-row CUDA inputs under ``no_grad`` run :func:`gemv`, with the
     norm before it and the activation after it when those were folded in; a fused sibling's
     (:mod:`serifu.accel.gemv_fuse`) as its group's one GEMV."""
 
     _sibling: Sibling | None = None  # set by serifu.accel.gemv_fuse.fuse_siblings
+    _residual: ResidualSlot | None = None  # set by serifu.accel.residual_fold.fold_residuals
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.is_cuda or _CPU_KERNEL) and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
             if self._sibling is not None:
                 return self._sibling(self, x)
+            slot = self._residual
+            if slot is not None and slot.value is not None:  # the layer's add, as the bias
+                residual, slot.value = slot.value, None
+                return gemv(x, self.weight, residual.reshape(-1).contiguous(), *self.folded())
             return gemv(x, self.weight, self.bias, *self.folded())
         return self.forward_unfolded(x, super().forward)
 
@@ -396,13 +409,16 @@ def _swap(module: torch.nn.Module) -> None:
     module.__class__ = _folded_class(cls)
 
 
-def use_gemv(model: Any, fold: bool = False, fuse: bool = False, glu: bool = False) -> int:
+def use_gemv(
+    model: Any, fold: bool = False, fuse: bool = False, glu: bool = False, residual: bool = False
+) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
     :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in, with
     ``fuse`` sibling layers fused (:func:`serifu.accel.gemv_fuse.fuse_siblings`; groups an
     earlier call fused stay fused, as folded norms stay folded, unless a norm is folded into
-    them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV;
-    returns how many layers the model now has on the GEMV (those an earlier call
+    them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV,
+    with ``residual`` a Llama layer's residual adds inside its ``o_proj`` and ``down_proj``
+    GEMVs (:func:`serifu.accel.residual_fold.fold_residuals`); returns how many layers the model now has on the GEMV (those an earlier call
     switched included; 0, with a one-line notice, on a device where :func:`kernel_error` found
     the kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
     as they are (no adapter injected into a folded layer): :func:`drop_gemv` first."""
@@ -420,6 +436,10 @@ def use_gemv(model: Any, fold: bool = False, fuse: bool = False, glu: bool = Fal
         from serifu.accel.gemv_fuse import fuse_siblings
 
         fuse_siblings(model, glu=glu)
+    if residual:
+        from serifu.accel.residual_fold import fold_residuals
+
+        fold_residuals(model)
     return sum(type(m) is GemvLinear for m in model.modules())
 
 
@@ -430,11 +450,13 @@ def folded_in(model: Any) -> int:
 
 def drop_gemv(model: Any) -> int:
     """Switches :class:`GemvLinear` layers back to ``nn.Linear`` (fused siblings each on its
-    own weight again, a view of the group's), folded norms and activations back to their
-    classes, and unfolds the uint4 GEMV's layers; returns how many GEMV layers."""
+    own weight again, a view of the group's), folded norms and activations and decoder layers
+    folding their residuals back to their classes, and unfolds the uint4 GEMV's layers; returns how many GEMV layers."""
     from serifu.accel.gemv_fuse import drop_glu
+    from serifu.accel.residual_fold import drop_residuals
 
     drop_glu(model)
+    drop_residuals(model)
     for m in list(model.modules()):
         if isinstance(m, FoldedIn):
             m.__class__ = m.unfolded
