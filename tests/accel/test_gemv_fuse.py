@@ -386,11 +386,13 @@ def test_the_ops_fake_kernel_matches_it_for_every_argument() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_architectures_compiled_step_with_all_levers(kernel_on_cpu: None, name: str) -> None:
-    """Folded norms and activations, fused siblings and gated products traced by aot_eager
-    (fake tensors through the op's fake kernel): the compiled logits equal the eager ones."""
+    """Folded norms and activations, fused siblings, gated products and Llama's residuals
+    folded (their slots side effects Dynamo tracks within the forward) traced by aot_eager
+    (fake tensors through the op's fake kernel): the compiled logits equal the eager ones, and
+    no residual is left pending."""
     model = _model(name)
     one = _ids(1)
-    use_gemv(model, fold=True, fuse=True, glu=True)
+    use_gemv(model, fold=True, fuse=True, glu=True, residual=True)
     torch._dynamo.reset()
     try:
         with torch.no_grad():
@@ -399,6 +401,8 @@ def test_every_architectures_compiled_step_with_all_levers(kernel_on_cpu: None, 
     finally:
         torch._dynamo.reset()
     assert torch.equal(compiled.logits, eager)
+    slots = [m._residual for m in model.modules() if type(m) is GemvLinear]
+    assert all(s is None or s.value is None for s in slots)
 
 
 def test_the_decoder_fuses_by_default_and_the_environment_turns_it_off(

@@ -1,7 +1,8 @@
 """A Llama layer's residual adds inside its o_proj and down_proj GEMVs, as their bias
 (serifu.accel.residual_fold): which layers fold, that a step computes what it did, and that
 every other input runs the layer's own forward. The one-row path runs on the CPU through the
-op's PyTorch reference (``gemv._CPU_KERNEL``); the Triton kernel adds a bias it already had."""
+op's PyTorch reference (``gemv._CPU_KERNEL``); the Triton kernel adds a bias it already had.
+The compiled step with every lever, this one included: tests/accel/test_gemv_fuse.py."""
 
 from __future__ import annotations
 
@@ -93,20 +94,3 @@ def test_drop_gemv_gives_the_layers_back_their_classes() -> None:
     assert not any(isinstance(m, ResidualLayer) for m in model.modules())
     assert all("_residual" not in m.__dict__ for m in model.modules())
     assert type(model.model.layers[0]).__name__ == "LlamaDecoderLayer"
-
-
-def test_the_compiled_step_folds_the_residuals(kernel_on_cpu: None) -> None:
-    """Traced by aot_eager (the slots are side effects Dynamo tracks within the forward): the
-    compiled logits equal the eager ones, and no residual is left pending."""
-    model = _half_models()["llama"]
-    one = _ids(1)
-    use_gemv(model, fold=True, fuse=True, glu=True, residual=True)
-    torch._dynamo.reset()
-    try:
-        with torch.no_grad():
-            eager = model(input_ids=one).logits
-            compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(input_ids=one)
-    finally:
-        torch._dynamo.reset()
-    assert torch.equal(compiled.logits, eager)
-    assert _slots_empty(model)
