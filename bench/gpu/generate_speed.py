@@ -8,7 +8,8 @@ sync per chunk; at batch 1 the one-token forward is also compiled by inductor in
 graph (``--compile``, auto = on CUDA: fuses the small kernels a step is made of). Peers (``--peers``): ``hf-static`` (``bench/gpu/peer_hf.py``: generate, static
 cache, ``torch.compile(mode="reduce-overhead")``, on the same bf16 model in the same process,
 run before Serifu's decoders at each batch and closed before they run: after them it ran ~6 %
-slower, session 31) and ``recipe`` (the report's NF4 + LoRA through PEFT, ``generate``; batch 1 only).
+slower, session 31) and ``recipe`` (the report's NF4 + LoRA through PEFT, ``generate``; batch 1
+only).
 Prompt ~360 tokens, 48 new tokens, greedy, every reply runs its full length; tokens/s = new
 tokens / wall time of the whole reply (prefill included); first token = prefill + pick.
 Medians of ``--repeats`` after warm-up (compilation and graph capture are warm-up).

@@ -398,15 +398,17 @@ def _fold(model: Any) -> int:
 
 
 @functools.cache
-def _folded_class(cls: type) -> type:
-    """``cls`` passing its input through (its other methods kept: the forward the folded
-    layers call when the kernel does not serve may use them)."""
-    return type(f"FoldedIn{cls.__name__}", (FoldedIn, cls), {"unfolded": cls})
+def swapped_class(mixin: type, cls: type, own: str = "unfolded") -> type:
+    """``cls`` with ``mixin``'s methods first and ``own`` naming ``cls`` (to call its forward
+    and swap back): the class a module is switched to in place (a folded norm passing its
+    input through, :mod:`serifu.accel.gemv_fuse`'s gated MLP, :mod:`serifu.accel.residual_fold`'s
+    layer); one class per pair."""
+    return type(f"{mixin.__name__}{cls.__name__}", (mixin, cls), {own: cls})
 
 
 def _swap(module: torch.nn.Module) -> None:
     cls: type = type(module)
-    module.__class__ = _folded_class(cls)
+    module.__class__ = swapped_class(FoldedIn, cls)
 
 
 def use_gemv(
@@ -418,10 +420,11 @@ def use_gemv(
     earlier call fused stay fused, as folded norms stay folded, unless a norm is folded into
     them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV,
     with ``residual`` a Llama layer's residual adds inside its ``o_proj`` and ``down_proj``
-    GEMVs (:func:`serifu.accel.residual_fold.fold_residuals`); returns how many layers the model now has on the GEMV (those an earlier call
-    switched included; 0, with a one-line notice, on a device where :func:`kernel_error` found
-    the kernel failing). Like a decoder's captured graphs, folding assumes the model's modules stay
-    as they are (no adapter injected into a folded layer): :func:`drop_gemv` first."""
+    GEMVs (:func:`serifu.accel.residual_fold.fold_residuals`); returns how many layers the
+    model now has on the GEMV (those an earlier call switched included; 0, with a one-line
+    notice, on a device where :func:`kernel_error` found the kernel failing). Like a decoder's
+    captured graphs, folding assumes the model's modules stay as they are (no adapter injected
+    into a folded layer): :func:`drop_gemv` first."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _eligible(m, head)]
     error = kernel_error(str(layers[0].weight.device)) if layers else None
@@ -451,7 +454,8 @@ def folded_in(model: Any) -> int:
 def drop_gemv(model: Any) -> int:
     """Switches :class:`GemvLinear` layers back to ``nn.Linear`` (fused siblings each on its
     own weight again, a view of the group's), folded norms and activations and decoder layers
-    folding their residuals back to their classes, and unfolds the uint4 GEMV's layers; returns how many GEMV layers."""
+    folding their residuals back to their classes, and unfolds the uint4 GEMV's layers;
+    returns how many GEMV layers."""
     from serifu.accel.gemv_fuse import drop_glu
     from serifu.accel.residual_fold import drop_residuals
 

@@ -33,14 +33,13 @@ sums rows ``j`` of both halves), so the product of the two needs no kernel of it
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import ACT_KINDS, GemvLinear, gemv
+from serifu.accel.gemv import ACT_KINDS, GemvLinear, gemv, swapped_class
 
 # parent module class: its sibling groups, each in the order its forward calls them on one
 # input (the first runs the GEMV); GPT-NeoX's query_key_value is fused already
@@ -112,11 +111,6 @@ def _gate_sibling(mlp: Any) -> Sibling | None:
     return sibling
 
 
-@functools.cache
-def _glu_class(cls: type) -> type:
-    return type(f"Glu{cls.__name__}", (GluMLP, cls), {"unfused": cls})
-
-
 def _use_glu(mlp: Any) -> bool:
     """Turns on the fused GEMV's gated product for ``mlp`` (its gate and up fused, in that
     order, its activation one the kernel has); returns whether it did."""
@@ -130,7 +124,7 @@ def _use_glu(mlp: Any) -> bool:
     sibling.group.glu = code
     if not isinstance(mlp, GluMLP):
         cls: type = type(mlp)
-        mlp.__class__ = _glu_class(cls)
+        mlp.__class__ = swapped_class(GluMLP, cls, "unfused")
     return True
 
 

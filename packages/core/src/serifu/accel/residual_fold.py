@@ -19,13 +19,12 @@ layers with a bias.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import GemvLinear, ResidualSlot
+from serifu.accel.gemv import GemvLinear, ResidualSlot, swapped_class
 
 RESIDUAL_LAYERS = ("LlamaDecoderLayer",)
 """Decoder layers whose forward is ``h = h + attn(norm(h)); h = h + mlp(norm(h))`` with the
@@ -80,11 +79,6 @@ class ResidualLayer(torch.nn.Module):
         return out
 
 
-@functools.cache
-def _residual_class(cls: type) -> type:
-    return type(f"Residual{cls.__name__}", (ResidualLayer, cls), {"unfolded": cls})
-
-
 def fold_residuals(model: Any) -> int:
     """Swaps the model's whitelisted decoder layers whose ``o_proj`` and ``down_proj`` are
     plain GEMV layers to :class:`ResidualLayer`; returns how many layers now fold them (an
@@ -97,7 +91,7 @@ def fold_residuals(model: Any) -> int:
             for m in _targets(layer):
                 m._residual = ResidualSlot()
             cls: type = type(layer)
-            layer.__class__ = _residual_class(cls)
+            layer.__class__ = swapped_class(ResidualLayer, cls)
             folded += 1
     return folded
 
