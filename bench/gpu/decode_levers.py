@@ -30,9 +30,10 @@ speed unchanged (session 31, one H100; ``--peer-last`` for the order before). A 
 twice keeps both rows (``name#2``): in one process the first decoder ran ~6 % faster than the
 ones after it on the H200 (session 31), so compare variants that are not first.
 
-``--profile``: ``torch.profiler`` over one reply of the first variant; the CUDA kernels'
+``--profile``: ``torch.profiler`` over one reply of each variant; the CUDA kernels'
 device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)
-with the top kernels by time, against the roofline's bytes: a kernel table says whether the
+with the top kernels by time, and the device's idle time between them binned by gap length
+(``idle``), against the roofline's bytes: a kernel table says whether the
 gap to the roofline is in the matmuls (bandwidth they do not reach) or between them (small
 kernels). One H200, random weights of the plugin's architecture (no real 3.6–7B weights).
 
@@ -201,6 +202,35 @@ def _group(name: str) -> str:
     return "other"
 
 
+IDLE_BINS = ((0.0, 4.0, "to_4us"), (4.0, 50.0, "4_to_50us"), (50.0, float("inf"), "over_50us"))
+
+
+def idle_gaps(spans: list[tuple[float, float]], tokens: int) -> dict[str, float]:
+    """Where the device sat idle in one reply, per token: from the first kernel's start to
+    the last one's end, the time no kernel ran, binned by gap length. Short gaps are the
+    device's own between the kernels of a graph; long ones wait on the host (its sync and
+    the next graph's launch). Session 31's later decoders lost ~6 % with the kernels' time
+    unchanged: this says which gaps grew."""
+    out: dict[str, float] = {"span_us_per_token": 0.0, "idle_us_per_token": 0.0}
+    for _, _, name in IDLE_BINS:
+        out[f"idle_{name}_per_token"] = 0.0
+        out[f"gaps_{name}_per_token"] = 0.0
+    if not spans:
+        return out
+    spans = sorted(spans)
+    reach = spans[0][1]
+    for start, end in spans[1:]:
+        gap = start - reach
+        if gap > 0:
+            name = next(n for lo, hi, n in IDLE_BINS if lo <= gap < hi)
+            out[f"idle_{name}_per_token"] += gap
+            out[f"gaps_{name}_per_token"] += 1
+            out["idle_us_per_token"] += gap
+        reach = max(reach, end)
+    out["span_us_per_token"] = reach - spans[0][0]
+    return {k: round(v / tokens, 2) for k, v in out.items()}
+
+
 def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
     """CUDA kernels of one reply: device µs per decoded token by group, and the top 25."""
     from torch.profiler import ProfilerActivity, profile
@@ -211,9 +241,11 @@ def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
         run()
         sync()
     kernels: dict[str, list[float]] = {}
+    spans: list[tuple[float, float]] = []
     for ev in prof.events():
         if ev.device_type == torch.autograd.DeviceType.CUDA:  # one kernel (or copy) run
             kernels.setdefault(ev.name, []).append(float(ev.time_range.elapsed_us()))
+            spans.append((float(ev.time_range.start), float(ev.time_range.end)))
     per_token = {name: sum(ts) / NEW for name, ts in kernels.items()}
     groups: dict[str, dict[str, float]] = {}
     for name, us in per_token.items():
@@ -225,6 +257,7 @@ def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
         "kernels_seen": sum(len(v) for v in kernels.values()),
         "device_us_per_token": round(sum(per_token.values()), 1),
         "groups": {k: {m: round(v, 1) for m, v in g.items()} for k, g in groups.items()},
+        "idle": idle_gaps(spans, NEW),
         "top": [
             {"kernel": n[:120], "us_per_token": round(us, 2), "calls": len(kernels[n])}
             for n, us in top
@@ -289,7 +322,7 @@ def main() -> None:
     if args.peer and not args.peer_last:  # first: see --peer-last
         peer()
     reference: torch.Tensor | None = None
-    names = args.variants.split(",")
+    names = [n for n in args.variants.split(",") if n]  # none: the peer alone (--peer)
     for i, variant in enumerate(names):
         # a name given twice keeps both rows (its second as name#2): order effects show
         name = variant if variant not in names[:i] else f"{variant}#{names[:i].count(variant) + 1}"

@@ -60,6 +60,12 @@
 #   (on an H200: the HF peer first, the target card's ratio for the two Llama/GPT-J models; the
 #   first variant is a throwaway, a process's first decoder runs ~6 % faster; gemv-residual is
 #   session 31's residual adds inside o_proj's and down_proj's GEMVs, built without a GPU run)
+# Session 32 (ran those two on an H200; in-process order still moved the ratio, so):
+#   fresh    every contender alone in its own process, round-robin (bench/gpu/fresh_processes.py):
+#            HF's peer and FRESH_VARIANTS (default,gemv-residual) on FRESH_MODELS
+#            (stablelm-beta-7b), FRESH_ROUNDS (3) rounds; medians over processes and x HF
+#   order    why later decoders in one process run slower (bench/gpu/decoder_order.py): A, B
+#            built after it, A again, A after B is deleted, C; each with the device's idle gaps
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -209,6 +215,17 @@ if [[ ,$parts, == *,fuse,* ]]; then  # sibling GEMVs fused (session 29)
     run "fuse-$m" "$limit" python3 bench/gpu/decode_levers.py --model "$m" --variants "$variants" \
       "${peer[@]}" ${FUSE_PROFILE---profile} --budget-s "$((limit - 40))" --out "$out/decode-levers-fuse-$m.json"
   done
+fi
+if [[ ,$parts, == *,fresh,* ]]; then  # every contender alone in a fresh process (session 32)
+  for m in ${FRESH_MODELS:-stablelm-beta-7b}; do
+    run "fresh-$m" "${FRESH_LIMIT:-560}" python3 bench/gpu/fresh_processes.py --model "$m" \
+      --variants "${FRESH_VARIANTS:-default,gemv-residual}" --rounds "${FRESH_ROUNDS:-3}" \
+      --budget-s "$((${FRESH_LIMIT:-560} - 30))" --out "$out/fresh-processes-$m.json"
+  done
+fi
+if [[ ,$parts, == *,order,* ]]; then  # later decoders in one process (session 32)
+  run "order-${ORDER_MODEL:-line-3.6b}" 240 python3 bench/gpu/decoder_order.py \
+    --model "${ORDER_MODEL:-line-3.6b}" --out "$out/decoder-order-${ORDER_MODEL:-line-3.6b}.json"
 fi
 if [[ ,$parts, == *,hash,* ]]; then  # gemma's captured, checkpointed step with hashed lean masks
   run hash-trl 300 python3 bench/gpu/train_speed.py --peers trl --models gemma-3-270m \

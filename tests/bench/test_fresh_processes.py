@@ -1,0 +1,59 @@
+"""bench/gpu/fresh_processes.py (each contender alone in a fresh process, session 32) and
+decode_levers' idle-gap profile: the parts that run without a GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.gpu.decode_levers import idle_gaps
+from bench.gpu.fresh_processes import PEER, command, row_of, summarise
+
+
+def test_each_process_runs_one_contender_alone() -> None:
+    peer = command("stablelm-beta-7b", PEER, "/tmp/x.json", 3, 100)  # type: ignore[arg-type]
+    assert peer[peer.index("--variants") + 1] == "" and "--peer" in peer
+    one = command("stablelm-beta-7b", "default", "/tmp/x.json", 3, 100)  # type: ignore[arg-type]
+    assert one[one.index("--variants") + 1] == "default" and "--peer" not in one
+    assert one[one.index("--budget-s") + 1] == "100"
+
+
+def test_rows_come_from_the_record_or_say_they_are_missing() -> None:
+    record = {"hf_static": {"tok_s": 150.0}, "variants": {"default": {"tok_s": 230.0}}}
+    assert row_of(record, PEER)["tok_s"] == 150.0
+    assert row_of(record, "default")["tok_s"] == 230.0
+    assert "error" in row_of(record, "gemv-residual")
+
+
+def _row(tok_s: float) -> dict[str, float]:
+    return {"tok_s": tok_s, "first_ms": 14.0, "decode_tok_s": tok_s * 1.05}
+
+
+def test_the_summary_takes_medians_over_processes_and_ratios_to_the_peer() -> None:
+    rows = {
+        PEER: [_row(150.0), _row(160.0), _row(140.0)],
+        "default": [_row(240.0), _row(225.0), {"error": "over 150 s"}],
+    }
+    s = summarise(rows)
+    assert s[PEER]["tok_s"] == 150.0 and s[PEER]["processes"] == 3
+    assert s["default"]["processes"] == 2 and s["default"]["failed"] == 1
+    assert s["default"]["tok_s"] == pytest.approx(232.5)
+    assert s["default"]["x_hf"] == pytest.approx(232.5 / 150.0, abs=1e-3)
+    # round by round: round 3's variant failed, so two ratios
+    assert s["default"]["x_hf_per_round"] == [1.6, round(225 / 160, 3)]
+
+
+def test_no_ratio_without_a_peer_that_ran() -> None:
+    s = summarise({PEER: [{"error": "exit 1"}], "default": [_row(230.0)]})
+    assert "x_hf" not in s["default"] and s[PEER]["failed"] == 1
+
+
+def test_idle_gaps_bin_the_time_no_kernel_ran() -> None:
+    # kernels at [0,10], [11,20] (1 µs gap), [15,18] (inside), [30,40] (10 µs), [140,150] (100 µs)
+    spans = [(30.0, 40.0), (0.0, 10.0), (11.0, 20.0), (15.0, 18.0), (140.0, 150.0)]
+    g = idle_gaps(spans, tokens=2)
+    assert g["span_us_per_token"] == 75.0
+    assert g["idle_us_per_token"] == pytest.approx(111 / 2)
+    assert g["idle_to_4us_per_token"] == 0.5 and g["gaps_to_4us_per_token"] == 0.5
+    assert g["idle_4_to_50us_per_token"] == 5.0
+    assert g["idle_over_50us_per_token"] == 50.0 and g["gaps_over_50us_per_token"] == 0.5
+    assert idle_gaps([], 48)["idle_us_per_token"] == 0.0
