@@ -168,16 +168,37 @@ def lines_workload(n: int, vocab: int, seed: int = 0) -> list[list[int]]:
     return [[rng.randrange(3, vocab) for _ in range(rng.choice(lengths))] for _ in range(n)]
 
 
-def dialogue_workload(n: int, vocab: int, seed: int = 0) -> list[tuple[list[int], int]]:
-    """``n`` (token ids, prompt length) examples: profile system prompt + turn, then a reply."""
+SHARED = ROOT / "bench" / "data" / "cast_dialogue_shared.json"
+HEROINE = "akane"
+"""The heroine whose dialogue examples ``dialogue`` lays out (the GPU product runs' data)."""
+
+
+def dialogue_workload(
+    n: int, vocab: int, seed: int = 0, *, shared: bool = True
+) -> list[tuple[list[int], int]]:
+    """``n`` (token ids, prompt length) examples: profile system prompt + turn, then a reply.
+
+    ``shared`` (the ``dialogue`` workload, session 32 on): one heroine's examples as the
+    trainer encodes them (``bench/data/cast_dialogue_shared.json``): every example starts
+    with the same tokens, her template opening and card (302 of akane's ~334), as real
+    dialogue data does. Off (``dialogue-unshared``, the workload before session 32): the
+    whole cast's (prompt, reply) lengths with every token random, so nothing is shared."""
     import random
 
     rng = random.Random(seed)
-    pairs = _lengths()["dialogue"]
     out = []
+    if not shared:
+        pairs = _lengths()["dialogue"]
+        for _ in range(n):
+            prompt, reply = rng.choice(pairs)
+            out.append(([rng.randrange(3, vocab) for _ in range(prompt + reply)], prompt))
+        return out
+    heroine = json.loads(SHARED.read_text(encoding="utf-8"))["heroines"][HEROINE]
+    head = [rng.randrange(3, vocab) for _ in range(heroine["shared"])]
     for _ in range(n):
-        prompt, reply = rng.choice(pairs)
-        out.append(([rng.randrange(3, vocab) for _ in range(prompt + reply)], prompt))
+        prompt, reply = rng.choice(heroine["pairs"])
+        own = prompt + reply - len(head)
+        out.append((head + [rng.randrange(3, vocab) for _ in range(own)], prompt))
     return out
 
 

@@ -64,6 +64,10 @@
 #   fresh    every contender alone in its own process, round-robin (bench/gpu/fresh_processes.py):
 #            HF's peer and FRESH_VARIANTS (default,gemv-residual) on FRESH_MODELS
 #            (stablelm-beta-7b), FRESH_ROUNDS (3) rounds; medians over processes and x HF
+#   shared   train.shared_prefix: a step's common prompt prefix (the template and her card, ~90 % of
+#            a dialogue example) run once per packed row (serifu.training.shared_prefix), on the
+#            heroine-shaped dialogue workload and the old all-random one (dialogue-unshared), next
+#            to TRL (train_speed.py rows liger, liger-auto; SHARED_MODELS, SHARED_WORKLOADS)
 #   order    why later decoders in one process run slower (bench/gpu/decoder_order.py): A, B
 #            built after it, A again, A after B is deleted, C; each with the device's idle gaps
 # Usage (device tool):
@@ -222,6 +226,12 @@ if [[ ,$parts, == *,fresh,* ]]; then  # every contender alone in a fresh process
       --variants "${FRESH_VARIANTS:-default,gemv-residual}" --rounds "${FRESH_ROUNDS:-3}" \
       --budget-s "$((${FRESH_LIMIT:-560} - 30))" --out "$out/fresh-processes-$m.json"
   done
+fi
+if [[ ,$parts, == *,shared,* ]]; then  # dialogue's shared prompt prefix run once (session 32)
+  run shared "${SHARED_LIMIT:-300}" python3 bench/gpu/train_speed.py --peers trl \
+    --models "${SHARED_MODELS:-stablelm-beta-7b}" --workloads "${SHARED_WORKLOADS:-dialogue,dialogue-unshared}" \
+    --rows liger,liger-auto --warmup 2 --timed 3 --out "$out/train-shared-prefix.json"
+  grep " vs TRL" "$out/shared.log" | cut -c1-330
 fi
 if [[ ,$parts, == *,order,* ]]; then  # later decoders in one process (session 32)
   run "order-${ORDER_MODEL:-line-3.6b}" 240 python3 bench/gpu/decoder_order.py \

@@ -123,6 +123,7 @@ SERIFU: dict[str, dict[str, Any]] = {  # Serifu's GPU settings per workload
     },
     "dialogue": {"max_tokens": 16384, "gradient_checkpointing": True, "compile": "off"},
 }
+SERIFU["dialogue-unshared"] = SERIFU["dialogue"]  # the dialogue workload before session 32
 # each lever against the settings above (the last two: the previous session's path)
 ABLATION: dict[str, dict[str, Any]] = {
     "serifu": {},
@@ -159,7 +160,7 @@ def _examples(workload: str, vocab: int, n: int) -> tuple[list[Any], list[list[i
     if workload == "lines":
         seqs = lines_workload(n, vocab)
         return [Example(s, list(s)) for s in seqs], seqs
-    pairs = dialogue_workload(n, vocab)
+    pairs = dialogue_workload(n, vocab, shared=workload != "dialogue-unshared")
     return [Example(ids, [IGNORE] * p + ids[p:]) for ids, p in pairs], [ids for ids, _ in pairs]
 
 

@@ -68,6 +68,21 @@ def block_mask(cu: torch.Tensor, width: int, sliding_window: int | None = None) 
     return mask[:, None]
 
 
+def segment_mask(
+    segments: torch.Tensor, positions: torch.Tensor, sliding_window: int | None = None
+) -> torch.Tensor:
+    """``[rows, 1, width, width]`` boolean mask of rows whose examples share a prefix
+    (:mod:`serifu.training.shared_prefix`): a token attends to its own segment and to the
+    prefix (segment 0), to keys at its position or before, and at most ``sliding_window``
+    positions back when given."""
+    same = segments[:, :, None] == segments[:, None, :]
+    back = positions[:, :, None] - positions[:, None, :]
+    mask = (same | (segments[:, None, :] == 0)) & (back >= 0)
+    if sliding_window:
+        mask &= back < sliding_window
+    return mask[:, None]
+
+
 _FAILED: str | None = None
 """Why the varlen kernel failed on this machine, once it has."""
 
@@ -107,6 +122,12 @@ def varlen_attention(
     the result ``[batch, seq, heads, dim]``."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    segments = kwargs.get("serifu_segments")
+    if segments is not None:  # a shared prefix: a mask no varlen kernel takes
+        mask = segment_mask(segments, kwargs["serifu_positions"], kwargs.get("sliding_window"))
+        return sdpa_attention_forward(
+            module, query, key, value, mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     cu = kwargs.get("cu_seq_lens_q")
     kernel = _kernel()
     window = None

@@ -75,6 +75,10 @@ class TrainConfig(BaseModel):
         ge=8,
         description="Packing: longest packed row (attention over a row is quadratic in its length); null = one row per step.",
     )
+    shared_prefix: Literal["auto", "off"] = Field(
+        default="auto",
+        description="Packing: when a step's examples start with the same prompt tokens (a dialogue dataset's template and system prompt: ~90% of its tokens on the sample cast), each packed row runs them once and every example's own tokens attend to that copy (serifu.training.shared_prefix; the same loss and gradient up to rounding). 'auto' = whenever at least 32 tokens are shared and Serifu's attention runs (train.attention 'varlen' or 'auto'); 'off' = every example runs its whole prompt.",
+    )
     attention: Literal["auto", "varlen", "sdpa"] = Field(
         default="auto",
         description="Packed rows: 'varlen' runs flash attention over the examples' boundaries (no mask; on the CPU the same boundaries become an SDPA mask); 'sdpa' builds a block-diagonal mask; 'auto' = varlen on a GPU.",

@@ -74,7 +74,7 @@ def encode_dialogue(
     )
     reply_ids = encode_reply(tokenizer, row["reply"], template.reply_end)[:max_length]
     keep = max(0, max_length - len(reply_ids))
-    prompt_ids = prompt_ids[len(prompt_ids) - keep :] if keep else []
+    prompt_ids = prompt_ids[max(0, len(prompt_ids) - keep) :] if keep else []
     return Example(prompt_ids + reply_ids, [IGNORE] * len(prompt_ids) + reply_ids)
 
 

@@ -109,6 +109,16 @@ def row_tokens(model: Any, config: TrainConfig) -> int | None:
     return config.pack_row_tokens
 
 
+def shares_prefix(model: Any, config: TrainConfig) -> bool:
+    """Whether packed rows run their examples' common prompt prefix once
+    (``train.shared_prefix``): it needs packing and Serifu's attention (its mask)."""
+    from serifu.accel.varlen import NAME
+    from serifu.training.loss import causal_lm
+
+    attention = getattr(causal_lm(model).config, "_attn_implementation", None)
+    return config.packing and config.shared_prefix == "auto" and attention == NAME
+
+
 def linear_module_names(model: Any) -> list[str]:
     """The last name part of every linear layer (what LoRA ``targets`` name)."""
     names = set()
@@ -177,6 +187,7 @@ RESULT_NEUTRAL = {
     "compile",
     "capture",
     "checkpoint_offload",
+    "shared_prefix",
 }
 """Config keys that do not change the trained adapter beyond rounding (a resume may change
 them; ``kernels="auto"`` and ``compile="auto"`` resolve differently on another machine)."""

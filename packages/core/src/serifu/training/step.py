@@ -19,6 +19,7 @@ from serifu.training.batches import pack_batch, pad_batch, plan_epoch
 from serifu.training.distributed import Dist, all_sum, sum_gradients
 from serifu.training.examples import Example
 from serifu.training.loss import loss_sum
+from serifu.training.shared_prefix import MIN_SHARED, pack_shared, shared_length
 
 
 def step_plan(
@@ -86,8 +87,18 @@ def collate(
     pad_id: int,
     device: str,
     row_tokens: int | None = None,
+    share_prefix: bool = False,
 ) -> dict[str, Any]:
-    batch = pack_batch(examples, row_tokens) if packing else pad_batch(examples, pad_id)
+    """The examples as one batch on ``device``: packed rows (``packing``; with
+    ``share_prefix``, a common prompt prefix run once per row:
+    :mod:`serifu.training.shared_prefix`) or right-padded rows."""
+    prefix = shared_length(examples) if packing and share_prefix else 0
+    if prefix >= MIN_SHARED:
+        batch = pack_shared(examples, prefix)
+    elif packing:
+        batch = pack_batch(examples, row_tokens)
+    else:
+        batch = pad_batch(examples, pad_id)
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
 
@@ -109,13 +120,20 @@ def accumulate_gradients(
     the gradient equals one big batch's. Returns (mean loss over all ranks, tokens)."""
     import torch
 
-    from serifu.training.model_setup import row_tokens
+    from serifu.training.model_setup import row_tokens, shares_prefix
     from serifu.training.precision import autocast_dtype, forward_precision
 
-    rows = row_tokens(model, config)
+    rows, share = row_tokens(model, config), shares_prefix(model, config)
     amp = autocast_dtype(model, config, device)
     batches = [
-        collate(examples, packing=config.packing, pad_id=pad_id, device=device, row_tokens=rows)
+        collate(
+            examples,
+            packing=config.packing,
+            pad_id=pad_id,
+            device=device,
+            row_tokens=rows,
+            share_prefix=share,
+        )
         for examples in micro_batches
         if examples  # a short last step can leave a rank without examples: it still joins the sums
     ]
@@ -206,6 +224,9 @@ def evaluate(
 
     if not examples:
         return None
+    from serifu.training.model_setup import shares_prefix
+
+    share = shares_prefix(model, config)
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
     for m in dropouts:
         m.eval()
@@ -218,6 +239,7 @@ def evaluate(
                     packing=config.packing,
                     pad_id=pad_id,
                     device=device,
+                    share_prefix=share,
                 )
                 s, n = loss_sum(model, batch)
                 total, count = total + float(s), count + n
