@@ -229,6 +229,7 @@ def serifu_run(
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
     from serifu.training.offload import use_checkpoint_offload
+    from serifu.training.shared_prefix import run_tokens, wanted
     from serifu.training.trainer import (
         add_lora,
         step_plan,
@@ -244,7 +245,10 @@ def serifu_run(
     torch_offload = settings.pop("torch_offload", False)  # save_on_cpu, as transformers does
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
-    decision = choose_checkpointing(model, config)  # "auto": from free memory, as the trainer does
+    steps, _ = step_plan([len(e) for e in examples], config)
+    share = wanted(config)  # the plan's fullest micro-batch as it runs, as the trainer sizes it
+    most = max(run_tokens([examples[i] for i in step], share) for step in steps)
+    decision = choose_checkpointing(model, config, most)  # "auto": from free memory
     config = decision.resolve(config)
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)
@@ -259,7 +263,6 @@ def serifu_run(
     chunk_default = loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS
     if chunk_bytes:  # a smaller chunk, and a floor low enough to reach it on a 262k vocabulary
         loss_mod.CHUNK_BYTES, loss_mod.MIN_CHUNK_TOKENS = chunk_bytes, 64
-    steps, _ = step_plan([len(e) for e in examples], config)
     try:
         kernels = use_kernels(peft_model, config)
         # after Liger (its kernels compile inside); no step count: these few steps stand

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from serifu.accel.varlen import NAME, block_mask, boundaries, use_varlen_attention
+from serifu.accel.varlen import NAME, block_mask, boundaries
 from serifu.config.train import TrainConfig
 from serifu.modeling import load_model, resolve_base
 from serifu.training.batches import pack_batch
@@ -78,8 +78,11 @@ def test_rows_are_unbounded_only_under_varlen() -> None:
     model = load_model(resolve_base("tiny-llama"), quantize=False, device="cpu")
     config = TrainConfig(pack_row_tokens=64)
     assert row_tokens(model, config) == 64
-    assert use_fast_attention(model, config, "cpu") is False  # auto: GPU only
-    assert use_varlen_attention(model)
+    assert (
+        use_fast_attention(model, config.model_copy(update={"attention": "sdpa"}), "cpu") is False
+    )
+    assert row_tokens(model, config) == 64
+    assert use_fast_attention(model, config, "cpu")  # auto: on the CPU too (its mask path)
     assert model.config._attn_implementation == NAME
     assert row_tokens(model, config) is None
 

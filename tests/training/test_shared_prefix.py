@@ -16,7 +16,13 @@ from serifu.training.batches import pack_batch
 from serifu.training.examples import IGNORE, Example
 from serifu.training.loss import loss_sum
 from serifu.training.model_setup import shares_prefix
-from serifu.training.shared_prefix import MIN_SHARED, pack_shared, shared_length
+from serifu.training.shared_prefix import (
+    MIN_SHARED,
+    pack_shared,
+    prefix_to_share,
+    run_tokens,
+    shared_length,
+)
 from serifu.training.step import collate
 from serifu.training.trainer import add_lora, use_fast_attention
 
@@ -185,3 +191,29 @@ def test_real_dialogue_examples_share_their_system_prompt(dialogue_dir: Path) ->
         shared, n_shared = loss_sum(model, pack_shared(examples, prefix))
         ref, n_ref = loss_sum(model, pack_batch(examples))
     assert n_shared == n_ref and float(shared) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_run_tokens_count_what_the_rows_run_for_the_memory_policy() -> None:
+    examples = _dialogue(40, [(3, 5), (20, 2), (1, 12), (7, 7)])
+    whole = sum(len(ex) for ex in examples)
+    assert run_tokens(examples, share=False) == whole
+    assert run_tokens(examples, share=True) == pack_shared(examples, 40)["input_ids"].numel()
+    assert run_tokens(examples, share=True, row_tokens=80) == 2 * 70 < whole  # [P 8 22] [P 13 14]
+    # rows so short that the prefix's copies and the rows' tails outweigh it: packed whole
+    assert pack_shared(examples, 40, row_tokens=64)["input_ids"].numel() > whole
+    assert prefix_to_share(examples, row_tokens=64) == 0
+    assert run_tokens(examples, share=True, row_tokens=64) == whole
+    assert (
+        run_tokens(_dialogue(MIN_SHARED - 1, [(3, 5), (6, 2)]), share=True)
+        == 2 * (MIN_SHARED - 1) + 16
+    )
+
+
+def test_the_memory_policy_sizes_the_step_that_runs() -> None:
+    from serifu.training.memory_policy import choose_checkpointing
+
+    model = load_model(resolve_base("tiny-llama"), quantize=False, device="cpu")
+    config = TrainConfig(max_tokens=16384, gradient_checkpointing=True)
+    assert choose_checkpointing(model, config, 1870).on  # a fixed setting stays as set
+    off = TrainConfig(max_tokens=16384, gradient_checkpointing=False)
+    assert not choose_checkpointing(model, off, 1870).on

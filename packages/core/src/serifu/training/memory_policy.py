@@ -191,8 +191,11 @@ def free_gpu_bytes(device: Any) -> int:
     return int(found)
 
 
-def choose_checkpointing(model: Any, config: Any) -> CheckpointDecision:
-    """Resolve ``config.gradient_checkpointing`` for ``model`` where it sits (see :func:`decide`)."""
+def choose_checkpointing(model: Any, config: Any, tokens: int | None = None) -> CheckpointDecision:
+    """Resolve ``config.gradient_checkpointing`` for ``model`` where it sits (see :func:`decide`).
+    ``tokens``: the most tokens a micro-batch of the run's plan runs (a shared prompt prefix
+    counted once per row: :func:`serifu.training.shared_prefix.run_tokens`); default: the
+    config's bound (:func:`step_tokens`)."""
     import torch
 
     from serifu.training.loss import CHUNK_BYTES
@@ -203,7 +206,7 @@ def choose_checkpointing(model: Any, config: Any) -> CheckpointDecision:
     dev = next(model.parameters()).device
     if dev.type != "cuda" or not torch.cuda.is_available():
         return decide(setting, free_bytes=None, estimate_bytes=None, every=every)
-    tokens = step_tokens(config)
+    tokens = tokens or step_tokens(config)
     dims = model_dims(model.config)
     estimate = activation_bytes(**dims, tokens=tokens, chunk_bytes=CHUNK_BYTES)
     layers = dims["layers"]

@@ -67,11 +67,11 @@ def checkpointed_layers(model: Any) -> int:
 
 
 def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
-    """Switch packed training to variable-length attention where ``config.attention``
-    asks for it ('auto': on a GPU). Returns whether the model now uses it."""
+    """Switch packed training to Serifu's attention (``config.attention`` 'varlen' or
+    'auto'): the varlen kernel on a GPU, a mask from the examples' boundaries elsewhere, the
+    only path where a shared prompt prefix runs once (on the CPU too: gemma-3-270m's dialogue
+    steps 7.5x faster, session 32). Returns whether the model now uses it."""
     if not config.packing or config.attention == "sdpa":
-        return False
-    if config.attention == "auto" and not device.startswith("cuda"):
         return False
     from serifu.accel.varlen import use_varlen_attention
 
@@ -114,9 +114,10 @@ def shares_prefix(model: Any, config: TrainConfig) -> bool:
     (``train.shared_prefix``): it needs packing and Serifu's attention (its mask)."""
     from serifu.accel.varlen import NAME
     from serifu.training.loss import causal_lm
+    from serifu.training.shared_prefix import wanted
 
     attention = getattr(causal_lm(model).config, "_attn_implementation", None)
-    return config.packing and config.shared_prefix == "auto" and attention == NAME
+    return wanted(config) and attention == NAME
 
 
 def linear_module_names(model: Any) -> list[str]:

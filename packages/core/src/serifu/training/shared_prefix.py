@@ -32,20 +32,50 @@ ROW_TOKENS = 4096
 """Longest shared row as run: attention over a row is a dense mask, quadratic in its length."""
 
 
+def wanted(config: Any) -> bool:
+    """Whether ``config`` asks packed rows to share prefixes (``train.shared_prefix``
+    'auto', packing, and Serifu's attention, whose mask it needs: not 'sdpa')."""
+    return bool(config.packing and config.shared_prefix == "auto" and config.attention != "sdpa")
+
+
 def shared_length(examples: Sequence[Example]) -> int:
     """Tokens every example starts with, ending before the first learned token of any of
-    them and before each one's last token; 0 for fewer than two examples."""
+    them and before each one's last token; 0 for fewer than two examples. (Lists are
+    compared in C: the common prefix of all is that of the least and the greatest.)"""
     if len(examples) < 2:
         return 0
-    first = examples[0].input_ids
-    limit = min(len(ex) - 1 for ex in examples)
-    for ex in examples:
-        learned = next((i for i, y in enumerate(ex.labels) if y != IGNORE), len(ex))
-        limit = min(limit, learned - 1)  # the token before a label predicts it: its own
-    n = 0
-    while n < limit and all(ex.input_ids[n] == first[n] for ex in examples):
-        n += 1
-    return n
+    ids = [ex.input_ids for ex in examples]
+    lo, hi = min(ids), max(ids)
+    n = next((i for i, (a, b) in enumerate(zip(lo, hi, strict=False)) if a != b), len(lo))
+    n = min(n, min(len(ex) for ex in examples) - 1)
+    for ex in examples:  # the token before a label predicts it: it stays the example's own
+        if ex.labels[: n + 1].count(IGNORE) != n + 1:
+            n = next(i for i, y in enumerate(ex.labels) if y != IGNORE) - 1
+    return max(n, 0)
+
+
+def _run(examples: Sequence[Example], prefix: int, row_tokens: int) -> int:
+    """Tokens the shared rows of ``examples`` run: rows x their width."""
+    suffixes = [len(ex) - prefix for ex in examples]
+    rows = _rows(suffixes, prefix, row_tokens)
+    return len(rows) * max(prefix + sum(suffixes[i] for i in row) for row in rows)
+
+
+def prefix_to_share(examples: Sequence[Example], row_tokens: int = ROW_TOKENS) -> int:
+    """The prefix a micro-batch's rows share: :func:`shared_length` when it is at least
+    ``MIN_SHARED`` tokens and the shared rows run fewer tokens than the examples have;
+    else 0 (pack them whole)."""
+    prefix = shared_length(examples)
+    if prefix < MIN_SHARED:
+        return 0
+    return prefix if _run(examples, prefix, row_tokens) < sum(map(len, examples)) else 0
+
+
+def run_tokens(examples: Sequence[Example], share: bool, row_tokens: int = ROW_TOKENS) -> int:
+    """Tokens a micro-batch of ``examples`` runs as packed rows: all of theirs, or with
+    ``share`` the shared rows' (collate's rule: :func:`prefix_to_share`)."""
+    prefix = prefix_to_share(examples, row_tokens) if share else 0
+    return _run(examples, prefix, row_tokens) if prefix else sum(map(len, examples))
 
 
 def _rows(suffixes: Sequence[int], prefix: int, row_tokens: int) -> list[list[int]]:

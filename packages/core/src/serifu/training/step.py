@@ -19,7 +19,7 @@ from serifu.training.batches import pack_batch, pad_batch, plan_epoch
 from serifu.training.distributed import Dist, all_sum, sum_gradients
 from serifu.training.examples import Example
 from serifu.training.loss import loss_sum
-from serifu.training.shared_prefix import MIN_SHARED, pack_shared, shared_length
+from serifu.training.shared_prefix import pack_shared, prefix_to_share
 
 
 def step_plan(
@@ -92,8 +92,8 @@ def collate(
     """The examples as one batch on ``device``: packed rows (``packing``; with
     ``share_prefix``, a common prompt prefix run once per row:
     :mod:`serifu.training.shared_prefix`) or right-padded rows."""
-    prefix = shared_length(examples) if packing and share_prefix else 0
-    if prefix >= MIN_SHARED:
+    prefix = prefix_to_share(examples) if packing and share_prefix else 0
+    if prefix:
         batch = pack_shared(examples, prefix)
     elif packing:
         batch = pack_batch(examples, row_tokens)

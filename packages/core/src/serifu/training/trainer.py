@@ -205,6 +205,19 @@ class Trainer:
             write=self.is_main,
         )
 
+    def most_run_tokens(self) -> int:
+        """The most tokens any micro-batch of the plan runs (the memory policy's step):
+        a shared prompt prefix counted once per row where ``train.shared_prefix`` runs it so
+        (Serifu's attention: ``train.attention`` not 'sdpa')."""
+        from serifu.training.shared_prefix import run_tokens, wanted
+
+        share = wanted(self.config)
+        return max(
+            run_tokens([self.train_ex[i] for i in micro], share)
+            for step in self.plan
+            for micro in step
+        )
+
     def _setup(self) -> None:
         import torch
 
@@ -273,8 +286,9 @@ class Trainer:
         self.load_s = time.perf_counter() - self.started
         targets = list(config.lora.targets or base.lora_targets)
         check_lora_targets(lm, targets, base.id)
-        # "auto" checkpointing is decided once the weights are on the device (free memory)
-        self.checkpointing = choose_checkpointing(lm, config)
+        # "auto" checkpointing is decided once the weights are on the device (free memory),
+        # for the plan's fullest micro-batch as it runs (a shared prompt prefix once a row)
+        self.checkpointing = choose_checkpointing(lm, config, self.most_run_tokens())
         if config.gradient_checkpointing == "auto" and self.is_main and self.show_progress:
             print(f"gradient checkpointing: {self.checkpointing.reason}", file=sys.stderr)
         resolved = self.checkpointing.resolve(config)
