@@ -93,6 +93,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # (serifu.accel.residual_fold, session 31, opt-in: SERIFU_GEMV_RESIDUAL=1)
     "gemv-residual": {"residual": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
+    # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
+    # to the host chunk by chunk, the stop flag read before the next chunk is launched);
+    # "launched" = greedy_launched (the next chunk launched first: no host gap between chunks)
+    "host": {"run": "host"},
+    "launched": {"run": "launched"},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -156,9 +161,9 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "pdl", "split_kv", "gemv", "fold", "fuse", "glu", "residual")
+    levers = ("sdpa", "model", "pdl", "run", "split_kv", "gemv", "fold", "fuse", "glu", "residual")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
-    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[3:]})
+    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[4:]})
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 
@@ -178,20 +183,30 @@ def _timing(run: Callable[[int], Any], repeats: int, warmup: int = 1) -> dict[st
     }
 
 
+def _reply(dec: Any, ids: torch.Tensor, mask: torch.Tensor, new: int, run: str = "device") -> Any:
+    """One greedy reply: ``greedy``'s device chunks (the bench's reading until session 32),
+    or the host lists of ``greedy_ahead`` ("host", the product's) / ``greedy_launched``."""
+    if run == "device":
+        return _greedy(dec, ids, mask, new)
+    chunks = dec.greedy_ahead(ids, mask, max_new_tokens=new, launch=run == "launched")
+    return torch.tensor([t for tokens, _ in chunks for t in tokens[0]], device=ids.device)[None]
+
+
 def _run_variant(
     model: Any, name: str, ids: torch.Tensor, mask: torch.Tensor, repeats: int, profile: bool
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One variant's decoder: compiled (not timed), timed, profiled; its row and tokens."""
     t1 = time.perf_counter()
     dec = _decoder(model, VARIANTS[name])
-    tokens = _greedy(dec, ids, mask, NEW).clone()  # compiles
+    run = VARIANTS[name].get("run", "device")
+    tokens = _reply(dec, ids, mask, NEW, run).clone()  # compiles
     compile_s = time.perf_counter() - t1
-    row: dict[str, Any] = _timing(functools.partial(_greedy, dec, ids, mask), repeats)
+    row: dict[str, Any] = _timing(functools.partial(_reply, dec, ids, mask, run=run), repeats)
     row |= {"compile_s": round(compile_s, 1), "compiled": bool(dec.compile)}
     row["graph_error"] = dec.graph_error
     row["how"] = _how(dec)  # the levers that ran (GEMV layers, folded, fused groups)
     if profile:
-        row["profile"] = profile_reply(lambda: _greedy(dec, ids, mask, NEW))
+        row["profile"] = profile_reply(lambda: _reply(dec, ids, mask, NEW, run))
     return row, tokens
 
 

@@ -177,3 +177,32 @@ def test_greedy_ahead_hands_over_greedys_chunks_on_the_host(models: dict[str, An
     next(first)
     first.close()  # the chunk launched ahead is dropped
     assert [t for t, _ in decoder.greedy_ahead(ids, mask, **kw)] == ref
+
+
+def test_launching_the_next_chunk_first_hands_over_the_same_chunks(models: dict[str, Any]) -> None:
+    """``greedy_launched`` (each chunk launched before the host reads the one before it)
+    yields :meth:`greedy`'s chunks and log-probabilities, ends where every row stopped (the
+    chunk launched after that is not read), and leaves the decoder usable."""
+    model = models["llama"].eval()
+    ids, mask = _prompts()
+    decoder = StaticDecoder(model, max_len=40, batch_size=2, graph=False, chunk=3)
+    kw: dict[str, Any] = {"max_new_tokens": 10, "logprobs": True}
+    ref = [c.tolist() for c in decoder.greedy(ids, mask, **kw)]
+    scores = decoder.out_logprobs[:, :10].tolist()
+    got = list(decoder.greedy_launched(ids, mask, **kw))
+    assert [t for t, _ in got] == ref and [len(t[0]) for t, _ in got] == [1, 3, 3, 3]
+    assert [v for _, s in got if s is not None for v in s[0]] == scores[0]
+    assert list(decoder.greedy_ahead(ids, mask, launch=True, **kw)) == got
+    # both rows stop in the second chunk: greedy reads no further, neither does this
+    stops = [ref[1][0][1], ref[1][1][0]]
+    want = [c.tolist() for c in decoder.greedy(ids, mask, max_new_tokens=10, stop_ids=stops)]
+    assert len(want) == 2
+    stopped = [t for t, _ in decoder.greedy_launched(ids, mask, max_new_tokens=10, stop_ids=stops)]
+    assert stopped == want
+    # every row stops at the prompt's token: one chunk, the one launched after it unread
+    first = [ref[0][0][0], ref[0][1][0]]
+    assert [
+        t for t, _ in decoder.greedy_launched(ids, mask, max_new_tokens=10, stop_ids=first)
+    ] == [ref[0]]
+    assert [t for t, _ in decoder.greedy_launched(ids, mask, **kw)] == ref
+    assert list(decoder.greedy_launched(ids, mask, max_new_tokens=0)) == []

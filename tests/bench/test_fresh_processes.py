@@ -57,3 +57,23 @@ def test_idle_gaps_bin_the_time_no_kernel_ran() -> None:
     assert g["idle_4_to_50us_per_token"] == 5.0
     assert g["idle_over_50us_per_token"] == 50.0 and g["gaps_over_50us_per_token"] == 0.5
     assert idle_gaps([], 48)["idle_us_per_token"] == 0.0
+
+
+def test_every_way_of_reading_a_reply_gives_the_same_tokens() -> None:
+    """decode_levers' ``host`` / ``launched`` variants read the reply as the product does
+    (greedy_ahead) or with the next chunk launched first: the tokens of ``greedy``."""
+    import torch
+
+    from bench.gpu.decode_levers import _reply
+    from serifu.accel.decode import StaticDecoder
+    from serifu.modeling import load_model, resolve_base
+
+    torch.manual_seed(0)
+    model = load_model(resolve_base("tiny-llama"), quantize=False, device="cpu").eval()
+    ids = torch.randint(3, 300, (1, 20))
+    mask = torch.ones_like(ids)
+    dec = StaticDecoder(model, max_len=40, batch_size=1, graph=False, chunk=4)
+    ref = _reply(dec, ids, mask, 11)
+    assert ref.shape == (1, 11)
+    for run in ("host", "launched"):
+        assert torch.equal(_reply(dec, ids, mask, 11, run), ref), run

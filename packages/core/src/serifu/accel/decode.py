@@ -471,6 +471,40 @@ class StaticDecoder:
         the chosen tokens' log-probabilities go to ``out_logprobs`` (same columns as the
         chunks: the first chunk is column 0). Nothing is yielded for ``max_new_tokens < 1``.
         """
+        total = self._start_greedy(
+            input_ids,
+            attention_mask,
+            max_new_tokens=max_new_tokens,
+            stop_ids=stop_ids,
+            pad_id=pad_id,
+            logit_mask=logit_mask,
+            logprobs=logprobs,
+        )
+        if total < 1:
+            return
+        made = 1
+        yield self.out[:, :1]
+        while made < total:
+            if bool(self.done.all()):  # the one host sync per chunk
+                return
+            n = min(self.chunk, total - made)
+            self._run_steps(n)
+            yield self.out[:, made : made + n]
+            made += n
+
+    def _start_greedy(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        *,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] = (),
+        pad_id: int = 0,
+        logit_mask: torch.Tensor | None = None,
+        logprobs: bool = False,
+    ) -> int:
+        """:meth:`greedy`'s checks and state, then the prompt pass (launched, not waited
+        for); returns how many tokens the reply may have (0: none, nothing launched)."""
         b, t = input_ids.shape
         if b != self.batch_size:
             raise ValueError(f"batch of {b} prompts for a decoder of batch_size {self.batch_size}")
@@ -499,18 +533,52 @@ class StaticDecoder:
             attention_mask = torch.ones_like(input_ids)
         total = min(max_new_tokens, self.max_len - t)
         if total < 1:
-            return
+            return 0
         self._scoring = logprobs
         self._run_prefill(input_ids.to(self.device), attention_mask.to(self.device))
+        return total
+
+    @torch.no_grad()
+    def greedy_launched(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kw: Any,
+    ) -> Generator[tuple[list[list[int]], list[list[float]] | None], None, None]:
+        """:meth:`greedy_ahead`'s chunks, with the device never waiting on the host between
+        chunks: each chunk's graph is launched before the host reads the chunk before it,
+        and every chunk's tokens (log-probabilities with ``logprobs=True``) and stop flag are
+        copied to the host right behind it. The same chunks and stops as :meth:`greedy`;
+        when every row has stopped, the one chunk already launched after it runs for
+        nothing (its tokens are never read; the next call on this decoder waits for it).
+
+        Between chunks :meth:`greedy` waits for the flag and then launches the next graph:
+        ~1.35 ms a chunk on an H100 (line-3.6b, 6-9 % of a reply; docs/benchmarks.md
+        "Session 32"), which this hides behind the chunk in flight."""
+        scoring = bool(kw.get("logprobs", False))
+        total = self._start_greedy(input_ids, attention_mask, **kw)
+        if total < 1:
+            return
+        pending = [self._copy_chunk(0, 1, scoring)]
         made = 1
-        yield self.out[:, :1]
-        while made < total:
-            if bool(self.done.all()):  # the one host sync per chunk
+        while pending:
+            if made < total:  # the next chunk goes in before the host waits on this one
+                n = min(self.chunk, total - made)
+                self._run_steps(n)
+                pending.append(self._copy_chunk(made, n, scoring))
+                made += n
+            (tokens, scores, flag), event = pending.pop(0)
+            if event is not None:
+                event.synchronize()
+            yield tokens.tolist(), scores.tolist() if scoring else None
+            if bool(flag):  # every row stopped in this chunk: what follows is not read
                 return
-            n = min(self.chunk, total - made)
-            self._run_steps(n)
-            yield self.out[:, made : made + n]
-            made += n
+
+    def _copy_chunk(self, start: int, n: int, scoring: bool) -> tuple[list[Any], Any]:
+        """Host copies of columns ``start .. start + n`` (tokens, log-probabilities or None)
+        and of "every row stopped", started behind the work launched so far."""
+        scores = self.out_logprobs[:, start : start + n] if scoring else None
+        return _start_copy([self.out[:, start : start + n], scores, self.done.all()])
 
     def greedy_ahead(
         self,
@@ -518,6 +586,7 @@ class StaticDecoder:
         attention_mask: torch.Tensor | None = None,
         *,
         ahead: bool | None = None,
+        launch: bool | None = None,
         **kw: Any,
     ) -> Generator[tuple[list[list[int]], list[list[float]] | None], None, None]:
         """:meth:`greedy`'s chunks on the host (tokens, and log-probabilities with
@@ -525,7 +594,14 @@ class StaticDecoder:
         work on a chunk overlaps the device's next one. The same chunks and stops as
         :meth:`greedy` (the next chunk is launched when not every row stopped); a caller
         that ends early leaves at most one chunk running for nothing. ``ahead=False`` (or
-        ``SERIFU_DECODE_AHEAD=0``): each chunk is read before the next is launched."""
+        ``SERIFU_DECODE_AHEAD=0``): each chunk is read before the next is launched.
+        ``launch=True`` (or ``SERIFU_DECODE_LAUNCH=1``; opt-in, session 32): the next chunk
+        is launched before this one's stop flag is read (:meth:`greedy_launched`)."""
+        if launch is None:
+            launch = os.environ.get("SERIFU_DECODE_LAUNCH", "0") == "1"
+        if launch:
+            yield from self.greedy_launched(input_ids, attention_mask, **kw)
+            return
         if ahead is None:
             ahead = os.environ.get("SERIFU_DECODE_AHEAD", "1") != "0"
         scoring = bool(kw.get("logprobs", False))
