@@ -81,7 +81,7 @@ class TrainConfig(BaseModel):
     )
     attention: Literal["auto", "varlen", "sdpa"] = Field(
         default="auto",
-        description="Packed rows: 'varlen' runs flash attention over the examples' boundaries (no mask; on the CPU the same boundaries become an SDPA mask; rows sharing a prompt prefix always take a mask: train.shared_prefix); 'sdpa' builds transformers' block-diagonal mask (no shared prefix); 'auto' = varlen (on the CPU too since session 32: the shared prefix made gemma-3-270m's dialogue steps 7.5x faster there).",
+        description="Packed rows: 'varlen' runs flash attention over the examples' boundaries (no mask; on the CPU the same boundaries become an SDPA mask; rows sharing a prompt prefix always take a mask: train.shared_prefix); 'sdpa' builds transformers' block-diagonal mask (no shared prefix); 'auto' = varlen (on the CPU too since session 32, unless train.compile is on: the shared prefix made gemma-3-270m's dialogue steps 7.5x faster there).",
     )
     upcast_fp32: bool = Field(
         default=False,

@@ -70,9 +70,12 @@ def use_fast_attention(model: Any, config: TrainConfig, device: str) -> bool:
     """Switch packed training to Serifu's attention (``config.attention`` 'varlen' or
     'auto'): the varlen kernel on a GPU, a mask from the examples' boundaries elsewhere, the
     only path where a shared prompt prefix runs once (on the CPU too: gemma-3-270m's dialogue
-    steps 7.5x faster, session 32). Returns whether the model now uses it."""
+    steps 7.5x faster, session 32; not with compiled layers there). Returns whether the
+    model now uses it."""
     if not config.packing or config.attention == "sdpa":
         return False
+    if config.attention == "auto" and not device.startswith("cuda") and config.compile != "off":
+        return False  # the CPU's mask path breaks compiled layers' graphs (no kernel there)
     from serifu.accel.varlen import use_varlen_attention
 
     return use_varlen_attention(model)
