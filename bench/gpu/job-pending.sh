@@ -60,7 +60,10 @@
 #   (on an H200: the HF peer first, the target card's ratio for the two Llama/GPT-J models; the
 #   first variant is a throwaway, a process's first decoder runs ~6 % faster; gemv-residual is
 #   session 31's residual adds inside o_proj's and down_proj's GEMVs, built without a GPU run)
-# Session 32 (ran those two on an H200; in-process order still moved the ratio, so):
+# Session 32 (ran those two on an H200; in-process order still moved the ratio, so the three
+# parts below, which ran on an H100: docs/benchmarks.md "Session 32"). Still pending, on an H200:
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default FRESH_ROUNDS=3 fresh   (~5 min)
+#   SHARED_MODELS=line-3.6b,novel-gptj-6b,gemma-3-270m shared   (the other models' dialogue, shared)
 #   fresh    every contender alone in its own process, round-robin (bench/gpu/fresh_processes.py):
 #            HF's peer and FRESH_VARIANTS (default,gemv-residual) on FRESH_MODELS
 #            (stablelm-beta-7b), FRESH_ROUNDS (3) rounds; medians over processes and x HF

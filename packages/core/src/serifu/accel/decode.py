@@ -552,9 +552,9 @@ class StaticDecoder:
         when every row has stopped, the one chunk already launched after it runs for
         nothing (its tokens are never read; the next call on this decoder waits for it).
 
-        Between chunks :meth:`greedy` waits for the flag and then launches the next graph:
-        ~1.35 ms a chunk on an H100 (line-3.6b, 6-9 % of a reply; docs/benchmarks.md
-        "Session 32"), which this hides behind the chunk in flight."""
+        Opt-in: on an H100 it ran at the speed of :meth:`greedy_ahead` (+0.1-0.6 %,
+        stablelm-beta-7b; docs/benchmarks.md "Session 32"), so the gaps between chunks are
+        not the host's wait."""
         scoring = bool(kw.get("logprobs", False))
         total = self._start_greedy(input_ids, attention_mask, **kw)
         if total < 1:
