@@ -217,3 +217,33 @@ def test_the_memory_policy_sizes_the_step_that_runs() -> None:
     assert choose_checkpointing(model, config, 1870).on  # a fixed setting stays as set
     off = TrainConfig(max_tokens=16384, gradient_checkpointing=False)
     assert not choose_checkpointing(model, off, 1870).on
+
+
+def test_serifu_train_shares_the_prompt_and_learns_the_same(
+    dialogue_dir: Path, tmp_path: Path
+) -> None:
+    """The product's whole run on the sample cast's dialogue data (rei's card as system
+    prompt): the same losses with the prefix shared or not, and serifu.json says what ran."""
+    import json
+
+    from serifu.training import Trainer
+
+    results = {}
+    for setting in ("auto", "off"):
+        cfg = TrainConfig(
+            max_steps=2,
+            batch_size=6,
+            save_steps=0,
+            eval=False,
+            report_to="none",
+            shared_prefix=setting,
+        )
+        cfg.lora.dropout = 0.0
+        out = tmp_path / setting
+        results[setting] = Trainer("tiny-llama", dialogue_dir, out, cfg, progress=False).fit()
+        record = json.loads((out / "serifu.json").read_text(encoding="utf-8"))["shared_prefix"]
+        assert record["setting"] == setting and record["on"] == (setting == "auto")
+        if setting == "auto":
+            assert record["most_run_tokens"] < record["most_step_tokens"] / 2
+    shared, whole = results["auto"].info["loss"], results["off"].info["loss"]
+    assert shared == pytest.approx(whole, rel=1e-4)

@@ -205,18 +205,37 @@ class Trainer:
             write=self.is_main,
         )
 
-    def most_run_tokens(self) -> int:
+    def most_run_tokens(self, lm: Any) -> int:
         """The most tokens any micro-batch of the plan runs (the memory policy's step):
         a shared prompt prefix counted once per row where ``train.shared_prefix`` runs it so
-        (Serifu's attention: ``train.attention`` not 'sdpa')."""
+        (Serifu's attention, and no captured step: that one packs its rows itself)."""
+        from serifu.training.capture import auto_blocker
         from serifu.training.shared_prefix import run_tokens, wanted
 
-        share = wanted(self.config)
+        config = self.config
+        captured = config.capture == "on" or (
+            config.capture == "auto" and auto_blocker(lm, str(self.device)) is None
+        )
+        share = wanted(config) and not captured
         return max(
             run_tokens([self.train_ex[i] for i in micro], share)
             for step in self.plan
             for micro in step
         )
+
+    def _shared_record(self) -> dict[str, Any]:
+        """``train.shared_prefix`` as it runs: whether the steps share prompt prefixes, and
+        the fullest micro-batch's tokens as run and as the examples have them."""
+        from serifu.training.model_setup import shares_prefix
+
+        most = max(sum(len(self.train_ex[i]) for i in m) for step in self.plan for m in step)
+        on = shares_prefix(self.model, self.config) and self.static is None
+        return {
+            "setting": self.config.shared_prefix,
+            "on": bool(on and self.run_tokens < most),
+            "most_run_tokens": self.run_tokens,
+            "most_step_tokens": most,
+        }
 
     def _setup(self) -> None:
         import torch
@@ -288,7 +307,8 @@ class Trainer:
         check_lora_targets(lm, targets, base.id)
         # "auto" checkpointing is decided once the weights are on the device (free memory),
         # for the plan's fullest micro-batch as it runs (a shared prompt prefix once a row)
-        self.checkpointing = choose_checkpointing(lm, config, self.most_run_tokens())
+        self.run_tokens = self.most_run_tokens(lm)
+        self.checkpointing = choose_checkpointing(lm, config, self.run_tokens)
         if config.gradient_checkpointing == "auto" and self.is_main and self.show_progress:
             print(f"gradient checkpointing: {self.checkpointing.reason}", file=sys.stderr)
         resolved = self.checkpointing.resolve(config)
@@ -342,6 +362,14 @@ class Trainer:
         shown = self.static is not None or str(self.device).startswith("cuda")
         if shown and config.capture != "off" and self.is_main and self.show_progress:
             print(f"capture: {self.capture.reason}", file=sys.stderr)
+        self.shared = self._shared_record()
+        if self.shared["on"] and self.is_main and self.show_progress:
+            print(
+                f"shared prefix: the fullest micro-batch runs {self.run_tokens:,} of its "
+                f"{self.shared['most_step_tokens']:,} tokens (its examples' common prompt once "
+                "a row)",
+                file=sys.stderr,
+            )
 
     def _default_callbacks(self) -> list[Callback]:
         config = self.config
@@ -666,6 +694,7 @@ class Trainer:
             "autocast": self.autocast.as_dict(),
             "lora_backward": {"setting": config.lora_backward, "layers": self.lora_layers},
             "checkpoint_offload": self.offload.as_dict(),
+            "shared_prefix": self.shared,
             "compile": self._compile_record(),
             "capture": self.capture.as_dict()  # a softmax that failed to compile fell back
             | ({"fused_softmax": self.static.fused} if self.static is not None else {}),
