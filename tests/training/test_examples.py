@@ -72,6 +72,30 @@ def test_long_dialogue_prompt_is_cut_from_the_left() -> None:
     )
 
 
+def test_a_prompt_that_fits_is_kept_whole() -> None:
+    """A prompt longer than half the room left by the reply, but within it, stays whole (a
+    negative slice start once kept only its last tokens: akane's card was cut mid-sentence at
+    max_length 512)."""
+    from serifu.prompts.encode import encode_prompt
+
+    base = resolve_base("tiny-llama")
+    tok = load_tokenizer(base)
+    template = plugins.get_prompt_template("llama2")
+    row = {"context": [], "query": "あ" * 40, "reply": "うん。", "character": "玲"}
+    prompt = encode_prompt(tok, template, row["query"], character="玲", add_special_tokens=True)
+    room = len(prompt) + len(prompt) // 2  # prompt < room < 2 x prompt
+    [ex] = encode_rows(
+        [row],
+        fmt="dialogue",
+        tokenizer=tok,
+        template=template,
+        system=None,
+        add_special_tokens=True,
+        max_length=room + 10,
+    )
+    assert ex.input_ids[: len(prompt)] == prompt
+
+
 def test_context_lines_become_history_pairs() -> None:
     ctx = ["主人公「やあ」", "玲「何。」", "楓「おはよ」", "主人公「元気？」", "玲「別に。」"]
     assert context_history(ctx, "玲") == [("やあ", "何。"), ("元気？", "別に。")]
