@@ -59,13 +59,8 @@ def block_mask(cu: torch.Tensor, width: int, sliding_window: int | None = None) 
     total = int(cu[-1])
     pos = torch.arange(total, device=cu.device)
     example = torch.searchsorted(cu[1:].to(pos.dtype), pos, right=True).view(-1, width)
-    pos = pos.view(-1, width)
-    same = example[:, :, None] == example[:, None, :]
-    back = pos[:, :, None] - pos[:, None, :]
-    mask = same & (back >= 0)
-    if sliding_window:
-        mask &= back < sliding_window
-    return mask[:, None]
+    # segments from 1: no example is a shared prefix (segment 0) here
+    return segment_mask(example + 1, pos.view(-1, width), sliding_window)
 
 
 def segment_mask(

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from serifu.training.batches import lay_out_row
 from serifu.training.examples import IGNORE, Example
 
 MIN_SHARED = 32
@@ -108,22 +109,21 @@ def pack_shared(
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     segments = torch.zeros((len(rows), width), dtype=torch.long)
-    head = torch.tensor(examples[0].input_ids[:prefix])
+    head = Example(examples[0].input_ids[:prefix], [IGNORE] * prefix)
     for r, row in enumerate(rows):
-        ids[r, :prefix] = head
-        positions[r, :prefix] = torch.arange(prefix)
-        at = prefix
-        for s, i in enumerate(row, start=1):
-            ex, n = examples[i], suffixes[i]
-            ids[r, at : at + n] = torch.tensor(ex.input_ids[prefix:])
-            labels[r, at : at + n] = torch.tensor(ex.labels[prefix:])
-            labels[r, at] = IGNORE  # predicted from the prefix's end, not this row's previous token
-            positions[r, at : at + n] = torch.arange(prefix, prefix + n)
-            segments[r, at : at + n] = s
-            at += n
-        if at < width:  # the unused end: a segment of its own, no labels
-            positions[r, at:] = torch.arange(width - at)
-            segments[r, at:] = len(row) + 1
+        # the prefix and each suffix as packing's blocks (each block's first label masked: a
+        # suffix's first token is predicted from the prefix's end, not the row's previous
+        # token), then positions continued from the prefix and the blocks' segment ids
+        blocks = [
+            head,
+            *(Example(examples[i].input_ids[prefix:], examples[i].labels[prefix:]) for i in row),
+        ]
+        used = prefix + sum(suffixes[i] for i in row)
+        pads = [width - used] if width > used else []  # the unused end: a segment of its own
+        ids[r], labels[r], positions[r], _ = lay_out_row(blocks, pads)
+        positions[r, prefix:used] += prefix
+        sizes = torch.tensor([len(b) for b in blocks] + pads)
+        segments[r] = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
     return {
         "input_ids": ids,
         "position_ids": positions,
