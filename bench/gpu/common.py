@@ -186,17 +186,14 @@ def dialogue_workload(
     import random
 
     rng = random.Random(seed)
+    pairs, head = _lengths()["dialogue"], []
+    if shared:
+        heroine = json.loads(SHARED.read_text(encoding="utf-8"))["heroines"][HEROINE]
+        pairs = heroine["pairs"]
+        head = [rng.randrange(3, vocab) for _ in range(heroine["shared"])]
     out = []
-    if not shared:
-        pairs = _lengths()["dialogue"]
-        for _ in range(n):
-            prompt, reply = rng.choice(pairs)
-            out.append(([rng.randrange(3, vocab) for _ in range(prompt + reply)], prompt))
-        return out
-    heroine = json.loads(SHARED.read_text(encoding="utf-8"))["heroines"][HEROINE]
-    head = [rng.randrange(3, vocab) for _ in range(heroine["shared"])]
     for _ in range(n):
-        prompt, reply = rng.choice(heroine["pairs"])
+        prompt, reply = rng.choice(pairs)
         own = prompt + reply - len(head)
         out.append((head + [rng.randrange(3, vocab) for _ in range(own)], prompt))
     return out

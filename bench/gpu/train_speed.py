@@ -229,7 +229,7 @@ def serifu_run(
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
     from serifu.training.offload import use_checkpoint_offload
-    from serifu.training.shared_prefix import run_tokens, wanted
+    from serifu.training.shared_prefix import most_run_tokens, wanted
     from serifu.training.trainer import (
         add_lora,
         step_plan,
@@ -246,9 +246,9 @@ def serifu_run(
     config = TrainConfig(epochs=epochs, max_steps=max_steps, save_steps=0, eval=False, **settings)
     reset_base(model)
     steps, _ = step_plan([len(e) for e in examples], config)
-    share = wanted(config)  # the plan's fullest micro-batch as it runs, as the trainer sizes it
-    most = max(run_tokens([examples[i] for i in step], share) for step in steps)
-    decision = choose_checkpointing(model, config, most)  # "auto": from free memory
+    # "auto": from free memory, for the plan's fullest micro-batch as it runs (as the trainer)
+    most = most_run_tokens(([examples[i] for i in step] for step in steps), wanted(config))
+    decision = choose_checkpointing(model, config, most)
     config = decision.resolve(config)
     peft_model = add_lora(model, config, targets, quantized=True)
     use_fast_attention(peft_model, config, dev)

@@ -21,7 +21,7 @@ from them (:func:`serifu.accel.varlen.segment_mask`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from serifu.training.batches import lay_out_row
@@ -77,6 +77,12 @@ def run_tokens(examples: Sequence[Example], share: bool, row_tokens: int = ROW_T
     ``share`` the shared rows' (collate's rule: :func:`prefix_to_share`)."""
     prefix = prefix_to_share(examples, row_tokens) if share else 0
     return _run(examples, prefix, row_tokens) if prefix else sum(map(len, examples))
+
+
+def most_run_tokens(micro_batches: Iterable[Sequence[Example]], share: bool) -> int:
+    """The most tokens any of ``micro_batches`` runs (:func:`run_tokens`): the step the
+    memory policy sizes (:func:`serifu.training.memory_policy.choose_checkpointing`)."""
+    return max(run_tokens(examples, share) for examples in micro_batches)
 
 
 def _rows(suffixes: Sequence[int], prefix: int, row_tokens: int) -> list[list[int]]:

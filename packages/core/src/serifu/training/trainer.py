@@ -210,18 +210,14 @@ class Trainer:
         a shared prompt prefix counted once per row where ``train.shared_prefix`` runs it so
         (Serifu's attention, and no captured step: that one packs its rows itself)."""
         from serifu.training.capture import auto_blocker
-        from serifu.training.shared_prefix import run_tokens, wanted
+        from serifu.training.shared_prefix import most_run_tokens, wanted
 
         config = self.config
         captured = config.capture == "on" or (
             config.capture == "auto" and auto_blocker(lm, str(self.device)) is None
         )
-        share = wanted(config) and not captured
-        return max(
-            run_tokens([self.train_ex[i] for i in micro], share)
-            for step in self.plan
-            for micro in step
-        )
+        micro_batches = ([self.train_ex[i] for i in m] for step in self.plan for m in step)
+        return most_run_tokens(micro_batches, wanted(config) and not captured)
 
     def _shared_record(self) -> dict[str, Any]:
         """``train.shared_prefix`` as it runs: whether the steps share prompt prefixes, and
