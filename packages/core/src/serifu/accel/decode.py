@@ -31,9 +31,11 @@ layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7
 novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
 30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer).
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
-programmatic dependents of the kernel before them (sm90+). ``residual`` (opt-in,
-``SERIFU_GEMV_RESIDUAL=1``, session 31) adds a Llama layer's residuals inside its ``o_proj``
-and ``down_proj`` GEMVs (:mod:`serifu.accel.residual_fold`: two kernels fewer a layer).
+programmatic dependents of the kernel before them (sm90+). ``residual`` (session 31, on by
+default since session 33: +1.4 % tok/s on stablelm-beta-7b, each contender in fresh processes
+on an H200; ``SERIFU_GEMV_RESIDUAL=0`` turns it off) adds a Llama layer's residuals inside its
+``o_proj`` and ``down_proj`` GEMVs (:mod:`serifu.accel.residual_fold`: two kernels fewer a
+layer).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -65,7 +67,7 @@ def gemv_levers(
     (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
     (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
     (``SERIFU_GEMV_GLU=1``: opt-in), a Llama layer's residual adds inside its ``o_proj`` and
-    ``down_proj`` GEMVs (``SERIFU_GEMV_RESIDUAL=1``: opt-in until timed)."""
+    ``down_proj`` GEMVs (``SERIFU_GEMV_RESIDUAL=0``: not; on since session 33)."""
 
     def on_unless_0(name: str) -> bool:
         return os.environ.get(name, "1") != "0"
@@ -75,7 +77,7 @@ def gemv_levers(
         on_unless_0("SERIFU_GEMV_FOLD") if fold is None else fold,
         on_unless_0("SERIFU_GEMV_FUSE") if fuse is None else fuse,
         os.environ.get("SERIFU_GEMV_GLU", "0") == "1" if glu is None else glu,
-        os.environ.get("SERIFU_GEMV_RESIDUAL", "0") == "1" if residual is None else residual,
+        on_unless_0("SERIFU_GEMV_RESIDUAL") if residual is None else residual,
     )
 
 
