@@ -30,9 +30,14 @@ import torch
 NAME = "serifu_split_kv"
 """The attention implementation's name in transformers' registry."""
 BLOCK_N = 64
-"""Keys a program reads per iteration (a chunk is a multiple of it)."""
+"""Keys a program reads per iteration at most (a chunk is a multiple of it)."""
+TILE = 8192
+"""Values (keys x the head's padded width) a program reads per iteration: 64 keys of heads up
+to 128 wide, 32 of 256-wide heads (:func:`block_for`)."""
 PROGRAMS = 264
 """Programs per launch aimed at: two per SM of an H100/H200."""
+WARPS: int | None = None
+"""Warps a partial program runs; None: :func:`warps_for` its tile."""
 MAX_ROWS = 1
 """Batches of up to this many rows split their keys (measured at batch 1 only); larger ones
 run HF's sdpa."""
@@ -47,6 +52,28 @@ def plan(
     want = max(1, min(blocks, math.ceil(programs / max(rows_heads, 1))))
     chunk = math.ceil(blocks / want) * block_n
     return math.ceil(keys / chunk), chunk
+
+
+def padded_width(dim: int) -> int:
+    """A head's width as the kernels read it: runs of its largest power-of-two divisor (at
+    most 128), as many as the next power of two (96 -> 4 x 32 = 128)."""
+    piece = min(dim & -dim, 128)
+    return piece * (1 << (dim // piece - 1).bit_length())
+
+
+def block_for(dim: int) -> int:
+    """Keys a program reads per iteration for heads ``dim`` wide (:data:`TILE` values)."""
+    return max(16, min(BLOCK_N, TILE // padded_width(dim)))
+
+
+def warps_for(block_n: int, block_d: int) -> int:
+    """Warps for a partial program reading ``block_n`` keys of ``block_d`` values: about 4,096
+    values a warp (2 for a :data:`TILE`). Session 33's sweep (``bench/gpu/split_kv_sweep.py``,
+    416 keys, 32 layers in one graph, µs a layer) on an H100, against session 32's 64 keys and
+    8 warps: line-3.6b's heads 7.18 against 8.67, stablelm-beta-7b's 7.19 against 8.38,
+    novel-gptj-6b's (32 keys) 7.98 against 9.04, gemma-3-270m's (32 keys) 4.96 against 6.71;
+    each the fastest of the 36 settings tried or within 0.03 µs of it."""
+    return max(2, min(8, block_n * block_d // 4096))
 
 
 def split_attention_reference(
@@ -64,7 +91,7 @@ def split_attention_reference(
     if mask is not None:
         m = mask.expand(bsz, heads, 1, keys).squeeze(2)
         s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else s + m.float()
-    splits, chunk = plan(bsz * heads, keys)
+    splits, chunk = plan(bsz * heads, keys, block_n=block_for(dim))
     parts_m, parts_l, parts_acc = [], [], []
     for i in range(splits):
         sc = s[..., i * chunk : (i + 1) * chunk]
@@ -92,9 +119,10 @@ def decode_attention(
 
     bsz, heads, _, dim = q.shape
     out = torch.empty(bsz, 1, heads, dim, device=q.device, dtype=q.dtype)
-    splits, chunk = plan(bsz * heads, k.shape[2])
+    block = block_for(dim)
+    splits, chunk = plan(bsz * heads, k.shape[2], block_n=block)
     split_kv_kernels.launch(
-        q.contiguous(), k, v, mask, out, scale, splits=splits, chunk=chunk, block_n=BLOCK_N
+        q.contiguous(), k, v, mask, out, scale, splits, chunk, block, num_warps=WARPS
     )
     return out
 
@@ -123,10 +151,12 @@ def attention_forward(
     split each: nothing to gain over sdpa's kernel)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    rows_heads = query.shape[0] * query.shape[1]
+    splits = plan(rows_heads, key.shape[2], block_n=block_for(query.shape[-1]))[0]
     plain = (
         query.shape[2] == 1
         and query.shape[0] <= MAX_ROWS
-        and plan(query.shape[0] * query.shape[1], key.shape[2])[0] > 1  # else one block a head
+        and splits > 1  # else one block a head
         and dropout == 0.0
         and kwargs.get("softcap") is None
         and kwargs.get("s_aux") is None

@@ -110,15 +110,29 @@ def _split_kv_combine(
 
 
 def launch(
-    q: Any, k: Any, v: Any, mask: Any, out: Any, scale: float, splits: int, chunk: int, block_n: int
+    q: Any,
+    k: Any,
+    v: Any,
+    mask: Any,
+    out: Any,
+    scale: float,
+    splits: int,
+    chunk: int,
+    block_n: int,
+    num_warps: int | None = None,
 ) -> None:
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
-    contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L])."""
+    contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
+    ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`)."""
+    from serifu.accel.split_kv import padded_width, warps_for
+
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = min(dim & -dim, 128)  # the largest power of two dividing dim
-    pieces = triton.next_power_of_2(dim // piece)
-    block_d = pieces * piece
+    block_d = padded_width(dim)
+    pieces = block_d // piece
+    if num_warps is None:
+        num_warps = warps_for(block_n, block_d)
     acc = torch.empty(bsz * heads * splits * block_d, device=q.device, dtype=torch.float32)
     ml = torch.empty(bsz * heads * splits * 2, device=q.device, dtype=torch.float32)
     if mask is None:
@@ -136,7 +150,7 @@ def launch(
         v.stride(0), v.stride(1), v.stride(2), *sm,
         keys, scale,
         HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
-        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind, num_warps=8,
+        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind, num_warps=num_warps,
     )  # fmt: skip
     _split_kv_combine[(bsz * heads,)](
         acc, ml, out, out.stride(0), out.stride(2),
