@@ -90,14 +90,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gemv-fuse-glu": {"fuse": True, "glu": True},
     "gemv-pdl": {"pdl": True},
     # + a Llama layer's two residual adds inside its o_proj and down_proj GEMVs, as their bias
-    # (serifu.accel.residual_fold, session 31, opt-in: SERIFU_GEMV_RESIDUAL=1)
-    "gemv-residual": {"residual": True},
+    # (serifu.accel.residual_fold, session 31; SERIFU_GEMV_RESIDUAL=0 turns it off)
+    "gemv-residual": {"residual": True},  # the default since session 33
+    "no-residual": {"residual": False},  # session 32's default (+ session 33's split-kv warps)
+    # session 33: split-key programs of 64 keys and 8 warps whatever the head's width (as until
+    # session 32) instead of a tile of 8,192 values and 2 warps (serifu.accel.split_kv.block_for,
+    # warps_for: 32 keys of 256-wide heads); s32-default = both session-33 changes undone.
+    # (Each decoder captures its graphs with the settings it was built under.)
+    "s32-split-kv": {"kv_warps": 8, "kv_tile": 16384},
+    "s32-default": {"kv_warps": 8, "kv_tile": 16384, "residual": False},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);
     # "launched" = greedy_launched (the next chunk launched first: no host gap between chunks)
     "host": {"run": "host"},
     "launched": {"run": "launched"},
+    # session 33: 16-step graphs (half the boundaries between graphs, SERIFU_DECODE_CHUNK=16).
+    # (Session 33 also timed two copies of each step graph replayed in turn, host2/launched2:
+    # no gain, the decoder's code removed; bench/results/2026-12-06j-…-graphs-stablelm7b.json)
+    "chunk16": {"run": "host", "chunk": 16},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
@@ -113,6 +124,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # over thread blocks (flex decoding)
     "flex": {"model": "flex"},
 }
+PRODUCT_KV_TILE = 8192  # serifu.accel.split_kv.TILE as shipped
 GROUPS = (
     ("matmul", re.compile(r"gemm|gemv|cutlass|nvjet|sm90|sm100|cublas|splitk|matmul|mm_", re.I)),
     ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax|split_kv", re.I)),
@@ -161,9 +173,17 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "pdl", "run", "split_kv", "gemv", "fold", "fuse", "glu", "residual")
+    levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile")
+    levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual")  # the decoder's own
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
-    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[4:]})
+    from serifu.accel import split_kv
+
+    # the split-key programs of the graphs captured next: warps (None: by tile size), values a
+    # tile (the product's unless the variant says)
+    split_kv.WARPS = compile_kw.get("kv_warps")
+    split_kv.TILE = compile_kw.get("kv_tile", PRODUCT_KV_TILE)
+    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[7:]})
+    dec.chunk = compile_kw.get("chunk", dec.chunk)
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec
 

@@ -61,18 +61,26 @@
 #   first variant is a throwaway, a process's first decoder runs ~6 % faster; gemv-residual is
 #   session 31's residual adds inside o_proj's and down_proj's GEMVs, built without a GPU run)
 # Session 32 (ran those two on an H200; in-process order still moved the ratio, so the three
-# parts below, which ran on an H100: docs/benchmarks.md "Session 32"). Still pending, on an H200:
-#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default FRESH_ROUNDS=3 fresh   (~5 min)
-#   SHARED_MODELS=line-3.6b,novel-gptj-6b,gemma-3-270m shared   (the other models' dialogue, shared)
+# parts below, which ran on an H100: docs/benchmarks.md "Session 32"):
 #   fresh    every contender alone in its own process, round-robin (bench/gpu/fresh_processes.py):
 #            HF's peer and FRESH_VARIANTS (default,gemv-residual) on FRESH_MODELS
 #            (stablelm-beta-7b), FRESH_ROUNDS (3) rounds; medians over processes and x HF
 #   shared   train.shared_prefix: a step's common prompt prefix (the template and her card, ~90 % of
 #            a dialogue example) run once per packed row (serifu.training.shared_prefix), on the
 #            heroine-shaped dialogue workload and the old all-random one (dialogue-unshared), next
-#            to TRL (train_speed.py rows liger, liger-auto; SHARED_MODELS, SHARED_WORKLOADS)
+#            to TRL (train_speed.py rows SHARED_ROWS: liger,liger-auto; ckpt,auto for line-3.6b and
+#            novel-gptj-6b, which have no Liger kernels; SHARED_MODELS, SHARED_WORKLOADS)
 #   order    why later decoders in one process run slower (bench/gpu/decoder_order.py): A, B
 #            built after it, A again, A after B is deleted, C; each with the device's idle gaps
+# Session 33 (ran the two session-32 parts above: fresh on an H200, shared on an H100 with
+# SHARED_WORKLOADS=dialogue, plus train_speed.py rows ckpt,auto for line-3.6b / novel-gptj-6b and
+# liger-capture-amp-lean-ckpt for gemma-3-270m; docs/benchmarks.md "Session 33"):
+#   gaps     graphs of plain kernels (no model) replayed with a host wait each, back to back, and
+#            two copies in turn: the device's idle time between graphs (bench/gpu/graph_gaps.py)
+#   (not a part) bench/gpu/split_kv_sweep.py --heads H --kv-heads K --dim D: the split-key
+#            kernels' keys / programs / warps at one model's head shape, 32 layers in one graph
+# Still pending, on an H200: session 33's default (residual fold + split-key tiles) against HF,
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,s32-default FRESH_ROUNDS=3 fresh
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -233,8 +241,11 @@ fi
 if [[ ,$parts, == *,shared,* ]]; then  # dialogue's shared prompt prefix run once (session 32)
   run shared "${SHARED_LIMIT:-300}" python3 bench/gpu/train_speed.py --peers trl \
     --models "${SHARED_MODELS:-stablelm-beta-7b}" --workloads "${SHARED_WORKLOADS:-dialogue,dialogue-unshared}" \
-    --rows liger,liger-auto --warmup 2 --timed 3 --out "$out/train-shared-prefix.json"
+    --rows "${SHARED_ROWS:-liger,liger-auto}" --warmup 2 --timed 3 --out "$out/train-shared-prefix.json"
   grep " vs TRL" "$out/shared.log" | cut -c1-330
+fi
+if [[ ,$parts, == *,gaps,* ]]; then  # the device's idle time between graphs (session 33)
+  run gaps 120 python3 bench/gpu/graph_gaps.py --out "$out/graph-gaps.json"
 fi
 if [[ ,$parts, == *,order,* ]]; then  # later decoders in one process (session 32)
   run "order-${ORDER_MODEL:-line-3.6b}" 240 python3 bench/gpu/decoder_order.py \
