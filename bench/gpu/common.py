@@ -62,6 +62,21 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
+def capture(body: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """``body`` run once on a side stream (compilation, lazy inits), then recorded as a CUDA
+    graph (recording runs nothing)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        body()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+    torch.cuda.synchronize()
+    return graph
+
+
 def peak_gib_reset() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.gpu.common import versions
+from bench.gpu.common import capture, versions
 from bench.gpu.decode_levers import idle_gaps
 
 
@@ -41,16 +41,7 @@ def _graph(x: torch.Tensor, kernels: int) -> torch.cuda.CUDAGraph:
         for _ in range(kernels):
             x.mul_(1.0000001)
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        body()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
-    torch.cuda.synchronize()
-    return graph
+    return capture(body)
 
 
 def _pass(mode: str, graphs: list[torch.cuda.CUDAGraph], replays: int) -> None:
