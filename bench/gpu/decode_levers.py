@@ -63,6 +63,7 @@ from bench.gpu.common import random_model, sync, versions
 from bench.gpu.generate_speed import NEW, PROMPT, _greedy, _how, _time
 from bench.gpu.generate_speed import _decoder as _speed_decoder
 from bench.gpu.host_probe import HostProbe
+from serifu.accel import split_kv
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},  # the product's decoder (session 26 on: split-kv, gemv and fold)
@@ -124,7 +125,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # over thread blocks (flex decoding)
     "flex": {"model": "flex"},
 }
-PRODUCT_KV_TILE = 8192  # serifu.accel.split_kv.TILE as shipped
+# serifu.accel.split_kv's settings as shipped (read before any variant changes them)
+PRODUCT_KV_WARPS, PRODUCT_KV_TILE = split_kv.WARPS, split_kv.TILE
 GROUPS = (
     ("matmul", re.compile(r"gemm|gemv|cutlass|nvjet|sm90|sm100|cublas|splitk|matmul|mm_", re.I)),
     ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax|split_kv", re.I)),
@@ -176,11 +178,9 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile")
     levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual")  # the decoder's own
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
-    from serifu.accel import split_kv
-
-    # the split-key programs of the graphs captured next: warps (None: by tile size), values a
-    # tile (the product's unless the variant says)
-    split_kv.WARPS = compile_kw.get("kv_warps")
+    # the split-key programs of the graphs captured next: warps and values a tile, the
+    # product's unless the variant says
+    split_kv.WARPS = compile_kw.get("kv_warps", PRODUCT_KV_WARPS)
     split_kv.TILE = compile_kw.get("kv_tile", PRODUCT_KV_TILE)
     dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[7:]})
     dec.chunk = compile_kw.get("chunk", dec.chunk)

@@ -229,7 +229,7 @@ def serifu_run(
     from serifu.training.kernels import restore_point
     from serifu.training.memory_policy import choose_checkpointing
     from serifu.training.offload import use_checkpoint_offload
-    from serifu.training.shared_prefix import most_run_tokens, wanted
+    from serifu.training.shared_prefix import counted_shared, most_run_tokens
     from serifu.training.trainer import (
         add_lora,
         step_plan,
@@ -247,7 +247,8 @@ def serifu_run(
     reset_base(model)
     steps, _ = step_plan([len(e) for e in examples], config)
     # "auto": from free memory, for the plan's fullest micro-batch as it runs (as the trainer)
-    most = most_run_tokens(([examples[i] for i in step] for step in steps), wanted(config))
+    share = counted_shared(config, model, dev)
+    most = most_run_tokens(([examples[i] for i in step] for step in steps), share)
     decision = choose_checkpointing(model, config, most)
     config = decision.resolve(config)
     peft_model = add_lora(model, config, targets, quantized=True)

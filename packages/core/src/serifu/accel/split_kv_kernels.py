@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from serifu.accel.gemv_kernels import gdc_launch_dependents
+from serifu.accel.split_kv import padded_width, warps_for
 
 
 @triton.jit
@@ -124,8 +125,6 @@ def launch(
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
     ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`)."""
-    from serifu.accel.split_kv import padded_width, warps_for
-
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = min(dim & -dim, 128)  # the largest power of two dividing dim

@@ -39,6 +39,18 @@ def wanted(config: Any) -> bool:
     return bool(config.packing and config.shared_prefix == "auto" and config.attention != "sdpa")
 
 
+def counted_shared(config: Any, model: Any, device: str) -> bool:
+    """Whether the memory policy sizes a step with its prefix once a row: :func:`wanted`, and
+    no captured step (that one packs whole rows itself; ``capture = "auto"`` counts as
+    captured wherever it may run, since it is decided after checkpointing)."""
+    from serifu.training.capture import auto_blocker
+
+    captured = config.capture == "on" or (
+        config.capture == "auto" and auto_blocker(model, device) is None
+    )
+    return wanted(config) and not captured
+
+
 def shared_length(examples: Sequence[Example]) -> int:
     """Tokens every example starts with, ending before the first learned token of any of
     them and before each one's last token; 0 for fewer than two examples. (Lists are
@@ -55,11 +67,20 @@ def shared_length(examples: Sequence[Example]) -> int:
     return max(n, 0)
 
 
-def _run(examples: Sequence[Example], prefix: int, row_tokens: int) -> int:
-    """Tokens the shared rows of ``examples`` run: rows x their width."""
+def _layout(
+    examples: Sequence[Example], prefix: int, row_tokens: int
+) -> tuple[list[int], list[list[int]], int]:
+    """The shared rows of ``examples``: each one's suffix length, the examples of each row
+    (:func:`_rows`), and the rows' width (the fullest row)."""
     suffixes = [len(ex) - prefix for ex in examples]
     rows = _rows(suffixes, prefix, row_tokens)
-    return len(rows) * max(prefix + sum(suffixes[i] for i in row) for row in rows)
+    return suffixes, rows, max(prefix + sum(suffixes[i] for i in row) for row in rows)
+
+
+def _run(examples: Sequence[Example], prefix: int, row_tokens: int) -> int:
+    """Tokens the shared rows of ``examples`` run: rows x their width."""
+    _, rows, width = _layout(examples, prefix, row_tokens)
+    return len(rows) * width
 
 
 def prefix_to_share(examples: Sequence[Example], row_tokens: int = ROW_TOKENS) -> int:
@@ -108,9 +129,7 @@ def pack_shared(
     and the attention's ``serifu_segments`` / ``serifu_positions``."""
     import torch
 
-    suffixes = [len(ex) - prefix for ex in examples]
-    rows = _rows(suffixes, prefix, row_tokens)
-    width = max(prefix + sum(suffixes[i] for i in row) for row in rows)
+    suffixes, rows, width = _layout(examples, prefix, row_tokens)
     ids = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)

@@ -18,7 +18,7 @@ import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,26 +205,26 @@ class Trainer:
             write=self.is_main,
         )
 
+    def _micro_batches(self) -> Iterator[list[Example]]:
+        """Every micro-batch of the plan, as its examples."""
+        return ([self.train_ex[i] for i in m] for step in self.plan for m in step)
+
     def most_run_tokens(self, lm: Any) -> int:
         """The most tokens any micro-batch of the plan runs (the memory policy's step):
         a shared prompt prefix counted once per row where ``train.shared_prefix`` runs it so
-        (Serifu's attention, and no captured step: that one packs its rows itself)."""
-        from serifu.training.capture import auto_blocker
-        from serifu.training.shared_prefix import most_run_tokens, wanted
+        (:func:`serifu.training.shared_prefix.counted_shared`)."""
+        from serifu.training.shared_prefix import counted_shared, most_run_tokens
 
-        config = self.config
-        captured = config.capture == "on" or (
-            config.capture == "auto" and auto_blocker(lm, str(self.device)) is None
-        )
-        micro_batches = ([self.train_ex[i] for i in m] for step in self.plan for m in step)
-        return most_run_tokens(micro_batches, wanted(config) and not captured)
+        share = counted_shared(self.config, lm, str(self.device))
+        return most_run_tokens(self._micro_batches(), share)
 
     def _shared_record(self) -> dict[str, Any]:
         """``train.shared_prefix`` as it runs: whether the steps share prompt prefixes, and
         the fullest micro-batch's tokens as run and as the examples have them."""
         from serifu.training.model_setup import shares_prefix
+        from serifu.training.shared_prefix import most_run_tokens
 
-        most = max(sum(len(self.train_ex[i]) for i in m) for step in self.plan for m in step)
+        most = most_run_tokens(self._micro_batches(), share=False)
         on = shares_prefix(self.model, self.config) and self.static is None
         return {
             "setting": self.config.shared_prefix,
