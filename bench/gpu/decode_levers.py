@@ -98,8 +98,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 32) instead of a tile of 8,192 values and 2 warps (serifu.accel.split_kv.block_for,
     # warps_for: 32 keys of 256-wide heads); s32-default = both session-33 changes undone.
     # (Each decoder captures its graphs with the settings it was built under.)
-    "s32-split-kv": {"kv_warps": 8, "kv_tile": 16384},
-    "s32-default": {"kv_warps": 8, "kv_tile": 16384, "residual": False},
+    "s32-split-kv": {"kv_warps": 8, "kv_tile": 16384, "kv_fused": False},
+    "s32-default": {"kv_warps": 8, "kv_tile": 16384, "kv_fused": False, "residual": False},
+    # session 34: split-key attention's combine as its own kernel (as until session 33) instead
+    # of inside the partial kernel (serifu.accel.split_kv.FUSED); s33-default = that alone
+    "s33-default": {"kv_fused": False},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);
@@ -126,7 +129,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "flex": {"model": "flex"},
 }
 # serifu.accel.split_kv's settings as shipped (read before any variant changes them)
-PRODUCT_KV_WARPS, PRODUCT_KV_TILE = split_kv.WARPS, split_kv.TILE
+PRODUCT_KV_WARPS, PRODUCT_KV_TILE, PRODUCT_KV_FUSED = split_kv.WARPS, split_kv.TILE, split_kv.FUSED
 GROUPS = (
     ("matmul", re.compile(r"gemm|gemv|cutlass|nvjet|sm90|sm100|cublas|splitk|matmul|mm_", re.I)),
     ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax|split_kv", re.I)),
@@ -175,14 +178,15 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
-    levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile")
+    levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile", "kv_fused")
     levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual")  # the decoder's own
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     # the split-key programs of the graphs captured next: warps and values a tile, the
     # product's unless the variant says
     split_kv.WARPS = compile_kw.get("kv_warps", PRODUCT_KV_WARPS)
     split_kv.TILE = compile_kw.get("kv_tile", PRODUCT_KV_TILE)
-    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[7:]})
+    split_kv.FUSED = compile_kw.get("kv_fused", PRODUCT_KV_FUSED)
+    dec = _speed_decoder(model, 1, compile=True, **{k: compile_kw.get(k) for k in levers[8:]})
     dec.chunk = compile_kw.get("chunk", dec.chunk)
     dec._compiled = torch.compile(model, dynamic=False, **kw)  # used by its next step
     return dec

@@ -79,8 +79,11 @@
 #            two copies in turn: the device's idle time between graphs (bench/gpu/graph_gaps.py)
 #   (not a part) bench/gpu/split_kv_sweep.py --heads H --kv-heads K --dim D: the split-key
 #            kernels' keys / programs / warps at one model's head shape, 32 layers in one graph
-# Still pending, on an H200: session 33's default (residual fold + split-key tiles) against HF,
-#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,s32-default FRESH_ROUNDS=3 fresh
+# Session 34 (four H100s, docs/benchmarks.md "Session 34"): fresh with FRESH_VARIANTS
+#   default,s32-default / default,s33-default / default (s33-default: the split-key combine as
+#   its own kernel again), fuse on gemma-3-270m with s33-default,default, and split_kv_sweep.py
+#   --fused 0 1. No H200 came. Still pending, on an H200 (~5 min): session 34's default against HF,
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,s33-default FRESH_ROUNDS=3 fresh
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

@@ -1,11 +1,12 @@
 """The split-key decode attention's launch settings, swept at one model's shapes (session 33).
 
-A reply step of stablelm-beta-7b spends ~240 µs a token in ``_split_kv_partial`` and
+A reply step of stablelm-beta-7b spent ~240 µs a token in ``_split_kv_partial`` and
 ``_split_kv_combine`` (32 layers, one H100: ~5.9 + 1.5 µs a layer for ~0.2 MB of cache),
 far above the cache's read time. Here 32 layers' calls (their own K/V, a boolean mask as the
 decoder passes it) are captured as one CUDA graph per setting — keys per program
-(``block_n``), programs aimed at (``programs``) and warps a program — and replayed; µs per
-layer is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the same graph form.
+(``block_n``), programs aimed at (``programs``), warps a program and, since session 34, the
+combine as its own kernel or inside the partial one (``fused``) — and replayed; µs per layer
+is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the same graph form.
 
     python3 bench/gpu/split_kv_sweep.py --out $OUT/split-kv-sweep.json
 """
@@ -54,6 +55,13 @@ def main() -> None:
     ap.add_argument("--block-n", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--programs", type=int, nargs="+", default=[132, 264, 528])
     ap.add_argument("--warps", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument(
+        "--fused",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="1: the combine inside the partial kernel (session 34), 0: its own kernel",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from serifu.accel import split_kv, split_kv_kernels
@@ -82,26 +90,33 @@ def main() -> None:
     base = _time_graph(sdpa, 20, 5) / args.layers
     record["sdpa_us_per_layer"] = round(base, 2)
     print("sdpa", round(base, 2), flush=True)
-    for block_n, programs, warps in itertools.product(args.block_n, args.programs, args.warps):
+    settings = itertools.product(args.block_n, args.programs, args.warps, args.fused)
+    for block_n, programs, warps, fused in settings:
         splits, chunk = split_kv.plan(args.heads, args.keys, programs, block_n)
+        kw = {"num_warps": warps, "fused": bool(fused)}
 
-        def body(bn: int = block_n, s: int = splits, c: int = chunk, w: int = warps) -> None:
+        def body(bn: int = block_n, s: int = splits, c: int = chunk, kw: dict = kw) -> None:
             for k, v in zip(ks, vs, strict=True):
-                split_kv_kernels.launch(q, k, v, mask, out, scale, s, c, bn, num_warps=w)
+                split_kv_kernels.launch(q, k, v, mask, out, scale, s, c, bn, **kw)
 
         try:
             us = _time_graph(body, 20, 5) / args.layers
-            split_kv_kernels.launch(
-                q, ks[0], vs[0], mask, out, scale, splits, chunk, block_n, num_warps=warps
-            )
-            err = float((out.float() - ref.float()).abs().max())
+            err = 0.0
+            for _ in range(3):  # the fused kernel's counters are back at 0 after each launch
+                out.zero_()
+                split_kv_kernels.launch(
+                    q, ks[0], vs[0], mask, out, scale, splits, chunk, block_n, **kw
+                )
+                torch.cuda.synchronize()
+                err = max(err, float((out.float() - ref.float()).abs().max()))
         except Exception as exc:  # a setting Triton cannot compile
-            print(block_n, programs, warps, type(exc).__name__, flush=True)
+            print(block_n, programs, warps, fused, type(exc).__name__, exc, flush=True)
             continue
         row = {
             "block_n": block_n,
             "programs": programs,
             "warps": warps,
+            "fused": fused,
             "splits": splits,
             "us_per_layer": round(us, 2),
             "x_sdpa": round(base / us, 2),
@@ -110,10 +125,16 @@ def main() -> None:
         record["rows"].append(row)
         print(row, flush=True)
     block = split_kv.block_for(args.dim)
-    chosen = (block, split_kv.PROGRAMS, split_kv.warps_for(block, split_kv.padded_width(args.dim)))
+    warps = split_kv.warps_for(block, split_kv.padded_width(args.dim))
+    chosen = (block, split_kv.PROGRAMS, warps, int(split_kv.FUSED))
     record["best"] = min(record["rows"], key=lambda r: r["us_per_layer"])
     record["product"] = next(
-        (r for r in record["rows"] if (r["block_n"], r["programs"], r["warps"]) == chosen), None
+        (
+            r
+            for r in record["rows"]
+            if (r["block_n"], r["programs"], r["warps"], r["fused"]) == chosen
+        ),
+        None,
     )
     print("best", record["best"], "the product's setting", chosen, record["product"])
     args.out.parent.mkdir(parents=True, exist_ok=True)

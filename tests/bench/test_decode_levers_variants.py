@@ -1,24 +1,28 @@
-"""decode_levers' variants of the split-key programs (session 33): each decoder is built under
-its variant's tile and warps, and a variant that names none gets the product's back."""
+"""decode_levers' variants of the split-key programs (sessions 33 and 34): each decoder is built
+under its variant's tile, warps and combine, and a variant that names none gets the product's
+back."""
 
 from __future__ import annotations
 
-from bench.gpu.decode_levers import PRODUCT_KV_TILE, VARIANTS, _decoder
+from bench.gpu.decode_levers import PRODUCT_KV_FUSED, PRODUCT_KV_TILE, VARIANTS, _decoder
 from serifu.accel import split_kv
 from tests.accel.test_accel import _models
 
 
 def test_session_32s_split_key_programs_and_back() -> None:
-    assert split_kv.TILE == PRODUCT_KV_TILE  # the bench's record of the shipped setting
+    assert (split_kv.TILE, split_kv.FUSED) == (PRODUCT_KV_TILE, PRODUCT_KV_FUSED)
+    assert PRODUCT_KV_FUSED  # the bench's record of the shipped settings: the combine fused
     model = _models()["llama"]
     try:
         _decoder(model, VARIANTS["s32-default"])
-        assert (split_kv.WARPS, split_kv.TILE) == (8, 16384)
+        assert (split_kv.WARPS, split_kv.TILE, split_kv.FUSED) == (8, 16384, False)
         assert split_kv.block_for(256) == 64  # 64 keys whatever the width, as until session 32
+        _decoder(model, VARIANTS["s33-default"])
+        assert (split_kv.WARPS, split_kv.TILE, split_kv.FUSED) == (None, PRODUCT_KV_TILE, False)
         dec = _decoder(model, VARIANTS["default"])
-        assert (split_kv.WARPS, split_kv.TILE) == (None, PRODUCT_KV_TILE)
+        assert (split_kv.WARPS, split_kv.TILE, split_kv.FUSED) == (None, PRODUCT_KV_TILE, True)
         assert split_kv.block_for(256) == 32
         assert dec.chunk == 8
         assert _decoder(model, VARIANTS["chunk16"]).chunk == 16
     finally:
-        split_kv.WARPS, split_kv.TILE = None, PRODUCT_KV_TILE
+        split_kv.WARPS, split_kv.TILE, split_kv.FUSED = None, PRODUCT_KV_TILE, PRODUCT_KV_FUSED

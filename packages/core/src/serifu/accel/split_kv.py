@@ -4,8 +4,9 @@ A reply's decode step asks one query per head against the whole static KV cache.
 kernel (PyTorch's choice on an H100/H200) gives each head one thread block: line-3.6b's 32
 heads at batch 1 leave most of an H200's 132 SMs idle, and a layer's ~5 MB of cache took
 ~9.5 µs, 11 % of the step (docs/benchmarks.md, session 16). Here each head's keys are cut into
-chunks, one Triton program each, and a second small kernel combines the chunks' partial
-softmaxes (max, sum, weighted values; the log-sum-exp rescaling of flash-decoding).
+chunks, one Triton program each, and the last of a head's programs to finish combines the
+chunks' partial softmaxes (max, sum, weighted values; the log-sum-exp rescaling of
+flash-decoding); :data:`FUSED` off, a second small kernel does.
 
 ``register()`` adds the attention implementation ``"serifu_split_kv"`` to transformers
 (masks as for ``sdpa``): prompts and batches of more than :data:`MAX_ROWS` rows run HF's own
@@ -38,6 +39,9 @@ PROGRAMS = 264
 """Programs per launch aimed at: two per SM of an H100/H200."""
 WARPS: int | None = None
 """Warps a partial program runs; None: :func:`warps_for` its tile."""
+FUSED = True
+"""The combine inside the partial kernel (its last program of a head does it): one launch a
+layer instead of two (session 34)."""
 MAX_ROWS = 1
 """Batches of up to this many rows split their keys (measured at batch 1 only); larger ones
 run HF's sdpa."""
@@ -122,7 +126,7 @@ def decode_attention(
     block = block_for(dim)
     splits, chunk = plan(bsz * heads, k.shape[2], block_n=block)
     split_kv_kernels.launch(
-        q.contiguous(), k, v, mask, out, scale, splits, chunk, block, num_warps=WARPS
+        q.contiguous(), k, v, mask, out, scale, splits, chunk, block, num_warps=WARPS, fused=FUSED
     )
     return out
 

@@ -20,21 +20,17 @@ from serifu.accel.split_kv import padded_width, warps_for
 
 
 @triton.jit
-def _split_kv_partial(
-    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr,
-    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
-    keys, scale,
+def _partial_softmax(
+    q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
+    keys, scale, bh, split,
     HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
-    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
-    MASK: tl.constexpr,
+    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, MASK: tl.constexpr,
 ):  # fmt: skip
-    """Program (row·head, split): the running max, sum and weighted values over its chunk.
+    """(row·head ``bh``, ``split``)'s running max, sum and weighted values over its chunk.
 
     A head's ``DIM`` values are read as ``PIECES`` (a power of two) runs of ``PIECE``
     contiguous values (``DIM``'s largest power-of-two divisor, e.g. 3 x 32 for 96), so that
     loads stay vectorised where ``DIM`` is not a power of two."""
-    bh = tl.program_id(0)
-    split = tl.program_id(1)
     b = bh // HEADS
     h = bh % HEADS
     kv = h // GROUPS
@@ -77,9 +73,88 @@ def _split_kv_partial(
         acc = acc * alpha + tl.sum(p[:, None, None] * v.to(tl.float32), 0)
         l_i = l_i * alpha + tl.sum(p, 0)
         m_i = m_new
+    return m_i, l_i, acc, qd
+
+
+@triton.jit
+def _split_kv_partial(
+    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr,
+    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
+    keys, scale,
+    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
+    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
+    MASK: tl.constexpr,
+):  # fmt: skip
+    """Program (row·head, split): its partial softmax stored for :func:`_split_kv_combine`."""
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
+    m_i, l_i, acc, qd = _partial_softmax(
+        q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
+        keys, scale, bh, split, HEADS, GROUPS, DIM, PIECE, PIECES, BLOCK_N, CHUNK, MASK,
+    )  # fmt: skip
     tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
+
+
+@triton.jit
+def _combine(
+    acc_ptr, ml_ptr, o_ptr, bh, s_ob, s_oh,
+    HEADS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr, CACHE: tl.constexpr,
+):  # fmt: skip
+    """Row·head ``bh``'s partial softmaxes rescaled to one maximum and summed into ``o``
+    (``CACHE``: the loads' cache modifier)."""
+    b = bh // HEADS
+    h = bh % HEADS
+    s = tl.arange(0, BLOCK_S)
+    sm = s < SPLITS
+    d = tl.arange(0, BLOCK_D)
+    m = tl.load(ml_ptr + (bh * SPLITS + s) * 2, mask=sm, other=float("-inf"), cache_modifier=CACHE)
+    l_s = tl.load(ml_ptr + (bh * SPLITS + s) * 2 + 1, mask=sm, other=0.0, cache_modifier=CACHE)
+    top = tl.max(m, 0)
+    w = tl.exp(m - tl.where(top == float("-inf"), 0.0, top))
+    acc = tl.load(
+        acc_ptr + (bh * SPLITS + s[:, None]) * BLOCK_D + d[None, :],
+        mask=sm[:, None],
+        other=0.0,
+        cache_modifier=CACHE,
+    )
+    out = tl.sum(w[:, None] * acc, 0) / tl.sum(w * l_s, 0)
+    tl.store(o_ptr + b * s_ob + h * s_oh + d, out.to(o_ptr.dtype.element_ty), mask=d < DIM)
+
+
+@triton.jit
+def _split_kv_fused(
+    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr,
+    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_ob, s_oh,
+    keys, scale,
+    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
+    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr, MASK: tl.constexpr,
+):  # fmt: skip
+    """Program (row·head, split): its partial softmax stored, then a ticket from the row·head's
+    counter; the program that draws the last ticket combines the splits (bypassing L1, which
+    other SMs' stores do not reach) and sets the counter back to 0 for the next launch. One
+    launch a layer instead of two; see :func:`launch`."""
+    gdc_launch_dependents()
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
+    m_i, l_i, acc, qd = _partial_softmax(
+        q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
+        keys, scale, bh, split, HEADS, GROUPS, DIM, PIECE, PIECES, BLOCK_N, CHUNK, MASK,
+    )  # fmt: skip
+    tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
+    tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
+    tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
+    tl.debug_barrier()  # every warp's stores issued before the ticket (a release) is drawn
+    ticket = tl.atomic_add(count_ptr + bh, 1, sem="acq_rel", scope="gpu")
+    if ticket == SPLITS - 1:
+        _combine(
+            acc_ptr, ml_ptr, o_ptr, bh, s_ob, s_oh,
+            HEADS, DIM, PIECES * PIECE, SPLITS, BLOCK_S, ".cg",
+        )  # fmt: skip
+        tl.store(count_ptr + bh, 0)
 
 
 @triton.jit
@@ -88,26 +163,30 @@ def _split_kv_combine(
     HEADS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr, SPLITS: tl.constexpr,
     BLOCK_S: tl.constexpr,
 ):  # fmt: skip
-    """Program (row·head): the splits' partial softmaxes rescaled to one maximum and summed.
-    The next kernel may launch at once (a GEMV launched as a programmatic dependent,
-    ``SERIFU_GEMV_PDL``, reads its first weights on the SMs these few programs leave idle,
-    and waits for this kernel's output; for any other kernel this changes nothing)."""
+    """Program (row·head): :func:`_combine`. The next kernel may launch at once (a GEMV
+    launched as a programmatic dependent, ``SERIFU_GEMV_PDL``, reads its first weights on the
+    SMs these few programs leave idle, and waits for this kernel's output; for any other kernel
+    this changes nothing)."""
     gdc_launch_dependents()
-    bh = tl.program_id(0)
-    b = bh // HEADS
-    h = bh % HEADS
-    s = tl.arange(0, BLOCK_S)
-    sm = s < SPLITS
-    d = tl.arange(0, BLOCK_D)
-    m = tl.load(ml_ptr + (bh * SPLITS + s) * 2, mask=sm, other=float("-inf"))
-    l_s = tl.load(ml_ptr + (bh * SPLITS + s) * 2 + 1, mask=sm, other=0.0)
-    top = tl.max(m, 0)
-    w = tl.exp(m - tl.where(top == float("-inf"), 0.0, top))
-    acc = tl.load(
-        acc_ptr + (bh * SPLITS + s[:, None]) * BLOCK_D + d[None, :], mask=sm[:, None], other=0.0
-    )
-    out = tl.sum(w[:, None] * acc, 0) / tl.sum(w * l_s, 0)
-    tl.store(o_ptr + b * s_ob + h * s_oh + d, out.to(o_ptr.dtype.element_ty), mask=d < DIM)
+    _combine(
+        acc_ptr, ml_ptr, o_ptr, tl.program_id(0), s_ob, s_oh,
+        HEADS, DIM, BLOCK_D, SPLITS, BLOCK_S, "",
+    )  # fmt: skip
+
+
+_COUNTERS: dict[tuple[str, int], torch.Tensor] = {}
+
+
+def counters(device: torch.device, n: int) -> torch.Tensor:
+    """``n`` (or more) int32 zeros on ``device`` for :func:`_split_kv_fused`'s tickets, one
+    buffer per CUDA stream and reused: every launch leaves its counters at 0 (the last program
+    of a row·head resets its own), so none is zeroed again, not even in a captured graph."""
+    key = (str(device), torch.cuda.current_stream(device).stream_id)
+    buf = _COUNTERS.get(key)
+    if buf is None or buf.numel() < n:
+        buf = torch.zeros(max(n, 256), device=device, dtype=torch.int32)
+        _COUNTERS[key] = buf
+    return buf
 
 
 def launch(
@@ -121,10 +200,13 @@ def launch(
     chunk: int,
     block_n: int,
     num_warps: int | None = None,
+    fused: bool = False,
 ) -> None:
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
-    ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`)."""
+    ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`);
+    ``fused``: the combine inside the partial kernel (:func:`_split_kv_fused`), else its own
+    kernel after it."""
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = min(dim & -dim, 128)  # the largest power of two dividing dim
@@ -143,14 +225,24 @@ def launch(
             mask.stride(0) if mask.shape[0] > 1 else 0,
             mask.stride(1) if mask.shape[1] > 1 else 0,
         )
-    _split_kv_partial[(bsz * heads, splits)](
-        q, k, v, m, acc, ml,
+    strides = (
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), *sm,
-        keys, scale,
-        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
-        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind, num_warps=num_warps,
     )  # fmt: skip
+    shape = dict(
+        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
+        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind,
+    )  # fmt: skip
+    if fused:
+        count = counters(q.device, bsz * heads)
+        _split_kv_fused[(bsz * heads, splits)](
+            q, k, v, m, acc, ml, count, out, *strides, out.stride(0), out.stride(2),
+            keys, scale, BLOCK_S=triton.next_power_of_2(splits), num_warps=num_warps, **shape,
+        )  # fmt: skip
+        return
+    _split_kv_partial[(bsz * heads, splits)](
+        q, k, v, m, acc, ml, *strides, keys, scale, num_warps=num_warps, **shape
+    )
     _split_kv_combine[(bsz * heads,)](
         acc, ml, out, out.stride(0), out.stride(2),
         HEADS=heads, DIM=dim, BLOCK_D=block_d, SPLITS=splits,
