@@ -1,5 +1,7 @@
 """Render a GPU results file (bench/results/<date>-<gpu>.json) or an ablation file
-(<date>-<gpu>-ablation.json) as the markdown tables of docs/benchmarks.md.
+(<date>-<gpu>-ablation.json) as the markdown tables of docs/benchmarks.md; any other record
+(a JSON object: the bench scripts' own shapes, with a ``note``) as its note and one table per
+list or mapping of rows in it.
 
     python bench/render_results.py bench/results/2026-11-29-nvidia-h200.json
 """
@@ -8,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ORDER = ["line-3.6b", "novel-gptj-6b", "stablelm-beta-7b", "gemma-3-270m"]
 
@@ -82,6 +86,75 @@ def render_ablation(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+def _plain(v: Any) -> bool:
+    """A value one cell shows: a scalar or a list of scalars."""
+    return _scalar(v) or isinstance(v, list) and all(map(_scalar, v))
+
+
+def _rows(value: Any) -> list[dict]:
+    """``value`` as table rows: a list of objects, or an object of objects (each key first,
+    as ``name``); [] for anything else."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return value
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return [{"name": k} | v for k, v in value.items()]
+    return []
+
+
+def _tables(value: Any, path: str) -> Iterator[tuple[str, list[dict]]]:
+    """(where, rows) for every list or mapping of rows inside ``value``, outermost first."""
+    rows = _rows(value)
+    if rows:
+        yield path, rows
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(child, dict | list) and key != "versions":
+                yield from _tables(child, f"{path}.{key}" if path else key)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(_cell(x) for x in v)
+    return "–" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def render_record(record: dict) -> str:
+    """A record of any other shape: its note, then one table per set of rows (their scalar
+    fields and lists of scalars as columns)."""
+    out = [str(record["note"]), ""] if "note" in record else []
+    fields = {k: v for k, v in record.items() if k != "note" and _plain(v)}
+    if fields:  # the record's own scalar fields
+        out += ["| field | value |", "|---|---|"]
+        out += [f"| {k} | {_cell(v)} |" for k, v in fields.items()] + [""]
+    for where, rows in _tables(record, ""):
+        cols: list[str] = []
+        for r in rows:
+            plain = (
+                k
+                for k, v in r.items()
+                if _scalar(v) or isinstance(v, list) and all(map(_scalar, v))
+            )
+            cols += [k for k in plain if k not in cols]
+        if cols == ["name"]:
+            continue
+        out += [f"**{where}**", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        out += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def render_any(data: Any) -> str:
+    """The tables of one results file, whichever of the shapes above it has."""
+    if isinstance(data, list) and data and {"variant", "settings"} <= data[0].keys():
+        return render_ablation(data)
+    if isinstance(data, list) and data and {"model", "workload", "metric"} <= data[0].keys():
+        return render(data)
+    return render_record(data if isinstance(data, dict) else {"rows": data})
+
+
 if __name__ == "__main__":
-    data = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    print(render_ablation(data) if data and "variant" in data[0] else render(data))
+    print(render_any(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))

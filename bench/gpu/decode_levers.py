@@ -89,6 +89,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # GluMLP, opt-in: SERIFU_GEMV_GLU=1); + the GEMVs launched as programmatic dependents of
     # the kernel before them (pdl: serifu.accel.gemv.set_pdl, opt-in: SERIFU_GEMV_PDL=1)
     "gemv-fuse-glu": {"fuse": True, "glu": True},
+    # session 34: the gated product inside the down projection's GEMV instead, as it reads
+    # gate/up's output (serifu.accel.gemv_fuse, SERIFU_GEMV_GLU=down; built without a GPU)
+    "glu-down": {"glu": "down"},
     "gemv-pdl": {"pdl": True},
     # + a Llama layer's two residual adds inside its o_proj and down_proj GEMVs, as their bias
     # (serifu.accel.residual_fold, session 31; SERIFU_GEMV_RESIDUAL=0 turns it off)

@@ -322,6 +322,80 @@ def test_a_gated_mlps_product_inside_its_gemv_keeps_the_logits(
         assert torch.equal(model(input_ids=ids).logits, plain)
 
 
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_a_gated_mlps_product_inside_its_down_gemv_keeps_the_logits(
+    kernel_on_cpu: None, name: str, fold: bool
+) -> None:
+    """``glu="down"``: each gated MLP's one-row step runs its gate/up GEMV as it is and its
+    down GEMV reads that output as ``act(gate) * up``, so the product needs no kernel of its
+    own and no GEMV gets wider; the logits stay those of the separate layers."""
+    from serifu.accel.gemv_fuse import GluMLP, glu_mlps
+
+    model = _model(name)
+    ids = _ids()
+    use_gemv(model, fold=fold)
+    ref = _step_logits(model, ids)
+    use_gemv(model, fold=fold, fuse=True, glu="down")
+    layers = model.config.num_hidden_layers
+    assert glu_mlps(model) == layers
+    mlps = [m for m in model.modules() if isinstance(m, GluMLP)]
+    groups = [m.gate_proj._sibling.group for m in mlps]
+    assert len(mlps) == layers and all(g.glu_down and not g.glu for g in groups)
+    width = mlps[0].gate_proj.weight.shape[0]
+    products: list[tuple[int, int, int]] = []  # (input width, rows, in_glu) of each product
+    real = gemv_module.gemv
+
+    def counted(x: torch.Tensor, weight: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
+        out = real(x, weight, *args, **kw)
+        in_glu = args[7] if len(args) > 7 else kw.get("in_glu", 0)
+        products.append((x.shape[-1], weight.shape[0], in_glu))
+        return out
+
+    import serifu.accel.gemv_fuse as fuse_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fuse_module, "gemv", counted)
+        mp.setattr(gemv_module, "gemv", counted)
+        got = _step_logits(model, ids)
+    torch.testing.assert_close(got, ref, atol=2e-2, rtol=2e-2)
+    downs = [p for p in products if p[2]]
+    assert len(downs) == layers and all(p[0] == 2 * width for p in downs)
+    assert sum(1 for p in products if p[1] == 2 * width) == layers  # gate/up as they were
+    mlp = mlps[0]
+    x = torch.randn(1, 1, mlp.gate_proj.weight.shape[1], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():  # the MLP alone
+        want = mlp.unfused.forward(mlp, x.to(torch.bfloat16)).float()
+        gated = mlp(x.to(torch.bfloat16)).float()
+    assert (gated - want).abs().max() <= 1e-2 * want.abs().max()
+    use_gemv(model, fold=fold, fuse=True, glu=True)  # the other place for the product
+    assert all(g.glu and not g.glu_down for g in groups)
+    drop_gemv(model)
+    assert not any(isinstance(m, GluMLP) for m in model.modules())
+    assert not any(g.glu or g.glu_down for g in groups)
+
+
+def test_the_in_glu_op_multiplies_the_gated_input() -> None:
+    """The op's reference with ``in_glu``: ``F.linear(act(gate) * up, W)`` with the input
+    [gate, up] twice the weight's width, rounded as the model rounds each, plain and with a
+    bias; the down projection's GEMV on a gated MLP's gate/up output."""
+    from serifu.accel.gemv import GELU_TANH, SILU, activation
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 1, 96, generator=g).to(torch.bfloat16)
+    w = torch.randn(20, 48, generator=g).to(torch.bfloat16)
+    b = torch.randn(20, generator=g).to(torch.bfloat16)
+    for code in (SILU, GELU_TANH):
+        h = activation(x[..., :48], code) * x[..., 48:]
+        assert torch.equal(gemv(x, w, None, in_glu=code), torch.nn.functional.linear(h, w))
+        assert torch.equal(gemv(x, w, b, in_glu=code), torch.nn.functional.linear(h, w, b))
+    layer = torch.nn.Linear(48, 20, bias=False).to(torch.bfloat16)
+    layer.__class__ = GemvLinear
+    with torch.no_grad():  # the CPU without the kernel's path: the layer's own forward
+        h = activation(x[..., :48], SILU) * x[..., 48:]
+        assert torch.equal(layer(x, in_glu=SILU), torch.nn.functional.linear(h, layer.weight))
+
+
 def test_the_glu_op_is_the_gated_product_of_the_two_halves() -> None:
     """The op's reference (the CPU path; the Triton kernel's on CUDA): ``act(x W_g) * (x W_u)``
     as the model rounds them, for each activation the kernel has, with a folded norm too."""
@@ -379,20 +453,25 @@ def test_the_ops_fake_kernel_matches_it_for_every_argument() -> None:
         ((x, w, None), {"act": GELU_TANH}),
         ((x, w, None, RMS, nw, sums, 1e-6, 0, SILU), {}),
         ((x, w, None), {"glu": SILU}),
+        ((torch.randn(1, 1, 64, generator=g), w, b), {"in_glu": SILU}),
     ]
     for args, kwargs in cases:
         torch.library.opcheck(torch.ops.serifu.gemv.default, args, kwargs)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_architectures_compiled_step_with_all_levers(kernel_on_cpu: None, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "glu"), [(n, True) for n in NAMES] + [("llama", "down"), ("gemma3", "down")]
+)
+def test_every_architectures_compiled_step_with_all_levers(
+    kernel_on_cpu: None, name: str, glu: bool | str
+) -> None:
     """Folded norms and activations, fused siblings, gated products and Llama's residuals
     folded (their slots side effects Dynamo tracks within the forward) traced by aot_eager
     (fake tensors through the op's fake kernel): the compiled logits equal the eager ones, and
     no residual is left pending."""
     model = _model(name)
     one = _ids(1)
-    use_gemv(model, fold=True, fuse=True, glu=True, residual=True)
+    use_gemv(model, fold=True, fuse=True, glu=glu, residual=True)
     torch._dynamo.reset()
     try:
         with torch.no_grad():
@@ -424,3 +503,7 @@ def test_the_decoder_fuses_by_default_and_the_environment_turns_it_off(
     monkeypatch.setenv("SERIFU_GEMV", "0")
     monkeypatch.setenv("SERIFU_GEMV_RESIDUAL", "1")
     assert gemv_levers() == (False, True, False, True, True)
+    monkeypatch.setenv("SERIFU_GEMV_GLU", "down")  # the product in the down projection's GEMV
+    assert gemv_levers()[3] == "down"
+    monkeypatch.setenv("SERIFU_GEMV_GLU", "yes")
+    assert gemv_levers()[3] is False

@@ -41,9 +41,12 @@ def test_only_llama_layers_fold_their_residuals(name: str) -> None:
     assert residual_layers(model) == want
 
 
-@pytest.mark.parametrize("levers", [{}, {"fold": True, "fuse": True, "glu": True}])
+@pytest.mark.parametrize(
+    "levers",
+    [{}, {"fold": True, "fuse": True, "glu": True}, {"fold": True, "fuse": True, "glu": "down"}],
+)
 def test_a_step_adds_each_residual_inside_its_gemv(
-    kernel_on_cpu: None, levers: dict[str, bool]
+    kernel_on_cpu: None, levers: dict[str, bool | str]
 ) -> None:
     """The step's logits and pick are the layer's own (one rounding where it had two); each
     layer's two GEMVs took a residual as their bias, and none is left pending."""

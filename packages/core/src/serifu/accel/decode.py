@@ -29,7 +29,9 @@ Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (on by default since s
 up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4 launches a Llama
 layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7b and
 novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
-30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer).
+30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer), or with
+``glu="down"`` (``SERIFU_GEMV_GLU=down``, session 34) in the down projection's GEMV as it reads
+its input.
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
 programmatic dependents of the kernel before them (sm90+). ``residual`` (session 31, on by
 default since session 33: +1.4 % tok/s on stablelm-beta-7b, each contender in fresh processes
@@ -58,15 +60,15 @@ def gemv_levers(
     gemv: bool | None = None,
     fold: bool | None = None,
     fuse: bool | None = None,
-    glu: bool | None = None,
+    glu: bool | str | None = None,
     residual: bool | None = None,
-) -> tuple[bool, bool, bool, bool, bool]:
+) -> tuple[bool, bool, bool, bool | str, bool]:
     """The batch-1 GEMV levers, each as given or (``None``) as the environment says: the
     linear layers' one-row products on Serifu's Triton GEMV instead of cuBLAS's split-K tiles
     (``SERIFU_GEMV=0``: not), the layers' norms and MLP activations folded in
     (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
     (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
-    (``SERIFU_GEMV_GLU=1``: opt-in), a Llama layer's residual adds inside its ``o_proj`` and
+    (``SERIFU_GEMV_GLU=1``: opt-in; ``=down``: inside the down projection's GEMV), a Llama layer's residual adds inside its ``o_proj`` and
     ``down_proj`` GEMVs (``SERIFU_GEMV_RESIDUAL=0``: not; on since session 33)."""
 
     def on_unless_0(name: str) -> bool:
@@ -76,9 +78,15 @@ def gemv_levers(
         on_unless_0("SERIFU_GEMV") if gemv is None else gemv,
         on_unless_0("SERIFU_GEMV_FOLD") if fold is None else fold,
         on_unless_0("SERIFU_GEMV_FUSE") if fuse is None else fuse,
-        os.environ.get("SERIFU_GEMV_GLU", "0") == "1" if glu is None else glu,
+        _glu_mode(os.environ.get("SERIFU_GEMV_GLU", "0")) if glu is None else glu,
         on_unless_0("SERIFU_GEMV_RESIDUAL") if residual is None else residual,
     )
+
+
+def _glu_mode(value: str) -> bool | str:
+    """``SERIFU_GEMV_GLU``: "1" the gated product in the gate/up GEMV, "down" in the down
+    projection's, anything else off."""
+    return "down" if value == "down" else value == "1"
 
 
 def head_width(model: Any) -> int:
@@ -158,7 +166,7 @@ class StaticDecoder:
         gemv: bool | None = None,
         fold: bool | None = None,
         fuse: bool | None = None,
-        glu: bool | None = None,
+        glu: bool | str | None = None,
         residual: bool | None = None,
     ):
         from transformers import StaticCache
@@ -217,7 +225,7 @@ class StaticDecoder:
             self.gemv = use_gemv(model, fold=fold, fuse=fuse, glu=glu, residual=residual)
             self.folded = folded_in(model)  # norms and activations (uint4 GEMV layers' too)
             self.fused = fused_groups(model)  # sibling groups run as one GEMV each
-            self.glu = glu_mlps(model)  # gated MLPs' products inside their gate/up GEMV
+            self.glu = glu_mlps(model)  # gated MLPs' products inside a GEMV
             self.residual = residual_layers(model)  # layers adding residuals in their GEMVs
         self.out = torch.zeros(b, max_len, dtype=torch.long, device=self.device)
         self.out_logprobs = torch.zeros(b, max_len, dtype=torch.float32, device=self.device)

@@ -114,13 +114,16 @@ def gemv(
     eps: float = 0.0,
     act: int = 0,
     glu: int = 0,
+    in_glu: int = 0,
 ) -> torch.Tensor:
     """``act(F.linear(norm(x), weight, bias))`` for an ``x`` of one row (any leading dims of
     size 1); with a ``norm``, ``norm_sums`` is :func:`folded_sums`'s; with ``glu`` (an
     activation code) the weight is a gated MLP's gate and up stacked, and the result
-    ``glu(gate) * up`` (half the rows). On CUDA the Triton kernel; elsewhere the same in
-    PyTorch (the kernel's reference): a folded norm's input normalised in float32, not rounded
-    before the product, its bias as ``norm_sums[1]``."""
+    ``glu(gate) * up`` (half the rows); with ``in_glu`` (one) ``x`` is a gated MLP's gate and
+    up (twice the weight's width) and the product's input ``in_glu(gate) * up``. On CUDA the
+    Triton kernel; elsewhere the same in PyTorch (the kernel's reference): a folded norm's
+    input normalised in float32, not rounded before the product, its bias as
+    ``norm_sums[1]``."""
     rows = weight.shape[0] // (2 if glu else 1)
     if x.is_cuda:
         from serifu.accel import gemv_kernels
@@ -128,9 +131,12 @@ def gemv(
         out = torch.empty(*x.shape[:-1], rows, device=x.device, dtype=x.dtype)
         gemv_kernels.launch(
             x.reshape(-1).contiguous(), weight, bias, out.view(-1), norm, norm_weight,
-            norm_sums, eps, act, glu, pdl_on(x.device),
+            norm_sums, eps, act, glu, pdl_on(x.device), in_glu,
         )  # fmt: skip
         return out
+    if in_glu:  # the model's own order: act(gate) * up, each in its dtype
+        half = x.shape[-1] // 2
+        x = activation(x[..., :half], in_glu) * x[..., half:]
     if norm:
         assert norm_weight is not None and norm_sums is not None
         xf, g = x.float(), norm_weight.float()
@@ -161,7 +167,7 @@ def activation(y: torch.Tensor, act: int) -> torch.Tensor:
 @gemv.register_fake
 def _(
     x: torch.Tensor, weight: torch.Tensor, bias: Any, norm: int = 0, norm_weight: Any = None,
-    norm_sums: Any = None, eps: float = 0.0, act: int = 0, glu: int = 0,
+    norm_sums: Any = None, eps: float = 0.0, act: int = 0, glu: int = 0, in_glu: int = 0,
 ) -> torch.Tensor:  # fmt: skip
     # the op's own parameters by name: read by position, a folded act was taken for glu
     return x.new_empty(*x.shape[:-1], weight.shape[0] // (2 if glu else 1))
@@ -270,15 +276,21 @@ class GemvLinear(Foldable, torch.nn.Linear):
     _sibling: Sibling | None = None  # set by serifu.accel.gemv_fuse.fuse_siblings
     _residual: ResidualSlot | None = None  # set by serifu.accel.residual_fold.fold_residuals
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, in_glu: int = 0) -> torch.Tensor:
+        """``in_glu`` (an activation code; :mod:`serifu.accel.gemv_fuse`'s gated MLPs): ``x``
+        is a gate and an up half, the layer's input ``in_glu(gate) * up``."""
         if (x.is_cuda or _CPU_KERNEL) and x.numel() == x.shape[-1] and not torch.is_grad_enabled():
-            if self._sibling is not None:
+            if self._sibling is not None and not in_glu:
                 return self._sibling(self, x)
             slot = self._residual
+            bias: torch.Tensor | None = self.bias
             if slot is not None and slot.value is not None:  # the layer's add, as the bias
                 residual, slot.value = slot.value, None
-                return gemv(x, self.weight, residual.reshape(-1).contiguous(), *self.folded())
-            return gemv(x, self.weight, self.bias, *self.folded())
+                bias = residual.reshape(-1).contiguous()
+            return gemv(x, self.weight, bias, *self.folded(), 0, in_glu)  # glu=0
+        if in_glu:
+            half = x.shape[-1] // 2
+            x = activation(x[..., :half], in_glu) * x[..., half:]
         return self.forward_unfolded(x, super().forward)
 
     def fold_weight(self) -> torch.Tensor:
@@ -412,13 +424,18 @@ def _swap(module: torch.nn.Module) -> None:
 
 
 def use_gemv(
-    model: Any, fold: bool = False, fuse: bool = False, glu: bool = False, residual: bool = False
+    model: Any,
+    fold: bool = False,
+    fuse: bool = False,
+    glu: bool | str = False,
+    residual: bool = False,
 ) -> int:
     """Switches the model's plain half-precision linear layers (not its output head) to
     :class:`GemvLinear`, with ``fold`` their layers' norms and MLP activations folded in, with
     ``fuse`` sibling layers fused (:func:`serifu.accel.gemv_fuse.fuse_siblings`; groups an
     earlier call fused stay fused, as folded norms stay folded, unless a norm is folded into
-    them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV,
+    them now), with ``fuse`` and ``glu`` a gated MLP's product computed in its gate/up GEMV
+    (``glu="down"``: in its down projection's),
     with ``residual`` a Llama layer's residual adds inside its ``o_proj`` and ``down_proj``
     GEMVs (:func:`serifu.accel.residual_fold.fold_residuals`); returns how many layers the
     model now has on the GEMV (those an earlier call switched included; 0, with a one-line

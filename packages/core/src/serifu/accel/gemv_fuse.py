@@ -28,18 +28,23 @@ opt-in: on an H200 its gate/up GEMV grew by more than the product kernel it save
 (``GLU_MLPS``: ``down(act(gate(x)) * up(x))``, SiLU or GELU) whose gate and up are fused runs
 its one-row inputs as two GEMVs: the fused one writes ``act(gate) * up`` itself (each program
 sums rows ``j`` of both halves), so the product of the two needs no kernel of its own; then
-``down``. Its other inputs run the MLP's own forward.
+``down``. With ``glu="down"`` (``SERIFU_GEMV_GLU=down``, session 34, opt-in until timed) the
+gate/up GEMV stays as it is and ``down``'s GEMV computes ``act(gate) * up`` as it reads its
+input (``in_glu``): the same kernel saved, no GEMV made wider. Its other inputs run the MLP's
+own forward.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import ACT_KINDS, GemvLinear, gemv, swapped_class
+from serifu.accel.gemv import ACT_KINDS, SILU, GemvLinear, gemv, swapped_class
 
 # parent module class: its sibling groups, each in the order its forward calls them on one
 # input (the first runs the GEMV); GPT-NeoX's query_key_value is fused already
@@ -74,19 +79,21 @@ class FusedGroup:
         self.x: torch.Tensor | None = None
         self.out: torch.Tensor | None = None
         self.glu = 0  # a gated MLP's activation code: its GEMV writes act(gate) * up
+        self.glu_down = 0  # ... or down's GEMV reads this GEMV's output as act(gate) * up
 
     def unfuse(self) -> None:
         """Each layer back on its own product (its weight stays a view of the group's)."""
         for m in self.layers:
             m.__dict__.pop("_sibling", None)
         self.x = self.out = None
-        self.glu = 0
+        self.glu = self.glu_down = 0
 
 
 class GluMLP(torch.nn.Module):
     """A gated MLP (``GLU_MLPS``) whose one-row inputs run its fused gate/up GEMV with the
-    gate's activation and the product in it, then ``down_proj``; other inputs (prompts,
-    batches, autograd, an unfused MLP) its own forward."""
+    gate's activation and the product in it, then ``down_proj`` (``glu``); or the gate/up
+    GEMV as it is, then ``down_proj``'s computing the product from its output (``glu_down``);
+    other inputs (prompts, batches, autograd, an unfused MLP) its own forward."""
 
     unfused: Any  # the MLP's own class
 
@@ -94,15 +101,16 @@ class GluMLP(torch.nn.Module):
         sibling = _gate_sibling(self)
         if (
             sibling is not None
-            and sibling.group.glu
+            and (sibling.group.glu or sibling.group.glu_down)
             and (x.is_cuda or gemv_module._CPU_KERNEL)
             and x.numel() == x.shape[-1]
             and not torch.is_grad_enabled()
         ):
             g = sibling.group
-            h = gemv(x, g.weight, g.bias, *g.folded, glu=g.glu)
             down: Any = self.down_proj
-            return down(h)
+            if g.glu_down:  # [gate, up] for down's GEMV to combine as it reads them
+                return down(gemv(x, g.weight, g.bias, *g.folded), in_glu=g.glu_down)
+            return down(gemv(x, g.weight, g.bias, *g.folded, glu=g.glu))
         return self.unfused.forward(self, x)
 
 
@@ -111,9 +119,10 @@ def _gate_sibling(mlp: Any) -> Sibling | None:
     return sibling
 
 
-def _use_glu(mlp: Any) -> bool:
-    """Turns on the fused GEMV's gated product for ``mlp`` (its gate and up fused, in that
-    order, its activation one the kernel has); returns whether it did."""
+def _use_glu(mlp: Any, down: bool = False) -> bool:
+    """Turns on the gated product for ``mlp`` (its gate and up fused, in that order, its
+    activation one the kernel has) inside its fused GEMV, or with ``down`` inside its
+    ``down_proj``'s (a plain GEMV layer); returns whether it did."""
     gate, up = getattr(mlp, "gate_proj", None), getattr(mlp, "up_proj", None)
     sibling = _gate_sibling(mlp)
     code = ACT_KINDS.get(type(getattr(mlp, "act_fn", None)).__name__, 0)
@@ -121,11 +130,40 @@ def _use_glu(mlp: Any) -> bool:
         return False
     if gate.weight.shape != up.weight.shape:  # type: ignore[union-attr]
         return False
-    sibling.group.glu = code
+    proj = getattr(mlp, "down_proj", None)
+    if down and not (
+        type(proj) is GemvLinear
+        and proj._norm == 0
+        and proj._sibling is None
+        and proj.weight.shape[1] == gate.weight.shape[0]  # type: ignore[union-attr]
+        and glu_down_error(str(proj.weight.device)) is None
+    ):
+        return False
+    sibling.group.glu, sibling.group.glu_down = (0, code) if down else (code, 0)
     if not isinstance(mlp, GluMLP):
         cls: type = type(mlp)
         mlp.__class__ = swapped_class(GluMLP, cls, "unfused")
     return True
+
+
+@functools.cache
+def glu_down_error(device: str) -> str | None:
+    """Why the GEMV cannot compute its input as a gated product on ``device`` (None: a small
+    product ran and matched the op's PyTorch reference; with a one-line notice otherwise, and
+    the MLPs keep their product kernel). Checked once per device."""
+    from serifu.accel.kernel_check import kernel_error as check
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 1, 600, generator=g).to(torch.bfloat16)
+        w = torch.randn(37, 300, generator=g).to(torch.bfloat16)
+        got = gemv(x.to(device), w.to(device), None, in_glu=SILU).float().cpu()
+        return got, gemv(x, w, None, in_glu=SILU).float()
+
+    error = check(run, atol=5e-2, rtol=2e-2)
+    if error is not None:
+        print(f"note: gated MLPs keep their product kernel ({error})", file=sys.stderr)
+    return error
 
 
 def drop_glu(model: Any) -> None:
@@ -134,7 +172,7 @@ def drop_glu(model: Any) -> None:
         if isinstance(m, GluMLP):
             sibling = _gate_sibling(m)
             if sibling is not None:
-                sibling.group.glu = 0
+                sibling.group.glu = sibling.group.glu_down = 0
             m.__class__ = m.unfused
 
 
@@ -222,10 +260,11 @@ def _fuse(layers: list[GemvLinear]) -> None:
             lo = hi
 
 
-def fuse_siblings(model: Any, glu: bool = False) -> int:
+def fuse_siblings(model: Any, glu: bool | str = False) -> int:
     """Fuses the model's sibling GEMV layers (``SIBLINGS``) where :func:`_fusable`, with
-    ``glu`` each gated MLP's product into its gate/up GEMV (:class:`GluMLP`); returns how many
-    groups are fused (an earlier call's, kept as they are, included)."""
+    ``glu`` each gated MLP's product into its gate/up GEMV (:class:`GluMLP`), with
+    ``glu="down"`` into its down projection's; returns how many groups are fused (an earlier
+    call's, kept as they are, included)."""
     fused = 0
     for parent in model.modules():
         kind = type(parent).__name__
@@ -240,14 +279,19 @@ def fuse_siblings(model: Any, glu: bool = False) -> int:
                 _fuse(layers)
                 fused += 1
         if glu and kind in GLU_MLPS:
-            _use_glu(parent)
+            _use_glu(parent, down=glu == "down")
     return fused
 
 
 def glu_mlps(model: Any) -> int:
-    """How many gated MLPs run their product inside their fused gate/up GEMV."""
+    """How many gated MLPs run their product inside their fused gate/up GEMV or their down
+    projection's."""
     siblings = [_gate_sibling(m) for m in model.modules() if isinstance(m, GluMLP)]
-    return sum(1 for sibling in siblings if sibling is not None and sibling.group.glu)
+    return sum(
+        1
+        for sibling in siblings
+        if sibling is not None and (sibling.group.glu or sibling.group.glu_down)
+    )
 
 
 def fused_groups(model: Any) -> int:

@@ -58,18 +58,21 @@ CONFIGS = [
 ]
 
 
-@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT", "GLU", "PDL"])
+@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT", "GLU", "XGLU", "PDL"])
 @triton.jit
 def _gemv(
     x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps,
     HAS_BIAS: tl.constexpr, NORM: tl.constexpr, ACT: tl.constexpr, GLU: tl.constexpr,
-    PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    XGLU: tl.constexpr, PDL: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
     """Program: ``BLOCK_N`` output rows, the input in ``BLOCK_K`` steps, float32 sums.
     ``NORM``/``ACT``: serifu.accel.gemv's codes (0 none; norms 1 LayerNorm, 2 Llama's RMSNorm,
     3 Gemma's; activations 1 GELU, 2 GELU's tanh approximation, 3 SiLU). ``GLU`` (an
     activation code): the weight is a gate and an up half of ``N / 2`` rows each,
-    the program sums rows ``j`` of both and writes ``act(gate) * up`` [half].
+    the program sums rows ``j`` of both and writes ``act(gate) * up`` [half]. ``XGLU`` (an
+    activation code): the input is a gated MLP's gate and up [2K], the product's input
+    ``act(gate) * up`` [K], each input read computing it (a down projection that needs no
+    product kernel before it).
 
     A norm costs no pass of its own: with ``g`` its weight, the loop sums ``w (g x)`` and the
     input's own sums; the end applies the statistics, ``y = rstd (sum(w g x) - mean W g) +
@@ -94,7 +97,8 @@ def _gemv(
         gdc_launch_dependents()  # the next kernel may start its own reads
         gdc_wait()  # this one's input is the previous kernel's output
         for k0 in range(0, K, BLOCK_K):  # w: this step's weights, loaded a step ahead
-            x, sx, sxx = _input(x_ptr, nw_ptr, k0 + tl.arange(0, BLOCK_K), K, sx, sxx, NORM)
+            kk = k0 + tl.arange(0, BLOCK_K)
+            x, sx, sxx = _input(x_ptr, nw_ptr, kk, K, sx, sxx, NORM, XGLU)
             acc += w.to(tl.float32) * x[None, :]
             kn = k0 + BLOCK_K + tl.arange(0, BLOCK_K)
             wm = nm[:, None] & (kn < K)[None, :]
@@ -102,7 +106,7 @@ def _gemv(
     else:
         for k0 in range(0, K, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
-            x, sx, sxx = _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM)
+            x, sx, sxx = _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM, XGLU)
             wm = nm[:, None] & (k < K)[None, :]
             w = tl.load(w_ptr + n[:, None] * s_wn + k[None, :], mask=wm, other=0.0)
             acc += w.to(tl.float32) * x[None, :]
@@ -121,11 +125,17 @@ def _gemv(
 
 
 @triton.jit
-def _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM: tl.constexpr):
-    """The inputs ``k`` in float32, times a folded norm's weight, and the raw inputs' running
-    sums and sums of squares (the norm's statistics; untouched without a norm)."""
+def _input(x_ptr, nw_ptr, k, K, sx, sxx, NORM: tl.constexpr, XGLU: tl.constexpr):
+    """The inputs ``k`` in float32 (with ``XGLU``, ``act(gate_k) * up_k`` rounded as the model
+    rounds each), times a folded norm's weight, and the raw inputs' running sums and sums of
+    squares (the norm's statistics; untouched without a norm)."""
     km = k < K
-    x = tl.load(x_ptr + k, mask=km, other=0.0).to(tl.float32)
+    x = tl.load(x_ptr + k, mask=km, other=0.0)
+    if XGLU != 0:
+        dt = x.dtype
+        up = tl.load(x_ptr + K + k, mask=km, other=0.0).to(tl.float32)
+        x = (activation(x.to(tl.float32), XGLU).to(dt).to(tl.float32) * up).to(dt)
+    x = x.to(tl.float32)
     if NORM != 0:
         sx += x
         sxx += x * x
@@ -194,11 +204,14 @@ def launch(
     act: int = 0,
     glu: int = 0,
     pdl: bool = False,
+    in_glu: int = 0,
 ) -> None:
     """``out`` [N] = act(``weight`` [N, K] (rows contiguous) @ norm(``x`` [K]) (+ ``bias``));
     a norm's ``norm_sums`` from :func:`serifu.accel.gemv.folded_sums`; with ``glu`` (an
-    activation code) ``out`` [N/2] = glu(gate) * up of the product's two halves; ``pdl``:
-    launched as a programmatic dependent of the kernel before it (sm90+)."""
+    activation code) ``out`` [N/2] = glu(gate) * up of the product's two halves; with
+    ``in_glu`` (one) ``x`` [2K] is a gate and an up half and the product's input
+    ``in_glu(gate) * up``; ``pdl``: launched as a programmatic dependent of the kernel before
+    it (sm90+)."""
     n, k = weight.shape
     halves = 2 if glu else 1
 
@@ -210,6 +223,6 @@ def launch(
         norm_weight if norm_weight is not None else weight,
         norm_sums if norm_sums is not None else weight,
         out, n, k, weight.stride(0), eps,
-        HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, PDL=pdl,
+        HAS_BIAS=bias is not None, NORM=norm, ACT=act, GLU=glu, XGLU=in_glu, PDL=pdl,
         **({"launch_pdl": True} if pdl else {}),  # a launch option of Triton >= 3.4 only
     )  # fmt: skip
