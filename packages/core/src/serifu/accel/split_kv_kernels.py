@@ -175,15 +175,19 @@ def _split_kv_combine(
 
 
 _COUNTERS: dict[tuple[str, int], torch.Tensor] = {}
+_OUTGROWN: list[torch.Tensor] = []  # buffers a larger one replaced: graphs may still read them
 
 
 def counters(device: torch.device, n: int) -> torch.Tensor:
     """``n`` (or more) int32 zeros on ``device`` for :func:`_split_kv_fused`'s tickets, one
     buffer per CUDA stream and reused: every launch leaves its counters at 0 (the last program
-    of a row·head resets its own), so none is zeroed again, not even in a captured graph."""
+    of a row·head resets its own), so none is zeroed again, not even in a captured graph. A
+    buffer is never freed (a captured graph keeps its address)."""
     key = (str(device), torch.cuda.current_stream(device).stream_id)
     buf = _COUNTERS.get(key)
     if buf is None or buf.numel() < n:
+        if buf is not None:
+            _OUTGROWN.append(buf)
         buf = torch.zeros(max(n, 256), device=device, dtype=torch.int32)
         _COUNTERS[key] = buf
     return buf
