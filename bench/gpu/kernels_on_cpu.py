@@ -52,7 +52,8 @@ class _OneConfig:
 
 
 def compiled(failures: list[str]) -> None:
-    """The GEMV's variants to sm90 machine code (cubin bytes each)."""
+    """The GEMV's variants and the split-key partial kernel to sm90 machine code (cubin bytes
+    each)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -80,6 +81,25 @@ def compiled(failures: list[str]) -> None:
             print(f"sm90 GEMV glu={glu} in_glu={xglu} pdl={pdl}: {len(kernel.asm['cubin'])} bytes")
         except Exception as exc:  # a kernel that does not compile: say which
             failures.append(f"GEMV glu={glu} in_glu={xglu} pdl={pdl}: {exc}")
+    from serifu.accel import split_kv_kernels
+
+    sig = dict.fromkeys(("q_ptr", "k_ptr", "v_ptr"), "*bf16") | {"m_ptr": "*i1"}
+    sig |= {"acc_ptr": "*fp32", "ml_ptr": "*fp32", "count_ptr": "*i32", "o_ptr": "*bf16"}
+    strides = ("s_qb", "s_qh", "s_kb", "s_kh", "s_kn", "s_vb", "s_vh", "s_vn", "s_mb", "s_mh")
+    sig |= dict.fromkeys((*strides, "s_ob", "s_oh", "keys"), "i32") | {"scale": "fp32"}
+    for fused in (False, True):  # stablelm-beta-7b's heads: 128 wide, 64 keys, 7 splits
+        const = {"HEADS": 32, "GROUPS": 1, "DIM": 128, "PIECE": 128, "PIECES": 1}
+        const |= {"BLOCK_N": 64, "CHUNK": 64, "SPLITS": 7, "BLOCK_S": 8, "MASK": 1, "FUSED": fused}
+        src = ASTSource(
+            fn=split_kv_kernels._split_kv_partial,
+            signature=sig | dict.fromkeys(const, "constexpr"),
+            constexprs=const,
+        )
+        try:
+            kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 2})
+            print(f"sm90 split-key partial fused={fused}: {len(kernel.asm['cubin'])} bytes")
+        except Exception as exc:
+            failures.append(f"split-key partial fused={fused}: {exc}")
 
 
 def interpreted(failures: list[str]) -> None:

@@ -20,17 +20,29 @@ from serifu.accel.split_kv import padded_width, warps_for
 
 
 @triton.jit
-def _partial_softmax(
-    q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
-    keys, scale, bh, split,
+def _split_kv_partial(
+    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr,
+    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_ob, s_oh,
+    keys, scale,
     HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
-    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, MASK: tl.constexpr,
+    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr, MASK: tl.constexpr, FUSED: tl.constexpr,
 ):  # fmt: skip
-    """(row·head ``bh``, ``split``)'s running max, sum and weighted values over its chunk.
+    """Program (row·head, split): the running max, sum and weighted values over its chunk,
+    stored for the combine.
 
     A head's ``DIM`` values are read as ``PIECES`` (a power of two) runs of ``PIECE``
     contiguous values (``DIM``'s largest power-of-two divisor, e.g. 3 x 32 for 96), so that
-    loads stay vectorised where ``DIM`` is not a power of two."""
+    loads stay vectorised where ``DIM`` is not a power of two.
+
+    ``FUSED``: then a ticket from the row·head's counter; the program that draws the last
+    ticket combines the splits itself (:func:`_combine`, bypassing L1, which other SMs' stores
+    do not reach) and sets the counter back to 0 for the next launch: one launch a layer, no
+    :func:`_split_kv_combine` after it."""
+    if FUSED:
+        gdc_launch_dependents()  # as _split_kv_combine does
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
     b = bh // HEADS
     h = bh % HEADS
     kv = h // GROUPS
@@ -73,28 +85,18 @@ def _partial_softmax(
         acc = acc * alpha + tl.sum(p[:, None, None] * v.to(tl.float32), 0)
         l_i = l_i * alpha + tl.sum(p, 0)
         m_i = m_new
-    return m_i, l_i, acc, qd
-
-
-@triton.jit
-def _split_kv_partial(
-    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr,
-    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
-    keys, scale,
-    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
-    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
-    MASK: tl.constexpr,
-):  # fmt: skip
-    """Program (row·head, split): its partial softmax stored for :func:`_split_kv_combine`."""
-    bh = tl.program_id(0)
-    split = tl.program_id(1)
-    m_i, l_i, acc, qd = _partial_softmax(
-        q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
-        keys, scale, bh, split, HEADS, GROUPS, DIM, PIECE, PIECES, BLOCK_N, CHUNK, MASK,
-    )  # fmt: skip
     tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
     tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
+    if FUSED:
+        tl.debug_barrier()  # every warp's stores issued before the ticket (a release) is drawn
+        ticket = tl.atomic_add(count_ptr + bh, 1, sem="acq_rel", scope="gpu")
+        if ticket == SPLITS - 1:
+            _combine(
+                acc_ptr, ml_ptr, o_ptr, bh, s_ob, s_oh,
+                HEADS, DIM, PIECES * PIECE, SPLITS, BLOCK_S, ".cg",
+            )  # fmt: skip
+            tl.store(count_ptr + bh, 0)
 
 
 @triton.jit
@@ -125,39 +127,6 @@ def _combine(
 
 
 @triton.jit
-def _split_kv_fused(
-    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr,
-    s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_ob, s_oh,
-    keys, scale,
-    HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
-    PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
-    BLOCK_S: tl.constexpr, MASK: tl.constexpr,
-):  # fmt: skip
-    """Program (row·head, split): its partial softmax stored, then a ticket from the row·head's
-    counter; the program that draws the last ticket combines the splits (bypassing L1, which
-    other SMs' stores do not reach) and sets the counter back to 0 for the next launch. One
-    launch a layer instead of two; see :func:`launch`."""
-    gdc_launch_dependents()
-    bh = tl.program_id(0)
-    split = tl.program_id(1)
-    m_i, l_i, acc, qd = _partial_softmax(
-        q_ptr, k_ptr, v_ptr, m_ptr, s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh,
-        keys, scale, bh, split, HEADS, GROUPS, DIM, PIECE, PIECES, BLOCK_N, CHUNK, MASK,
-    )  # fmt: skip
-    tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
-    tl.store(ml_ptr + (bh * SPLITS + split) * 2, m_i)
-    tl.store(ml_ptr + (bh * SPLITS + split) * 2 + 1, l_i)
-    tl.debug_barrier()  # every warp's stores issued before the ticket (a release) is drawn
-    ticket = tl.atomic_add(count_ptr + bh, 1, sem="acq_rel", scope="gpu")
-    if ticket == SPLITS - 1:
-        _combine(
-            acc_ptr, ml_ptr, o_ptr, bh, s_ob, s_oh,
-            HEADS, DIM, PIECES * PIECE, SPLITS, BLOCK_S, ".cg",
-        )  # fmt: skip
-        tl.store(count_ptr + bh, 0)
-
-
-@triton.jit
 def _split_kv_combine(
     acc_ptr, ml_ptr, o_ptr, s_ob, s_oh,
     HEADS: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr, SPLITS: tl.constexpr,
@@ -179,7 +148,7 @@ _OUTGROWN: list[torch.Tensor] = []  # buffers a larger one replaced: graphs may 
 
 
 def counters(device: torch.device, n: int) -> torch.Tensor:
-    """``n`` (or more) int32 zeros on ``device`` for :func:`_split_kv_fused`'s tickets, one
+    """``n`` (or more) int32 zeros on ``device`` for the fused partial kernel's tickets, one
     buffer per CUDA stream and reused: every launch leaves its counters at 0 (the last program
     of a row·head resets its own), so none is zeroed again, not even in a captured graph. A
     buffer is never freed (a captured graph keeps its address)."""
@@ -209,8 +178,8 @@ def launch(
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
     ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`);
-    ``fused``: the combine inside the partial kernel (:func:`_split_kv_fused`), else its own
-    kernel after it."""
+    ``fused``: the combine inside the partial kernel (its ``FUSED``), else its own kernel
+    after it."""
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = min(dim & -dim, 128)  # the largest power of two dividing dim
@@ -237,16 +206,13 @@ def launch(
         HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
         BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind,
     )  # fmt: skip
-    if fused:
-        count = counters(q.device, bsz * heads)
-        _split_kv_fused[(bsz * heads, splits)](
-            q, k, v, m, acc, ml, count, out, *strides, out.stride(0), out.stride(2),
-            keys, scale, BLOCK_S=triton.next_power_of_2(splits), num_warps=num_warps, **shape,
-        )  # fmt: skip
-        return
+    count = counters(q.device, bsz * heads) if fused else acc  # (unread unless fused)
     _split_kv_partial[(bsz * heads, splits)](
-        q, k, v, m, acc, ml, *strides, keys, scale, num_warps=num_warps, **shape
-    )
+        q, k, v, m, acc, ml, count, out, *strides, out.stride(0), out.stride(2), keys, scale,
+        BLOCK_S=triton.next_power_of_2(splits), FUSED=fused, num_warps=num_warps, **shape,
+    )  # fmt: skip
+    if fused:
+        return
     _split_kv_combine[(bsz * heads,)](
         acc, ml, out, out.stride(0), out.stride(2),
         HEADS=heads, DIM=dim, BLOCK_D=block_d, SPLITS=splits,
