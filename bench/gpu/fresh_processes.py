@@ -50,8 +50,10 @@ def row_of(record: dict[str, Any], contender: str) -> dict[str, Any]:
 
 def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Each contender's medians over its processes, and each variant's ratio to the peer:
-    the ratio of the medians (``x_hf``) and the per-round ratios (round i's variant over
-    round i's peer) that show its spread."""
+    the ratio of the medians (``x_hf``), the per-round ratios (round i's variant over
+    round i's peer) that show its spread, and the variant's median over the peer's fastest
+    process (``x_hf_best``, session 34: the peer's speed moves between and within machines,
+    Serifu's does not, so this is the ratio no slow peer process can raise)."""
     out: dict[str, Any] = {}
     for name, runs in rows.items():
         good = [r for r in runs if "tok_s" in r]
@@ -70,6 +72,8 @@ def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             if "tok_s" in r and "tok_s" in p
         ]
         out[name]["x_hf_per_round"] = [round(a / b, 3) for a, b in pairs]
+        best = max(r["tok_s"] for r in peer if "tok_s" in r)
+        out[name]["x_hf_best"] = round(out[name]["tok_s"] / best, 3)
     return out
 
 

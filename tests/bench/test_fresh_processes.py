@@ -40,6 +40,8 @@ def test_the_summary_takes_medians_over_processes_and_ratios_to_the_peer() -> No
     assert s["default"]["x_hf"] == pytest.approx(232.5 / 150.0, abs=1e-3)
     # round by round: round 3's variant failed, so two ratios
     assert s["default"]["x_hf_per_round"] == [1.6, round(225 / 160, 3)]
+    best = max(r["tok_s"] for r in rows[PEER])  # against the peer's fastest process
+    assert best > s[PEER]["tok_s"] and s["default"]["x_hf_best"] == round(232.5 / best, 3)
 
 
 def test_no_ratio_without_a_peer_that_ran() -> None:
