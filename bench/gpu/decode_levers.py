@@ -92,6 +92,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 34: the gated product inside the down projection's GEMV instead, as it reads
     # gate/up's output (serifu.accel.gemv_fuse, SERIFU_GEMV_GLU=down; built without a GPU)
     "glu-down": {"glu": "down"},
+    # session 34: one cache length for every layer, advanced once a step instead of once a
+    # layer (serifu.accel.shared_length, SERIFU_DECODE_SHARED_LENGTH=1; built without a GPU)
+    "shared-length": {"shared_length": True},
     "gemv-pdl": {"pdl": True},
     # + a Llama layer's two residual adds inside its o_proj and down_proj GEMVs, as their bias
     # (serifu.accel.residual_fold, session 31; SERIFU_GEMV_RESIDUAL=0 turns it off)
@@ -182,7 +185,7 @@ def _model_variant(model: Any, kind: str | None) -> Iterator[None]:
 def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
     levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile", "kv_fused")
-    levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual")  # the decoder's own
+    levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual", "shared_length")  # its own
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     # the split-key programs of the graphs captured next: warps and values a tile, the
     # product's unless the variant says

@@ -165,9 +165,11 @@ def _how(decoder: Any) -> str:
     if decoder.fused:
         parts.append(f"{decoder.fused} sibling groups fused (one GEMV each)")
     if decoder.glu:
-        parts.append(f"{decoder.glu} gated MLPs' products in their gate/up GEMV")
+        parts.append(f"{decoder.glu} gated MLPs' products inside a GEMV")
     if decoder.residual:
         parts.append(f"{decoder.residual} layers' residual adds in their GEMVs")
+    if getattr(decoder, "shared_length", 0):
+        parts.append(f"one cache length for {decoder.shared_length} layers")
     from serifu.accel.gemv import pdl_on
 
     if decoder.gemv and pdl_on(decoder.device):

@@ -85,8 +85,10 @@
 #   --fused 0 1. No H200 came. Still pending, on an H200 (~5 min): session 34's default against HF,
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,s33-default FRESH_ROUNDS=3 fresh
 #   and (any card) the gated product inside the down GEMV, built without a GPU (glu-down,
-#   SERIFU_GEMV_GLU=down): FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,glu-down fresh,
-#   FUSE_PEER=0 FUSE_MODELS=gemma-3-270m FUSE_VARIANTS=default,glu-down,default,glu-down fuse
+#   SERIFU_GEMV_GLU=down) and one cache length for every layer (shared-length,
+#   SERIFU_DECODE_SHARED_LENGTH=1): FRESH_MODELS=stablelm-beta-7b
+#   FRESH_VARIANTS=default,glu-down,shared-length fresh, and FUSE_PEER=0 FUSE_MODELS=gemma-3-270m
+#   FUSE_VARIANTS=default,glu-down,shared-length,default,glu-down,shared-length fuse
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

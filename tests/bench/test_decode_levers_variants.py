@@ -24,5 +24,8 @@ def test_session_32s_split_key_programs_and_back() -> None:
         assert split_kv.block_for(256) == 32
         assert dec.chunk == 8
         assert _decoder(model, VARIANTS["chunk16"]).chunk == 16
+        assert dec.shared_length == 0  # opt-in: one cache length only where the variant says
+        layers = model.config.num_hidden_layers
+        assert _decoder(model, VARIANTS["shared-length"]).shared_length == layers
     finally:
         split_kv.WARPS, split_kv.TILE, split_kv.FUSED = None, PRODUCT_KV_TILE, PRODUCT_KV_FUSED

@@ -37,7 +37,9 @@ programmatic dependents of the kernel before them (sm90+). ``residual`` (session
 default since session 33: +1.4 % tok/s on stablelm-beta-7b, each contender in fresh processes
 on an H200; ``SERIFU_GEMV_RESIDUAL=0`` turns it off) adds a Llama layer's residuals inside its
 ``o_proj`` and ``down_proj`` GEMVs (:mod:`serifu.accel.residual_fold`: two kernels fewer a
-layer).
+layer). ``shared_length`` (opt-in until timed, ``SERIFU_DECODE_SHARED_LENGTH=1``, session 34)
+gives every cache layer one write position, advanced once a pass instead of once a layer
+(:mod:`serifu.accel.shared_length`: one kernel fewer a layer).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -54,6 +56,8 @@ from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
+
+from serifu.accel.shared_length import lengths, share_length
 
 
 def gemv_levers(
@@ -168,6 +172,7 @@ class StaticDecoder:
         fuse: bool | None = None,
         glu: bool | str | None = None,
         residual: bool | None = None,
+        shared_length: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -182,6 +187,11 @@ class StaticDecoder:
         self._extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.cache = StaticCache(config=model.config, max_cache_len=max_len)
         _unslide(self.cache, max_len)
+        # one write position for all layers, advanced once a pass (serifu.accel.shared_length;
+        # opt-in until timed: SERIFU_DECODE_SHARED_LENGTH=1)
+        if shared_length is None:
+            shared_length = os.environ.get("SERIFU_DECODE_SHARED_LENGTH", "0") == "1"
+        self.shared_length = share_length(self.cache) if shared_length else 0
         b = batch_size
         self.step_ids = torch.zeros(b, 1, dtype=torch.long, device=self.device)
         self.step_pos = torch.zeros(b, 1, dtype=torch.long, device=self.device)
@@ -859,6 +869,8 @@ class StaticDecoder:
         if getattr(self, "_side", None) is None:
             self._side = StaticCache(config=self.model.config, max_cache_len=self.max_len)
             _unslide(self._side, self.max_len)
+            if self.shared_length:
+                share_length(self._side)
         side = self._side
         side.reset()
         ids = torch.tensor([list(prompt)], dtype=torch.long, device=self.device)
@@ -906,7 +918,8 @@ class StaticDecoder:
             if layer.is_initialized:
                 layer.keys[:, :, :keep].copy_(layer.keys[:, :, slots:].clone())
                 layer.values[:, :, :keep].copy_(layer.values[:, :, slots:].clone())
-                layer.cumulative_length.sub_(slots)
+        for length in lengths(self.cache):  # each once (layers may share one)
+            length.sub_(slots)
         self.mask[:, :keep].copy_(self.mask[:, slots:].clone())
         self.mask[:, keep:].zero_()
 

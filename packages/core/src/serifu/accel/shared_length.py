@@ -1,0 +1,108 @@
+"""One write position for every layer of a static KV cache, advanced once a pass.
+
+transformers' ``StaticLayer`` keeps its own length tensor and advances it in every ``update``
+(``cumulative_length.add_``): a 32-layer model's reply step runs 32 one-element kernels that
+all compute the same number, each with its gap in the step's graph (stablelm-beta-7b, session
+33's profile on an H100: 37 µs a token plus the gaps; ~1.2 µs a kernel, more on gemma-3-270m's
+short step). :func:`share_length` makes every layer of a cache read one length tensor and only
+the last layer of a pass advance it (after each layer before it has taken its write position
+from it), so a step advances it once.
+
+Every layer updates once per forward pass (the decoder's caches hold full static layers only,
+:func:`serifu.accel.decode._unslide`), in order, so the last layer sees the same position as
+the first. Cropping moves the length once (the last layer's crop); resets, fills and copies of
+the one tensor act as they did on each. Opt-in until timed (``SERIFU_DECODE_SHARED_LENGTH=1``,
+``StaticDecoder(shared_length=True)``; session 34, built without a GPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class _Length:
+    """The one length tensor a cache's layers share (set by the first layer initialised)."""
+
+    def __init__(self) -> None:
+        self.tensor: torch.Tensor | None = None
+
+
+def _layer_class() -> type:
+    from transformers.cache_utils import StaticLayer
+
+    class SharedLengthLayer(StaticLayer):
+        """A ``StaticLayer`` on its cache's shared length; ``last``: the layer that advances it."""
+
+        def __init__(self, max_cache_len: int, length: _Length, last: bool) -> None:
+            super().__init__(max_cache_len=max_cache_len)
+            self.length, self.last = length, last
+
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            super().lazy_initialization(key_states, value_states)
+            if self.length.tensor is None or self.length.tensor.device != self.device:
+                self.length.tensor = self.cumulative_length  # static address marked by super
+            self.cumulative_length = self.length.tensor
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            """``StaticLayer.update``, the length advanced by the last layer only."""
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            kv_length = key_states.shape[-2]
+            cache_position = torch.arange(kv_length, device=self.device) + self.cumulative_length
+            if self.last:  # every layer before took its position from the same length
+                self.cumulative_length.add_(kv_length)
+            keys, values = self.keys, self.values
+            assert keys is not None and values is not None  # initialised above
+            keys.index_copy_(2, cache_position, key_states)
+            values.index_copy_(2, cache_position, value_states)
+            return keys, values
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if self.last:  # the one length moves once
+                super().crop(tokens_to_remove)
+
+    return SharedLengthLayer
+
+
+_CLASS: type | None = None
+
+
+def layer_class() -> type:
+    """The shared-length layer class (made once, on transformers' ``StaticLayer``)."""
+    global _CLASS
+    if _CLASS is None:
+        _CLASS = _layer_class()
+    return _CLASS
+
+
+def share_length(cache: Any) -> int:
+    """Replaces a static cache's not yet initialised full static layers by layers on one
+    shared length (the last advancing it); returns how many layers share it (0: left as it
+    was, e.g. a layer of another kind, or one already holding keys)."""
+    from transformers.cache_utils import StaticLayer
+
+    layers = list(getattr(cache, "layers", []))
+    cls = layer_class()
+    if not layers or isinstance(layers[0], cls):
+        return len(layers) if layers and all(isinstance(x, cls) for x in layers) else 0
+    if not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
+        return 0
+    length = _Length()
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        cache.layers[i] = cls(max_cache_len=layer.max_cache_len, length=length, last=i == last)
+    return len(layers)
+
+
+def lengths(cache: Any) -> list[torch.Tensor]:
+    """The cache's initialised length tensors, each once (shared layers: one)."""
+    seen: dict[int, torch.Tensor] = {}
+    for layer in cache.layers:
+        t = getattr(layer, "cumulative_length", None)
+        if getattr(layer, "is_initialized", False) and isinstance(t, torch.Tensor):
+            seen.setdefault(id(t), t)
+    return list(seen.values())
