@@ -95,6 +95,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 34: one cache length for every layer, advanced once a step instead of once a
     # layer (serifu.accel.shared_length, SERIFU_DECODE_SHARED_LENGTH=1; built without a GPU)
     "shared-length": {"shared_length": True},
+    "glu-down-shared-length": {"glu": "down", "shared_length": True},  # both: one timing first
     "gemv-pdl": {"pdl": True},
     # + a Llama layer's two residual adds inside its o_proj and down_proj GEMVs, as their bias
     # (serifu.accel.residual_fold, session 31; SERIFU_GEMV_RESIDUAL=0 turns it off)

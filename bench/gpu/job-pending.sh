@@ -89,6 +89,7 @@
 #   SERIFU_DECODE_SHARED_LENGTH=1): FRESH_MODELS=stablelm-beta-7b
 #   FRESH_VARIANTS=default,glu-down,shared-length fresh, and FUSE_PEER=0 FUSE_MODELS=gemma-3-270m
 #   FUSE_VARIANTS=default,glu-down,shared-length,default,glu-down,shared-length fuse
+#   (short of time: FRESH_VARIANTS=default,glu-down-shared-length, both levers at once)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

@@ -27,5 +27,7 @@ def test_session_32s_split_key_programs_and_back() -> None:
         assert dec.shared_length == 0  # opt-in: one cache length only where the variant says
         layers = model.config.num_hidden_layers
         assert _decoder(model, VARIANTS["shared-length"]).shared_length == layers
+        both = VARIANTS["glu-down-shared-length"]
+        assert both == VARIANTS["glu-down"] | VARIANTS["shared-length"]
     finally:
         split_kv.WARPS, split_kv.TILE, split_kv.FUSED = None, PRODUCT_KV_TILE, PRODUCT_KV_FUSED
