@@ -72,8 +72,9 @@ def gemv_levers(
     (``SERIFU_GEMV=0``: not), the layers' norms and MLP activations folded in
     (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
     (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
-    (``SERIFU_GEMV_GLU=1``: opt-in; ``=down``: inside the down projection's GEMV), a Llama layer's residual adds inside its ``o_proj`` and
-    ``down_proj`` GEMVs (``SERIFU_GEMV_RESIDUAL=0``: not; on since session 33)."""
+    (``SERIFU_GEMV_GLU=1``: opt-in; ``=down``: inside the down projection's GEMV), a Llama
+    layer's residual adds inside its ``o_proj`` and ``down_proj`` GEMVs
+    (``SERIFU_GEMV_RESIDUAL=0``: not; on since session 33)."""
 
     def on_unless_0(name: str) -> bool:
         return os.environ.get(name, "1") != "0"
