@@ -168,7 +168,7 @@ def _how(decoder: Any) -> str:
         parts.append(f"{decoder.glu} gated MLPs' products inside a GEMV")
     if decoder.residual:
         parts.append(f"{decoder.residual} layers' residual adds in their GEMVs")
-    if getattr(decoder, "shared_length", 0):
+    if decoder.shared_length:
         parts.append(f"one cache length for {decoder.shared_length} layers")
     from serifu.accel.gemv import pdl_on
 

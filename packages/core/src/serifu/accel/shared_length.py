@@ -17,6 +17,7 @@ the one tensor act as they did on each. Opt-in until timed (``SERIFU_DECODE_SHAR
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -29,7 +30,9 @@ class _Length:
         self.tensor: torch.Tensor | None = None
 
 
-def _layer_class() -> type:
+@functools.cache
+def layer_class() -> type:
+    """The shared-length layer class (made once, on transformers' ``StaticLayer``)."""
     from transformers.cache_utils import StaticLayer
 
     class SharedLengthLayer(StaticLayer):
@@ -68,17 +71,6 @@ def _layer_class() -> type:
     return SharedLengthLayer
 
 
-_CLASS: type | None = None
-
-
-def layer_class() -> type:
-    """The shared-length layer class (made once, on transformers' ``StaticLayer``)."""
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _layer_class()
-    return _CLASS
-
-
 def share_length(cache: Any) -> int:
     """Replaces a static cache's not yet initialised full static layers by layers on one
     shared length (the last advancing it); returns how many layers share it (0: left as it
@@ -87,9 +79,9 @@ def share_length(cache: Any) -> int:
 
     layers = list(getattr(cache, "layers", []))
     cls = layer_class()
-    if not layers or isinstance(layers[0], cls):
-        return len(layers) if layers and all(isinstance(x, cls) for x in layers) else 0
-    if not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
+    if layers and all(isinstance(x, cls) for x in layers):  # shared already
+        return len(layers)
+    if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
         return 0
     length = _Length()
     last = len(layers) - 1

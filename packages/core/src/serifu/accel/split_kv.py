@@ -58,10 +58,16 @@ def plan(
     return math.ceil(keys / chunk), chunk
 
 
+def piece_width(dim: int) -> int:
+    """A contiguous run of a head's values as the kernels load it: ``dim``'s largest
+    power-of-two divisor, at most 128 (96 -> 32)."""
+    return min(dim & -dim, 128)
+
+
 def padded_width(dim: int) -> int:
-    """A head's width as the kernels read it: runs of its largest power-of-two divisor (at
-    most 128), as many as the next power of two (96 -> 4 x 32 = 128)."""
-    piece = min(dim & -dim, 128)
+    """A head's width as the kernels read it: runs of :func:`piece_width`, as many as the next
+    power of two (96 -> 4 x 32 = 128)."""
+    piece = piece_width(dim)
     return piece * (1 << (dim // piece - 1).bit_length())
 
 

@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from serifu.accel.gemv_kernels import gdc_launch_dependents
-from serifu.accel.split_kv import padded_width, warps_for
+from serifu.accel.split_kv import padded_width, piece_width, warps_for
 
 
 @triton.jit
@@ -182,7 +182,7 @@ def launch(
     after it."""
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
-    piece = min(dim & -dim, 128)  # the largest power of two dividing dim
+    piece = piece_width(dim)
     block_d = padded_width(dim)
     pieces = block_d // piece
     if num_warps is None:
@@ -198,18 +198,15 @@ def launch(
             mask.stride(0) if mask.shape[0] > 1 else 0,
             mask.stride(1) if mask.shape[1] > 1 else 0,
         )
-    strides = (
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2), *sm,
-    )  # fmt: skip
-    shape = dict(
-        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
-        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, MASK=kind,
-    )  # fmt: skip
     count = counters(q.device, bsz * heads) if fused else acc  # (unread unless fused)
     _split_kv_partial[(bsz * heads, splits)](
-        q, k, v, m, acc, ml, count, out, *strides, out.stride(0), out.stride(2), keys, scale,
-        BLOCK_S=triton.next_power_of_2(splits), FUSED=fused, num_warps=num_warps, **shape,
+        q, k, v, m, acc, ml, count, out,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2), *sm, out.stride(0), out.stride(2),
+        keys, scale,
+        HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
+        BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, BLOCK_S=triton.next_power_of_2(splits),
+        MASK=kind, FUSED=fused, num_warps=num_warps,
     )  # fmt: skip
     if fused:
         return
