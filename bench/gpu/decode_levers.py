@@ -240,6 +240,8 @@ def _run_variant(
     row["how"] = _how(dec)  # the levers that ran (GEMV layers, folded, fused groups)
     if profile:
         row["profile"] = profile_reply(lambda: _reply(dec, ids, mask, NEW, run))
+        # the first token alone (the prompt pass and one pick; session 35)
+        row["profile_first"] = profile_reply(lambda: _reply(dec, ids, mask, 1, run), 1)
     return row, tokens
 
 
@@ -279,8 +281,9 @@ def idle_gaps(spans: list[tuple[float, float]], tokens: int) -> dict[str, float]
     return {k: round(v / tokens, 2) for k, v in out.items()}
 
 
-def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
-    """CUDA kernels of one reply: device µs per decoded token by group, and the top 25."""
+def profile_reply(run: Callable[[], Any], tokens: int = NEW) -> dict[str, Any]:
+    """CUDA kernels of one reply of ``tokens`` new tokens: device µs per token by group, and
+    the top 25."""
     from torch.profiler import ProfilerActivity, profile
 
     run()
@@ -294,18 +297,18 @@ def profile_reply(run: Callable[[], Any]) -> dict[str, Any]:
         if ev.device_type == torch.autograd.DeviceType.CUDA:  # one kernel (or copy) run
             kernels.setdefault(ev.name, []).append(float(ev.time_range.elapsed_us()))
             spans.append((float(ev.time_range.start), float(ev.time_range.end)))
-    per_token = {name: sum(ts) / NEW for name, ts in kernels.items()}
+    per_token = {name: sum(ts) / tokens for name, ts in kernels.items()}
     groups: dict[str, dict[str, float]] = {}
     for name, us in per_token.items():
         g = groups.setdefault(_group(name), {"us_per_token": 0.0, "kernels_per_token": 0.0})
         g["us_per_token"] += us
-        g["kernels_per_token"] += len(kernels[name]) / NEW
+        g["kernels_per_token"] += len(kernels[name]) / tokens
     top = sorted(per_token.items(), key=lambda kv: -kv[1])[:25]
     return {
         "kernels_seen": sum(len(v) for v in kernels.values()),
         "device_us_per_token": round(sum(per_token.values()), 1),
         "groups": {k: {m: round(v, 1) for m, v in g.items()} for k, g in groups.items()},
-        "idle": idle_gaps(spans, NEW),
+        "idle": idle_gaps(spans, tokens),
         "top": [
             {"kernel": n[:120], "us_per_token": round(us, 2), "calls": len(kernels[n])}
             for n, us in top
