@@ -90,10 +90,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the kernel before them (pdl: serifu.accel.gemv.set_pdl, opt-in: SERIFU_GEMV_PDL=1)
     "gemv-fuse-glu": {"fuse": True, "glu": True},
     # session 34: the gated product inside the down projection's GEMV instead, as it reads
-    # gate/up's output (serifu.accel.gemv_fuse, SERIFU_GEMV_GLU=down; the default since
-    # session 35); s34-default = the decoder before, with the product as a kernel of its own
+    # gate/up's output (serifu.accel.gemv_fuse, SERIFU_GEMV_GLU=down; built without a GPU)
     "glu-down": {"glu": "down"},
-    "s34-default": {"glu": False},
     # session 34: one cache length for every layer, advanced once a step instead of once a
     # layer (serifu.accel.shared_length, SERIFU_DECODE_SHARED_LENGTH=1; built without a GPU)
     "shared-length": {"shared_length": True},

@@ -28,11 +28,10 @@ Llama and GPT-J models (one H200, "Session 26"); ``fuse`` (on by default since s
 ``SERIFU_GEMV_FUSE=0`` turns it off) runs sibling layers that read one input (q, k, v; gate,
 up) as one GEMV over their stacked weights (:mod:`serifu.accel.gemv_fuse`: 4 launches a Llama
 layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7b and
-novel-gptj-6b, one H100 and one H200); with it ``glu="down"`` (session 34, the default since
-session 35: +2.2 % / +2.5 % tok/s on stablelm-beta-7b, +1.0 % / +2.7 % on gemma-3-270m, one
-H100; ``SERIFU_GEMV_GLU=0`` turns it off) computes a gated MLP's ``act(gate) * up`` in the down
-projection's GEMV as it reads its input (one kernel fewer a layer), or ``glu=True``
-(``SERIFU_GEMV_GLU=1``, session 30, lost) in the gate/up GEMV.
+novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
+30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer), or with
+``glu="down"`` (``SERIFU_GEMV_GLU=down``, session 34) in the down projection's GEMV as it reads
+its input.
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
 programmatic dependents of the kernel before them (sm90+). ``residual`` (session 31, on by
 default since session 33: +1.4 % tok/s on stablelm-beta-7b, each contender in fresh processes
@@ -72,8 +71,8 @@ def gemv_levers(
     linear layers' one-row products on Serifu's Triton GEMV instead of cuBLAS's split-K tiles
     (``SERIFU_GEMV=0``: not), the layers' norms and MLP activations folded in
     (``SERIFU_GEMV_FOLD=0``: not), sibling layers on one input fused into one GEMV
-    (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside the down
-    projection's GEMV (``SERIFU_GEMV_GLU=0``: not; ``=1``: inside the gate/up GEMV), a Llama
+    (``SERIFU_GEMV_FUSE=0``: not; on since session 31), a gated MLP's product inside that GEMV
+    (``SERIFU_GEMV_GLU=1``: opt-in; ``=down``: inside the down projection's GEMV), a Llama
     layer's residual adds inside its ``o_proj`` and ``down_proj`` GEMVs
     (``SERIFU_GEMV_RESIDUAL=0``: not; on since session 33)."""
 
@@ -84,14 +83,14 @@ def gemv_levers(
         on_unless_0("SERIFU_GEMV") if gemv is None else gemv,
         on_unless_0("SERIFU_GEMV_FOLD") if fold is None else fold,
         on_unless_0("SERIFU_GEMV_FUSE") if fuse is None else fuse,
-        _glu_mode(os.environ.get("SERIFU_GEMV_GLU", "down")) if glu is None else glu,
+        _glu_mode(os.environ.get("SERIFU_GEMV_GLU", "0")) if glu is None else glu,
         on_unless_0("SERIFU_GEMV_RESIDUAL") if residual is None else residual,
     )
 
 
 def _glu_mode(value: str) -> bool | str:
-    """``SERIFU_GEMV_GLU``: "down" (the default) the gated product in the down projection's
-    GEMV, "1" in the gate/up GEMV, anything else off."""
+    """``SERIFU_GEMV_GLU``: "1" the gated product in the gate/up GEMV, "down" in the down
+    projection's, anything else off."""
     return "down" if value == "down" else value == "1"
 
 

@@ -28,13 +28,10 @@ opt-in: on an H200 its gate/up GEMV grew by more than the product kernel it save
 (``GLU_MLPS``: ``down(act(gate(x)) * up(x))``, SiLU or GELU) whose gate and up are fused runs
 its one-row inputs as two GEMVs: the fused one writes ``act(gate) * up`` itself (each program
 sums rows ``j`` of both halves), so the product of the two needs no kernel of its own; then
-``down``. With ``glu="down"`` (session 34; the decoder's default since session 35, +1.0 to
-+2.7 % tok/s on stablelm-beta-7b and gemma-3-270m, one H100; ``SERIFU_GEMV_GLU=0`` turns it
-off) the gate/up GEMV stays as it is and ``down``'s GEMV computes ``act(gate) * up`` as it reads
-its input (``in_glu``): the same kernel saved, no GEMV made wider. It rounds ``act(gate)`` and
-the product to the model's dtype as the eager model does (an inductor-compiled step rounds the
-product once), so on random weights, where logits sit close together, a few greedy tokens can
-differ from the compiled step's. Its other inputs run the MLP's own forward.
+``down``. With ``glu="down"`` (``SERIFU_GEMV_GLU=down``, session 34, opt-in until timed) the
+gate/up GEMV stays as it is and ``down``'s GEMV computes ``act(gate) * up`` as it reads its
+input (``in_glu``): the same kernel saved, no GEMV made wider. Its other inputs run the MLP's
+own forward.
 """
 
 from __future__ import annotations
