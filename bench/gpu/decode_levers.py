@@ -23,15 +23,17 @@ one GEMV: ``serifu.accel.gemv_fuse``; the product's default since session 31, so
 ``gemv-fuse-glu-pdl`` (the GEMVs launched as programmatic dependents: each starts reading its
 weights while the kernel before it finishes), ``gemv-residual`` (a Llama layer's residual adds
 inside its ``o_proj`` and ``down_proj`` GEMVs: ``serifu.accel.residual_fold``),
-attention backends. ``--peer`` adds HF ``generate`` with a static cache and
+``s34-default`` (the prompt pass eager: the decoder before session 35, which compiles it with
+the step), attention backends. ``--peer`` adds HF ``generate`` with a static cache and
 its compiled step (``bench/gpu/peer_hf.py``) in the same run, before the variants (its cache
 and graphs closed before they run): after Serifu's decoders it ran ~6 % slower, Serifu's own
 speed unchanged (session 31, one H100; ``--peer-last`` for the order before). A variant named
 twice keeps both rows (``name#2``): in one process the first decoder ran ~6 % faster than the
 ones after it on the H200 (session 31), so compare variants that are not first.
 
-``--profile``: ``torch.profiler`` over one reply of each variant; the CUDA kernels'
-device time per decoded token, grouped (matmul, attention, fused Triton, copies, other)
+``--profile``: ``torch.profiler`` over one reply of each variant, and over its first token
+alone (``profile_first``: the prompt pass and one pick); the CUDA kernels' device time per
+decoded token, grouped (matmul, attention, fused Triton, copies, other)
 with the top kernels by time, and the device's idle time between them binned by gap length
 (``idle``), against the roofline's bytes: a kernel table says whether the
 gap to the roofline is in the matmuls (bandwidth they do not reach) or between them (small
@@ -110,6 +112,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 34: split-key attention's combine as its own kernel (as until session 33) instead
     # of inside the partial kernel (serifu.accel.split_kv.FUSED); s33-default = that alone
     "s33-default": {"kv_fused": False},
+    # session 35: the prompt pass compiled with the step (once for any length, dynamic shapes;
+    # SERIFU_DECODE_COMPILE_PROMPT=0 turns it off); s34-default = eager, as until session 34
+    "s34-default": {"compile_prompt": False},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);
@@ -187,6 +192,7 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
     levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile", "kv_fused")
     levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual", "shared_length")  # its own
+    levers += ("compile_prompt",)
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     # the split-key programs of the graphs captured next: warps and values a tile, the
     # product's unless the variant says

@@ -158,7 +158,8 @@ def _how(decoder: Any) -> str:
         return f"eager ({decoder.graph_error or 'no CUDA'})"
     parts = [f"CUDA graphs, {decoder.chunk} steps per graph"]
     parts.append("step compiled (inductor)" if decoder.compile else "step not compiled")
-    parts.append("prompt pass captured" if decoder.graph_prefill else "prompt pass eager")
+    prompt = "prompt pass captured" if decoder.graph_prefill else "prompt pass eager"
+    parts.append(prompt + (" and compiled" if decoder.compile_prompt else ""))
     parts.append(f"Triton GEMV in {decoder.gemv} layers" if decoder.gemv else "cuBLAS GEMVs")
     if decoder.folded:
         parts.append(f"{decoder.folded} norms/activations folded into them")

@@ -90,6 +90,14 @@
 #   FRESH_VARIANTS=default,glu-down,shared-length fresh, and FUSE_PEER=0 FUSE_MODELS=gemma-3-270m
 #   FUSE_VARIANTS=default,glu-down,shared-length,default,glu-down,shared-length fuse
 #   (short of time: FRESH_VARIANTS=default,glu-down-shared-length, both levers at once)
+# Session 35 (four H100s, docs/benchmarks.md "Session 35") ran both: glu-down lost (-0.4 % in
+#   fresh processes, +43 us of device time a token), shared-length lost (-2 to -3 % on gemma);
+#   and the prompt pass compiled with the step (s34-default: eager prompt) in fuse on
+#   stablelm-beta-7b and gemma-3-270m. Still pending (a 7B decoder now takes ~2.5 min to build):
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default FRESH_ROUNDS=2 fresh  (against HF; an
+#   H200 if one comes; FRESH_ROUNDS=1 if the two rounds overrun), and the compile of the length
+#   alone (session 35's runs marked every dimension dynamic): FUSE_PEER=0 FUSE_PROFILE=
+#   FUSE_MODELS=gemma-3-270m FUSE_VARIANTS=s34-default,default,s34-default,default fuse
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

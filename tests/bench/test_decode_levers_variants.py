@@ -1,6 +1,6 @@
-"""decode_levers' variants of the split-key programs (sessions 33 and 34): each decoder is built
-under its variant's tile, warps and combine, and a variant that names none gets the product's
-back."""
+"""decode_levers' variants of the split-key programs (sessions 33 and 34) and of the prompt
+pass's compile (session 35): each decoder is built under its variant's tile, warps, combine and
+prompt setting, and a variant that names none gets the product's back."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def test_session_32s_split_key_programs_and_back() -> None:
         assert dec.shared_length == 0  # opt-in: one cache length only where the variant says
         layers = model.config.num_hidden_layers
         assert _decoder(model, VARIANTS["shared-length"]).shared_length == layers
+        assert dec.compile_prompt  # the prompt pass compiled with the step (since session 35)
+        assert not _decoder(model, VARIANTS["s34-default"]).compile_prompt
         both = VARIANTS["glu-down-shared-length"]
         assert both == VARIANTS["glu-down"] | VARIANTS["shared-length"]
     finally:

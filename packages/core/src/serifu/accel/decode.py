@@ -31,15 +31,21 @@ layer instead of 7; +1.4 % to +4.4 % tok/s in six timed pairs on stablelm-beta-7
 novel-gptj-6b, one H100 and one H200); with it ``glu`` (opt-in, ``SERIFU_GEMV_GLU=1``, session
 30) computes a gated MLP's ``act(gate) * up`` in that GEMV (one kernel fewer a layer), or with
 ``glu="down"`` (``SERIFU_GEMV_GLU=down``, session 34) in the down projection's GEMV as it reads
-its input.
+its input (opt-in: on stablelm-beta-7b -0.4 % in fresh processes, +43 us of device time a
+token; session 35).
 ``SERIFU_GEMV_PDL=1`` (opt-in, :func:`serifu.accel.gemv.set_pdl`) launches the GEMVs as
 programmatic dependents of the kernel before them (sm90+). ``residual`` (session 31, on by
 default since session 33: +1.4 % tok/s on stablelm-beta-7b, each contender in fresh processes
 on an H200; ``SERIFU_GEMV_RESIDUAL=0`` turns it off) adds a Llama layer's residuals inside its
 ``o_proj`` and ``down_proj`` GEMVs (:mod:`serifu.accel.residual_fold`: two kernels fewer a
-layer). ``shared_length`` (opt-in until timed, ``SERIFU_DECODE_SHARED_LENGTH=1``, session 34)
-gives every cache layer one write position, advanced once a pass instead of once a layer
-(:mod:`serifu.accel.shared_length`: one kernel fewer a layer).
+layer). ``shared_length`` (opt-in, ``SERIFU_DECODE_SHARED_LENGTH=1``, session 34; -2 to -3 %
+on gemma-3-270m in session 35) gives every cache layer one write position, advanced once a
+pass instead of once a layer (:mod:`serifu.accel.shared_length`: one kernel fewer a layer).
+
+``compile`` (``SERIFU_DECODE_COMPILE=1``) compiles the one-token step with inductor inside its
+graph; with it ``compile_prompt`` (``SERIFU_DECODE_COMPILE_PROMPT=0`` turns it off) compiles
+the prompt pass too, once for every prompt length (session 35, one H100: first token 15.3 ->
+10.5 ms on stablelm-beta-7b, 5.2 -> 2.4 ms on gemma-3-270m, whose replies gained 6.5-11 %).
 
 ``vocab=`` (a character's :class:`~serifu.inference.vocab.OutputVocabulary`): the head is
 computed for her tokens' rows only (19k of gemma-3-270m's 262k), in the prompt pass and every
@@ -166,6 +172,7 @@ class StaticDecoder:
         capture_prefill_after: int = 1,
         chunk: int | None = None,
         compile: bool | None = None,
+        compile_prompt: bool | None = None,
         vocab: Any | None = None,
         split_kv: bool | None = None,
         gemv: bool | None = None,
@@ -189,7 +196,7 @@ class StaticDecoder:
         self.cache = StaticCache(config=model.config, max_cache_len=max_len)
         _unslide(self.cache, max_len)
         # one write position for all layers, advanced once a pass (serifu.accel.shared_length;
-        # opt-in until timed: SERIFU_DECODE_SHARED_LENGTH=1)
+        # opt-in, it did not help in session 35: SERIFU_DECODE_SHARED_LENGTH=1)
         if shared_length is None:
             shared_length = os.environ.get("SERIFU_DECODE_SHARED_LENGTH", "0") == "1"
         self.shared_length = share_length(self.cache) if shared_length else 0
@@ -215,6 +222,15 @@ class StaticDecoder:
             compile = os.environ.get("SERIFU_DECODE_COMPILE", "0") == "1"
         self.compile = compile
         self._compiled: Any = None
+        # with it, the prompt pass compiled too: once for every prompt length (a dynamic length),
+        # its norms, rotary embedding and activations fused (session 35: eager, they took 5.5
+        # of stablelm-beta-7b's 14.3 ms first-token device time); SERIFU_DECODE_COMPILE_PROMPT=0
+        # keeps it eager
+        if compile_prompt is None:
+            compile_prompt = os.environ.get("SERIFU_DECODE_COMPILE_PROMPT", "1") != "0"
+        self.compile_prompt = bool(compile and compile_prompt)
+        self._compiled_prompt: Any = None
+        self.compile_backend = "inductor"  # torch.compile's backend for both (tests: aot_eager)
         # one-query attention split over the keys (serifu.accel.split_kv) on CUDA, for an sdpa
         # model; SERIFU_SPLIT_KV=0 keeps PyTorch's sdpa kernel
         if split_kv is None:
@@ -286,14 +302,24 @@ class StaticDecoder:
         return self._wide.index_copy_(1, self.head_index, logits.float())
 
     # -- the model calls -------------------------------------------------------------
-    def _forward(self, ids: torch.Tensor, pos: torch.Tensor, step: bool = False) -> torch.Tensor:
+    def _forward(
+        self, ids: torch.Tensor, pos: torch.Tensor, step: bool = False, prompt: bool = False
+    ) -> torch.Tensor:
         """The last position's logits: ``[batch, vocab]``, or ``[batch, K]`` over her output
-        vocabulary's rows when ``head_rows`` is set (``_widen`` makes them full-width)."""
+        vocabulary's rows when ``head_rows`` is set (``_widen`` makes them full-width).
+        ``step``: the one-token step, compiled with ``compile``; ``prompt``: a prompt pass,
+        compiled for any length."""
         model = self.model if self.head_rows is None else self._head_net
         if step and self.compile:
             if self._compiled is None:
-                self._compiled = torch.compile(model, dynamic=False)
+                self._compiled = torch.compile(model, dynamic=False, backend=self.compile_backend)
             model = self._compiled
+        elif prompt:
+            if self._compiled_prompt is None:
+                self._compiled_prompt = torch.compile(model, backend=self.compile_backend)
+            for t in (ids, pos):  # the length varies, nothing else (cheaper than dynamic=True)
+                torch._dynamo.mark_dynamic(t, 1)
+            model = self._compiled_prompt
         if self.head_rows is not None:
             return model(ids, self.mask, pos, self.cache)
         out = model(
@@ -305,6 +331,21 @@ class StaticDecoder:
             **{self._kw: self.cache},
         )
         return out.logits[:, -1, :]
+
+    def _prompt_forward(self, ids: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """A prompt pass from a reset cache: compiled while ``compile_prompt`` holds, once the
+        cache's layers are initialised (the first pass makes them: compiled before, Dynamo
+        would compile again after); a failing compile turns it off (``graph_error`` says why)
+        and the pass reruns eagerly."""
+        ready = all(getattr(layer, "is_initialized", True) for layer in self.cache.layers)
+        if self.compile_prompt and ready and ids.shape[1] > 1:  # (one token: the step's shape)
+            try:
+                return self._forward(ids, pos, prompt=True)
+            except Exception as exc:  # eager prompts from now on, but say why
+                self.compile_prompt = False
+                self.graph_error = f"prompt compile: {type(exc).__name__}: {str(exc)[:300]}"
+                self.cache.reset()
+        return self._forward(ids, pos)
 
     def _slot(self) -> torch.Tensor:
         """The cache position the next token is written to (shared by all rows)."""
@@ -374,7 +415,7 @@ class StaticDecoder:
         self.mask.zero_()
         self.mask[:, :t].copy_(prompt_mask)
         pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(ids, pos)
+        logits = self._prompt_forward(ids, pos)
         self.step_pos.copy_(prompt_mask.sum(-1, keepdim=True))
         self.done.zero_()
         self.counter.zero_()
@@ -665,7 +706,7 @@ class StaticDecoder:
         self.mask.zero_()
         self.mask[:, :t] = attention_mask.to(self.device)
         pos = (attention_mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
-        logits = self._widen(self._forward(input_ids.to(self.device), pos))
+        logits = self._widen(self._prompt_forward(input_ids.to(self.device), pos))
         self.step_pos.copy_(attention_mask.sum(-1, keepdim=True).to(self.device))
         self.logits = logits
         return logits

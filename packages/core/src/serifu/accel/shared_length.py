@@ -11,8 +11,9 @@ from it), so a step advances it once.
 Every layer updates once per forward pass (the decoder's caches hold full static layers only,
 :func:`serifu.accel.decode._unslide`), in order, so the last layer sees the same position as
 the first. Cropping moves the length once (the last layer's crop); resets, fills and copies of
-the one tensor act as they did on each. Opt-in until timed (``SERIFU_DECODE_SHARED_LENGTH=1``,
-``StaticDecoder(shared_length=True)``; session 34, built without a GPU).
+the one tensor act as they did on each. Opt-in (``SERIFU_DECODE_SHARED_LENGTH=1``,
+``StaticDecoder(shared_length=True)``; session 34): timed in session 35 on an H100, it did not
+help (stablelm-beta-7b +0.4 / +0.8 %, within order noise; gemma-3-270m -2.0 / -3.0 %).
 """
 
 from __future__ import annotations
