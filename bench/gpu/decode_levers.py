@@ -337,7 +337,12 @@ def main() -> None:
     args = ap.parse_args()
     from bench.gpu.roofline import measure_bandwidth, roofline_tok_s, weight_bytes_per_token
     from serifu.accel.gemv import set_pdl
+    from serifu.training.compile import raise_recompile_limit
 
+    # many decoders of one model in this process, each compiling its step and (since session
+    # 35) its prompt pass again (their GEMV layers' classes swapped anew): past Dynamo's limit
+    # of 8 the forward would run uncompiled
+    raise_recompile_limit(64)
     t0 = time.perf_counter()
     model = random_model(args.model, quantize=False).eval()
     bandwidth = measure_bandwidth()["bytes_per_s"]

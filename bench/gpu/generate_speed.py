@@ -820,6 +820,7 @@ def _bench_4bit(
 def main() -> None:
     global PROMPT, NEW, COMPILE
     from bench.gpu.roofline import measure_bandwidth
+    from serifu.training.compile import raise_recompile_limit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(REPORT_MODELS))
@@ -861,6 +862,7 @@ def main() -> None:
     args = ap.parse_args()
     PROMPT, NEW = args.prompt, args.new
     COMPILE = args.compile == "on" or (args.compile == "auto" and torch.cuda.is_available())
+    raise_recompile_limit(64)  # many decoders of one model, each compiling step and prompt
     out = args.out or results_path()
     clock = Clock(args.budget_s)
     bw = measure_bandwidth(

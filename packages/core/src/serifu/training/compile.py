@@ -197,13 +197,21 @@ def _inner_forward(layer: Any) -> Callable[..., Any]:
     return forward
 
 
+def raise_recompile_limit(limit: int) -> None:
+    """Dynamo's per-function recompile limit raised to at least ``limit``: past it Dynamo runs
+    the function uncompiled, without failing."""
+    import torch
+
+    config = torch._dynamo.config  # ``cache_size_limit`` before torch 2.6
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(limit, getattr(config, name)))
+
+
 def _compiled(inner: Callable[..., Any]) -> Any:
     import torch
 
     if inner not in _COMPILED:
-        config = torch._dynamo.config  # ``cache_size_limit`` before torch 2.6
-        name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
-        setattr(config, name, max(RECOMPILE_LIMIT, getattr(config, name)))
+        raise_recompile_limit(RECOMPILE_LIMIT)
         _COMPILED[inner] = torch.compile(inner, backend=BACKEND, dynamic=True)
     return _COMPILED[inner]
 
