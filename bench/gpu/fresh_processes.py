@@ -12,6 +12,13 @@ variant's ratio to the peer's median (``x_hf``), with the spread of the per-roun
 
     python3 bench/gpu/fresh_processes.py --model stablelm-beta-7b \
         --variants default,gemv-residual --rounds 3 --out $OUT/fresh.json
+
+Since session 35 a 7B decoder (its prompt pass compiled too) takes ~2.5 minutes to build, so
+one device call (600 s) holds two rounds at most. ``--merge A.json B.json …`` joins records of
+back-to-back calls on one warm machine into one (their rounds in turn, one summary); it
+refuses records of different models or cards (each row names its GPU). Two machines of one
+kind can still differ (session 34: HF's peer ran 114–133 tok/s on four H100s), so merge only
+calls that the device tool ran on the same warm machine.
 """
 
 from __future__ import annotations
@@ -77,6 +84,40 @@ def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def merge(records: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One record from several runs' (``names``: where each came from): every contender's
+    processes in run order, rounds numbered on, and the summary over all of them. Raises
+    ``ValueError`` for runs of different models or GPUs."""
+    models = {r.get("model") for r in records}
+    if len(models) != 1:
+        raise ValueError(f"records of different models: {sorted(map(str, models))}")
+    gpus = {
+        row["gpu"]
+        for r in records
+        for runs in r.get("processes", {}).values()
+        for row in runs
+        if row.get("gpu")
+    }
+    if len(gpus) > 1:
+        raise ValueError(f"records from different GPUs: {sorted(gpus)}")
+    rows: dict[str, list[dict[str, Any]]] = {}
+    offset = 0
+    for r in records:
+        for name, runs in r.get("processes", {}).items():
+            rows.setdefault(name, []).extend(
+                row | {"round": row.get("round", 0) + offset} for row in runs
+            )
+        offset += int(r.get("rounds", 0))
+    return {
+        "model": models.pop(),
+        "how": records[0].get("how", "") + f"; merged from {len(records)} runs on one machine",
+        "rounds": offset,
+        "merged_from": names,
+        "processes": rows,
+        "summary": summarise(rows),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", default="stablelm-beta-7b")
@@ -87,7 +128,19 @@ def main() -> None:
     ap.add_argument("--process-s", type=float, default=270.0, help="one process's time limit")
     ap.add_argument("--budget-s", type=float, default=540.0, help="no process starts after it")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--merge", type=Path, nargs="+", help="join these records into --out instead")
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(f.read_text(encoding="utf-8")) for f in args.merge]
+        try:
+            joined = merge(parts, [f.name for f in args.merge])
+        except ValueError as exc:
+            raise SystemExit(
+                f"fresh_processes: cannot merge {' '.join(map(str, args.merge))}: {exc}"
+            ) from None
+        args.out.write_text(json.dumps(joined, ensure_ascii=False, indent=1), encoding="utf-8")
+        print("summary", json.dumps(joined["summary"]), flush=True)
+        return
     contenders = [PEER, *[v for v in args.variants.split(",") if v]]
     rows: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
     record: dict[str, Any] = {
@@ -112,7 +165,10 @@ def main() -> None:
                 done = subprocess.run(cmd, timeout=limit, capture_output=True, text=True)
                 if scratch.exists():
                     one = json.loads(scratch.read_text(encoding="utf-8"))
-                    row = row_of(one, c) | {"bandwidth_gb_s": one.get("bandwidth_gb_s")}
+                    row = row_of(one, c) | {
+                        "bandwidth_gb_s": one.get("bandwidth_gb_s"),
+                        "gpu": one.get("versions", {}).get("gpu"),
+                    }
                 else:
                     row = {"error": f"exit {done.returncode}: {done.stderr[-300:]}"}
             except subprocess.TimeoutExpired:

@@ -95,7 +95,8 @@
 #   and the prompt pass compiled with the step (s34-default: eager prompt) in fuse on
 #   stablelm-beta-7b and gemma-3-270m. Still pending (a 7B decoder now takes ~2.5 min to build):
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default FRESH_ROUNDS=2 fresh  (against HF; an
-#   H200 if one comes; FRESH_ROUNDS=1 if the two rounds overrun), and the compile of the length
+#   H200 if one comes; FRESH_ROUNDS=1 if the two rounds overrun; calls on one warm machine join
+#   with python3 bench/gpu/fresh_processes.py --merge A.json B.json --out AB.json), and the compile of the length
 #   alone (session 35's runs marked every dimension dynamic): FUSE_PEER=0 FUSE_PROFILE=
 #   FUSE_MODELS=gemma-3-270m FUSE_VARIANTS=s34-default,default,s34-default,default fuse
 # Usage (device tool):

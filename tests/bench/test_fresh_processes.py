@@ -1,12 +1,19 @@
-"""bench/gpu/fresh_processes.py (each contender alone in a fresh process, session 32) and
-decode_levers' idle-gap profile: the parts that run without a GPU."""
+"""bench/gpu/fresh_processes.py (each contender alone in a fresh process, session 32; runs of
+one machine merged, session 35) and decode_levers' idle-gap profile: the parts that run
+without a GPU."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.gpu.decode_levers import idle_gaps
-from bench.gpu.fresh_processes import PEER, command, row_of, summarise
+from bench.gpu.fresh_processes import LEVERS, PEER, command, merge, row_of, summarise
 
 
 def test_each_process_runs_one_contender_alone() -> None:
@@ -79,3 +86,56 @@ def test_every_way_of_reading_a_reply_gives_the_same_tokens() -> None:
     assert ref.shape == (1, 11)
     for run in ("host", "launched"):
         assert torch.equal(_reply(dec, ids, mask, 11, run), ref), run
+
+
+def _record(peer: list[float], default: list[float], gpu: str = "NVIDIA H200") -> dict[str, Any]:
+    processes = {
+        PEER: [_row(t) | {"round": i, "gpu": gpu} for i, t in enumerate(peer)],
+        "default": [_row(t) | {"round": i, "gpu": gpu} for i, t in enumerate(default)],
+    }
+    return {
+        "model": "stablelm-beta-7b",
+        "how": "fresh",
+        "rounds": len(peer),
+        "processes": processes,
+    }
+
+
+def test_runs_of_one_machine_merge_into_one_summary() -> None:
+    a, b = _record([150.0, 160.0], [230.0, 232.0]), _record([140.0], [236.0])
+    joined = merge([a, b], ["a.json", "b.json"])
+    assert joined["rounds"] == 3 and joined["merged_from"] == ["a.json", "b.json"]
+    assert [r["round"] for r in joined["processes"]["default"]] == [0, 1, 2]
+    assert joined["summary"] == summarise(
+        {
+            PEER: [_row(150.0), _row(160.0), _row(140.0)],
+            "default": [_row(t) for t in (230.0, 232.0, 236.0)],
+        }
+    )
+    assert joined["summary"]["default"]["x_hf_per_round"][2] == round(236 / 140, 3)
+
+
+def test_runs_of_other_models_or_cards_do_not_merge() -> None:
+    a = _record([150.0], [230.0])
+    with pytest.raises(ValueError, match="different GPUs"):
+        merge([a, _record([150.0], [230.0], gpu="NVIDIA H100 80GB HBM3")], ["a", "b"])
+    with pytest.raises(ValueError, match="different models"):
+        merge([a, _record([150.0], [230.0]) | {"model": "line-3.6b"}], ["a", "b"])
+
+
+def test_the_merge_command_writes_the_joined_record(tmp_path: Path) -> None:
+    files = []
+    for i, rec in enumerate((_record([150.0], [230.0]), _record([140.0], [236.0]))):
+        files.append(tmp_path / f"run{i}.json")
+        files[-1].write_text(json.dumps(rec), encoding="utf-8")
+    out = tmp_path / "joined.json"
+    cmd = [sys.executable, str(LEVERS.with_name("fresh_processes.py")), "--out", str(out)]
+    done = subprocess.run([*cmd, "--merge", *map(str, files)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text(encoding="utf-8"))["summary"]["default"]["processes"] == 2
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps(_record([1.0], [2.0]) | {"model": "x"}), encoding="utf-8")
+    done = subprocess.run(
+        [*cmd, "--merge", str(files[0]), str(bad)], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "cannot merge" in done.stderr and "Traceback" not in done.stderr
