@@ -1,4 +1,4 @@
-"""The prompt pass compiled with the step (session 35): one dynamic-shape compile serves every
+"""The prompt pass compiled with the step (session 35): one compile, its length dynamic, serves every
 prompt length, the tokens equal the eager decoder's, and a compile that fails leaves the
 prompt eager with the reason in ``graph_error``. On the CPU under ``aot_eager`` (Dynamo's
 tracing and AOT autograd's graphs, without inductor's code generation)."""
