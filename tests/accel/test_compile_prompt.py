@@ -87,3 +87,31 @@ def test_a_failing_compile_leaves_the_prompt_eager(models: dict[str, Any]) -> No
     assert not decoder.compile_prompt
     assert decoder.graph_error is not None and "prompt compile" in decoder.graph_error
     assert torch.equal(_tokens(decoder, ids, mask), want)  # eager from then on
+
+
+@pytest.mark.slow
+def test_the_embedded_gemma_compiles_its_prompt_once_with_inductor() -> None:
+    """The real path: inductor's code for gemma-3-270m's prompt pass (sliding-window and full
+    layers; ~45 s to compile on two CPU threads), the same tokens as the eager decoder at four
+    lengths, one compile for all of them."""
+    from transformers import AutoModelForCausalLM
+
+    from serifu_models.gemma import prepare_gemma
+
+    torch._dynamo.reset()
+    folder = prepare_gemma()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    eager = StaticDecoder(model, max_len=160, graph=False)
+    decoder = StaticDecoder(model, max_len=160, graph=False, compile=True)
+    decoder.compile = False  # the step eager: this times and checks the prompt's compile alone
+    from torch._dynamo.utils import counters
+
+    for t in (40, 90, 64, 120):
+        torch.manual_seed(t)
+        ids = torch.randint(1000, 200_000, (1, t))
+        mask = torch.ones_like(ids)
+        assert torch.equal(_tokens(decoder, ids, mask), _tokens(eager, ids, mask)), t
+        if t == 90:
+            frames = counters["stats"]["unique_graphs"]
+    assert decoder._compiled_prompt is not None and decoder.graph_error is None
+    assert frames >= 1 and counters["stats"]["unique_graphs"] == frames

@@ -110,7 +110,8 @@ def test_a_conversation_longer_than_the_sliding_window_matches_generate() -> Non
 
 @pytest.mark.slow
 def test_compiled_step_gives_the_eager_tokens(models: dict[str, Any]) -> None:
-    """torch.compile over the one-token step (inductor; ~40 s on the CPU): same tokens."""
+    """torch.compile over the one-token step (inductor; ~40 s on the CPU), and over the second
+    reply's prompt pass (left-padded rows): same tokens."""
     model = models["llama"].eval()
     ids, mask = _prompts()
     ref = _eager(model, ids, mask, 10)
@@ -118,6 +119,7 @@ def test_compiled_step_gives_the_eager_tokens(models: dict[str, Any]) -> None:
     for _ in range(2):  # compiled once, then reused
         assert torch.equal(torch.cat(list(decoder.greedy(ids, mask, max_new_tokens=10)), 1), ref)
     assert decoder.compile and decoder.graph_error is None
+    assert decoder.compile_prompt and decoder._compiled_prompt is not None
 
 
 @pytest.mark.parametrize("name", ["gemma3", "llama"])
