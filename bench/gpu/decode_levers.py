@@ -112,7 +112,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 34: split-key attention's combine as its own kernel (as until session 33) instead
     # of inside the partial kernel (serifu.accel.split_kv.FUSED); s33-default = that alone
     "s33-default": {"kv_fused": False},
-    # session 35: the prompt pass compiled with the step (once for any length, dynamic shapes;
+    # session 35: the prompt pass compiled with the step (once for any length, marked dynamic;
     # SERIFU_DECODE_COMPILE_PROMPT=0 turns it off); s34-default = eager, as until session 34
     "s34-default": {"compile_prompt": False},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},

@@ -337,8 +337,11 @@ class StaticDecoder:
         cache's layers are initialised (the first pass makes them: compiled before, Dynamo
         would compile again after); a failing compile turns it off (``graph_error`` says why)
         and the pass reruns eagerly."""
-        ready = all(getattr(layer, "is_initialized", True) for layer in self.cache.layers)
-        if self.compile_prompt and ready and ids.shape[1] > 1:  # (one token: the step's shape)
+        if (
+            self.compile_prompt
+            and ids.shape[1] > 1  # (one token: the step's shape)
+            and all(getattr(layer, "is_initialized", True) for layer in self.cache.layers)
+        ):
             try:
                 return self._forward(ids, pos, prompt=True)
             except Exception as exc:  # eager prompts from now on, but say why

@@ -134,9 +134,8 @@ def gemv(
             norm_sums, eps, act, glu, pdl_on(x.device), in_glu,
         )  # fmt: skip
         return out
-    if in_glu:  # the model's own order: act(gate) * up, each in its dtype
-        half = x.shape[-1] // 2
-        x = activation(x[..., :half], in_glu) * x[..., half:]
+    if in_glu:
+        x = gated_product(x, in_glu)
     if norm:
         assert norm_weight is not None and norm_sums is not None
         xf, g = x.float(), norm_weight.float()
@@ -162,6 +161,13 @@ def activation(y: torch.Tensor, act: int) -> torch.Tensor:
     if act == SILU:
         return torch.nn.functional.silu(y)
     return y
+
+
+def gated_product(x: torch.Tensor, act: int) -> torch.Tensor:
+    """A gated MLP's ``act(gate) * up`` from its gate and up halves side by side, in the
+    model's own order (each in its dtype)."""
+    half = x.shape[-1] // 2
+    return activation(x[..., :half], act) * x[..., half:]
 
 
 @gemv.register_fake
@@ -289,8 +295,7 @@ class GemvLinear(Foldable, torch.nn.Linear):
                 bias = residual.reshape(-1).contiguous()
             return gemv(x, self.weight, bias, *self.folded(), 0, in_glu)  # glu=0
         if in_glu:
-            half = x.shape[-1] // 2
-            x = activation(x[..., :half], in_glu) * x[..., half:]
+            x = gated_product(x, in_glu)
         return self.forward_unfolded(x, super().forward)
 
     def fold_weight(self) -> torch.Tensor:
