@@ -115,6 +115,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 35: the prompt pass compiled with the step (once for any length, marked dynamic;
     # SERIFU_DECODE_COMPILE_PROMPT=0 turns it off); s34-default = eager, as until session 34
     "s34-default": {"compile_prompt": False},
+    # session 36: the step's new key and value written by the split-key kernel, not by the
+    # cache's update (serifu.accel.kv_write, SERIFU_DECODE_KV_WRITE=1; opt-in)
+    "kv-write": {"kv_write": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);
@@ -192,7 +195,7 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
     levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile", "kv_fused")
     levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual", "shared_length")  # its own
-    levers += ("compile_prompt",)
+    levers += ("compile_prompt", "kv_write")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     # the split-key programs of the graphs captured next: warps and values a tile, the
     # product's unless the variant says

@@ -171,6 +171,8 @@ def _how(decoder: Any) -> str:
         parts.append(f"{decoder.residual} layers' residual adds in their GEMVs")
     if decoder.shared_length:
         parts.append(f"one cache length for {decoder.shared_length} layers")
+    if decoder.kv_write:
+        parts.append(f"{decoder.kv_write} layers' step writes in the split-key kernel")
     from serifu.accel.gemv import pdl_on
 
     if decoder.gemv and pdl_on(decoder.device):

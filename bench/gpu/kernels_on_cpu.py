@@ -1,7 +1,8 @@
 """Serifu's Triton kernels checked without a GPU (session 34): each compiled to sm90 machine
 code, and run in Triton's interpreter on the CPU against the ops' PyTorch references — the GEMV
 (plain, a gated MLP's product in its output, ``glu``, or in its input, ``in_glu``) and the
-split-key attention (its combine as a kernel of its own, or inside the partial kernel). A check
+split-key attention (its combine as a kernel of its own, or inside the partial kernel; and,
+session 36, writing the new key and value into the cache itself). A check
 that a kernel built where no GPU was lent compiles and computes what its reference does; its
 speed needs the GPU (``decode_levers.py``, ``split_kv_sweep.py``).
 
@@ -85,11 +86,15 @@ def compiled(failures: list[str]) -> None:
 
     sig = dict.fromkeys(("q_ptr", "k_ptr", "v_ptr"), "*bf16") | {"m_ptr": "*i1"}
     sig |= {"acc_ptr": "*fp32", "ml_ptr": "*fp32", "count_ptr": "*i32", "o_ptr": "*bf16"}
+    sig |= {"kn_ptr": "*bf16", "vn_ptr": "*bf16", "len_ptr": "*i64"}
     strides = ("s_qb", "s_qh", "s_kb", "s_kh", "s_kn", "s_vb", "s_vh", "s_vn", "s_mb", "s_mh")
-    sig |= dict.fromkeys((*strides, "s_ob", "s_oh", "keys"), "i32") | {"scale": "fp32"}
-    for fused in (False, True):  # stablelm-beta-7b's heads: 128 wide, 64 keys, 7 splits
+    strides += ("s_ob", "s_oh", "s_nkb", "s_nkh", "s_nvb", "s_nvh")
+    sig |= dict.fromkeys((*strides, "keys"), "i32") | {"scale": "fp32"}
+    for fused, write in ((False, False), (True, False), (False, True), (True, True)):
+        # stablelm-beta-7b's heads: 128 wide, 64 keys, 7 splits
         const = {"HEADS": 32, "GROUPS": 1, "DIM": 128, "PIECE": 128, "PIECES": 1}
         const |= {"BLOCK_N": 64, "CHUNK": 64, "SPLITS": 7, "BLOCK_S": 8, "MASK": 1, "FUSED": fused}
+        const |= {"WRITE": write}
         src = ASTSource(
             fn=split_kv_kernels._split_kv_partial,
             signature=sig | dict.fromkeys(const, "constexpr"),
@@ -97,9 +102,12 @@ def compiled(failures: list[str]) -> None:
         )
         try:
             kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 2})
-            print(f"sm90 split-key partial fused={fused}: {len(kernel.asm['cubin'])} bytes")
+            print(
+                f"sm90 split-key partial fused={fused} write={write}: "
+                f"{len(kernel.asm['cubin'])} bytes"
+            )
         except Exception as exc:
-            failures.append(f"split-key partial fused={fused}: {exc}")
+            failures.append(f"split-key partial fused={fused} write={write}: {exc}")
 
 
 def interpreted(failures: list[str]) -> None:
@@ -154,6 +162,26 @@ def interpreted(failures: list[str]) -> None:
                 ref,
                 2e-2,
             )
+        # the new key and value written by the kernel at the length less one (the update
+        # advanced it; serifu.accel.kv_write); the chunk holding position 130 scores them
+        # from registers
+        kn, vn = (torch.randn(1, kv_heads, 1, dim, generator=g).to(torch.bfloat16) for _ in "kv")
+        length = torch.tensor(131)
+        mask130 = mask & (torch.arange(200) <= 130).view(1, 1, 1, 200)
+        kr, vr = k.clone(), v.clone()
+        kr[:, :, 130:131], vr[:, :, 130:131] = kn, vn
+        ref = split_kv.split_attention_reference(q.float(), kr.float(), vr.float(), mask130, 0.1)
+        for fused in (False, True):
+            kc, vc = k.clone(), v.clone()
+            o = torch.empty(1, 1, heads, dim, dtype=torch.bfloat16)
+            new = (kn, vn, length)
+            split_kv_kernels.launch(
+                q, kc, vc, mask130, o, 0.1, splits, chunk, block, None, fused, new
+            )
+            name = f"split-key write {heads}x{dim} on {kv_heads}, fused={fused}"
+            check(name, o, ref, 2e-2)
+            if not (torch.equal(kc, kr) and torch.equal(vc, vr) and int(length) == 131):
+                failures.append(f"{name}: cache or length wrong (length {int(length)})")
 
 
 def main() -> None:

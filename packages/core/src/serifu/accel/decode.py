@@ -41,6 +41,9 @@ on an H200; ``SERIFU_GEMV_RESIDUAL=0`` turns it off) adds a Llama layer's residu
 layer). ``shared_length`` (opt-in, ``SERIFU_DECODE_SHARED_LENGTH=1``, session 34; -2 to -3 %
 on gemma-3-270m in session 35) gives every cache layer one write position, advanced once a
 pass instead of once a layer (:mod:`serifu.accel.shared_length`: one kernel fewer a layer).
+``kv_write`` (opt-in, ``SERIFU_DECODE_KV_WRITE=1``, session 36) leaves a one-token step's cache
+write and length advance to the split-key kernel (:mod:`serifu.accel.kv_write`: two kernels
+fewer a layer where the attention passes its keyword arguments to the cache).
 
 ``compile`` (``SERIFU_DECODE_COMPILE=1``) compiles the one-token step with inductor inside its
 graph; with it ``compile_prompt`` (``SERIFU_DECODE_COMPILE_PROMPT=0`` turns it off) compiles
@@ -127,6 +130,14 @@ def _unslide(cache: Any, max_len: int) -> None:
             cache.layers[i] = StaticLayer(max_cache_len=max_len)
 
 
+def _splits_keys(model: Any) -> bool:
+    """Whether the model's attention runs :mod:`serifu.accel.split_kv` (set by the decoder on
+    CUDA, or by the caller)."""
+    from serifu.accel.split_kv import NAME
+
+    return getattr(model.config, "_attn_implementation", None) == NAME
+
+
 MAX_STOP_IDS = 16
 
 
@@ -181,6 +192,7 @@ class StaticDecoder:
         glu: bool | str | None = None,
         residual: bool | None = None,
         shared_length: bool | None = None,
+        kv_write: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -241,6 +253,15 @@ class StaticDecoder:
             from serifu.accel.split_kv import use_split_kv
 
             self.split_kv = use_split_kv(model)
+        # the one-token step's key and value written by the split-key kernel, which advances
+        # the length too (serifu.accel.kv_write; opt-in: SERIFU_DECODE_KV_WRITE=1)
+        if kv_write is None:
+            kv_write = os.environ.get("SERIFU_DECODE_KV_WRITE", "0") == "1"
+        self.kv_write = 0
+        if kv_write and not self.shared_length and _splits_keys(model):
+            from serifu.accel.kv_write import defer_writes
+
+            self.kv_write = defer_writes(self.cache)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV (gemv_levers)
         gemv, fold, fuse, glu, residual = gemv_levers(gemv, fold, fuse, glu, residual)
         self.gemv = self.folded = self.fused = self.glu = self.residual = 0

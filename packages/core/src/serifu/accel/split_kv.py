@@ -145,6 +145,54 @@ def _(
     return q.new_empty(bsz, 1, heads, dim)
 
 
+@torch.library.custom_op("serifu::split_kv_attention_write", mutates_args=("k_cache", "v_cache"))
+def decode_attention_write(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """:func:`decode_attention` after writing ``k_new``/``v_new`` [B, Hkv, 1, D] into the
+    caches at position ``length - 1`` (``length``: the layer's one-element length tensor, which
+    its update advanced; :mod:`serifu.accel.kv_write`). On CUDA the kernel writes them itself
+    and scores them from registers."""
+    if not q.is_cuda:
+        position = length.view(1) - 1
+        k_cache.index_copy_(2, position, k_new)
+        v_cache.index_copy_(2, position, v_new)
+        return decode_attention(q, k_cache, v_cache, mask, scale)
+    from serifu.accel import split_kv_kernels
+
+    bsz, heads, _, dim = q.shape
+    out = torch.empty(bsz, 1, heads, dim, device=q.device, dtype=q.dtype)
+    block = block_for(dim)
+    splits, chunk = plan(bsz * heads, k_cache.shape[2], block_n=block)
+    split_kv_kernels.launch(
+        q.contiguous(), k_cache, v_cache, mask, out, scale, splits, chunk, block,
+        num_warps=WARPS, fused=FUSED, new=(k_new, v_new, length),
+    )  # fmt: skip
+    return out
+
+
+@decode_attention_write.register_fake
+def _(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    length: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    bsz, heads, _, dim = q.shape
+    return q.new_empty(bsz, 1, heads, dim)
+
+
 def attention_forward(
     module: Any,
     query: torch.Tensor,
@@ -161,6 +209,9 @@ def attention_forward(
     split each: nothing to gain over sdpa's kernel)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    from serifu.accel.kv_write import PENDING, write_pending
+
+    pending = kwargs.pop(PENDING, None)  # a one-token update left to the kernel (kv_write)
     rows_heads = query.shape[0] * query.shape[1]
     splits = plan(rows_heads, key.shape[2], block_n=block_for(query.shape[-1]))[0]
     plain = (
@@ -175,12 +226,22 @@ def attention_forward(
         and value.stride(-1) == 1
         and (attention_mask is None or attention_mask.stride(-1) == 1)
     )
+    if pending is not None and not (
+        plain and pending[1].stride(-1) == 1 and pending[2].stride(-1) == 1
+    ):
+        write_pending(pending)  # as StaticLayer.update would have
+        pending = None
     if not plain:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
-    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    return decode_attention(query, key, value, attention_mask, float(scale)), None
+    scale = float(scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if pending is not None:
+        layer, k_new, v_new = pending
+        length = layer.cumulative_length
+        out = decode_attention_write(query, k_new, v_new, key, value, length, attention_mask, scale)
+        return out, None
+    return decode_attention(query, key, value, attention_mask, scale), None
 
 
 def register() -> str:
@@ -197,18 +258,27 @@ def register() -> str:
 @functools.cache
 def kernel_error(device: str) -> str | None:
     """Why the kernels cannot serve on ``device`` (None: a small problem, line-3.6b's head width
-    and a mask with a masked chunk, ran and matched the PyTorch algorithm). Checked once per
+    and a mask with a masked chunk, ran and matched the PyTorch algorithm, both as it is and
+    writing a new key and value first, :func:`decode_attention_write`). Checked once per
     device, so that a GPU or Triton release they do not run on falls back to sdpa."""
     from serifu.accel.kernel_check import kernel_error as check
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(1, 4, n, 96, generator=g) for n in (1, 200, 200))
+        new_k, new_v = (torch.randn(1, 4, 1, 96, generator=g) for _ in "kv")
         mask = (torch.arange(200) >= 70).view(1, 1, 1, 200)
-        on = [t.to(device, torch.bfloat16) for t in (q, k, v)]
-        qf, kf, vf = (t.float().cpu() for t in on)
+        on = [t.to(device, torch.bfloat16) for t in (q, k, v, new_k, new_v)]
+        qf, kf, vf, nkf, nvf = (t.float().cpu() for t in on)
         ref = split_attention_reference(qf, kf, vf, mask, 0.1)
-        return decode_attention(*on, mask.to(device), 0.1).float().cpu(), ref
+        got = decode_attention(*on[:3], mask.to(device), 0.1)
+        kf[:, :, 150:151], vf[:, :, 150:151] = nkf, nvf  # written at 150 (the length less one)
+        length = torch.tensor(151, device=device)
+        written = decode_attention_write(*on[:1], *on[3:], *on[1:3], length, mask.to(device), 0.1)
+        ref_written = split_attention_reference(qf, kf, vf, mask, 0.1)
+        cached = (on[1][:, :, 150:151], on[2][:, :, 150:151])
+        both = torch.cat([t.float().cpu().flatten() for t in (got, written, *cached)])
+        return both, torch.cat([t.flatten() for t in (ref, ref_written, nkf, nvf)])
 
     return check(run, atol=2e-2, rtol=2e-2)
 

@@ -21,12 +21,12 @@ from serifu.accel.split_kv import padded_width, piece_width, warps_for
 
 @triton.jit
 def _split_kv_partial(
-    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr,
+    q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr, kn_ptr, vn_ptr, len_ptr,
     s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_ob, s_oh,
-    keys, scale,
+    s_nkb, s_nkh, s_nvb, s_nvh, keys, scale,
     HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
     PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
-    BLOCK_S: tl.constexpr, MASK: tl.constexpr, FUSED: tl.constexpr,
+    BLOCK_S: tl.constexpr, MASK: tl.constexpr, FUSED: tl.constexpr, WRITE: tl.constexpr,
 ):  # fmt: skip
     """Program (row·head, split): the running max, sum and weighted values over its chunk,
     stored for the combine.
@@ -38,7 +38,12 @@ def _split_kv_partial(
     ``FUSED``: then a ticket from the row·head's counter; the program that draws the last
     ticket combines the splits itself (:func:`_combine`, bypassing L1, which other SMs' stores
     do not reach) and sets the counter back to 0 for the next launch: one launch a layer, no
-    :func:`_split_kv_combine` after it."""
+    :func:`_split_kv_combine` after it.
+
+    ``WRITE`` (:mod:`serifu.accel.kv_write`): the new key and value (``kn_ptr``/``vn_ptr``)
+    are not in the cache yet; their position is the length at ``len_ptr`` less one (the
+    update advanced it). Programs score them from registers at that position, and the program
+    of the chunk holding it for the first head of the key's group stores them."""
     if FUSED:
         gdc_launch_dependents()  # as _split_kv_combine does
     bh = tl.program_id(0)
@@ -52,6 +57,13 @@ def _split_kv_partial(
     qd = c[:, None] * PIECE + d[None, :]  # [PIECES, PIECE]: the head's dims
     q = tl.load(q_ptr + b * s_qb + h * s_qh + qd, mask=cm[:, None], other=0.0)
     q = q.to(tl.float32) * scale
+    if WRITE:
+        pos = tl.load(len_ptr).to(tl.int32) - 1  # (the update advanced the length)
+        kn = tl.load(kn_ptr + b * s_nkb + kv * s_nkh + qd, mask=cm[:, None], other=0.0)
+        vn = tl.load(vn_ptr + b * s_nvb + kv * s_nvh + qd, mask=cm[:, None], other=0.0)
+        if (h % GROUPS == 0) & (split == pos // CHUNK) & (pos < keys):
+            tl.store(k_ptr + b * s_kb + kv * s_kh + pos * s_kn + qd, kn, mask=cm[:, None])
+            tl.store(v_ptr + b * s_vb + kv * s_vh + pos * s_vn + qd, vn, mask=cm[:, None])
     m_i = tl.full((), float("-inf"), tl.float32)
     l_i = tl.zeros((), tl.float32)
     acc = tl.zeros((PIECES, PIECE), tl.float32)
@@ -71,6 +83,10 @@ def _split_kv_partial(
             mask=kd,
             other=0.0,
         )
+        if WRITE:  # the write position's key and value from registers (not yet stored)
+            hit = (n == pos)[:, None, None]
+            k = tl.where(hit, kn[None, :, :], k)
+            v = tl.where(hit, vn[None, :, :], v)
         nm = inside
         if MASK == 1:  # boolean: True attends
             nm = nm & (tl.load(m_ptr + b * s_mb + h * s_mh + n, mask=inside, other=0) != 0)
@@ -174,12 +190,14 @@ def launch(
     block_n: int,
     num_warps: int | None = None,
     fused: bool = False,
+    new: tuple[Any, Any, Any] | None = None,
 ) -> None:
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
     ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`);
     ``fused``: the combine inside the partial kernel (its ``FUSED``), else its own kernel
-    after it."""
+    after it. ``new``: the new key and value [B, Hkv, 1, D], which the kernel writes at
+    position ``length - 1``, and the length tensor (its ``WRITE``)."""
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = piece_width(dim)
@@ -198,15 +216,16 @@ def launch(
             mask.stride(0) if mask.shape[0] > 1 else 0,
             mask.stride(1) if mask.shape[1] > 1 else 0,
         )
-    count = counters(q.device, bsz * heads) if fused else acc  # (unread unless fused)
+    count = counters(q.device, bsz * heads + 1) if fused else acc  # (unread unless fused)
+    kn, vn, length = new if new is not None else (q, q, count)  # (unread unless new)
     _split_kv_partial[(bsz * heads, splits)](
-        q, k, v, m, acc, ml, count, out,
+        q, k, v, m, acc, ml, count, out, kn, vn, length,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), *sm, out.stride(0), out.stride(2),
-        keys, scale,
+        kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), keys, scale,
         HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
         BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, BLOCK_S=triton.next_power_of_2(splits),
-        MASK=kind, FUSED=fused, num_warps=num_warps,
+        MASK=kind, FUSED=fused, WRITE=new is not None, num_warps=num_warps,
     )  # fmt: skip
     if fused:
         return

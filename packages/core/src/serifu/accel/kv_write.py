@@ -1,0 +1,97 @@
+"""The reply step's new key and value written into the static cache by the attention kernel.
+
+In a compiled reply step, transformers' ``StaticLayer.update`` costs each layer three small
+kernels besides attention: the key written into the cache (inductor fuses it with the rotary
+embedding), the value written, and the length advanced (stablelm-beta-7b, session 35's profile
+on an H100: 34 and 37 µs a token for the last two, plus their gaps in the step's graph). Here a
+layer's one-token update writes nothing: it returns the cache as it is and leaves itself in the
+attention call's keyword arguments (transformers passes one dict to both, ``kwargs=kwargs``), and
+:func:`serifu.accel.split_kv.attention_forward` hands the new key and value to the split-key
+kernel, which scores them from registers, stores them at the write position and advances the
+length once every program has read it. One kernel a layer instead of three.
+
+Only where the model's attention runs :mod:`serifu.accel.split_kv` (the decoder checks), for
+one-token passes of up to ``split_kv.MAX_ROWS`` rows; prompts, batches and models whose
+attention does not pass its keyword arguments to the cache (GPT-NeoX) update as before.
+Attention that does not take the kernel's path (soft caps, a single split) writes the pending
+key and value first (:func:`write_pending`). Opt-in (``SERIFU_DECODE_KV_WRITE=1``,
+``StaticDecoder(kv_write=True)``; session 36), until timed on a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+PENDING = "serifu_kv_pending"
+"""The keyword a deferring layer puts itself under in the attention call's arguments."""
+
+
+def defers(key_states: torch.Tensor, max_rows: int) -> bool:
+    """Whether a pass with these new keys leaves its cache write to the attention kernel: one
+    token, at most ``max_rows`` rows."""
+    return key_states.shape[-2] == 1 and key_states.shape[0] <= max_rows
+
+
+@functools.cache
+def layer_class() -> type:
+    """The deferring layer class (made once, on transformers' ``StaticLayer``)."""
+    from transformers.cache_utils import StaticLayer
+
+    from serifu.accel import split_kv
+
+    class DeferredWriteLayer(StaticLayer):
+        """A ``StaticLayer`` whose one-token updates leave the write to the attention kernel."""
+
+        def update(
+            self,
+            key_states: torch.Tensor,
+            value_states: torch.Tensor,
+            *args: Any,
+            kwargs: dict[str, Any] | None = None,
+            **rest: Any,
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if not (
+                isinstance(kwargs, dict)
+                and self.is_initialized
+                and self.max_cache_len > 1
+                and defers(key_states, split_kv.MAX_ROWS)
+            ):
+                return super().update(key_states, value_states, *args, kwargs=kwargs, **rest)
+            kwargs[PENDING] = (self, key_states, value_states)
+            # advanced here, in the traced step: the kernel reads it, and a length the kernel
+            # advanced was read again afterwards by inductor's recomputed causal mask (CPU test)
+            self.cumulative_length.add_(1)
+            keys, values = self.keys, self.values
+            assert keys is not None and values is not None  # initialised (checked above)
+            return keys, values
+
+    return DeferredWriteLayer
+
+
+def defer_writes(cache: Any) -> int:
+    """Replaces a static cache's not yet initialised full static layers by deferring ones;
+    returns how many (0: left as it was, e.g. a layer of another kind or holding keys)."""
+    from transformers.cache_utils import StaticLayer
+
+    cls = layer_class()
+    layers = list(getattr(cache, "layers", []))
+    if layers and all(isinstance(x, cls) for x in layers):  # deferring already
+        return len(layers)
+    if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
+        return 0
+    for i, layer in enumerate(layers):
+        cache.layers[i] = cls(max_cache_len=layer.max_cache_len)
+    return len(layers)
+
+
+def write_pending(pending: tuple[Any, torch.Tensor, torch.Tensor]) -> None:
+    """The deferred key and value written where ``StaticLayer.update`` would have written
+    them (the length, advanced by the update, less one): attention that does not run the
+    kernel."""
+    layer, key_states, value_states = pending
+    position = layer.cumulative_length.view(1) - 1
+    layer.keys.index_copy_(2, position, key_states)
+    layer.values.index_copy_(2, position, value_states)
