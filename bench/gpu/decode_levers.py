@@ -118,6 +118,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 36: the step's new key and value written by the split-key kernel, not by the
     # cache's update (serifu.accel.kv_write, SERIFU_DECODE_KV_WRITE=1; opt-in)
     "kv-write": {"kv_write": True},
+    # + every layer on one length, advanced by the first layer of a step (one add a step)
+    "kv-write-shared": {"kv_write": True, "shared_length": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);

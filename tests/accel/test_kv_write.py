@@ -12,6 +12,7 @@ import torch
 
 from serifu.accel import kv_write, split_kv
 from serifu.accel.decode import StaticDecoder
+from serifu.accel.shared_length import lengths
 from serifu.accel.split_kv import attention_forward, use_split_kv
 from tests.accel.test_accel import NAMES, _models
 
@@ -35,7 +36,9 @@ def _prompt() -> tuple[torch.Tensor, torch.Tensor]:
     return ids, torch.ones_like(ids)
 
 
-def _run(model: Any, kv: bool, backend: str | None = None, open_mask: bool = False) -> Any:
+def _run(
+    model: Any, kv: bool, backend: str | None = None, open_mask: bool = False, shared: bool = False
+) -> Any:
     """Prompt, then five steps: logits, the caches' keys and values, their lengths.
     ``open_mask``: the decoder's own mask opened to every slot after the prompt, so that only
     the causal mask (from the cache's length) hides the slots not yet written."""
@@ -43,7 +46,7 @@ def _run(model: Any, kv: bool, backend: str | None = None, open_mask: bool = Fal
     # 160 slots: 16-wide heads split into 64-key chunks (one chunk would run HF's sdpa)
     dec = StaticDecoder(
         model, max_len=160, graph=False, kv_write=kv, compile=backend is not None,
-        compile_prompt=False,
+        compile_prompt=False, shared_length=shared,
     )  # fmt: skip
     if backend is not None:
         dec.compile_backend = backend
@@ -55,6 +58,7 @@ def _run(model: Any, kv: bool, backend: str | None = None, open_mask: bool = Fal
         for _ in range(5):
             logits.append(dec.step(logits[-1].argmax(-1)))
     layers = dec.cache.layers
+    assert len(lengths(dec.cache)) == (1 if shared else len(layers))
     return (
         dec.kv_write,
         torch.stack(logits),
@@ -75,14 +79,17 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("name", NAMES)
 def test_the_op_writes_what_the_update_would_have(
-    models: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+    models: dict[str, Any], name: str, shared: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``shared``: every layer on one length, which the first layer advances in a step (the
+    last in a prompt), and every kernel writes at the length less one."""
     model = models[name]
     plain = _run(model, kv=False)
     calls = _counting(monkeypatch)
-    got = _run(model, kv=True)
+    got = _run(model, kv=True, shared=shared)
     layers = model.config.num_hidden_layers
     assert plain[0] == 0 and got[0] == layers  # every layer of the cache defers
     assert len(calls) == (5 * layers if DEFERS[name] else 0)  # each step's layers, not prompts
@@ -92,16 +99,17 @@ def test_the_op_writes_what_the_update_would_have(
     assert got[3] == plain[3] == [25] * layers
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_a_compiled_step_gives_the_plain_updates_logits_and_caches(
-    models: dict[str, Any], backend: str
+    models: dict[str, Any], backend: str, shared: bool
 ) -> None:
     """The decoder's own mask opened, so a causal mask built from a length advanced too early
     (or late) would let a step attend to an unwritten slot and change the logits: inductor
     recomputed the mask after the op when the op itself advanced the length."""
     model = models["llama"]
     plain = _run(model, kv=False, backend=backend, open_mask=True)
-    got = _run(model, kv=True, backend=backend, open_mask=True)
+    got = _run(model, kv=True, backend=backend, open_mask=True, shared=shared)
     torch.testing.assert_close(got[1], plain[1], atol=1e-5, rtol=1e-5)
     for (k, v), (k0, v0) in zip(got[2], plain[2], strict=True):
         torch.testing.assert_close(k, k0, atol=1e-6, rtol=1e-6)
@@ -141,7 +149,8 @@ def test_on_only_where_the_attention_splits_keys_and_asked(
     monkeypatch.setenv("SERIFU_DECODE_KV_WRITE", "1")
     assert StaticDecoder(model, max_len=16, graph=False).kv_write == 2
     both = StaticDecoder(model, max_len=16, graph=False, shared_length=True)
-    assert both.kv_write == 0  # one shared length: left to that lever
+    assert both.kv_write == both.shared_length == 2  # deferring layers on one length
+    assert [layer.first for layer in both.cache.layers] == [True, False]
     model.set_attn_implementation("sdpa")
     try:
         assert StaticDecoder(model, max_len=16, graph=False).kv_write == 0  # sdpa writes itself

@@ -207,11 +207,6 @@ class StaticDecoder:
         self._extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.cache = StaticCache(config=model.config, max_cache_len=max_len)
         _unslide(self.cache, max_len)
-        # one write position for all layers, advanced once a pass (serifu.accel.shared_length;
-        # opt-in, it did not help in session 35: SERIFU_DECODE_SHARED_LENGTH=1)
-        if shared_length is None:
-            shared_length = os.environ.get("SERIFU_DECODE_SHARED_LENGTH", "0") == "1"
-        self.shared_length = share_length(self.cache) if shared_length else 0
         b = batch_size
         self.step_ids = torch.zeros(b, 1, dtype=torch.long, device=self.device)
         self.step_pos = torch.zeros(b, 1, dtype=torch.long, device=self.device)
@@ -253,15 +248,22 @@ class StaticDecoder:
             from serifu.accel.split_kv import use_split_kv
 
             self.split_kv = use_split_kv(model)
-        # the one-token step's key and value written by the split-key kernel, which advances
-        # the length too (serifu.accel.kv_write; opt-in: SERIFU_DECODE_KV_WRITE=1)
+        # one write position for all layers, advanced once a pass (serifu.accel.shared_length;
+        # opt-in, it did not help in session 35: SERIFU_DECODE_SHARED_LENGTH=1)
+        if shared_length is None:
+            shared_length = os.environ.get("SERIFU_DECODE_SHARED_LENGTH", "0") == "1"
+        # the one-token step's key and value written by the split-key kernel (serifu.accel.
+        # kv_write; opt-in: SERIFU_DECODE_KV_WRITE=1), on one shared length with the above
         if kv_write is None:
             kv_write = os.environ.get("SERIFU_DECODE_KV_WRITE", "0") == "1"
         self.kv_write = 0
-        if kv_write and not self.shared_length and _splits_keys(model):
+        if kv_write and _splits_keys(model):
             from serifu.accel.kv_write import defer_writes
 
-            self.kv_write = defer_writes(self.cache)
+            self.kv_write = defer_writes(self.cache, shared=shared_length)
+            self.shared_length = self.kv_write if shared_length else 0
+        else:
+            self.shared_length = share_length(self.cache) if shared_length else 0
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV (gemv_levers)
         gemv, fold, fuse, glu, residual = gemv_levers(gemv, fold, fuse, glu, residual)
         self.gemv = self.folded = self.fused = self.glu = self.residual = 0

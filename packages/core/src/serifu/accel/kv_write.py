@@ -36,14 +36,22 @@ def defers(key_states: torch.Tensor, max_rows: int) -> bool:
 
 
 @functools.cache
-def layer_class() -> type:
-    """The deferring layer class (made once, on transformers' ``StaticLayer``)."""
+def layer_class(shared: bool = False) -> type:
+    """The deferring layer class (made once per kind, on transformers' ``StaticLayer``;
+    ``shared``: on :mod:`serifu.accel.shared_length`'s layer, one length for every layer)."""
     from transformers.cache_utils import StaticLayer
 
     from serifu.accel import split_kv
+    from serifu.accel.shared_length import layer_class as shared_layer
 
-    class DeferredWriteLayer(StaticLayer):
-        """A ``StaticLayer`` whose one-token updates leave the write to the attention kernel."""
+    base: type = shared_layer() if shared else StaticLayer
+
+    class DeferredWriteLayer(base):  # type: ignore[valid-type,misc]
+        """A static layer whose one-token updates leave the write to the attention kernel.
+        With one shared length, the first layer advances it in such a pass (every kernel then
+        writes at the length less one), the last layer in any other (as shared_length's)."""
+
+        first = False
 
         def update(
             self,
@@ -63,7 +71,8 @@ def layer_class() -> type:
             kwargs[PENDING] = (self, key_states, value_states)
             # advanced here, in the traced step: the kernel reads it, and a length the kernel
             # advanced was read again afterwards by inductor's recomputed causal mask (CPU test)
-            self.cumulative_length.add_(1)
+            if self.first or not shared:
+                self.cumulative_length.add_(1)
             keys, values = self.keys, self.values
             assert keys is not None and values is not None  # initialised (checked above)
             return keys, values
@@ -71,19 +80,25 @@ def layer_class() -> type:
     return DeferredWriteLayer
 
 
-def defer_writes(cache: Any) -> int:
-    """Replaces a static cache's not yet initialised full static layers by deferring ones;
-    returns how many (0: left as it was, e.g. a layer of another kind or holding keys)."""
+def defer_writes(cache: Any, shared: bool = False) -> int:
+    """Replaces a static cache's not yet initialised full static layers by deferring ones
+    (``shared``: on one length, :func:`layer_class`); returns how many (0: left as it was,
+    e.g. a layer of another kind or holding keys)."""
     from transformers.cache_utils import StaticLayer
 
-    cls = layer_class()
+    from serifu.accel.shared_length import Length
+
+    cls = layer_class(shared)
     layers = list(getattr(cache, "layers", []))
     if layers and all(isinstance(x, cls) for x in layers):  # deferring already
         return len(layers)
     if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
         return 0
+    length, last = Length(), len(layers) - 1
     for i, layer in enumerate(layers):
-        cache.layers[i] = cls(max_cache_len=layer.max_cache_len)
+        kw = {"length": length, "last": i == last} if shared else {}
+        cache.layers[i] = cls(max_cache_len=layer.max_cache_len, **kw)
+        cache.layers[i].first = i == 0
     return len(layers)
 
 

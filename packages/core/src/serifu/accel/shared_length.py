@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 
-class _Length:
+class Length:
     """The one length tensor a cache's layers share (set by the first layer initialised)."""
 
     def __init__(self) -> None:
@@ -39,7 +39,7 @@ def layer_class() -> type:
     class SharedLengthLayer(StaticLayer):
         """A ``StaticLayer`` on its cache's shared length; ``last``: the layer that advances it."""
 
-        def __init__(self, max_cache_len: int, length: _Length, last: bool) -> None:
+        def __init__(self, max_cache_len: int, length: Length, last: bool) -> None:
             super().__init__(max_cache_len=max_cache_len)
             self.length, self.last = length, last
 
@@ -84,7 +84,7 @@ def share_length(cache: Any) -> int:
         return len(layers)
     if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
         return 0
-    length = _Length()
+    length = Length()
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         cache.layers[i] = cls(max_cache_len=layer.max_cache_len, length=length, last=i == last)
