@@ -46,7 +46,7 @@ def layer_class(shared: bool = False) -> type:
 
     base: type = shared_layer() if shared else StaticLayer
 
-    class DeferredWriteLayer(base):  # type: ignore[valid-type,misc]
+    class DeferredWriteLayer(base):
         """A static layer whose one-token updates leave the write to the attention kernel.
         With one shared length, the first layer advances it in such a pass (every kernel then
         writes at the length less one), the last layer in any other (as shared_length's)."""
