@@ -41,9 +41,10 @@ on an H200; ``SERIFU_GEMV_RESIDUAL=0`` turns it off) adds a Llama layer's residu
 layer). ``shared_length`` (opt-in, ``SERIFU_DECODE_SHARED_LENGTH=1``, session 34; -2 to -3 %
 on gemma-3-270m in session 35) gives every cache layer one write position, advanced once a
 pass instead of once a layer (:mod:`serifu.accel.shared_length`: one kernel fewer a layer).
-``kv_write`` (opt-in, ``SERIFU_DECODE_KV_WRITE=1``, session 36) leaves a one-token step's cache
-write and length advance to the split-key kernel (:mod:`serifu.accel.kv_write`: two kernels
-fewer a layer where the attention passes its keyword arguments to the cache).
+``kv_write`` (opt-in, ``SERIFU_DECODE_KV_WRITE=1``, session 36) leaves a one-token step's key
+and value writes to the split-key kernel (:mod:`serifu.accel.kv_write`: one kernel fewer a
+layer where the attention passes its keyword arguments to the cache); with ``shared_length``
+too, a step's first layer advances the one length (one add a step).
 
 ``compile`` (``SERIFU_DECODE_COMPILE=1``) compiles the one-token step with inductor inside its
 graph; with it ``compile_prompt`` (``SERIFU_DECODE_COMPILE_PROMPT=0`` turns it off) compiles

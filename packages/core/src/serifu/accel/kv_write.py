@@ -4,16 +4,23 @@ In a compiled reply step, transformers' ``StaticLayer.update`` costs each layer 
 kernels besides attention: the key written into the cache (inductor fuses it with the rotary
 embedding), the value written, and the length advanced (stablelm-beta-7b, session 35's profile
 on an H100: 34 and 37 µs a token for the last two, plus their gaps in the step's graph). Here a
-layer's one-token update writes nothing: it returns the cache as it is and leaves itself in the
-attention call's keyword arguments (transformers passes one dict to both, ``kwargs=kwargs``), and
-:func:`serifu.accel.split_kv.attention_forward` hands the new key and value to the split-key
-kernel, which scores them from registers, stores them at the write position and advances the
-length once every program has read it. One kernel a layer instead of three.
+layer's one-token update writes no key or value: it advances the length, returns the cache and
+leaves itself with the new key and value in the attention call's keyword arguments
+(transformers passes one dict to both, ``kwargs=kwargs``); then
+:func:`serifu.accel.split_kv.attention_forward` hands them to the split-key kernel, which scores
+them from registers and stores them at the length less one. The value's write goes, and the
+key's leaves the rotary kernel.
+
+The length stays advanced by the update, in the traced step: when the kernel advanced it,
+inductor recomputed a later layer's causal mask from the advanced length (a CPU test, with the
+decoder's own mask opened, catches it). With ``shared`` (``SERIFU_DECODE_SHARED_LENGTH=1`` as
+well) every layer reads one length, which a step's first layer advances: one add a step, not
+one a layer.
 
 Only where the model's attention runs :mod:`serifu.accel.split_kv` (the decoder checks), for
 one-token passes of up to ``split_kv.MAX_ROWS`` rows; prompts, batches and models whose
 attention does not pass its keyword arguments to the cache (GPT-NeoX) update as before.
-Attention that does not take the kernel's path (soft caps, a single split) writes the pending
+Attention that does not take the kernel's path (a single split, soft caps) writes the pending
 key and value first (:func:`write_pending`). Opt-in (``SERIFU_DECODE_KV_WRITE=1``,
 ``StaticDecoder(kv_write=True)``; session 36), until timed on a GPU.
 """
