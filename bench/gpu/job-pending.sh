@@ -99,6 +99,12 @@
 #   with python3 bench/gpu/fresh_processes.py --merge A.json B.json --out AB.json), and the compile of the length
 #   alone (session 35's runs marked every dimension dynamic): FUSE_PEER=0 FUSE_PROFILE=
 #   FUSE_MODELS=gemma-3-270m FUSE_VARIANTS=s34-default,default,s34-default,default fuse
+# Session 36 (no machine came; docs/benchmarks.md "Session 36"): the step's key and value written
+# by the split-key kernel (serifu.accel.kv_write, opt-in SERIFU_DECODE_KV_WRITE=1), one call:
+#   FRESH_LIMIT=380 FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared FRESH_ROUNDS=1 fresh
+#   (also session 35's pending compiled prompt against HF), then, same call,
+#   SERIFU_DECODE_COMPILE_PROMPT=0 FUSE_PEER=0 FUSE_PROFILE= FUSE_LIMIT=110 FUSE_MODELS=gemma-3-270m
+#   FUSE_VARIANTS=default,kv-write-shared,default,kv-write-shared fuse
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
