@@ -125,6 +125,19 @@ def decode_attention(
     """One query per (row, head) against the cache: [B, 1, H, D] (see the module)."""
     if not q.is_cuda:
         return split_attention_reference(q, k, v, mask, scale)
+    return _on_kernels(q, k, v, mask, scale)
+
+
+def _on_kernels(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float,
+    new: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The ops' CUDA path: the Triton kernels planned for this cache (``new``: the key and
+    value the kernel writes, and the length)."""
     from serifu.accel import split_kv_kernels
 
     bsz, heads, _, dim = q.shape
@@ -132,8 +145,9 @@ def decode_attention(
     block = block_for(dim)
     splits, chunk = plan(bsz * heads, k.shape[2], block_n=block)
     split_kv_kernels.launch(
-        q.contiguous(), k, v, mask, out, scale, splits, chunk, block, num_warps=WARPS, fused=FUSED
-    )
+        q.contiguous(), k, v, mask, out, scale, splits, chunk, block,
+        num_warps=WARPS, fused=FUSED, new=new,
+    )  # fmt: skip
     return out
 
 
@@ -164,18 +178,8 @@ def decode_attention_write(
         position = length.view(1) - 1
         k_cache.index_copy_(2, position, k_new)
         v_cache.index_copy_(2, position, v_new)
-        return decode_attention(q, k_cache, v_cache, mask, scale)
-    from serifu.accel import split_kv_kernels
-
-    bsz, heads, _, dim = q.shape
-    out = torch.empty(bsz, 1, heads, dim, device=q.device, dtype=q.dtype)
-    block = block_for(dim)
-    splits, chunk = plan(bsz * heads, k_cache.shape[2], block_n=block)
-    split_kv_kernels.launch(
-        q.contiguous(), k_cache, v_cache, mask, out, scale, splits, chunk, block,
-        num_warps=WARPS, fused=FUSED, new=(k_new, v_new, length),
-    )  # fmt: skip
-    return out
+        return split_attention_reference(q, k_cache, v_cache, mask, scale)
+    return _on_kernels(q, k_cache, v_cache, mask, scale, new=(k_new, v_new, length))
 
 
 @decode_attention_write.register_fake
