@@ -216,7 +216,7 @@ def launch(
             mask.stride(0) if mask.shape[0] > 1 else 0,
             mask.stride(1) if mask.shape[1] > 1 else 0,
         )
-    count = counters(q.device, bsz * heads + 1) if fused else acc  # (unread unless fused)
+    count = counters(q.device, bsz * heads) if fused else acc  # (unread unless fused)
     kn, vn, length = new if new is not None else (q, q, count)  # (unread unless new)
     _split_kv_partial[(bsz * heads, splits)](
         q, k, v, m, acc, ml, count, out, kn, vn, length,
