@@ -5,6 +5,7 @@ compiled, and every path that does not take the op still writes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ DEFERS = {"gemma3": True, "gptj": True, "llama": True, "neox": False}
 
 
 @pytest.fixture(scope="module")
-def models() -> dict[str, Any]:
+def models() -> Iterator[dict[str, Any]]:
     built = _models()
     for model in built.values():
         model.eval()
