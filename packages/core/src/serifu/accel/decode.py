@@ -68,6 +68,7 @@ from typing import Any
 import torch
 
 from serifu.accel.shared_length import lengths, share_length
+from serifu.accel.split_kv import runs_split_kv
 
 
 def gemv_levers(
@@ -129,14 +130,6 @@ def _unslide(cache: Any, max_len: int) -> None:
     for i, layer in enumerate(cache.layers):
         if isinstance(layer, StaticSlidingWindowLayer):
             cache.layers[i] = StaticLayer(max_cache_len=max_len)
-
-
-def _splits_keys(model: Any) -> bool:
-    """Whether the model's attention runs :mod:`serifu.accel.split_kv` (set by the decoder on
-    CUDA, or by the caller)."""
-    from serifu.accel.split_kv import NAME
-
-    return getattr(model.config, "_attn_implementation", None) == NAME
 
 
 MAX_STOP_IDS = 16
@@ -258,7 +251,7 @@ class StaticDecoder:
         if kv_write is None:
             kv_write = os.environ.get("SERIFU_DECODE_KV_WRITE", "0") == "1"
         self.kv_write = 0
-        if kv_write and _splits_keys(model):
+        if kv_write and runs_split_kv(model):  # (set above on CUDA, or by the caller)
             from serifu.accel.kv_write import defer_writes
 
             self.kv_write = defer_writes(self.cache, shared=shared_length)

@@ -91,29 +91,31 @@ def defer_writes(cache: Any, shared: bool = False) -> int:
     """Replaces a static cache's not yet initialised full static layers by deferring ones
     (``shared``: on one length, :func:`layer_class`); returns how many (0: left as it was,
     e.g. a layer of another kind or holding keys)."""
-    from transformers.cache_utils import StaticLayer
+    from serifu.accel.shared_length import Length, replace_static_layers
 
-    from serifu.accel.shared_length import Length
+    cls, length = layer_class(shared), Length()
+    last = len(getattr(cache, "layers", [])) - 1
 
-    cls = layer_class(shared)
-    layers = list(getattr(cache, "layers", []))
-    if layers and all(isinstance(x, cls) for x in layers):  # deferring already
-        return len(layers)
-    if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
-        return 0
-    length, last = Length(), len(layers) - 1
-    for i, layer in enumerate(layers):
+    def make(i: int, max_cache_len: int) -> Any:
         kw = {"length": length, "last": i == last} if shared else {}
-        cache.layers[i] = cls(max_cache_len=layer.max_cache_len, **kw)
-        cache.layers[i].first = i == 0
-    return len(layers)
+        layer = cls(max_cache_len=max_cache_len, **kw)
+        layer.first = i == 0
+        return layer
+
+    return replace_static_layers(cache, cls, make)
+
+
+def write_at_length(
+    keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> None:
+    """``k``/``v`` written into ``keys``/``values`` where ``StaticLayer.update`` would have
+    written them: at the length (advanced by the update) less one."""
+    position = length.view(1) - 1
+    keys.index_copy_(2, position, k)
+    values.index_copy_(2, position, v)
 
 
 def write_pending(pending: tuple[Any, torch.Tensor, torch.Tensor]) -> None:
-    """The deferred key and value written where ``StaticLayer.update`` would have written
-    them (the length, advanced by the update, less one): attention that does not run the
-    kernel."""
+    """A deferred key and value written by PyTorch: attention that does not run the kernel."""
     layer, key_states, value_states = pending
-    position = layer.cumulative_length.view(1) - 1
-    layer.keys.index_copy_(2, position, key_states)
-    layer.values.index_copy_(2, position, value_states)
+    write_at_length(layer.keys, layer.values, layer.cumulative_length, key_states, value_states)

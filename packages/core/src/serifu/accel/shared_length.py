@@ -19,6 +19,7 @@ help (stablelm-beta-7b +0.4 / +0.8 %, within order noise; gemma-3-270m -2.0 / -3
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,23 +73,31 @@ def layer_class() -> type:
     return SharedLengthLayer
 
 
-def share_length(cache: Any) -> int:
-    """Replaces a static cache's not yet initialised full static layers by layers on one
-    shared length (the last advancing it); returns how many layers share it (0: left as it
+def replace_static_layers(cache: Any, cls: type, make: Callable[[int, int], Any]) -> int:
+    """Replaces a static cache's not yet initialised full static layers by ``make(i,
+    max_cache_len)`` each; returns how many layers there are of ``cls`` then (0: left as it
     was, e.g. a layer of another kind, or one already holding keys)."""
     from transformers.cache_utils import StaticLayer
 
     layers = list(getattr(cache, "layers", []))
-    cls = layer_class()
-    if layers and all(isinstance(x, cls) for x in layers):  # shared already
+    if layers and all(isinstance(x, cls) for x in layers):  # replaced already
         return len(layers)
     if not layers or not all(type(x) is StaticLayer and not x.is_initialized for x in layers):
         return 0
-    length = Length()
-    last = len(layers) - 1
     for i, layer in enumerate(layers):
-        cache.layers[i] = cls(max_cache_len=layer.max_cache_len, length=length, last=i == last)
+        cache.layers[i] = make(i, layer.max_cache_len)
     return len(layers)
+
+
+def share_length(cache: Any) -> int:
+    """Replaces a static cache's not yet initialised full static layers by layers on one
+    shared length (the last advancing it); returns how many layers share it (0: left as it
+    was, e.g. a layer of another kind, or one already holding keys)."""
+    cls, length = layer_class(), Length()
+    last = len(getattr(cache, "layers", [])) - 1
+    return replace_static_layers(
+        cache, cls, lambda i, n: cls(max_cache_len=n, length=length, last=i == last)
+    )
 
 
 def lengths(cache: Any) -> list[torch.Tensor]:

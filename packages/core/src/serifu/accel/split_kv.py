@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from serifu.accel.kv_write import PENDING, write_at_length, write_pending
+
 NAME = "serifu_split_kv"
 """The attention implementation's name in transformers' registry."""
 BLOCK_N = 64
@@ -175,9 +177,7 @@ def decode_attention_write(
     its update advanced; :mod:`serifu.accel.kv_write`). On CUDA the kernel writes them itself
     and scores them from registers."""
     if not q.is_cuda:
-        position = length.view(1) - 1
-        k_cache.index_copy_(2, position, k_new)
-        v_cache.index_copy_(2, position, v_new)
+        write_at_length(k_cache, v_cache, length, k_new, v_new)
         return split_attention_reference(q, k_cache, v_cache, mask, scale)
     return _on_kernels(q, k_cache, v_cache, mask, scale, new=(k_new, v_new, length))
 
@@ -212,8 +212,6 @@ def attention_forward(
     soft-capped or sink attention, dropout, and rows × heads that already fill the GPU (one
     split each: nothing to gain over sdpa's kernel)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    from serifu.accel.kv_write import PENDING, write_pending
 
     pending = kwargs.pop(PENDING, None)  # a one-token update left to the kernel (kv_write)
     rows_heads = query.shape[0] * query.shape[1]
@@ -287,14 +285,18 @@ def kernel_error(device: str) -> str | None:
     return check(run, atol=2e-2, rtol=2e-2)
 
 
+def runs_split_kv(model: Any) -> bool:
+    """Whether the model's attention is :data:`NAME` (set by :func:`use_split_kv`)."""
+    return getattr(getattr(model, "config", None), "_attn_implementation", None) == NAME
+
+
 def use_split_kv(model: Any) -> bool:
     """Switches a model whose attention runs HF's sdpa to :data:`NAME`; False (unchanged)
     for any other implementation (eager, flash, flex), a model that cannot switch, or a device
     where :func:`kernel_error` found the kernels failing (with a one-line notice)."""
-    config = getattr(model, "config", None)
-    current = getattr(config, "_attn_implementation", None)
-    if current == NAME:
+    if runs_split_kv(model):
         return True
+    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if current != "sdpa" or not hasattr(model, "set_attn_implementation"):
         return False
     error = kernel_error(str(next(model.parameters()).device))
@@ -308,4 +310,4 @@ def use_split_kv(model: Any) -> bool:
         model.set_attn_implementation(NAME)
     except (ValueError, ImportError):
         return False
-    return bool(getattr(model.config, "_attn_implementation", None) == NAME)
+    return runs_split_kv(model)
