@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import re
 import sys
@@ -246,6 +247,8 @@ def _run_variant(
     row: dict[str, Any] = _timing(functools.partial(_reply, dec, ids, mask, run=run), repeats)
     row |= {"compile_s": round(compile_s, 1), "compiled": bool(dec.compile)}
     row["graph_error"] = dec.graph_error
+    # the reply's tokens as a digest: fresh_processes.py compares them across processes
+    row["tokens_sha"] = hashlib.sha256(tokens.cpu().numpy().tobytes()).hexdigest()[:16]
     row["how"] = _how(dec)  # the levers that ran (GEMV layers, folded, fused groups)
     if profile:
         row["profile"] = profile_reply(lambda: _reply(dec, ids, mask, NEW, run))

@@ -60,12 +60,21 @@ def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     the ratio of the medians (``x_hf``), the per-round ratios (round i's variant over
     round i's peer) that show its spread, and the variant's median over the peer's fastest
     process (``x_hf_best``, session 34: the peer's speed moves between and within machines,
-    Serifu's does not, so this is the ratio no slow peer process can raise)."""
+    Serifu's does not, so this is the ratio no slow peer process can raise). Where the
+    processes recorded their replies' digests (``tokens_sha``): whether each variant's are one
+    and the same, and equal to the first variant's."""
     out: dict[str, Any] = {}
     for name, runs in rows.items():
         good = [r for r in runs if "tok_s" in r]
         med = {m: round(statistics.median(r[m] for r in good), 2) for m in METRICS} if good else {}
         out[name] = {"processes": len(good), "failed": len(runs) - len(good), **med}
+    # the replies' tokens (session 37): one digest a variant, equal to the first variant's
+    digests = {n: {r["tokens_sha"] for r in runs if "tokens_sha" in r} for n, runs in rows.items()}
+    first = next((d for n, d in digests.items() if n != PEER and d), None)
+    for name, found in digests.items():
+        if name != PEER and found and first is not None:
+            out[name]["tokens_same_every_process"] = len(found) == 1
+            out[name]["tokens_equal_first"] = found == first
     peer = rows.get(PEER, [])
     if not out.get(PEER, {}).get("tok_s"):
         return out

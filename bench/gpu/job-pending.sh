@@ -105,6 +105,10 @@
 #   (also session 35's pending compiled prompt against HF), then, same call,
 #   SERIFU_DECODE_COMPILE_PROMPT=0 FUSE_PEER=0 FUSE_PROFILE= FUSE_LIMIT=110 FUSE_MODELS=gemma-3-270m
 #   FUSE_VARIANTS=default,kv-write-shared,default,kv-write-shared fuse
+# Session 37 (ran both on an H100: stablelm-beta-7b +0.7 %, gemma-3-270m -3.5 %, where inductor
+# had already fused the write into the rotary kernel and the writing kernel ran 1.9 us a layer
+# slower; docs/benchmarks.md "Session 37"). The kernel's store moved after its loop, then:
+#   kvw      the kernel alone, write off/on (split_kv_sweep.py --write), and gemma's replies
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -261,6 +265,18 @@ if [[ ,$parts, == *,fresh,* ]]; then  # every contender alone in a fresh process
       --variants "${FRESH_VARIANTS:-default,gemv-residual}" --rounds "${FRESH_ROUNDS:-3}" \
       --budget-s "$((${FRESH_LIMIT:-560} - 30))" --out "$out/fresh-processes-$m.json"
   done
+fi
+if [[ ,$parts, == *,kvw,* ]]; then  # the split-key kernel writing the step's key/value (session 37)
+  # the kernel alone at the product's setting, write off / on: stablelm-beta-7b's and
+  # gemma-3-270m's attention shapes; then gemma's replies, each variant twice in one process
+  run kvw-sweep-stablelm 90 python3 bench/gpu/split_kv_sweep.py --block-n 64 --programs 264 \
+    --warps 2 --fused 1 --write 0 1 0 1 --out "$out/split-kv-sweep-write-stablelm7b.json"
+  run kvw-sweep-gemma 90 python3 bench/gpu/split_kv_sweep.py --layers 18 --heads 4 --kv-heads 1 \
+    --dim 256 --block-n 32 --programs 264 --warps 2 --fused 1 --write 0 1 0 1 \
+    --out "$out/split-kv-sweep-write-gemma.json"
+  SERIFU_DECODE_COMPILE_PROMPT=0 run kvw-gemma 150 python3 bench/gpu/decode_levers.py \
+    --model gemma-3-270m --variants default,kv-write-shared,default,kv-write-shared \
+    --budget-s 110 --out "$out/decode-levers-kv-write-gemma.json"
 fi
 if [[ ,$parts, == *,shared,* ]]; then  # dialogue's shared prompt prefix run once (session 32)
   run shared "${SHARED_LIMIT:-300}" python3 bench/gpu/train_speed.py --peers trl \

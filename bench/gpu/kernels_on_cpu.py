@@ -164,24 +164,33 @@ def interpreted(failures: list[str]) -> None:
             )
         # the new key and value written by the kernel at the length less one (the update
         # advanced it; serifu.accel.kv_write); the chunk holding position 130 scores them
-        # from registers
+        # from registers after its loop. Masks: boolean, additive, none, and one hiding the
+        # position itself (the kernel still writes it)
         kn, vn = (torch.randn(1, kv_heads, 1, dim, generator=g).to(torch.bfloat16) for _ in "kv")
-        length = torch.tensor(131)
-        mask130 = mask & (torch.arange(200) <= 130).view(1, 1, 1, 200)
+        upto = (torch.arange(200) <= 130).view(1, 1, 1, 200)
+        bias = (torch.randn(1, 1, 1, 200, generator=g) * 0.5).to(torch.bfloat16)
+        masks: dict[str, torch.Tensor | None] = {
+            "bool": mask & upto,
+            "additive": bias.masked_fill(~(mask & upto), float("-inf")),
+            "none": None,
+            "own slot hidden": mask & upto & (torch.arange(200) != 130).view(1, 1, 1, 200),
+        }
         kr, vr = k.clone(), v.clone()
         kr[:, :, 130:131], vr[:, :, 130:131] = kn, vn
-        ref = split_kv.split_attention_reference(q.float(), kr.float(), vr.float(), mask130, 0.1)
-        for fused in (False, True):
-            kc, vc = k.clone(), v.clone()
-            o = torch.empty(1, 1, heads, dim, dtype=torch.bfloat16)
-            new = (kn, vn, length)
-            split_kv_kernels.launch(
-                q, kc, vc, mask130, o, 0.1, splits, chunk, block, None, fused, new
-            )
-            name = f"split-key write {heads}x{dim} on {kv_heads}, fused={fused}"
-            check(name, o, ref, 2e-2)
-            if not (torch.equal(kc, kr) and torch.equal(vc, vr) and int(length) == 131):
-                failures.append(f"{name}: cache or length wrong (length {int(length)})")
+        for kind, m in masks.items():
+            ref = split_kv.split_attention_reference(q.float(), kr.float(), vr.float(), m, 0.1)
+            for fused in (False, True):
+                kc, vc = k.clone(), v.clone()
+                o = torch.empty(1, 1, heads, dim, dtype=torch.bfloat16)
+                length = torch.tensor(131)
+                new = (kn, vn, length)
+                split_kv_kernels.launch(
+                    q, kc, vc, m, o, 0.1, splits, chunk, block, None, fused, new
+                )
+                name = f"split-key write {heads}x{dim} on {kv_heads}, {kind} mask, fused={fused}"
+                check(name, o, ref, 2e-2)
+                if not (torch.equal(kc, kr) and torch.equal(vc, vr) and int(length) == 131):
+                    failures.append(f"{name}: cache or length wrong (length {int(length)})")
 
 
 def main() -> None:

@@ -5,7 +5,9 @@ A reply step of stablelm-beta-7b spent ~240 µs a token in ``_split_kv_partial``
 far above the cache's read time. Here 32 layers' calls (their own K/V, a boolean mask as the
 decoder passes it) are captured as one CUDA graph per setting — keys per program
 (``block_n``), programs aimed at (``programs``), warps a program and, since session 34, the
-combine as its own kernel or inside the partial one (``fused``) — and replayed; µs per layer
+combine as its own kernel or inside the partial one (``fused``), and since session 37 the
+step's key and value written by the kernel (``write``, :mod:`serifu.accel.kv_write`) — and
+replayed; µs per layer
 is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the same graph form.
 
     python3 bench/gpu/split_kv_sweep.py --out $OUT/split-kv-sweep.json
@@ -62,6 +64,13 @@ def main() -> None:
         default=[0, 1],
         help="1: the combine inside the partial kernel (session 34), 0: its own kernel",
     )
+    ap.add_argument(
+        "--write",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="1: the kernel also writes the step's key and value (serifu.accel.kv_write)",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     from serifu.accel import split_kv, split_kv_kernels
@@ -75,6 +84,11 @@ def main() -> None:
     vs = [torch.randn_like(k) for k in ks]
     mask = (torch.arange(args.keys, device=dev) < args.filled).view(1, 1, 1, args.keys)
     out = torch.empty(1, 1, args.heads, args.dim, device=dev, dtype=bf)
+    # the step's key and value (written at the last position the mask lets in, every replay)
+    kn, vn = (torch.randn(1, args.kv_heads, 1, args.dim, device=dev, dtype=bf) for _ in "kv")
+    length = torch.tensor(args.filled, device=dev)
+    for k, v in zip(ks, vs, strict=True):  # already there: writing rows keep the reference
+        k[:, :, args.filled - 1], v[:, :, args.filled - 1] = kn[:, :, 0], vn[:, :, 0]
     scale = args.dim**-0.5
     ref = split_kv.split_attention_reference(q.float(), ks[0].float(), vs[0].float(), mask, scale)
     record: dict[str, Any] = {
@@ -90,10 +104,10 @@ def main() -> None:
     base = _time_graph(sdpa, 20, 5) / args.layers
     record["sdpa_us_per_layer"] = round(base, 2)
     print("sdpa", round(base, 2), flush=True)
-    settings = itertools.product(args.block_n, args.programs, args.warps, args.fused)
-    for block_n, programs, warps, fused in settings:
+    settings = itertools.product(args.block_n, args.programs, args.warps, args.fused, args.write)
+    for block_n, programs, warps, fused, write in settings:
         splits, chunk = split_kv.plan(args.heads, args.keys, programs, block_n)
-        kw = {"num_warps": warps, "fused": bool(fused)}
+        kw = {"num_warps": warps, "fused": bool(fused), "new": (kn, vn, length) if write else None}
 
         def body(bn: int = block_n, s: int = splits, c: int = chunk, kw: dict = kw) -> None:
             for k, v in zip(ks, vs, strict=True):
@@ -110,13 +124,14 @@ def main() -> None:
                 torch.cuda.synchronize()
                 err = max(err, float((out.float() - ref.float()).abs().max()))
         except Exception as exc:  # a setting Triton cannot compile
-            print(block_n, programs, warps, fused, type(exc).__name__, exc, flush=True)
+            print(block_n, programs, warps, fused, write, type(exc).__name__, exc, flush=True)
             continue
         row = {
             "block_n": block_n,
             "programs": programs,
             "warps": warps,
             "fused": fused,
+            "write": write,
             "splits": splits,
             "us_per_layer": round(us, 2),
             "x_sdpa": round(base / us, 2),
@@ -132,7 +147,7 @@ def main() -> None:
         (
             r
             for r in record["rows"]
-            if (r["block_n"], r["programs"], r["warps"], r["fused"]) == chosen
+            if (r["block_n"], r["programs"], r["warps"], r["fused"]) == chosen and not r["write"]
         ),
         None,
     )

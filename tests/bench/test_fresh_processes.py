@@ -139,3 +139,17 @@ def test_the_merge_command_writes_the_joined_record(tmp_path: Path) -> None:
         [*cmd, "--merge", str(files[0]), str(bad)], capture_output=True, text=True
     )
     assert done.returncode != 0 and "cannot merge" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_summary_says_whether_every_process_gave_the_same_tokens() -> None:
+    rows = {
+        PEER: [_row(150.0)],
+        "default": [_row(230.0) | {"tokens_sha": "a"}, _row(231.0) | {"tokens_sha": "a"}],
+        "kv-write-shared": [_row(233.0) | {"tokens_sha": "a"}, _row(234.0) | {"tokens_sha": "b"}],
+        "old": [_row(229.0)],  # a record from before the digests: nothing said
+    }
+    s = summarise(rows)
+    assert s["default"]["tokens_same_every_process"] and s["default"]["tokens_equal_first"]
+    lever = s["kv-write-shared"]
+    assert not lever["tokens_same_every_process"] and not lever["tokens_equal_first"]
+    assert "tokens_equal_first" not in s["old"] and "tokens_equal_first" not in s[PEER]

@@ -175,7 +175,7 @@ def decode_attention_write(
     """:func:`decode_attention` after writing ``k_new``/``v_new`` [B, Hkv, 1, D] into the
     caches at position ``length - 1`` (``length``: the layer's one-element length tensor, which
     its update advanced; :mod:`serifu.accel.kv_write`). On CUDA the kernel writes them itself
-    and scores them from registers."""
+    and scores them from registers after its loop."""
     if not q.is_cuda:
         write_at_length(k_cache, v_cache, length, k_new, v_new)
         return split_attention_reference(q, k_cache, v_cache, mask, scale)
