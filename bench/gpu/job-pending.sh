@@ -109,6 +109,11 @@
 # had already fused the write into the rotary kernel and the writing kernel ran 1.9 us a layer
 # slower; docs/benchmarks.md "Session 37"). The kernel's store moved after its loop, then:
 #   kvw      the kernel alone, write off/on (split_kv_sweep.py --write), and gemma's replies
+# (ran on a second H100: stablelm-beta-7b +1.8 %, gemma -0.2 / -1.1 %). Still pending, on an
+# H200, one call each (fresh_processes.py now compares the replies' digests across processes):
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared FRESH_ROUNDS=2 fresh
+#   FRESH_MODELS=novel-gptj-6b FRESH_VARIANTS=default,kv-write-shared FRESH_ROUNDS=2 fresh
+#   kvw
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
