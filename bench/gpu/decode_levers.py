@@ -121,6 +121,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kv-write": {"kv_write": True},
     # + every layer on one length, advanced by the first layer of a step (one add a step)
     "kv-write-shared": {"kv_write": True, "shared_length": True},
+    # session 37: + the GEMVs launched as programmatic dependents (last timed in session 31,
+    # +1.0 % on stablelm-beta-7b's glu step; the kernels between them are fewer now)
+    "kv-write-shared-pdl": {"kv_write": True, "shared_length": True, "pdl": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);

@@ -114,6 +114,8 @@
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared FRESH_ROUNDS=2 fresh
 #   FRESH_MODELS=novel-gptj-6b FRESH_VARIANTS=default,kv-write-shared FRESH_ROUNDS=2 fresh
 #   kvw
+#   and, with time left: FRESH_VARIANTS=kv-write-shared,kv-write-shared-pdl (the GEMVs' PDL on
+#   top of the writing kernel; fresh_processes.py's first variant is the one compared)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
