@@ -7,8 +7,8 @@ decoder passes it) are captured as one CUDA graph per setting — keys per progr
 (``block_n``), programs aimed at (``programs``), warps a program and, since session 34, the
 combine as its own kernel or inside the partial one (``fused``), and since session 37 the
 step's key and value written by the kernel (``write``, :mod:`serifu.accel.kv_write`) — and
-replayed; µs per layer
-is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the same graph form.
+replayed; µs per layer is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the
+same graph form.
 
     python3 bench/gpu/split_kv_sweep.py --out $OUT/split-kv-sweep.json
 """

@@ -100,7 +100,8 @@ def _split_kv_partial(
         l_i = l_i * alpha + tl.sum(p, 0)
         m_i = m_new
     if WRITE:  # the new key and value, once, in the program whose chunk holds their position
-        own = (split == pos // CHUNK) & (pos < keys)
+        holds = (split == pos // CHUNK) & (pos < keys)
+        own = holds  # (and, under a boolean mask, attended)
         sn = tl.sum(tl.sum(kn.to(tl.float32) * q, 1), 0)
         if MASK == 1:
             own = own & (tl.load(m_ptr + b * s_mb + h * s_mh + pos, mask=own, other=0) != 0)
@@ -114,7 +115,7 @@ def _split_kv_partial(
         acc = acc * alpha + p_n * vn.to(tl.float32)
         l_i = l_i * alpha + p_n
         m_i = m_new
-        if (h % GROUPS == 0) & (split == pos // CHUNK) & (pos < keys):
+        if (h % GROUPS == 0) & holds:  # stored even where the mask hides it
             tl.store(k_ptr + b * s_kb + kv * s_kh + pos * s_kn + qd, kn, mask=cm[:, None])
             tl.store(v_ptr + b * s_vb + kv * s_vh + pos * s_vn + qd, vn, mask=cm[:, None])
     tl.store(acc_ptr + (bh * SPLITS + split) * (PIECES * PIECE) + qd, acc)
