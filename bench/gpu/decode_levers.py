@@ -217,15 +217,20 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
 def _timing(run: Callable[[int], Any], repeats: int, warmup: int = 1) -> dict[str, Any]:
     """generate_speed's timing (whole reply, first token, steps after it) as a row, with what
     the host did meanwhile (garbage collections, the allocator's driver calls: session 31's
-    later decoders lost ~6 % between their kernels)."""
+    later decoders lost ~6 % between their kernels). The warm-up replies (compiling, for HF's
+    peer) run before the probe, so its counts are the warm replies' own. Until session 37 the
+    peer's compiling warm-up was counted in (its rows said ~86 collections, ~60 ms a call; a
+    warm, uncompiled ``generate`` of a tiny model on the CPU collects 0.6 times a reply)."""
+    for _ in range(warmup):
+        run(NEW)
     with HostProbe() as probe:
-        t = _time(run, 1, repeats, warmup)
+        t = _time(run, 1, repeats, 1)
     return {
         "tok_s": round(t.tok_s, 1),
         "first_ms": round(t.first_ms, 2),
         "decode_tok_s": round(t.decode_tok_s, 1),
-        # _time: warm-up and timed whole replies, then one warm-up and timed first tokens
-        "host": probe.summary(warmup + 2 * repeats + 1),
+        # _time: one warm and the timed whole replies, then one warm and the timed first tokens
+        "host": probe.summary(2 * repeats + 2),
     }
 
 

@@ -153,3 +153,15 @@ def test_the_summary_says_whether_every_process_gave_the_same_tokens() -> None:
     lever = s["kv-write-shared"]
     assert not lever["tokens_same_every_process"] and not lever["tokens_equal_first"]
     assert "tokens_equal_first" not in s["old"] and "tokens_equal_first" not in s[PEER]
+
+
+def test_timing_warms_up_before_the_host_probe() -> None:
+    from bench.gpu.decode_levers import _timing
+    from bench.gpu.generate_speed import NEW
+
+    calls: list[int] = []
+    row = _timing(calls.append, repeats=2, warmup=3)
+    # three warm-ups outside the probe; inside it one warm and two timed replies, then one
+    # warm and two timed first tokens: the probe's counts are per warm call
+    assert calls == [NEW] * 6 + [1] * 3
+    assert row["host"]["calls"] == 6 and row["tok_s"] > 0
