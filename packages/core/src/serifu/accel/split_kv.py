@@ -153,12 +153,13 @@ def _on_kernels(
     return out
 
 
-@decode_attention.register_fake
-def _(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
-) -> torch.Tensor:
+def _output_like(q: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
+    """Both ops' fake (their output's shape under tracing): [B, 1, H, D] from ``q``."""
     bsz, heads, _, dim = q.shape
     return q.new_empty(bsz, 1, heads, dim)
+
+
+decode_attention.register_fake(_output_like)
 
 
 @torch.library.custom_op("serifu::split_kv_attention_write", mutates_args=("k_cache", "v_cache"))
@@ -182,19 +183,7 @@ def decode_attention_write(
     return _on_kernels(q, k_cache, v_cache, mask, scale, new=(k_new, v_new, length))
 
 
-@decode_attention_write.register_fake
-def _(
-    q: torch.Tensor,
-    k_new: torch.Tensor,
-    v_new: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    length: torch.Tensor,
-    mask: torch.Tensor | None,
-    scale: float,
-) -> torch.Tensor:
-    bsz, heads, _, dim = q.shape
-    return q.new_empty(bsz, 1, heads, dim)
+decode_attention_write.register_fake(_output_like)
 
 
 def attention_forward(
