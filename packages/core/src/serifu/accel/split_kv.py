@@ -153,7 +153,7 @@ def _on_kernels(
     return out
 
 
-def _output_like(q: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
+def _output_like(q: torch.Tensor, *_args: Any, **_kwargs: Any) -> torch.Tensor:
     """Both ops' fake (their output's shape under tracing): [B, 1, H, D] from ``q``."""
     bsz, heads, _, dim = q.shape
     return q.new_empty(bsz, 1, heads, dim)
