@@ -124,6 +124,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # session 37: + the GEMVs launched as programmatic dependents (last timed in session 31,
     # +1.0 % on stablelm-beta-7b's glu step; the kernels between them are fewer now)
     "kv-write-shared-pdl": {"kv_write": True, "shared_length": True, "pdl": True},
+    # session 38: + a Llama attention's rotary embedding of the step's query and key inside
+    # the same kernel (serifu.accel.rope_fold, SERIFU_DECODE_KV_ROPE=1; opt-in)
+    "kv-write-shared-rope": {"kv_write": True, "shared_length": True, "kv_rope": True},
     "gemv-fuse-glu-pdl": {"fuse": True, "glu": True, "pdl": True},
     # how the reply is read (session 32): "host" = the product's greedy_ahead (tokens copied
     # to the host chunk by chunk, the stop flag read before the next chunk is launched);
@@ -201,7 +204,7 @@ def _decoder(model: Any, compile_kw: dict[str, Any]) -> Any:
     """generate_speed's batch-1 decoder, its step compiled with the variant's arguments."""
     levers = ("sdpa", "model", "pdl", "run", "chunk", "kv_warps", "kv_tile", "kv_fused")
     levers += ("split_kv", "gemv", "fold", "fuse", "glu", "residual", "shared_length")  # its own
-    levers += ("compile_prompt", "kv_write")
+    levers += ("compile_prompt", "kv_write", "kv_rope")
     kw = {k: v for k, v in compile_kw.items() if k not in levers}
     # the split-key programs of the graphs captured next: warps and values a tile, the
     # product's unless the variant says

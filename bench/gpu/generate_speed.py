@@ -173,6 +173,8 @@ def _how(decoder: Any) -> str:
         parts.append(f"one cache length for {decoder.shared_length} layers")
     if decoder.kv_write:
         parts.append(f"{decoder.kv_write} layers' step writes in the split-key kernel")
+    if getattr(decoder, "kv_rope", 0):
+        parts.append(f"{decoder.kv_rope} attention modules' rotary embedding in it")
     from serifu.accel.gemv import pdl_on
 
     if decoder.gemv and pdl_on(decoder.device):

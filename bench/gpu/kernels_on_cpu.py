@@ -87,14 +87,21 @@ def compiled(failures: list[str]) -> None:
     sig = dict.fromkeys(("q_ptr", "k_ptr", "v_ptr"), "*bf16") | {"m_ptr": "*i1"}
     sig |= {"acc_ptr": "*fp32", "ml_ptr": "*fp32", "count_ptr": "*i32", "o_ptr": "*bf16"}
     sig |= {"kn_ptr": "*bf16", "vn_ptr": "*bf16", "len_ptr": "*i64"}
+    sig |= {"cos_ptr": "*bf16", "sin_ptr": "*bf16"}
     strides = ("s_qb", "s_qh", "s_kb", "s_kh", "s_kn", "s_vb", "s_vh", "s_vn", "s_mb", "s_mh")
-    strides += ("s_ob", "s_oh", "s_nkb", "s_nkh", "s_nvb", "s_nvh")
+    strides += ("s_ob", "s_oh", "s_nkb", "s_nkh", "s_nvb", "s_nvh", "s_cb")
     sig |= dict.fromkeys((*strides, "keys"), "i32") | {"scale": "fp32"}
-    for fused, write in ((False, False), (True, False), (False, True), (True, True)):
+    for fused, write, rope in (
+        (False, False, False),
+        (True, False, False),
+        (False, True, False),
+        (True, True, False),
+        (True, True, True),
+    ):
         # stablelm-beta-7b's heads: 128 wide, 64 keys, 7 splits
         const = {"HEADS": 32, "GROUPS": 1, "DIM": 128, "PIECE": 128, "PIECES": 1}
         const |= {"BLOCK_N": 64, "CHUNK": 64, "SPLITS": 7, "BLOCK_S": 8, "MASK": 1, "FUSED": fused}
-        const |= {"WRITE": write}
+        const |= {"WRITE": write, "ROPE": rope}
         src = ASTSource(
             fn=split_kv_kernels._split_kv_partial,
             signature=sig | dict.fromkeys(const, "constexpr"),
@@ -103,17 +110,18 @@ def compiled(failures: list[str]) -> None:
         try:
             kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 2})
             print(
-                f"sm90 split-key partial fused={fused} write={write}: "
+                f"sm90 split-key partial fused={fused} write={write} rope={rope}: "
                 f"{len(kernel.asm['cubin'])} bytes"
             )
         except Exception as exc:
-            failures.append(f"split-key partial fused={fused} write={write}: {exc}")
+            failures.append(f"split-key partial fused={fused} write={write} rope={rope}: {exc}")
 
 
 def interpreted(failures: list[str]) -> None:
     """Each kernel in the interpreter against the op's reference (bf16, small shapes)."""
     from serifu.accel import gemv_kernels, split_kv, split_kv_kernels
     from serifu.accel.gemv import GELU_TANH, SILU, gemv
+    from serifu.accel.rope_fold import rotate
 
     for module in (gemv_kernels, split_kv_kernels):
         module.gdc_launch_dependents = _noop  # type: ignore[attr-defined]
@@ -191,6 +199,30 @@ def interpreted(failures: list[str]) -> None:
                 check(name, o, ref, 2e-2)
                 if not (torch.equal(kc, kr) and torch.equal(vc, vr) and int(length) == 131):
                     failures.append(f"{name}: cache or length wrong (length {int(length)})")
+        # the query and new key unrotated, rotated by the kernel (serifu.accel.rope_fold):
+        # in float32, rounded once to bf16, as inductor's rotary kernel rounds them
+        angle = (torch.randn(1, 1, dim // 2, generator=g) * 3).repeat(1, 1, 2)
+        cos, sin = angle.cos().to(torch.bfloat16), angle.sin().to(torch.bfloat16)
+        q_rot, kn_rot = (
+            rotate(x.float(), cos.float(), sin.float()).to(torch.bfloat16) for x in (q, kn)
+        )
+        kr[:, :, 130:131] = kn_rot
+        ref = split_kv.split_attention_reference(
+            q_rot.float(), kr.float(), vr.float(), masks["bool"], 0.1
+        )
+        for fused in (False, True):
+            kc, vc = k.clone(), v.clone()
+            o = torch.empty(1, 1, heads, dim, dtype=torch.bfloat16)
+            new = (kn, vn, torch.tensor(131))
+            split_kv_kernels.launch(
+                q, kc, vc, masks["bool"], o, 0.1, splits, chunk, block, None, fused, new,
+                rope=(cos, sin),
+            )  # fmt: skip
+            name = f"split-key write+rope {heads}x{dim} on {kv_heads}, fused={fused}"
+            check(name, o, ref, 2e-2)
+            stored = (kc[:, :, 130:131].float() - kn_rot.float()).abs().max().item()
+            if stored > 2e-2 * kn_rot.float().abs().max().item() or not torch.equal(vc, vr):
+                failures.append(f"{name}: the stored key is {stored:.3g} from the rotated one")
 
 
 def main() -> None:

@@ -45,7 +45,10 @@ pass instead of once a layer (:mod:`serifu.accel.shared_length`: one kernel fewe
 and value writes to the split-key kernel (:mod:`serifu.accel.kv_write`: one kernel fewer a
 layer where the attention passes its keyword arguments to the cache); with ``shared_length``
 too, a step's first layer advances the one length (one add a step). Session 37, one H100:
-both together +1.8 % on stablelm-beta-7b, -0.2 / -1.1 % on gemma-3-270m.
+both together +1.8 % on stablelm-beta-7b, -0.2 / -1.1 % on gemma-3-270m. With ``kv_write``,
+``kv_rope`` (opt-in, ``SERIFU_DECODE_KV_ROPE=1``, session 38) leaves a Llama attention's rotary
+embedding of the step's query and key to that kernel too (:mod:`serifu.accel.rope_fold`: the
+rotary kernel of every layer goes).
 
 ``compile`` (``SERIFU_DECODE_COMPILE=1``) compiles the one-token step with inductor inside its
 graph; with it ``compile_prompt`` (``SERIFU_DECODE_COMPILE_PROMPT=0`` turns it off) compiles
@@ -188,6 +191,7 @@ class StaticDecoder:
         residual: bool | None = None,
         shared_length: bool | None = None,
         kv_write: bool | None = None,
+        kv_rope: bool | None = None,
     ):
         from transformers import StaticCache
 
@@ -260,6 +264,15 @@ class StaticDecoder:
             self.shared_length = self.kv_write if shared_length else 0
         else:
             self.shared_length = share_length(self.cache) if shared_length else 0
+        # with it, a Llama attention's rotary embedding inside that kernel too (serifu.accel.
+        # rope_fold; opt-in: SERIFU_DECODE_KV_ROPE=1, session 38); off, the model's own modules
+        if kv_rope is None:
+            kv_rope = os.environ.get("SERIFU_DECODE_KV_ROPE", "0") == "1"
+        from serifu.accel.rope_fold import drop_rope, fold_rope
+
+        self.kv_rope = fold_rope(model) if kv_rope and self.kv_write else 0
+        if not self.kv_rope:
+            drop_rope(model)
         # batch 1: the linear layers' one-row products as Serifu's Triton GEMV (gemv_levers)
         gemv, fold, fuse, glu, residual = gemv_levers(gemv, fold, fuse, glu, residual)
         self.gemv = self.folded = self.fused = self.glu = self.residual = 0

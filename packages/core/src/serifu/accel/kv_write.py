@@ -38,10 +38,9 @@ PENDING = "serifu_kv_pending"
 """The keyword a deferring layer puts itself under in the attention call's arguments."""
 
 
-def defers(key_states: torch.Tensor, max_rows: int) -> bool:
-    """Whether a pass with these new keys leaves its cache write to the attention kernel: one
-    token, at most ``max_rows`` rows."""
-    return key_states.shape[-2] == 1 and key_states.shape[0] <= max_rows
+def _rows_tokens(key_states: torch.Tensor) -> tuple[int, int]:
+    """A pass's rows and tokens, from its new keys [B, Hkv, S, D]."""
+    return key_states.shape[0], key_states.shape[-2]
 
 
 @functools.cache
@@ -62,6 +61,17 @@ def layer_class(shared: bool = False) -> type:
 
         first = False
 
+        def defers_step(self, rows: int, tokens: int) -> bool:
+            """Whether a pass of ``rows`` x ``tokens`` new keys (called with the attention's
+            keyword arguments) leaves its write to the kernel (:mod:`serifu.accel.rope_fold`
+            asks before it computes them)."""
+            return (
+                self.is_initialized
+                and self.max_cache_len > 1
+                and tokens == 1
+                and rows <= split_kv.MAX_ROWS
+            )
+
         def update(
             self,
             key_states: torch.Tensor,
@@ -70,12 +80,7 @@ def layer_class(shared: bool = False) -> type:
             kwargs: dict[str, Any] | None = None,
             **rest: Any,
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            if not (
-                isinstance(kwargs, dict)
-                and self.is_initialized
-                and self.max_cache_len > 1
-                and defers(key_states, split_kv.MAX_ROWS)
-            ):
+            if not (isinstance(kwargs, dict) and self.defers_step(*_rows_tokens(key_states))):
                 return super().update(key_states, value_states, *args, kwargs=kwargs, **rest)
             kwargs[PENDING] = (self, key_states, value_states)
             # advanced here, in the traced step: the kernel reads it, and a length the kernel

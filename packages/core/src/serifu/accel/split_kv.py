@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from serifu.accel.kv_write import PENDING, write_at_length, write_pending
+from serifu.accel.rope_fold import ROPE, rotate
 
 NAME = "serifu_split_kv"
 """The attention implementation's name in transformers' registry."""
@@ -137,9 +138,11 @@ def _on_kernels(
     mask: torch.Tensor | None,
     scale: float,
     new: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The ops' CUDA path: the Triton kernels planned for this cache (``new``: the key and
-    value the kernel writes, and the length)."""
+    value the kernel writes, and the length; ``rope``: the cos and sin it rotates ``q`` and
+    the new key by)."""
     from serifu.accel import split_kv_kernels
 
     bsz, heads, _, dim = q.shape
@@ -148,7 +151,7 @@ def _on_kernels(
     splits, chunk = plan(bsz * heads, k.shape[2], block_n=block)
     split_kv_kernels.launch(
         q.contiguous(), k, v, mask, out, scale, splits, chunk, block,
-        num_warps=WARPS, fused=FUSED, new=new,
+        num_warps=WARPS, fused=FUSED, new=new, rope=rope,
     )  # fmt: skip
     return out
 
@@ -172,15 +175,22 @@ def decode_attention_write(
     length: torch.Tensor,
     mask: torch.Tensor | None,
     scale: float,
+    cos: torch.Tensor | None = None,
+    sin: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:func:`decode_attention` after writing ``k_new``/``v_new`` [B, Hkv, 1, D] into the
     caches at position ``length - 1`` (``length``: the layer's one-element length tensor, which
     its update advanced; :mod:`serifu.accel.kv_write`). On CUDA the kernel writes them itself
-    and scores them from registers after its loop."""
+    and scores them from registers after its loop. ``cos``/``sin`` [B, 1, D]: ``q`` and
+    ``k_new`` come unrotated, and are rotated first (:mod:`serifu.accel.rope_fold`; on CUDA
+    by the kernel)."""
+    rope = (cos, sin) if cos is not None and sin is not None else None
     if not q.is_cuda:
+        if rope is not None:
+            q, k_new = rotate(q, *rope), rotate(k_new, *rope)
         write_at_length(k_cache, v_cache, length, k_new, v_new)
         return split_attention_reference(q, k_cache, v_cache, mask, scale)
-    return _on_kernels(q, k_cache, v_cache, mask, scale, new=(k_new, v_new, length))
+    return _on_kernels(q, k_cache, v_cache, mask, scale, new=(k_new, v_new, length), rope=rope)
 
 
 decode_attention_write.register_fake(_output_like)
@@ -203,6 +213,9 @@ def attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     pending = kwargs.pop(PENDING, None)  # a one-token update left to the kernel (kv_write)
+    rope = kwargs.pop(ROPE, None)  # its query and key unrotated: the cos and sin (rope_fold)
+    if rope is not None and pending is None:
+        raise RuntimeError("an unrotated query came without a deferred key (rope_fold)")
     rows_heads = query.shape[0] * query.shape[1]
     splits = plan(rows_heads, key.shape[2], block_n=block_for(query.shape[-1]))[0]
     plain = (
@@ -218,8 +231,15 @@ def attention_forward(
         and (attention_mask is None or attention_mask.stride(-1) == 1)
     )
     if pending is not None and not (
-        plain and pending[1].stride(-1) == 1 and pending[2].stride(-1) == 1
+        plain
+        and pending[1].stride(-1) == 1
+        and pending[2].stride(-1) == 1
+        and (rope is None or all(t.stride(-1) == 1 for t in rope))
     ):
+        if rope is not None:  # rotated here, as the model would have
+            layer, k_new, v_new = pending
+            query, pending = rotate(query, *rope), (layer, rotate(k_new, *rope), v_new)
+            rope = None
         write_pending(pending)  # as StaticLayer.update would have
         pending = None
     if not plain:
@@ -230,7 +250,10 @@ def attention_forward(
     if pending is not None:
         layer, k_new, v_new = pending
         length = layer.cumulative_length
-        out = decode_attention_write(query, k_new, v_new, key, value, length, attention_mask, scale)
+        cos, sin = rope if rope is not None else (None, None)
+        out = decode_attention_write(
+            query, k_new, v_new, key, value, length, attention_mask, scale, cos, sin
+        )
         return out, None
     return decode_attention(query, key, value, attention_mask, scale), None
 
@@ -249,8 +272,9 @@ def register() -> str:
 @functools.cache
 def kernel_error(device: str) -> str | None:
     """Why the kernels cannot serve on ``device`` (None: a small problem, line-3.6b's head width
-    and a mask with a masked chunk, ran and matched the PyTorch algorithm, both as it is and
-    writing a new key and value first, :func:`decode_attention_write`). Checked once per
+    and a mask with a masked chunk, ran and matched the PyTorch algorithm, as it is, writing a
+    new key and value first (:func:`decode_attention_write`), and rotating the query and that
+    key before (:mod:`serifu.accel.rope_fold`)). Checked once per
     device, so that a GPU or Triton release they do not run on falls back to sdpa."""
     from serifu.accel.kernel_check import kernel_error as check
 
@@ -268,8 +292,21 @@ def kernel_error(device: str) -> str | None:
         written = decode_attention_write(*on[:1], *on[3:], *on[1:3], length, mask.to(device), 0.1)
         ref_written = split_attention_reference(qf, kf, vf, mask, 0.1)
         cached = (on[1][:, :, 150:151], on[2][:, :, 150:151])
-        both = torch.cat([t.float().cpu().flatten() for t in (got, written, *cached)])
-        return both, torch.cat([t.flatten() for t in (ref, ref_written, nkf, nvf)])
+        # and with the query and new key unrotated, rotated first (rope_fold)
+        angle = torch.randn(1, 1, 48, generator=g).repeat(1, 1, 2)
+        cos, sin = (t.to(device, torch.bfloat16) for t in (angle.cos(), angle.sin()))
+        k2, v2 = on[1].clone(), on[2].clone()
+        turned = decode_attention_write(
+            on[0], on[3], on[4], k2, v2, length, mask.to(device), 0.1, cos, sin
+        )
+        qr, nkr = (rotate(t, cos.float().cpu(), sin.float().cpu()) for t in (qf, nkf))
+        qr, nkr = (t.to(torch.bfloat16).float() for t in (qr, nkr))
+        kf[:, :, 150:151] = nkr
+        ref_turned = split_attention_reference(qr, kf, vf, mask, 0.1)
+        mine = (got, written, *cached, turned, k2[:, :, 150:151])
+        both = torch.cat([t.float().cpu().flatten() for t in mine])
+        refs = (ref, ref_written, nkf, nvf, ref_turned, nkr)
+        return both, torch.cat([t.flatten() for t in refs])
 
     return check(run, atol=2e-2, rtol=2e-2)
 

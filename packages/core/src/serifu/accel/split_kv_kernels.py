@@ -22,11 +22,13 @@ from serifu.accel.split_kv import padded_width, piece_width, warps_for
 @triton.jit
 def _split_kv_partial(
     q_ptr, k_ptr, v_ptr, m_ptr, acc_ptr, ml_ptr, count_ptr, o_ptr, kn_ptr, vn_ptr, len_ptr,
+    cos_ptr, sin_ptr,
     s_qb, s_qh, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_mb, s_mh, s_ob, s_oh,
-    s_nkb, s_nkh, s_nvb, s_nvh, keys, scale,
+    s_nkb, s_nkh, s_nvb, s_nvh, s_cb, keys, scale,
     HEADS: tl.constexpr, GROUPS: tl.constexpr, DIM: tl.constexpr, PIECE: tl.constexpr,
     PIECES: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr, SPLITS: tl.constexpr,
     BLOCK_S: tl.constexpr, MASK: tl.constexpr, FUSED: tl.constexpr, WRITE: tl.constexpr,
+    ROPE: tl.constexpr,
 ):  # fmt: skip
     """Program (row·head, split): the running max, sum and weighted values over its chunk,
     stored for the combine.
@@ -46,7 +48,13 @@ def _split_kv_partial(
     the chunk holding the position scores the new key from registers (one more step of the
     online softmax), and for the first head of the key's group stores key and value. Before
     the loop, that store waited on three loads and held up the loop's own (gemma-3-270m's
-    kernel +1.9 us a layer on an H100, session 37)."""
+    kernel +1.9 us a layer on an H100, session 37).
+
+    ``ROPE`` (with ``WRITE``; :mod:`serifu.accel.rope_fold`): the query and the new key arrive
+    unrotated; each is rotated here by the step's ``cos``/``sin`` [B, 1, DIM] as Llama's
+    ``apply_rotary_pos_emb`` does (``x * cos + rotate_half(x) * sin``, computed in float32
+    and rounded once to the input's dtype, as inductor's rotary kernel rounds it), so the
+    stored key is the rotated one."""
     if FUSED:
         gdc_launch_dependents()  # as _split_kv_combine does
     bh = tl.program_id(0)
@@ -59,11 +67,20 @@ def _split_kv_partial(
     cm = c < DIM // PIECE
     qd = c[:, None] * PIECE + d[None, :]  # [PIECES, PIECE]: the head's dims
     q = tl.load(q_ptr + b * s_qb + h * s_qh + qd, mask=cm[:, None], other=0.0)
+    if ROPE:
+        q = _rotated(
+            q, q_ptr + b * s_qb + h * s_qh, cos_ptr + b * s_cb, sin_ptr + b * s_cb, qd, cm, DIM
+        )
     q = q.to(tl.float32) * scale
     if WRITE:  # loaded now, used after the loop: nothing here holds up the loop's loads
         pos = tl.load(len_ptr).to(tl.int32) - 1  # (the update advanced the length)
         kn = tl.load(kn_ptr + b * s_nkb + kv * s_nkh + qd, mask=cm[:, None], other=0.0)
         vn = tl.load(vn_ptr + b * s_nvb + kv * s_nvh + qd, mask=cm[:, None], other=0.0)
+        if ROPE:
+            kn = _rotated(
+                kn, kn_ptr + b * s_nkb + kv * s_nkh, cos_ptr + b * s_cb, sin_ptr + b * s_cb,
+                qd, cm, DIM,
+            )  # fmt: skip
     m_i = tl.full((), float("-inf"), tl.float32)
     l_i = tl.zeros((), tl.float32)
     acc = tl.zeros((PIECES, PIECE), tl.float32)
@@ -130,6 +147,18 @@ def _split_kv_partial(
                 HEADS, DIM, PIECES * PIECE, SPLITS, BLOCK_S, ".cg",
             )  # fmt: skip
             tl.store(count_ptr + bh, 0)
+
+
+@triton.jit
+def _rotated(x, x_ptr, cos_ptr, sin_ptr, qd, cm, DIM: tl.constexpr):
+    """``x`` (a head's values at ``qd``, loaded from ``x_ptr``) rotated as Llama's rotary
+    embedding: ``x * cos + rotate_half(x) * sin``, in float32, rounded to ``x``'s dtype."""
+    half = DIM // 2
+    other = tl.load(x_ptr + (qd + half) % DIM, mask=cm[:, None], other=0.0).to(tl.float32)
+    other = tl.where(qd < half, -other, other)  # rotate_half: cat(-x2, x1)
+    c = tl.load(cos_ptr + qd, mask=cm[:, None], other=0.0).to(tl.float32)
+    s = tl.load(sin_ptr + qd, mask=cm[:, None], other=0.0).to(tl.float32)
+    return (x.to(tl.float32) * c + other * s).to(x.dtype)
 
 
 @triton.jit
@@ -208,13 +237,16 @@ def launch(
     num_warps: int | None = None,
     fused: bool = False,
     new: tuple[Any, Any, Any] | None = None,
+    rope: tuple[Any, Any] | None = None,
 ) -> None:
     """``out`` [B, 1, H, D] from ``q`` [B, H, 1, D], ``k``/``v`` [B, Hkv, L, D] (last dim
     contiguous) and ``mask`` (None, bool or additive, broadcastable to [B, H, 1, L]);
     ``num_warps`` per partial program (None: :func:`serifu.accel.split_kv.warps_for`);
     ``fused``: the combine inside the partial kernel (its ``FUSED``), else its own kernel
     after it. ``new``: the new key and value [B, Hkv, 1, D], which the kernel writes at
-    position ``length - 1``, and the length tensor (its ``WRITE``)."""
+    position ``length - 1``, and the length tensor (its ``WRITE``). ``rope`` (with ``new``):
+    the step's cos and sin [B, 1, D] (last dim contiguous), by which the kernel rotates the
+    unrotated ``q`` and new key (its ``ROPE``)."""
     bsz, heads, _, dim = q.shape
     keys = k.shape[2]
     piece = piece_width(dim)
@@ -235,14 +267,19 @@ def launch(
         )
     count = counters(q.device, bsz * heads) if fused else acc  # (unread unless fused)
     kn, vn, length = new if new is not None else (q, q, count)  # (unread unless new)
+    if rope is not None and new is None:
+        raise ValueError("the rotary embedding is folded only into a writing launch (new=...)")
+    cos, sin = rope if rope is not None else (q, q)  # (unread unless rope)
     _split_kv_partial[(bsz * heads, splits)](
-        q, k, v, m, acc, ml, count, out, kn, vn, length,
+        q, k, v, m, acc, ml, count, out, kn, vn, length, cos, sin,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), *sm, out.stride(0), out.stride(2),
-        kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1), keys, scale,
+        kn.stride(0), kn.stride(1), vn.stride(0), vn.stride(1),
+        cos.stride(0) if cos.shape[0] > 1 else 0, keys, scale,
         HEADS=heads, GROUPS=heads // k.shape[1], DIM=dim, PIECE=piece, PIECES=pieces,
         BLOCK_N=block_n, CHUNK=chunk, SPLITS=splits, BLOCK_S=triton.next_power_of_2(splits),
-        MASK=kind, FUSED=fused, WRITE=new is not None, num_warps=num_warps,
+        MASK=kind, FUSED=fused, WRITE=new is not None, ROPE=rope is not None,
+        num_warps=num_warps,
     )  # fmt: skip
     if fused:
         return
