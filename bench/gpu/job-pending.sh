@@ -116,6 +116,11 @@
 #   kvw
 #   and, with time left: FRESH_VARIANTS=kv-write-shared,kv-write-shared-pdl (the GEMVs' PDL on
 #   top of the writing kernel; fresh_processes.py's first variant is the one compared)
+# Session 38: a Llama attention's rotary embedding of the step's query and key inside the
+# writing kernel (serifu.accel.rope_fold, opt-in SERIFU_DECODE_KV_ROPE=1; the variant
+# kv-write-shared-rope). Pending, one call each (an H200, else an H100):
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared,kv-write-shared-rope FRESH_ROUNDS=2 fresh
+#   rope     the kernel alone at stablelm-beta-7b's shapes, writing without and with the rotation
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -284,6 +289,10 @@ if [[ ,$parts, == *,kvw,* ]]; then  # the split-key kernel writing the step's ke
   SERIFU_DECODE_COMPILE_PROMPT=0 run kvw-gemma 150 python3 bench/gpu/decode_levers.py \
     --model gemma-3-270m --variants default,kv-write-shared,default,kv-write-shared \
     --budget-s 110 --out "$out/decode-levers-kv-write-gemma.json"
+fi
+if [[ ,$parts, == *,rope,* ]]; then  # the rotary embedding inside the writing kernel (session 38)
+  run rope-sweep-stablelm 90 python3 bench/gpu/split_kv_sweep.py --block-n 64 --programs 264 \
+    --warps 2 --fused 1 --write 1 2 1 2 --out "$out/split-kv-sweep-rope-stablelm7b.json"
 fi
 if [[ ,$parts, == *,shared,* ]]; then  # dialogue's shared prompt prefix run once (session 32)
   run shared "${SHARED_LIMIT:-300}" python3 bench/gpu/train_speed.py --peers trl \

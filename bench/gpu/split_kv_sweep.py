@@ -6,8 +6,9 @@ far above the cache's read time. Here 32 layers' calls (their own K/V, a boolean
 decoder passes it) are captured as one CUDA graph per setting — keys per program
 (``block_n``), programs aimed at (``programs``), warps a program and, since session 34, the
 combine as its own kernel or inside the partial one (``fused``), and since session 37 the
-step's key and value written by the kernel (``write``, :mod:`serifu.accel.kv_write`) — and
-replayed; µs per layer is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the
+step's key and value written by the kernel (``write``, :mod:`serifu.accel.kv_write`; ``write``
+2, since session 38: the query and key rotated by it too, :mod:`serifu.accel.rope_fold`, at
+angle 0 so the reference holds) — and replayed; µs per layer is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the
 same graph form.
 
     python3 bench/gpu/split_kv_sweep.py --out $OUT/split-kv-sweep.json
@@ -69,7 +70,8 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[0],
-        help="1: the kernel also writes the step's key and value (serifu.accel.kv_write)",
+        help="1: the kernel also writes the step's key and value (serifu.accel.kv_write); "
+        "2: and rotates the query and key first (serifu.accel.rope_fold)",
     )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -87,6 +89,10 @@ def main() -> None:
     # the step's key and value (written at the last position the mask lets in, every replay)
     kn, vn = (torch.randn(1, args.kv_heads, 1, args.dim, device=dev, dtype=bf) for _ in "kv")
     length = torch.tensor(args.filled, device=dev)
+    angle0 = (
+        torch.ones(1, 1, args.dim, device=dev, dtype=bf),
+        torch.zeros(1, 1, args.dim, device=dev, dtype=bf),
+    )
     for k, v in zip(ks, vs, strict=True):  # already there: writing rows keep the reference
         k[:, :, args.filled - 1], v[:, :, args.filled - 1] = kn[:, :, 0], vn[:, :, 0]
     scale = args.dim**-0.5
@@ -108,6 +114,7 @@ def main() -> None:
     for block_n, programs, warps, fused, write in settings:
         splits, chunk = split_kv.plan(args.heads, args.keys, programs, block_n)
         kw = {"num_warps": warps, "fused": bool(fused), "new": (kn, vn, length) if write else None}
+        kw["rope"] = angle0 if write == 2 else None
 
         def body(bn: int = block_n, s: int = splits, c: int = chunk, kw: dict = kw) -> None:
             for k, v in zip(ks, vs, strict=True):

@@ -33,7 +33,10 @@ def models() -> Iterator[dict[str, Any]]:
 
 def _run(model: Any, rope: bool, backend: str | None = None, shared: bool = False) -> Any:
     """Prompt, then five greedy steps with kv_write on: the decoder's count of folded
-    attention modules, the logits, the caches' keys and values."""
+    attention modules, the logits, the caches' keys and values, and the kernels inductor
+    generated for the steps (none unless ``backend`` is inductor)."""
+    from torch._inductor import metrics
+
     torch._dynamo.reset()
     # 160 slots: 16-wide heads split into 64-key chunks (one chunk would run HF's sdpa)
     dec = StaticDecoder(
@@ -45,10 +48,11 @@ def _run(model: Any, rope: bool, backend: str | None = None, shared: bool = Fals
     ids = torch.randint(3, 300, (1, 70), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits = [dec.prefill(ids, torch.ones_like(ids))]
+        metrics.reset()
         for _ in range(5):
             logits.append(dec.step(logits[-1].argmax(-1)))
     caches = [(x.keys.clone(), x.values.clone()) for x in dec.cache.layers]
-    return dec.kv_rope, torch.stack(logits), caches
+    return dec.kv_rope, torch.stack(logits), caches, metrics.generated_kernel_count
 
 
 def _rotating_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -93,6 +97,8 @@ def test_a_compiled_step_gives_the_models_logits_and_caches(
     for (k, v), (k0, v0) in zip(got[2], plain[2], strict=True):
         torch.testing.assert_close(k, k0, atol=1e-6, rtol=1e-6)
         torch.testing.assert_close(v, v0, atol=1e-6, rtol=1e-6)
+    if backend == "inductor":  # the traced step took the fold: its rotary kernels are gone
+        assert 0 < got[3] < plain[3]
 
 
 def test_attention_off_the_kernels_path_rotates_before_it_writes(
