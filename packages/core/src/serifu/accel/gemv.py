@@ -420,7 +420,16 @@ def swapped_class(mixin: type, cls: type, own: str = "unfolded") -> type:
     and swap back): the class a module is switched to in place (a folded norm passing its
     input through, :mod:`serifu.accel.gemv_fuse`'s gated MLP, :mod:`serifu.accel.residual_fold`'s
     layer); one class per pair."""
-    return type(f"{mixin.__name__}{cls.__name__}", (mixin, cls), {own: cls})
+    return type(f"{mixin.__name__}{cls.__name__}", (mixin, cls), {own: cls, "swapped_from": cls})
+
+
+def own_class(module: Any) -> type:
+    """The class ``module`` had before any :func:`swapped_class` switched it (whitelists
+    name the model's own classes: a folded Llama attention is still a ``LlamaAttention``)."""
+    cls: type = type(module)
+    while "swapped_from" in vars(cls):
+        cls = vars(cls)["swapped_from"]
+    return cls
 
 
 def _swap(module: torch.nn.Module) -> None:

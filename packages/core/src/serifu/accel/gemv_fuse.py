@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import ACT_KINDS, SILU, GemvLinear, gemv, swapped_class
+from serifu.accel.gemv import ACT_KINDS, SILU, GemvLinear, gemv, own_class, swapped_class
 
 # parent module class: its sibling groups, each in the order its forward calls them on one
 # input (the first runs the GEMV); GPT-NeoX's query_key_value is fused already
@@ -271,8 +271,7 @@ def fuse_siblings(model: Any, glu: bool | str = False) -> int:
     call's, kept as they are, included)."""
     fused = 0
     for parent in model.modules():
-        kind = type(parent).__name__
-        kind = parent.unfused.__name__ if isinstance(parent, GluMLP) else kind
+        kind = own_class(parent).__name__  # (a GluMLP's, a rope-folded attention's own)
         for names in SIBLINGS.get(kind, ()):
             layers: list[Any] = [getattr(parent, n, None) for n in names]
             sibling = getattr(layers[0], "_sibling", None)
