@@ -118,9 +118,13 @@
 #   top of the writing kernel; fresh_processes.py's first variant is the one compared)
 # Session 38: a Llama attention's rotary embedding of the step's query and key inside the
 # writing kernel (serifu.accel.rope_fold, opt-in SERIFU_DECODE_KV_ROPE=1; the variant
-# kv-write-shared-rope). Pending, one call each (an H200, else an H100):
+# kv-write-shared-rope). Ran on two H100s (docs/benchmarks.md "Session 38"): three variants
+# and the peer over two rounds do not fit one call (~65 s a process); the first build left
+# q/k/v unfused (-2.7 to -4.6 %), the mended one is neutral (-0.46 % device time):
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared,kv-write-shared-rope FRESH_ROUNDS=2 fresh
 #   rope     the kernel alone at stablelm-beta-7b's shapes, writing without and with the rotation
+# Still pending, on an H200: FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared
+# FRESH_ROUNDS=2 fresh (the card; last run there in session 33), then novel-gptj-6b.
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
