@@ -5,7 +5,6 @@ compiled, and every path that does not take the op still writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,15 @@ from serifu.accel import kv_write, split_kv
 from serifu.accel.decode import StaticDecoder
 from serifu.accel.shared_length import lengths
 from serifu.accel.split_kv import attention_forward, use_split_kv
-from tests.accel.test_accel import NAMES, _models
+from tests.accel.test_accel import NAMES
 
 # GPT-NeoX's attention does not pass its keyword arguments to the cache: it keeps writing
 DEFERS = {"gemma3": True, "gptj": True, "llama": True, "neox": False}
 
 
 @pytest.fixture(scope="module")
-def models() -> Iterator[dict[str, Any]]:
-    built = _models()
-    for model in built.values():
-        model.eval()
-        assert use_split_kv(model)  # on the CPU the ops run the split algorithm in PyTorch
-    yield built
-    for model in built.values():
-        model.set_attn_implementation("sdpa")
+def models(split_kv_models: dict[str, Any]) -> dict[str, Any]:
+    return split_kv_models
 
 
 def _prompt() -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,6 @@ other architectures and decoders without the lever keep the model's own attentio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,19 +15,11 @@ from serifu.accel.decode import StaticDecoder
 from serifu.accel.kv_write import layer_class
 from serifu.accel.rope_fold import ROPE, RopeAttention, rotate
 from serifu.accel.split_kv import attention_forward, use_split_kv
-from tests.accel.test_accel import _models
 
 
 @pytest.fixture(scope="module")
-def models() -> Iterator[dict[str, Any]]:
-    built = _models()
-    for model in built.values():
-        model.eval()
-        assert use_split_kv(model)  # on the CPU the ops run the split algorithm in PyTorch
-    yield built
-    for model in built.values():
-        rope_fold.drop_rope(model)
-        model.set_attn_implementation("sdpa")
+def models(split_kv_models: dict[str, Any]) -> dict[str, Any]:
+    return split_kv_models
 
 
 def _run(model: Any, rope: bool, backend: str | None = None, shared: bool = False) -> Any:
