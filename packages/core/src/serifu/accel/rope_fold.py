@@ -106,12 +106,13 @@ class RopeAttention(torch.nn.Module):
         cache: Any,
         kwargs: dict[str, Any],
     ) -> tuple[torch.Tensor, Any]:
+        if cache is not None:  # (else a caller's older name for it, if any, stays in kwargs)
+            kwargs["cache"] = cache
         out: tuple[torch.Tensor, Any] = self.unfolded.forward(
             self,
             hidden_states,
             position_embeddings=position_embeddings,
             attention_mask=attention_mask,
-            cache=cache,
             **kwargs,
         )
         return out
