@@ -8,8 +8,8 @@ decoder passes it) are captured as one CUDA graph per setting — keys per progr
 combine as its own kernel or inside the partial one (``fused``), and since session 37 the
 step's key and value written by the kernel (``write``, :mod:`serifu.accel.kv_write`; ``write``
 2, since session 38: the query and key rotated by it too, :mod:`serifu.accel.rope_fold`, at
-angle 0 so the reference holds) — and replayed; µs per layer is the median over repeats, next to torch's sdpa (cuDNN on sm90) in the
-same graph form.
+angle 0 so the reference holds) — and replayed; µs per layer is the median over repeats,
+next to torch's sdpa (cuDNN on sm90) in the same graph form.
 
     python3 bench/gpu/split_kv_sweep.py --out $OUT/split-kv-sweep.json
 """

@@ -71,6 +71,7 @@ from typing import Any
 
 import torch
 
+from serifu.accel.rope_fold import drop_rope, fold_rope
 from serifu.accel.shared_length import lengths, share_length
 from serifu.accel.split_kv import runs_split_kv
 
@@ -268,8 +269,6 @@ class StaticDecoder:
         # rope_fold; opt-in: SERIFU_DECODE_KV_ROPE=1, session 38); off, the model's own modules
         if kv_rope is None:
             kv_rope = os.environ.get("SERIFU_DECODE_KV_ROPE", "0") == "1"
-        from serifu.accel.rope_fold import drop_rope, fold_rope
-
         self.kv_rope = fold_rope(model) if kv_rope and self.kv_write else 0
         if not self.kv_rope:
             drop_rope(model)

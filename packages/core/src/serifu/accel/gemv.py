@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -430,6 +430,29 @@ def own_class(module: Any) -> type:
     while "swapped_from" in vars(cls):
         cls = vars(cls)["swapped_from"]
     return cls
+
+
+def swap_whitelisted(
+    model: Any,
+    mixin: type,
+    names: Sequence[str],
+    ready: Callable[[Any], bool],
+    prepare: Callable[[Any], None] | None = None,
+) -> int:
+    """Switches each of the model's modules whose own class is named in ``names`` and that is
+    ``ready`` to ``mixin`` (:func:`swapped_class`; ``prepare`` runs on it first); returns how
+    many modules run ``mixin`` then (an earlier call's included)."""
+    swapped = 0
+    for module in model.modules():
+        if isinstance(module, mixin):
+            swapped += 1
+        elif own_class(module).__name__ in names and ready(module):
+            if prepare is not None:
+                prepare(module)
+            cls: type = type(module)
+            module.__class__ = swapped_class(mixin, cls)
+            swapped += 1
+    return swapped
 
 
 def _swap(module: torch.nn.Module) -> None:

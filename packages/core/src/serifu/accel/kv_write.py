@@ -38,11 +38,6 @@ PENDING = "serifu_kv_pending"
 """The keyword a deferring layer puts itself under in the attention call's arguments."""
 
 
-def _rows_tokens(key_states: torch.Tensor) -> tuple[int, int]:
-    """A pass's rows and tokens, from its new keys [B, Hkv, S, D]."""
-    return key_states.shape[0], key_states.shape[-2]
-
-
 @functools.cache
 def layer_class(shared: bool = False) -> type:
     """The deferring layer class (made once per kind, on transformers' ``StaticLayer``;
@@ -80,7 +75,8 @@ def layer_class(shared: bool = False) -> type:
             kwargs: dict[str, Any] | None = None,
             **rest: Any,
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            if not (isinstance(kwargs, dict) and self.defers_step(*_rows_tokens(key_states))):
+            rows, tokens = key_states.shape[0], key_states.shape[-2]  # [B, Hkv, S, D]
+            if not (isinstance(kwargs, dict) and self.defers_step(rows, tokens)):
                 return super().update(key_states, value_states, *args, kwargs=kwargs, **rest)
             kwargs[PENDING] = (self, key_states, value_states)
             # advanced here, in the traced step: the kernel reads it, and a length the kernel

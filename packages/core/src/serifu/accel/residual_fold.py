@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import GemvLinear, ResidualSlot, swapped_class
+from serifu.accel.gemv import GemvLinear, ResidualSlot, swap_whitelisted
 
 RESIDUAL_LAYERS = ("LlamaDecoderLayer",)
 """Decoder layers whose forward is ``h = h + attn(norm(h)); h = h + mlp(norm(h))`` with the
@@ -84,17 +84,12 @@ def fold_residuals(model: Any) -> int:
     """Swaps the model's whitelisted decoder layers whose ``o_proj`` and ``down_proj`` are
     plain GEMV layers to :class:`ResidualLayer`; returns how many layers now fold them (an
     earlier call's included)."""
-    folded = 0
-    for layer in model.modules():
-        if isinstance(layer, ResidualLayer):
-            folded += 1
-        elif type(layer).__name__ in RESIDUAL_LAYERS and _foldable(layer):
-            for m in _targets(layer):
-                m._residual = ResidualSlot()
-            cls: type = type(layer)
-            layer.__class__ = swapped_class(ResidualLayer, cls)
-            folded += 1
-    return folded
+
+    def give_slots(layer: Any) -> None:
+        for m in _targets(layer):
+            m._residual = ResidualSlot()
+
+    return swap_whitelisted(model, ResidualLayer, RESIDUAL_LAYERS, _foldable, give_slots)
 
 
 def drop_residuals(model: Any) -> None:

@@ -118,23 +118,17 @@ class RopeAttention(torch.nn.Module):
         return out
 
 
+def _llama_like(module: Any) -> bool:
+    return all(hasattr(module, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim"))
+
+
 def fold_rope(model: Any) -> int:
     """Swaps the model's whitelisted attention modules to :class:`RopeAttention`; returns how
     many now leave their rotary embedding to the kernel in deferred steps (an earlier call's
     included). It changes nothing where the cache does not defer its writes."""
-    from serifu.accel.gemv import swapped_class
+    from serifu.accel.gemv import swap_whitelisted
 
-    folded = 0
-    for module in model.modules():
-        if isinstance(module, RopeAttention):
-            folded += 1
-        elif type(module).__name__ in ROPE_ATTENTION and all(
-            hasattr(module, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim")
-        ):
-            cls: type = type(module)
-            module.__class__ = swapped_class(RopeAttention, cls)
-            folded += 1
-    return folded
+    return swap_whitelisted(model, RopeAttention, ROPE_ATTENTION, _llama_like)
 
 
 def drop_rope(model: Any) -> None:

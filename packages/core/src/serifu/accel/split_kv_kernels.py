@@ -67,20 +67,17 @@ def _split_kv_partial(
     cm = c < DIM // PIECE
     qd = c[:, None] * PIECE + d[None, :]  # [PIECES, PIECE]: the head's dims
     q = tl.load(q_ptr + b * s_qb + h * s_qh + qd, mask=cm[:, None], other=0.0)
-    if ROPE:
-        q = _rotated(
-            q, q_ptr + b * s_qb + h * s_qh, cos_ptr + b * s_cb, sin_ptr + b * s_cb, qd, cm, DIM
-        )
+    if ROPE:  # the step's cos and sin, once for the query and the new key
+        cs = tl.load(cos_ptr + b * s_cb + qd, mask=cm[:, None], other=0.0).to(tl.float32)
+        sn = tl.load(sin_ptr + b * s_cb + qd, mask=cm[:, None], other=0.0).to(tl.float32)
+        q = _rotated(q, q_ptr + b * s_qb + h * s_qh, cs, sn, qd, cm, DIM)
     q = q.to(tl.float32) * scale
     if WRITE:  # loaded now, used after the loop: nothing here holds up the loop's loads
         pos = tl.load(len_ptr).to(tl.int32) - 1  # (the update advanced the length)
         kn = tl.load(kn_ptr + b * s_nkb + kv * s_nkh + qd, mask=cm[:, None], other=0.0)
         vn = tl.load(vn_ptr + b * s_nvb + kv * s_nvh + qd, mask=cm[:, None], other=0.0)
         if ROPE:
-            kn = _rotated(
-                kn, kn_ptr + b * s_nkb + kv * s_nkh, cos_ptr + b * s_cb, sin_ptr + b * s_cb,
-                qd, cm, DIM,
-            )  # fmt: skip
+            kn = _rotated(kn, kn_ptr + b * s_nkb + kv * s_nkh, cs, sn, qd, cm, DIM)
     m_i = tl.full((), float("-inf"), tl.float32)
     l_i = tl.zeros((), tl.float32)
     acc = tl.zeros((PIECES, PIECE), tl.float32)
@@ -150,15 +147,14 @@ def _split_kv_partial(
 
 
 @triton.jit
-def _rotated(x, x_ptr, cos_ptr, sin_ptr, qd, cm, DIM: tl.constexpr):
+def _rotated(x, x_ptr, cs, sn, qd, cm, DIM: tl.constexpr):
     """``x`` (a head's values at ``qd``, loaded from ``x_ptr``) rotated as Llama's rotary
-    embedding: ``x * cos + rotate_half(x) * sin``, in float32, rounded to ``x``'s dtype."""
+    embedding by the float32 ``cs``/``sn`` at ``qd``: ``x * cos + rotate_half(x) * sin``, in
+    float32, rounded to ``x``'s dtype."""
     half = DIM // 2
     other = tl.load(x_ptr + (qd + half) % DIM, mask=cm[:, None], other=0.0).to(tl.float32)
     other = tl.where(qd < half, -other, other)  # rotate_half: cat(-x2, x1)
-    c = tl.load(cos_ptr + qd, mask=cm[:, None], other=0.0).to(tl.float32)
-    s = tl.load(sin_ptr + qd, mask=cm[:, None], other=0.0).to(tl.float32)
-    return (x.to(tl.float32) * c + other * s).to(x.dtype)
+    return (x.to(tl.float32) * cs + other * sn).to(x.dtype)
 
 
 @triton.jit
