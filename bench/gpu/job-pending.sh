@@ -125,6 +125,13 @@
 #   rope     the kernel alone at stablelm-beta-7b's shapes, writing without and with the rotation
 # Still pending, on an H200: FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,kv-write-shared
 # FRESH_ROUNDS=2 fresh (the issue's card; last run there in session 33), then novel-gptj-6b.
+# Session 39: each GEMV shape's one configuration (serifu.accel.gemv_tiles, the same sums in every
+# process; SERIFU_GEMV_TUNE=1 autotunes as before). Ran on H100s (docs/benchmarks.md "Session
+# 39"): gemv_configs.py and same_reply.py for stablelm-beta-7b under earlier rules, configs for
+# the other three; fresh stablelm-beta-7b against HF. Still pending (the fitted rule, ~5 min):
+#   same     fresh processes, one configuration per shape against autotuned (SAME_MODELS, space-
+#            separated: line-3.6b gemma-3-270m novel-gptj-6b): the same reply, and its cost
+#   configs  every configuration at the shapes, bf16 (CONFIG_MODELS) and uint4 (stablelm-beta-7b)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -293,6 +300,18 @@ if [[ ,$parts, == *,kvw,* ]]; then  # the split-key kernel writing the step's ke
   SERIFU_DECODE_COMPILE_PROMPT=0 run kvw-gemma 150 python3 bench/gpu/decode_levers.py \
     --model gemma-3-270m --variants default,kv-write-shared,default,kv-write-shared \
     --budget-s 110 --out "$out/decode-levers-kv-write-gemma.json"
+fi
+if [[ ,$parts, == *,same,* ]]; then  # one GEMV configuration per shape (session 39)
+  for m in ${SAME_MODELS:-line-3.6b gemma-3-270m novel-gptj-6b}; do
+    run "same-$m" 200 python3 bench/gpu/same_reply.py --model "$m" --processes 2 \
+      --out "$out/same-reply-$m.json"
+  done
+fi
+if [[ ,$parts, == *,configs,* ]]; then
+  run configs 300 python3 bench/gpu/gemv_configs.py --models "${CONFIG_MODELS:-line-3.6b,gemma-3-270m}" \
+    --retunes 3 --out "$out/gemv-configs.json"
+  run configs-uint4 200 python3 bench/gpu/gemv_configs.py --models stablelm-beta-7b --weights uint4 \
+    --retunes 2 --out "$out/gemv-configs-uint4.json"
 fi
 if [[ ,$parts, == *,rope,* ]]; then  # the rotary embedding inside the writing kernel (session 38)
   run rope-sweep-stablelm 90 python3 bench/gpu/split_kv_sweep.py --block-n 64 --programs 264 \

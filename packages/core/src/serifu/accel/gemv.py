@@ -13,8 +13,9 @@ beta-7b, novel-gptj-6b) and 1.18x (gemma-3-270m) the cuBLAS step.
 :func:`use_gemv` switches the class of a model's plain bf16/fp16 ``nn.Linear`` layers (not the
 output head, which cuBLAS already reads at ~98 %) to :class:`GemvLinear`: one-row CUDA inputs
 outside autograd run :func:`gemv` (a torch custom op, opaque to inductor, captured by the
-decoder's CUDA graph; configurations autotuned per shape in its warm-up steps); anything else
-(prompts, training, the CPU) is ``nn.Linear``'s own forward. :func:`drop_gemv` switches back.
+decoder's CUDA graph; one launch configuration per shape, :mod:`serifu.accel.gemv_tiles`, so
+that every process sums in the same order); anything else (prompts, training, the CPU) is
+``nn.Linear``'s own forward. :func:`drop_gemv` switches back.
 
 Folding (``use_gemv(model, fold=True)``, the decoder's default): where a decoder layer's input
 norm is read only by linear layers (``NORM_READERS``: GPT-NeoX, GPT-J, Llama, Gemma 3), each of

@@ -13,8 +13,9 @@ the next kernel launch as soon as every program of this one has started, and rea
 weights before it waits for the kernel before it (weights do not depend on it), so a GEMV's
 start overlaps the previous kernel's last thread blocks.
 
-Imported only on CUDA; configurations autotuned per (out, in, norm, act) at the first call (the
-decoder's warm-up steps, before its CUDA graph is recorded).
+Imported only on CUDA; each shape runs one configuration (:mod:`serifu.accel.gemv_tiles`: the
+same sums in every process), or, with ``SERIFU_GEMV_TUNE=1``, the fastest of all of them, timed
+at the first call (the decoder's warm-up steps, before its CUDA graph is recorded).
 """
 
 # mypy: disable-error-code="no-untyped-def"
@@ -25,6 +26,8 @@ from typing import Any
 
 import triton
 import triton.language as tl
+
+from serifu.accel.gemv_tiles import GEMV_TILES, gemv_tile, tuning
 
 try:  # Triton >= 3.4: grid dependency control (programmatic dependent launch)
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -42,23 +45,23 @@ except ImportError:  # pragma: no cover - older Triton: PDL stays off
         pass
 
 
-CONFIGS = [
-    triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w)
-    for n, k, w in (
-        (2, 1024, 4),
-        (4, 512, 4),
-        (4, 1024, 4),
-        (4, 1024, 8),
-        (8, 256, 4),
-        (8, 512, 4),
-        (8, 512, 8),
-        (16, 256, 4),
-        (16, 512, 8),
-    )
-]
+CONFIGS = [triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w) for n, k, w in GEMV_TILES]
 
 
-@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT", "GLU", "XGLU", "PDL"])
+def _pinned(configs: list, named: dict[str, Any], **kw: Any) -> list:
+    """The shape's one configuration (:func:`serifu.accel.gemv_tiles.gemv_tile`), so the
+    autotuner times nothing; all of them with ``SERIFU_GEMV_TUNE=1``."""
+    if tuning():
+        return configs
+    n, k, w = gemv_tile(named["N"] // (2 if kw.get("GLU") else 1), named["K"])
+    return [triton.Config({"BLOCK_N": n, "BLOCK_K": k}, num_warps=w)]
+
+
+@triton.autotune(
+    configs=CONFIGS,
+    key=["N", "K", "NORM", "ACT", "GLU", "XGLU", "PDL"],
+    prune_configs_by={"early_config_prune": _pinned},
+)
 @triton.jit
 def _gemv(
     x_ptr, w_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, s_wn, eps,

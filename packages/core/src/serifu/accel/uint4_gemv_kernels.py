@@ -18,8 +18,9 @@ code, and the scale and shift are applied once per row per thread's inputs,
 ``triton.compile`` shows no spills, no shared memory in the loop. Each program: ``BW`` word-rows
 over the whole input, threads along the input; no split-K, so one kernel per layer.
 
-Imported only on CUDA; configurations autotuned per (out, in) at the first call (the decoder's
-warm-up steps, before its CUDA graph is recorded).
+Imported only on CUDA; each shape runs one configuration (:mod:`serifu.accel.gemv_tiles`), or,
+with ``SERIFU_GEMV_TUNE=1``, the fastest of all, timed at the first call (the decoder's warm-up
+steps, before its CUDA graph is recorded).
 """
 
 # mypy: disable-error-code="no-untyped-def"
@@ -32,17 +33,25 @@ import triton
 import triton.language as tl
 
 from serifu.accel.gemv_kernels import finish, norm_stats
+from serifu.accel.gemv_tiles import UINT4_TILES, tuning, uint4_tile
 
 ONE = 0x3F800000  # 1.0's bits, an argument so that it stays in a register (LOP3's third input)
 
-# (word-rows a program, 16-byte loads a thread an iteration, warps); PREFETCH for one word-row
-TILES = ((1, 4, 1), (1, 4, 2), (1, 4, 4), (1, 8, 2), (1, 8, 4), (2, 4, 1), (2, 4, 2), (2, 8, 2))
 CONFIGS = [
     triton.Config({"BW": bw, "U": u, "NUM_WARPS": w, "PREFETCH": p}, num_warps=w)
     for p in (False, True)
-    for bw, u, w in TILES
+    for bw, u, w in UINT4_TILES
     if not p or (bw == 1 and w >= 2)
 ]
+
+
+def _pinned(configs: list, named: dict[str, Any], **kw: Any) -> list:
+    """The shape's one configuration (:func:`serifu.accel.gemv_tiles.uint4_tile`), so the
+    autotuner times nothing; all of them with ``SERIFU_GEMV_TUNE=1``."""
+    if tuning():
+        return configs
+    bw, u, w, p = uint4_tile(named["N"], named["K"])
+    return [triton.Config({"BW": bw, "U": u, "NUM_WARPS": w, "PREFETCH": p}, num_warps=w)]
 
 
 @triton.jit
@@ -119,7 +128,9 @@ def _store_rows(
     tl.store(y_ptr + n, out.to(dt), mask=nm)
 
 
-@triton.autotune(configs=CONFIGS, key=["N", "K", "NORM", "ACT"])
+@triton.autotune(
+    configs=CONFIGS, key=["N", "K", "NORM", "ACT"], prune_configs_by={"early_config_prune": _pinned}
+)
 @triton.jit
 def _uint4_gemv(
     x_ptr, q_ptr, s_ptr, m_ptr, b_ptr, nw_ptr, sums_ptr, y_ptr, N, K, one, eps,
@@ -129,8 +140,8 @@ def _uint4_gemv(
     """Program: word-rows ``BW pid`` and ``BW pid + 1`` (``BW`` 1 or 2; 8 output rows each)
     over the whole input; thread ``t`` takes inputs ``k0 + 4 U t ...`` (``U`` 16-byte loads,
     within one group). ``PREFETCH`` (``BW`` 1): the next iteration's words, scales and shifts
-    are loaded before this one's sums; the autotuner keeps whichever configuration runs
-    faster. ``NORM``/``ACT``: :mod:`serifu.accel.gemv`'s codes, folded in as
+    are loaded before this one's sums (``serifu.accel.gemv_tiles.uint4_tile`` says where).
+    ``NORM``/``ACT``: :mod:`serifu.accel.gemv`'s codes, folded in as
     :mod:`serifu.accel.gemv_kernels` folds them (the loop sums ``c (g x)`` and the input's
     statistics; ``W g``, ``W b`` come in ``sums_ptr`` [2, N])."""
     T: tl.constexpr = 32 * NUM_WARPS
