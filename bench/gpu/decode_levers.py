@@ -9,7 +9,8 @@ token and decode-only tok/s, medians of ``--repeats``; and whether its greedy to
 the first variant's. Variants: ``default`` (the product's), ``max-autotune`` (mode
 ``max-autotune-no-cudagraphs``: inductor times Triton templates against cuBLAS for every
 matmul shape; the graph is Serifu's own), ``cdt`` (``coordinate_descent_tuning``: inductor
-tunes its fused kernels' block sizes), ``reduce`` / ``reduce-cdt`` (every linear layer's decode
+tunes its fused kernels' block sizes), ``inductor-deterministic`` (inductor chooses no kernel by
+timing that changes its sums), ``reduce`` / ``reduce-cdt`` (every linear layer's decode
 rows as a multiply-and-sum: one Triton reduction per layer instead of a cuBLAS GEMV), ``flex``
 (HF's ``flex_attention``: FlexAttention's split-key decoding kernel), ``plain`` / ``split-kv`` /
 ``gemv`` / ``gemv-fold`` / ``split-kv-gemv`` (Serifu's Triton levers off or on: the one-query
@@ -139,6 +140,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "chunk16": {"run": "host", "chunk": 16},
     "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
     "cdt": {"options": {"coordinate_descent_tuning": True}},
+    # session 39: inductor's deterministic mode for the step (TORCHINDUCTOR_DETERMINISTIC=1: no
+    # timing on the device to choose between kernels whose sums differ), as
+    # serifu.accel.gemv_tiles does for the GEMV; built, not yet timed
+    "inductor-deterministic": {"options": {"deterministic": True}},
     # attention backends for the step (traced and captured under them; cuDNN is torch's
     # first choice on sm90 and the default's kernel)
     "no-cudnn": {"sdpa": ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")},

@@ -132,6 +132,9 @@
 #   same     fresh processes, one configuration per shape against autotuned (SAME_MODELS, space-
 #            separated: line-3.6b gemma-3-270m novel-gptj-6b): the same reply, and its cost
 #   configs  every configuration at the shapes, bf16 (CONFIG_MODELS) and uint4 (stablelm-beta-7b)
+#   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,inductor-deterministic FRESH_ROUNDS=2 fresh
+#            (the compiled step's own reductions chosen without timing: its cost, and whether
+#            two machines then give the same tokens)
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…

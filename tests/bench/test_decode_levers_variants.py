@@ -33,3 +33,14 @@ def test_session_32s_split_key_programs_and_back() -> None:
         assert both == VARIANTS["glu-down"] | VARIANTS["shared-length"]
     finally:
         split_kv.WARPS, split_kv.TILE, split_kv.FUSED = None, PRODUCT_KV_TILE, PRODUCT_KV_FUSED
+
+
+def test_every_variants_inductor_options_are_settings_of_this_torch() -> None:
+    """``torch.compile(options=...)`` refuses a key inductor does not have: a variant's
+    options (``cdt``, ``inductor-deterministic`` …) are checked here, not on the GPU."""
+    import torch._inductor.config as inductor_config
+
+    known = inductor_config.get_config_copy()
+    options = {k for v in VARIANTS.values() for k in v.get("options", {})}
+    assert {"coordinate_descent_tuning", "deterministic"} <= options
+    assert options <= set(known), options - set(known)
