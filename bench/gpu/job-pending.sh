@@ -130,7 +130,8 @@
 # 39"): gemv_configs.py and same_reply.py for stablelm-beta-7b under earlier rules, configs for
 # the other three; fresh stablelm-beta-7b against HF. Still pending (the fitted rule, ~5 min):
 #   same     fresh processes, one configuration per shape against autotuned (SAME_MODELS, space-
-#            separated: line-3.6b gemma-3-270m novel-gptj-6b): the same reply, and its cost
+#            separated: line-3.6b gemma-3-270m novel-gptj-6b; and line-3.6b's uint4 weights):
+#            the same reply, and its cost
 #   configs  every configuration at the shapes, bf16 (CONFIG_MODELS) and uint4 (stablelm-beta-7b)
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,inductor-deterministic FRESH_ROUNDS=2 fresh
 #            (the compiled step's own reductions chosen without timing: its cost, and whether
@@ -309,6 +310,8 @@ if [[ ,$parts, == *,same,* ]]; then  # one GEMV configuration per shape (session
     run "same-$m" 200 python3 bench/gpu/same_reply.py --model "$m" --processes 2 \
       --out "$out/same-reply-$m.json"
   done
+  run same-uint4 150 python3 bench/gpu/same_reply.py --model line-3.6b --weights uint4 \
+    --processes 2 --out "$out/same-reply-uint4-line36b.json"
 fi
 if [[ ,$parts, == *,configs,* ]]; then
   run configs 300 python3 bench/gpu/gemv_configs.py --models "${CONFIG_MODELS:-line-3.6b,gemma-3-270m}" \

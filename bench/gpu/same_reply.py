@@ -4,10 +4,11 @@
 
 Each process (``--processes`` of each setting, in turn) builds the model (random weights,
 seed 0) and the product's batch-1 decoder (``StaticDecoder``: CUDA graphs, Serifu's GEMV and
-split-key attention; its step compiled only with ``--compile``), runs a greedy reply to a
-seeded ~360-token prompt, and prints a digest of its tokens and its whole-reply tok/s (median
-of ``--repeats``). Random weights make logits nearly flat, so a last-bit difference in a sum
-shows as a different token.
+split-key attention; its step compiled only with ``--compile``; ``--weights uint4``: the 4-bit
+reply weights on Serifu's uint4 GEMV), runs a greedy reply to a seeded ~360-token prompt, and
+prints a digest of its tokens and its whole-reply tok/s (median of ``--repeats``). Random
+weights make logits nearly flat, so a last-bit difference in a sum shows as a different
+token.
 
     python3 bench/gpu/same_reply.py --model stablelm-beta-7b --processes 2 --out $OUT/same.json
 """
@@ -28,7 +29,7 @@ from typing import Any
 SETTINGS = {"pinned": {"SERIFU_GEMV_TUNE": "0"}, "tuned": {"SERIFU_GEMV_TUNE": "1"}}
 
 
-def child(model_id: str, compile_step: bool, repeats: int) -> dict[str, Any]:
+def child(model_id: str, compile_step: bool, repeats: int, weights: str) -> dict[str, Any]:
     """One process's reply: digests and speed."""
     import torch
 
@@ -38,6 +39,10 @@ def child(model_id: str, compile_step: bool, repeats: int) -> dict[str, Any]:
     from serifu.accel.decode import StaticDecoder
 
     model = random_model(model_id, quantize=False).eval()
+    if weights == "uint4":  # the 4-bit reply weights on Serifu's uint4 GEMV
+        from bench.gpu.generate_speed import _uint4
+
+        model = _uint4(model, table="bf16", kernel="serifu")
     dec = StaticDecoder(model, max_len=PROMPT + NEW + 8, batch_size=1, compile=compile_step)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (1, PROMPT), generator=g).cuda()
@@ -71,19 +76,20 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2, help="of each setting")
     ap.add_argument("--settings", default="pinned,tuned")
     ap.add_argument("--compile", action="store_true", help="the step compiled (inductor)")
+    ap.add_argument("--weights", choices=("bf16", "uint4"), default="bf16")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.model, args.compile, args.repeats)))
+        print(json.dumps(child(args.model, args.compile, args.repeats, args.weights)))
         return
     import torch
 
     record: dict[str, Any] = {"gpu": torch.cuda.get_device_name(), "model": args.model}
-    record |= {"compiled": args.compile, "processes": {}}
+    record |= {"compiled": args.compile, "weights": args.weights, "processes": {}}
     names = args.settings.split(",")
-    cmd = [sys.executable, __file__, "--child", "--model", args.model]
+    cmd = [sys.executable, __file__, "--child", "--model", args.model, "--weights", args.weights]
     cmd += ["--repeats", str(args.repeats)] + (["--compile"] if args.compile else [])
     for i in range(args.processes):
         for name in names:
