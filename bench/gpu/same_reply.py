@@ -70,6 +70,20 @@ def child(model_id: str, compile_step: bool, repeats: int, weights: str) -> dict
     }
 
 
+def summarise(processes: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each setting's processes: whether all that finished gave one reply (two at least), their
+    median tok/s, and how many finished."""
+    summary = {}
+    for name, rows in processes.items():
+        ok = [r for r in rows if "tokens_sha" in r]
+        summary[name] = {
+            "tokens_same_every_process": len(ok) > 1 and len({r["tokens_sha"] for r in ok}) == 1,
+            "tok_s_median": statistics.median(r["tok_s"] for r in ok) if ok else None,
+            "processes": len(ok),
+        }
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", default="stablelm-beta-7b")
@@ -104,15 +118,7 @@ def main() -> None:
             print(name, i, row, flush=True)
             if args.out:
                 args.out.write_text(json.dumps(record, indent=1))
-    summary = {}
-    for name, rows in record["processes"].items():
-        ok = [r for r in rows if "tokens_sha" in r]
-        summary[name] = {
-            "tokens_same_every_process": len(ok) > 1 and len({r["tokens_sha"] for r in ok}) == 1,
-            "tok_s_median": statistics.median(r["tok_s"] for r in ok) if ok else None,
-            "processes": len(ok),
-        }
-    record["summary"] = summary
+    summary = record["summary"] = summarise(record["processes"])
     print(json.dumps(summary), flush=True)
     if args.out:
         args.out.write_text(json.dumps(record, indent=1))
