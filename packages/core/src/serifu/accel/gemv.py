@@ -456,6 +456,14 @@ def swap_whitelisted(
     return swapped
 
 
+def swap_back(model: Any, mixin: type) -> None:
+    """The model's modules that :func:`swap_whitelisted` switched to ``mixin`` back to their
+    own classes."""
+    for module in model.modules():
+        if isinstance(module, mixin):
+            module.__class__ = vars(type(module))["swapped_from"]
+
+
 def _swap(module: torch.nn.Module) -> None:
     cls: type = type(module)
     module.__class__ = swapped_class(FoldedIn, cls)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from serifu.accel import gemv as gemv_module
-from serifu.accel.gemv import GemvLinear, ResidualSlot, swap_whitelisted
+from serifu.accel.gemv import GemvLinear, ResidualSlot, swap_back, swap_whitelisted
 
 RESIDUAL_LAYERS = ("LlamaDecoderLayer",)
 """Decoder layers whose forward is ``h = h + attn(norm(h)); h = h + mlp(norm(h))`` with the
@@ -94,9 +94,8 @@ def fold_residuals(model: Any) -> int:
 
 def drop_residuals(model: Any) -> None:
     """Decoder layers back to their own classes, their GEMVs without a pending residual."""
+    swap_back(model, ResidualLayer)
     for layer in model.modules():
-        if isinstance(layer, ResidualLayer):
-            layer.__class__ = layer.unfolded
         if isinstance(layer, GemvLinear):
             layer.__dict__.pop("_residual", None)  # back to the class's: none
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from serifu.accel.gemv import swap_back, swap_whitelisted
+
 ROPE = "serifu_kv_rope"
 """The keyword under which the attention call gets the step's (cos, sin) for an unrotated
 query and key."""
@@ -126,13 +128,9 @@ def fold_rope(model: Any) -> int:
     """Swaps the model's whitelisted attention modules to :class:`RopeAttention`; returns how
     many now leave their rotary embedding to the kernel in deferred steps (an earlier call's
     included). It changes nothing where the cache does not defer its writes."""
-    from serifu.accel.gemv import swap_whitelisted
-
     return swap_whitelisted(model, RopeAttention, ROPE_ATTENTION, _llama_like)
 
 
 def drop_rope(model: Any) -> None:
     """Attention modules back to their own classes."""
-    for module in model.modules():
-        if isinstance(module, RopeAttention):
-            module.__class__ = module.unfolded
+    swap_back(model, RopeAttention)
