@@ -136,6 +136,14 @@
 #   FRESH_MODELS=stablelm-beta-7b FRESH_VARIANTS=default,inductor-deterministic FRESH_ROUNDS=2 fresh
 #            (the compiled step's own reductions chosen without timing: its cost, and whether
 #            two machines then give the same tokens)
+# Session 40 ran all three on an H200 (docs/benchmarks.md "Session 40"): stablelm-beta-7b 1.592x
+# HF in fresh processes, inductor-deterministic +0.1 %; same on line/gemma/gptj (the rule costs
+# gptj 2.8 % there), configs for gptj and stablelm (CONFIG_MODELS=novel-gptj-6b,stablelm-beta-7b).
+# Still pending (one call, ~6 min): the uncompiled reply of stablelm-beta-7b on an H200 (does
+# session 39's H100 digest a2839fc0... hold on the other card?), then gptj against HF:
+#   python3 bench/gpu/same_reply.py --model stablelm-beta-7b --processes 2 --settings pinned
+#   FRESH_MODELS=novel-gptj-6b FRESH_VARIANTS=default FRESH_ROUNDS=2 FRESH_LIMIT=240 fresh
+# and line-3.6b's uint4 reply in four processes: SAME_MODELS= same (SAME_UINT4=0 skips it).
 # Usage (device tool):
 #   a. bash bench/gpu/pack-wheels && bash bench/gpu/pack-peers   (here, once); for `product`:
 #      serifu data build --character akane --format dialogue|lines --out .gpu-prod/akane-…
@@ -306,12 +314,14 @@ if [[ ,$parts, == *,kvw,* ]]; then  # the split-key kernel writing the step's ke
     --budget-s 110 --out "$out/decode-levers-kv-write-gemma.json"
 fi
 if [[ ,$parts, == *,same,* ]]; then  # one GEMV configuration per shape (session 39)
-  for m in ${SAME_MODELS:-line-3.6b gemma-3-270m novel-gptj-6b}; do
+  for m in ${SAME_MODELS-line-3.6b gemma-3-270m novel-gptj-6b}; do  # SAME_MODELS= : none
     run "same-$m" 200 python3 bench/gpu/same_reply.py --model "$m" --processes 2 \
       --out "$out/same-reply-$m.json"
   done
-  run same-uint4 150 python3 bench/gpu/same_reply.py --model line-3.6b --weights uint4 \
-    --processes 2 --out "$out/same-reply-uint4-line36b.json"
+  if [[ ${SAME_UINT4:-1} == 1 ]]; then  # ~75 s a process (H200, session 40): four need ~320 s
+    run same-uint4 330 python3 bench/gpu/same_reply.py --model line-3.6b --weights uint4 \
+      --processes 2 --out "$out/same-reply-uint4-line36b.json"
+  fi
 fi
 if [[ ,$parts, == *,configs,* ]]; then
   run configs 300 python3 bench/gpu/gemv_configs.py --models "${CONFIG_MODELS:-line-3.6b,gemma-3-270m}" \

@@ -165,3 +165,18 @@ def test_timing_warms_up_before_the_host_probe() -> None:
     # warm and two timed first tokens: the probe's counts are per warm call
     assert calls == [NEW] * 6 + [1] * 3
     assert row["host"]["calls"] == 6 and row["tok_s"] > 0
+
+
+def test_session_40s_h200_record_gives_the_ratios_the_doc_states() -> None:
+    """The issue's card: stablelm-beta-7b's summary recomputed from the stored processes (the
+    doc's 1.592x against the peer's median, 1.590x against its fastest process, one reply)."""
+    results = Path(__file__).resolve().parents[2] / "bench" / "results"
+    record = json.loads(
+        (results / "2026-12-06zb-nvidia-h200-fresh-processes-stablelm7b.json").read_text()
+    )
+    got = summarise(record["processes"])
+    assert got == record["summary"]
+    assert {r["gpu"] for runs in record["processes"].values() for r in runs} == {"NVIDIA H200"}
+    default = got["default"]
+    assert default["x_hf"] == 1.592 and default["x_hf_best"] == 1.59
+    assert min(default["x_hf_per_round"]) > 1.5 and default["tokens_same_every_process"]

@@ -58,7 +58,9 @@ def gemv_tile(rows: int, width: int) -> tuple[int, int, int]:
     more rows over inputs of 3,072 or fewer (line-3.6b, gemma-3-270m): 256 inputs a step, 16
     rows where there are 8,192 or more, else 8; over wider inputs: 4 rows of 512. On an H100
     this costs 0.5-1.7 % of the GEMVs' time against the fastest configuration of each shape
-    (session 39)."""
+    (session 39); on an H200 2.5 % (stablelm-beta-7b) and 4.8 % (novel-gptj-6b, whose tall
+    products run fastest there with 256 inputs a step: 2.8 % of its replies, session 40). No
+    single configuration per shape does better on both cards."""
     if rows <= width:
         return (2, 1024, 4)
     if width <= 3072:
