@@ -43,11 +43,14 @@ def test_session_40s_h200_records_one_reply_a_setting_and_gptjs_cost() -> None:
     """On the H200 each setting gave one reply in both processes on every model; on
     novel-gptj-6b the autotuned processes ran faster, with another reply (the doc's -2.8 %)."""
     name = "2026-12-06zb-nvidia-h200-same-reply-{}.json"
-    got = {
-        m: summarise(json.loads((RESULTS / name.format(m)).read_text())["processes"])
+    rows = {
+        m: json.loads((RESULTS / name.format(m)).read_text())["processes"]
         for m in ("line-3.6b", "gemma-3-270m", "novel-gptj-6b")
     }
+    got = {m: summarise(r) for m, r in rows.items()}
     for summary in got.values():
         assert all(s["tokens_same_every_process"] for s in summary.values())
     gptj = got["novel-gptj-6b"]
+    digests = {s: rows["novel-gptj-6b"][s][0]["tokens_sha"] for s in ("pinned", "tuned")}
+    assert digests["pinned"] != digests["tuned"]
     assert round(gptj["pinned"]["tok_s_median"] / gptj["tuned"]["tok_s_median"] - 1, 3) == -0.028
