@@ -524,9 +524,7 @@ def drop_gemv(model: Any) -> int:
 
     drop_glu(model)
     drop_residuals(model)
-    for m in list(model.modules()):
-        if isinstance(m, FoldedIn):
-            m.__class__ = m.unfolded
+    swap_back(model, FoldedIn)
     for m in model.modules():
         if isinstance(m, Foldable):  # the uint4 GEMV's layers stay, unfolded
             for name in _FOLDED:
